@@ -1,0 +1,99 @@
+"""concurrency: clients are served at the same time, none waits for another (CONC-*)."""
+
+from __future__ import annotations
+
+from conformance.harness import Server, fail
+from conformance.harness.burst import connect_burst
+from conformance.harness.sessions import end_session, message, open_clients, round_trip_all
+from conformance.harness.timeouts import CONNECT_BURST_TIMEOUT, LOOPBACK_TIMEOUT, REPLY_TIMEOUT
+from conformance.marks import requirement
+
+MANY = 64
+ROUNDS = 3
+SERIAL_CAUSE = (
+    "the server serves one connection at a time (it sits in recv() on the first client): "
+    "fork() or start a thread per accepted connection, or multiplex with select/poll/epoll"
+)
+
+
+def _payload(server: Server, i: int) -> bytes:
+    return message(i) if server.protocol == "ok" else message(i, 32)
+
+
+def _state(server: Server) -> list[str]:
+    if server.process is None:
+        return []
+    return [
+        f"Server:   {len(server.process.live_children())} child process(es), "
+        f"{server.process.thread_count()} thread(s)"
+    ]
+
+
+@requirement("CONC-1")
+def test_silent_client_does_not_block_others(server: Server) -> None:
+    """A connects and says nothing; B's message is answered within 1 s."""
+    server.connect("A")
+    b = server.connect("B")
+    b.send(_payload(server, 0))
+    if b.recv_some(REPLY_TIMEOUT) is None:
+        fail(
+            f"a reply on B within {REPLY_TIMEOUT:.1f} s while A is connected and silent",
+            f"nothing after {REPLY_TIMEOUT:.1f} s",
+            did=server.transcript.tail(),
+            evidence=_state(server),
+            cause=SERIAL_CAUSE,
+        )
+
+
+@requirement("CONC-2")
+def test_many_clients_served_at_once(server: Server) -> None:
+    """64 clients connected together, three interleaved rounds of round trips."""
+    clients = open_clients(server, MANY)
+    for r in range(ROUNDS):
+        payloads = [_payload(server, r * MANY + i) for i in range(MANY)]
+        _, silent = round_trip_all(server, clients, payloads, LOOPBACK_TIMEOUT)
+        if silent:
+            served = MANY - len(silent)
+            fail(
+                f"all {MANY} connected clients answered (round {r + 1} of {ROUNDS})",
+                f"{len(silent)} client(s) got no reply within {LOOPBACK_TIMEOUT:.0f} s; "
+                f"{served} were served",
+                did=server.transcript.tail(6),
+                evidence=_state(server),
+                cause=f"at most about {served} sessions are served at once: a fixed pool or "
+                "cap of threads/processes that is too small, or a serial server"
+                if served > 1
+                else SERIAL_CAUSE,
+            )
+    for client in clients:
+        end_session(server, client)
+
+
+@requirement("CONC-3")
+def test_connection_burst_is_accepted_quickly(server: Server) -> None:
+    """64 non-blocking connects issued back to back all complete within 1 s."""
+    burst = connect_burst(server.host, server.port, MANY, 3 * CONNECT_BURST_TIMEOUT)
+    server.transcript.add(f"started {MANY} connections back to back (non-blocking connect)")
+    late = [t for t in burst.connect_times if t > CONNECT_BURST_TIMEOUT]
+    if late or burst.failed:
+        slowest = max(burst.connect_times, default=0.0)
+        fail(
+            f"all {MANY} connections established within {CONNECT_BURST_TIMEOUT:.1f} s",
+            f"{len(late)} took longer (slowest {slowest:.2f} s), {burst.failed} failed",
+            did=server.transcript.tail(),
+            cause="the listen() backlog is too small: when the accept queue is full the "
+            "kernel drops SYNs and each client retransmits after 1 s; use listen(fd, 128) "
+            "or SOMAXCONN",
+        )
+
+
+@requirement("CONC-4")
+def test_open_session_does_not_make_others_wait(server: Server) -> None:
+    """A stays in its session while B1..B8 each complete a whole session promptly."""
+    a = server.connect("A")
+    a.request(_payload(server, 0))
+    for i in range(8):
+        b = server.connect(f"B{i + 1}")
+        b.request(_payload(server, i), REPLY_TIMEOUT, cause=SERIAL_CAUSE)
+        end_session(server, b)
+        a.request(_payload(server, i), REPLY_TIMEOUT, cause=SERIAL_CAUSE)

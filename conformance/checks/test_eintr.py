@@ -1,0 +1,86 @@
+"""eintr: interrupted system calls are retried (EINTR-*), in three tiers.
+
+(a) natural SIGCHLD churn in fork servers, (b) storms of harmless signals, (c) EINTR injected
+with strace. Each tier skips with its reason where it cannot run.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from conformance.harness import Server, fail, wait_until
+from conformance.harness.sessions import end_session, expect_alive, message, require_process
+from conformance.harness.signals import Storm, StraceUnavailable, injected_eintr
+from conformance.harness.timeouts import LOOPBACK_TIMEOUT, SETTLE_TIMEOUT
+from conformance.marks import requirement
+
+ACCEPT_CAUSE = (
+    "accept() probably returned -1 with errno EINTR (SIGCHLD from the exiting child "
+    "interrupted it) and the server gave up: retry accept() when errno == EINTR, or install "
+    "the SIGCHLD handler with sigaction(..., SA_RESTART)"
+)
+RECV_CAUSE = (
+    "a signal interrupted recv()/read(), which returned -1 with errno EINTR, and the server "
+    "treated it as a disconnect or error: retry the call when errno == EINTR"
+)
+CHURN = 10
+SESSIONS = 4
+ROUNDS = 6
+
+
+def _payload(server: Server, i: int) -> bytes:
+    return message(i) if server.protocol == "ok" else message(i, 64)
+
+
+def _sessions_survive(server: Server, why: str, cause: str) -> None:
+    """Sessions opened before the interruptions keep working; a newcomer is served."""
+    __tracebackhide__ = True
+    clients = [server.connect(f"S{i}") for i in range(SESSIONS)]
+    for r in range(ROUNDS):
+        for i, client in enumerate(clients):
+            client.request(_payload(server, r * SESSIONS + i), LOOPBACK_TIMEOUT, cause=cause)
+        newcomer = server.connect(f"N{r}")
+        newcomer.request(_payload(server, r), LOOPBACK_TIMEOUT, cause=cause)
+        end_session(server, newcomer)
+    for client in clients:
+        end_session(server, client)
+    expect_alive(server, why, cause)
+
+
+@requirement("EINTR-1")
+def test_child_exit_during_accept(server: Server) -> None:
+    """One session at a time; each child exits while the parent waits in accept()."""
+    proc = require_process(server, "EINTR-1")
+    for i in range(CHURN):
+        client = server.connect(f"S{i}")
+        client.request(_payload(server, i))
+        end_session(server, client)
+        # Wait for that child to be gone: its SIGCHLD arrives while the parent is in accept().
+        wait_until(lambda: not proc.live_children(), SETTLE_TIMEOUT)
+        wait_until(lambda: not server.alive(), 0.05)
+        expect_alive(server, f"after the child of session {i + 1} exited", ACCEPT_CAUSE)
+    last = server.connect("N")
+    last.request(_payload(server, 0), cause=ACCEPT_CAUSE)
+    end_session(server, last)
+
+
+@requirement("EINTR-2")
+def test_signal_storm_during_sessions(server: Server) -> None:
+    """SIGCHLD/SIGWINCH/SIGURG at a high rate to the server and its children."""
+    proc = require_process(server, "EINTR-2")
+    with Storm(proc) as storm:
+        _sessions_survive(server, "during a signal storm", RECV_CAUSE)
+    server.transcript.add(f"sent {storm.sent} signals (SIGCHLD, SIGWINCH, SIGURG)")
+    expect_alive(server, f"after a storm of {storm.sent} signals", ACCEPT_CAUSE)
+
+
+@requirement("EINTR-3")
+def test_injected_eintr(server: Server, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """strace makes every second accept/read/recv fail with EINTR; nothing may notice."""
+    proc = require_process(server, "EINTR-3")
+    try:
+        with injected_eintr(proc.pid, str(tmp_path / "strace.log")):
+            server.transcript.add("attached strace: every 2nd accept/read/recv* fails with EINTR")
+            _sessions_survive(server, "with EINTR injected", RECV_CAUSE)
+    except StraceUnavailable as exc:
+        pytest.skip(f"EINTR-3 needs strace with ptrace allowed: {exc}")

@@ -1,0 +1,203 @@
+"""exit: how sessions end — `exit`, the client's EOF or reset — and what the server frees."""
+
+from __future__ import annotations
+
+import os
+import signal
+
+from conformance.harness import Server, fail, show, wait_until
+from conformance.harness.processes import holders_of_connection, is_running
+from conformance.harness.sessions import EXIT, end_session, expect_alive, message, require_process
+from conformance.harness.timeouts import (
+    CPU_WINDOW,
+    EOF_TIMEOUT,
+    SETTLE_TIMEOUT,
+    SIGTERM_TIMEOUT,
+)
+from conformance.marks import requirement
+
+#: A server tree using more than this share of a core while idle is spinning.
+BUSY_SHARE = 0.2
+
+NO_CLOSE_CAUSE = (
+    "after replying to `exit`, close(connfd) and end the session; in a fork server the parent "
+    "must also have closed its copy right after fork(), or the connection stays open"
+)
+EOF_CAUSE = (
+    "recv()/read() returning 0 means the client closed: close the connection and end the "
+    "session (do not treat 0 bytes as a message)"
+)
+RESET_CAUSE = (
+    "writing to a connection the client reset raises SIGPIPE, which kills the process by "
+    "default: call signal(SIGPIPE, SIG_IGN) at startup (or send with MSG_NOSIGNAL), and treat "
+    "-1 with ECONNRESET/EPIPE as the end of that session only"
+)
+
+
+def _who_holds(server: Server, client) -> str:  # type: ignore[no-untyped-def]
+    if server.process is None:
+        return ""
+    pids = [server.process.pid, *(p.pid for p in server.process.descendants())]
+    holders = holders_of_connection(pids, client.local_address, server.port)
+    if not holders:
+        return ""
+    names = ", ".join(
+        f"pid {h.pid}{' (the parent)' if h.pid == server.process.pid else ''} fd {h.fd}"
+        for h in holders
+    )
+    return f"the connection is still held by {names}"
+
+
+@requirement("EXIT-1")
+def test_exit_closes_connection(server: Server) -> None:
+    """`exit`, its reply, then EOF within 1 s."""
+    client = server.connect()
+    client.request(message(0))
+    client.send(EXIT)
+    client.reply()
+    data, closed = client.read_until_eof(EOF_TIMEOUT)
+    if not closed:
+        holder = _who_holds(server, client)
+        fail(
+            f"EOF on {client.name} within {EOF_TIMEOUT:.1f} s of the reply to `exit`",
+            f"the connection was still open after {EOF_TIMEOUT:.1f} s"
+            + (f"; the server sent {show(data)} meanwhile" if data else ""),
+            did=client.transcript.tail(),
+            evidence=[holder] if holder else [],
+            cause=NO_CLOSE_CAUSE,
+        )
+
+
+@requirement("EXIT-2")
+def test_client_eof_ends_session(server: Server) -> None:
+    """The client half-closes; the server answers what it got, then closes within 1 s."""
+    client = server.connect()
+    payload = message(1) if server.protocol == "ok" else message(1, 4096)
+    client.send(payload)
+    if server.protocol == "ok":
+        client.reply()
+    client.half_close()
+    data, closed = client.read_until_eof(EOF_TIMEOUT)
+    expected = b"" if server.protocol == "ok" else payload
+    if not closed:
+        fail(
+            f"EOF on {client.name} within {EOF_TIMEOUT:.1f} s after it sent EOF",
+            f"the connection was still open after {EOF_TIMEOUT:.1f} s"
+            + (f"; the server sent {show(data)} meanwhile" if data else ""),
+            did=client.transcript.tail(),
+            cause=EOF_CAUSE,
+        )
+    if server.protocol == "echo" and data != expected:
+        fail(
+            f"the {len(expected)} echoed bytes, then EOF",
+            f"{show(data)} then EOF",
+            did=client.transcript.tail(),
+            cause="finish writing what was received before closing",
+        )
+    if server.protocol == "ok" and data:
+        fail(
+            "EOF and no more bytes after the client's EOF",
+            f"{show(data)} then EOF",
+            did=client.transcript.tail(),
+            cause=EOF_CAUSE,
+        )
+
+
+@requirement("EXIT-3")
+def test_client_reset_leaves_server_running(server: Server) -> None:
+    """Resets right after connect, just after a message (before the reply), after a reply."""
+    bystander = server.connect("B")
+    bystander.request(message(0))
+    for i in range(10):
+        early = server.connect(f"R{i}a")
+        early.reset()
+        racing = server.connect(f"R{i}b")
+        racing.send(message(i))
+        racing.reset()  # the server is about to write its reply to a reset connection
+        late = server.connect(f"R{i}c")
+        late.request(message(i))
+        late.reset()
+    # A SIGPIPE death may take a moment to show: ask the bystander and a newcomer.
+    wait_until(lambda: not server.alive(), 0.2)
+    expect_alive(server, "after clients reset their connections", RESET_CAUSE)
+    bystander.request(message(1), cause="the reset of other clients ended this session too")
+    newcomer = server.connect("N")
+    newcomer.request(message(2))
+    end_session(server, newcomer)
+    expect_alive(server, "after clients reset their connections", RESET_CAUSE)
+
+
+@requirement("EXIT-4")
+def test_ended_sessions_free_their_process_or_thread(server: Server) -> None:
+    """After sessions end (by `exit` and by EOF), their children/threads go, CPU goes idle."""
+    proc = require_process(server, "EXIT-4")
+    base_children = set(proc.live_children())
+    base_threads = proc.thread_count()
+    clients = [server.connect() for _ in range(6)]
+    for client in clients:
+        client.request(message(0) if server.protocol == "ok" else message(0, 64))
+    for i, client in enumerate(clients):
+        if i % 2 == 0:
+            end_session(server, client)
+        else:
+            client.close()
+    expect_alive(server, "after six sessions ended")
+
+    def settled() -> bool:
+        return set(proc.live_children()) <= base_children and proc.thread_count() <= base_threads
+
+    ok, _ = wait_until(settled, SETTLE_TIMEOUT)
+    if not ok:
+        extra = sorted(set(proc.live_children()) - base_children)
+        fail(
+            f"within {SETTLE_TIMEOUT:.1f} s of the sessions' end, their children or threads gone",
+            f"{len(extra)} extra child process(es) still running {extra}; "
+            f"{proc.thread_count()} threads (before the sessions: {base_threads})",
+            did=server.transcript.tail(),
+            cause="the process or thread serving a session must end with it: in a fork "
+            "server the child calls _exit(0) after closing the connection; a thread returns "
+            "from its function (and is detached or joined)",
+        )
+    share = proc.cpu_share(CPU_WINDOW)
+    if share > BUSY_SHARE:
+        fail(
+            f"an idle server (< {BUSY_SHARE:.0%} of a core) once sessions ended",
+            f"the server and its children used {share:.0%} of a core over {CPU_WINDOW:.1f} s",
+            did=server.transcript.tail(),
+            cause="something spins after its session: a loop that keeps calling recv() after "
+            "it returned 0, or a child that never exits",
+        )
+
+
+@requirement("EXIT-5")
+def test_sigterm_stops_server_and_children(server: Server) -> None:
+    """SIGTERM with sessions open: exit within 2 s, no child left running."""
+    proc = require_process(server, "EXIT-5")
+    clients = [server.connect() for _ in range(3)]
+    for client in clients:
+        client.request(message(0) if server.protocol == "ok" else message(0, 64))
+    children = set(proc.live_children())
+    server.transcript.add(f"sent SIGTERM to the server (pid {proc.pid})")
+    os.kill(proc.pid, signal.SIGTERM)
+    gone, _ = wait_until(lambda: not proc.alive(), SIGTERM_TIMEOUT)
+    if not gone:
+        fail(
+            f"the server to exit within {SIGTERM_TIMEOUT:.0f} s of SIGTERM",
+            f"it was still running after {SIGTERM_TIMEOUT:.0f} s",
+            did=server.transcript.tail(),
+            cause="handle SIGTERM: stop accepting, end live sessions, exit (a handler that "
+            "sets a flag checked by the accept loop, or the default action)",
+        )
+    def none_left() -> bool:
+        return not [pid for pid in children if is_running(pid)]
+
+    cleared, _ = wait_until(none_left, SIGTERM_TIMEOUT)
+    if not cleared:
+        still = [pid for pid in children if is_running(pid)]
+        fail(
+            "no child process of the server left running after it exited",
+            f"{len(still)} child(ren) still running: {still}",
+            did=server.transcript.tail(),
+            cause="on SIGTERM, the parent should signal its children (kill(pid, SIGTERM)) and "
+            "wait for them before exiting",
+        )

@@ -1,0 +1,117 @@
+"""protocol: the bytes of the replies (PROTO-*). The other categories never judge bytes."""
+
+from __future__ import annotations
+
+import threading
+
+from hypothesis import given
+from hypothesis import strategies as st
+
+from conformance.checks.hypothesis_profiles import configure
+from conformance.harness import Server, fail, show
+from conformance.harness.sessions import EXIT, message
+from conformance.harness.target import restart_if_dead
+from conformance.harness.timeouts import LOOPBACK_TIMEOUT
+from conformance.marks import requirement
+
+OK = b"OK!!!"
+#: Any bytes, NUL and high bytes included, 1..1023 of them; never starting with `exit`.
+MESSAGES = st.binary(min_size=1, max_size=1023).filter(lambda m: not m.startswith(EXIT))
+ECHO_CHUNKS = st.lists(st.binary(min_size=1, max_size=8192), min_size=1, max_size=12)
+BIG_STREAM = 1 << 20
+
+REPLY_CAUSE = (
+    "the reply must be exactly the 5 bytes OK!!! for each message: no newline, no NUL, one "
+    "reply per recv() (e.g. write(fd, \"OK!!!\", 5))"
+)
+
+
+@requirement("PROTO-1")
+def test_every_message_gets_exactly_ok(
+    server: Server, conformance_profile: str, conformance_seed: int
+) -> None:
+    """Any bytes, any length up to 1023, several per connection: exactly OK!!! each."""
+
+    @given(st.lists(MESSAGES, min_size=1, max_size=4))
+    def exchange(messages: list[bytes]) -> None:
+        restart_if_dead(server)
+        with server.connect() as client:
+            for m in messages:
+                client.send(m)
+                client.expect(OK, LOOPBACK_TIMEOUT, cause=REPLY_CAUSE)
+
+    configure(exchange, conformance_profile, conformance_seed)()
+
+
+@requirement("PROTO-2")
+def test_many_messages_on_one_connection(server: Server) -> None:
+    """100 messages on one connection, each answered, none merged or dropped."""
+    with server.connect() as client:
+        for i in range(100):
+            client.send(message(i))
+            client.expect(
+                OK,
+                LOOPBACK_TIMEOUT,
+                exact=False,
+                cause="after answering, go back to recv() on the same connection until the "
+                "client sends `exit` or closes",
+            )
+        extra = client.recv_some(0.1)
+        if extra:
+            fail("nothing after the 100th reply", f"{show(extra)}", did=client.transcript.tail())
+
+
+@requirement("PROTO-3")
+def test_exit_is_acknowledged(server: Server) -> None:
+    """`exit` gets exactly OK!!! (closing is EXIT-1's business)."""
+    with server.connect() as client:
+        client.send(EXIT)
+        client.expect(
+            OK,
+            LOOPBACK_TIMEOUT,
+            cause="reply OK!!! to `exit` before closing the connection",
+        )
+
+
+@requirement("PROTO-4")
+def test_echo_any_bytes_any_chunking(
+    server: Server, conformance_profile: str, conformance_seed: int
+) -> None:
+    """Chunks of any bytes come back exactly, in order."""
+
+    @given(ECHO_CHUNKS)
+    def exchange(chunks: list[bytes]) -> None:
+        restart_if_dead(server)
+        with server.connect() as client:
+            for chunk in chunks:
+                client.send(chunk)
+                client.expect(
+                    chunk,
+                    LOOPBACK_TIMEOUT,
+                    exact=False,
+                    cause="write back exactly the bytes recv() returned (its return value is "
+                    "the length; the buffer is not a C string, it may contain NUL)",
+                )
+
+    configure(exchange, conformance_profile, conformance_seed)()
+
+
+@requirement("PROTO-5")
+def test_echo_one_mebibyte(server: Server) -> None:
+    """1 MiB sent while reading: the server's writes fill the socket buffer and come back short."""
+    payload = bytes(i * 7 % 251 for i in range(BIG_STREAM))
+    with server.connect() as client:
+        sender = threading.Thread(target=client.sock.sendall, args=(payload,), daemon=True)
+        client.transcript.add(f"sent {len(payload)} bytes on {client.name} while reading")
+        sender.start()
+        data, status = client.recv_exactly(len(payload), 10 * LOOPBACK_TIMEOUT)
+        sender.join(LOOPBACK_TIMEOUT)
+        if data != payload:
+            first = next((i for i, (a, b) in enumerate(zip(data, payload)) if a != b), len(data))
+            fail(
+                f"the {len(payload)} bytes back, in order",
+                f"{len(data)} bytes ({status}); first difference at byte {first}",
+                did=client.transcript.tail(),
+                cause="send()/write() may write fewer bytes than asked: loop until every byte "
+                "is written, advancing by the return value",
+            )

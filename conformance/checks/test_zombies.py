@@ -1,0 +1,67 @@
+"""zombies: every exited child is reaped (ZOMB-*). Fork-per-connection servers only."""
+
+from __future__ import annotations
+
+import contextlib
+
+import pytest
+
+from conformance.harness import Server, fail, wait_until
+from conformance.harness.sessions import EXIT, message, require_process, run_sessions
+from conformance.harness.timeouts import LOOPBACK_TIMEOUT, SETTLE_TIMEOUT
+from conformance.marks import requirement
+
+BURST = 50
+NO_REAP_CAUSE = (
+    "the parent never waits for its exited children: install a SIGCHLD handler that calls "
+    "waitpid(-1, NULL, WNOHANG) in a loop (or ignore SIGCHLD with SA_NOCLDWAIT)"
+)
+REAP_ONCE_CAUSE = (
+    "signals coalesce: many children exiting together may deliver a single SIGCHLD, so a "
+    "handler that calls waitpid() once per signal leaves the rest; loop: "
+    "while (waitpid(-1, NULL, WNOHANG) > 0) ;"
+)
+
+
+def _expect_no_zombies(server: Server, after: str, cause: str) -> None:
+    __tracebackhide__ = True
+    proc = require_process(server, "zombie detection")
+    settled, zombies = wait_until(lambda: not proc.zombie_children(), SETTLE_TIMEOUT)
+    if not settled:
+        zombies = proc.zombie_children()
+        fail(
+            f"no zombie children within {SETTLE_TIMEOUT:.1f} s {after}",
+            f"{len(zombies)} zombie(s) still there after {SETTLE_TIMEOUT:.1f} s: pids "
+            f"{zombies[:10]}{' ...' if len(zombies) > 10 else ''}",
+            did=server.transcript.tail(),
+            cause=cause,
+        )
+
+
+@requirement("ZOMB-1")
+def test_no_zombies_after_sessions(server: Server) -> None:
+    """Ten sessions one after another, then a 1 s grace period: no zombie may remain."""
+    require_process(server, "ZOMB-1")
+    run_sessions(server, 10)
+    _expect_no_zombies(server, "after 10 sessions ended", NO_REAP_CAUSE)
+
+
+@requirement("ZOMB-2")
+def test_burst_of_exiting_children_leaves_no_zombie(server: Server) -> None:
+    """50 sessions live at once, all ended in one burst: coalesced SIGCHLD."""
+    proc = require_process(server, "ZOMB-2")
+    clients = [server.connect(f"C{i}") for i in range(BURST)]
+    for i, client in enumerate(clients):
+        try:
+            client.request(message(i), LOOPBACK_TIMEOUT)
+        except AssertionError:
+            pytest.skip(f"only {i} of {BURST} sessions could be held at once (see concurrency)")
+    live = len(proc.live_children())
+    server.transcript.add(f"{BURST} sessions live ({live} child processes); ending all at once")
+    for client in clients:
+        with contextlib.suppress(OSError):
+            if server.protocol == "ok":
+                client.sock.sendall(EXIT)
+    for client in clients:
+        client.close()
+    _expect_no_zombies(server, f"after {BURST} children exited together", REAP_ONCE_CAUSE)

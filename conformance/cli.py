@@ -1,0 +1,127 @@
+"""The `conformance` command: `run` the checks through pytest, `list` the requirements.
+
+`run` is a thin layer over `pytest.main` with the plugin's options, so everything it does is
+also available as `pytest --pyargs conformance --server ...`; it only adds friendlier names
+(`--strict`, `--junit-xml`) and maps pytest's exit codes onto the kit's: 0 every MUST passed,
+1 a requirement failed, 2 usage error or the server could not be started, 130 interrupted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import signal
+import sys
+from pathlib import Path
+
+from conformance import __version__
+from conformance.spec import REQUIREMENTS, render_markdown, select
+
+PACKAGE_DIR = Path(__file__).resolve().parent
+CHECKS_DIR = PACKAGE_DIR / "checks"
+EXIT_USAGE = 2
+EXIT_INTERRUPTED = 130
+
+
+def _run_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    p = sub.add_parser("run", help="check a server", description="Check a server against the spec.")
+    where = p.add_mutually_exclusive_group(required=True)
+    where.add_argument("--server", help="a built-in reference server: fork or thread")
+    where.add_argument("--server-cmd", help="launch command, {port} is replaced by a free port")
+    where.add_argument("--target", help="HOST:PORT of a server that is already running")
+    p.add_argument("--port", type=int, help="fixed port (for a command without {port})")
+    p.add_argument("--protocol", choices=("ok", "echo"), default="ok")
+    p.add_argument("--profile", choices=("quick", "default", "thorough"), default="default")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--json-report", metavar="PATH")
+    p.add_argument("--junit-xml", metavar="PATH")
+    p.add_argument("--requirement", action="append", default=[], metavar="ID_OR_PREFIX")
+    p.add_argument("--exclusions", metavar="PATH")
+    p.add_argument("--strict", action="store_true", help="failed SHOULDs fail the run too")
+    p.add_argument("-n", dest="workers", default=None, help="pytest-xdist workers (0 = none)")
+    p.add_argument("-k", dest="keyword", default=None, help="pytest -k expression")
+    p.add_argument("-v", "--verbose", action="count", default=0)
+    p.add_argument("pytest_args", nargs="*", help="extra pytest arguments (after --)")
+
+
+def pytest_args(ns: argparse.Namespace) -> list[str]:
+    args = [str(CHECKS_DIR), "-p", "conformance.plugin", "--rootdir", str(PACKAGE_DIR),
+            "-c", str(PACKAGE_DIR / "pytest.ini")]
+    for flag, value in (("--server", ns.server), ("--server-cmd", ns.server_cmd),
+                        ("--target", ns.target), ("--port", ns.port),
+                        ("--protocol", ns.protocol), ("--profile", ns.profile),
+                        ("--seed", ns.seed), ("--json-report", ns.json_report),
+                        ("--junitxml", ns.junit_xml), ("--exclusions", ns.exclusions),
+                        ("-n", ns.workers), ("-k", ns.keyword)):
+        if value is not None:
+            args += [flag, str(value)]
+    for req in ns.requirement:
+        args += ["--requirement", req]
+    if ns.strict:
+        args.append("--conformance-strict")
+    args.append("-" + "v" * ns.verbose if ns.verbose else "-q")
+    return args + ns.pytest_args
+
+
+class _Observer:
+    """Tells an interrupted run (pytest's exit code 2) from a usage error (also 2)."""
+
+    interrupted = False
+
+    def pytest_keyboard_interrupt(self, excinfo: object) -> None:
+        self.interrupted = True
+
+
+def run(ns: argparse.Namespace) -> int:
+    import pytest
+
+    # SIGTERM to the kit must clean up like Ctrl-C does: fixtures stop the servers.
+    def _terminate(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, _terminate)
+    observer = _Observer()
+    code = int(pytest.main(pytest_args(ns), plugins=[observer]))
+    if observer.interrupted:
+        return EXIT_INTERRUPTED
+    if code in (0, 1, EXIT_USAGE):
+        return code
+    if code in (pytest.ExitCode.USAGE_ERROR, pytest.ExitCode.NO_TESTS_COLLECTED):
+        return EXIT_USAGE
+    return code
+
+
+def list_requirements(ns: argparse.Namespace) -> int:
+    if ns.markdown:
+        sys.stdout.write(render_markdown())
+        return 0
+    try:
+        chosen = select(ns.requirement or None)
+    except ValueError as exc:
+        print(f"conformance: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    for r in chosen:
+        scope = []
+        if len(r.protocols) == 1:
+            scope.append(f"{r.protocols[0]} profile")
+        if r.models:
+            scope.append("/".join(r.models) + " servers")
+        if r.launch_only:
+            scope.append("launch mode")
+        extra = f"  [{'; '.join(scope)}]" if scope else ""
+        print(f"{r.id:<8} {r.level:<6} {r.category:<11} {r.title}{extra}")
+    print(f"{len(chosen)} of {len(REQUIREMENTS)} requirements", file=sys.stderr)
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="conformance", description=__doc__.splitlines()[0])
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True)
+    _run_parser(sub)
+    lp = sub.add_parser("list", help="print the requirements without running anything")
+    lp.add_argument("--requirement", action="append", default=[], metavar="ID_OR_PREFIX")
+    lp.add_argument("--markdown", action="store_true", help="print SPEC.md")
+    ns = parser.parse_args(argv)
+    if ns.command == "list":
+        return list_requirements(ns)
+    return run(ns)

@@ -1,0 +1,271 @@
+"""The client driver: blocking sockets with a timeout on every operation, and a transcript.
+
+Every action a check takes through a `Client` is written to the shared `Transcript`, so a
+failure can say exactly what the kit did ("opened client A; sent b'ping' on A; ...") without
+each check keeping its own log. Receiving helpers never wait without a deadline, and the
+`expect*` helpers raise `Violation`s that describe the server's behaviour, not socket errors.
+"""
+
+from __future__ import annotations
+
+import errno
+import socket
+import struct
+import time
+from dataclasses import dataclass, field
+
+from conformance.harness.failure import fail, show
+from conformance.harness.timeouts import LOOPBACK_TIMEOUT, QUIET_PERIOD
+
+RECV_SIZE = 65536
+
+
+@dataclass
+class Transcript:
+    """What the kit did, in order, as short sentences."""
+
+    steps: list[str] = field(default_factory=list)
+
+    def add(self, step: str) -> None:
+        self.steps.append(step)
+
+    def tail(self, n: int = 12) -> list[str]:
+        if len(self.steps) <= n:
+            return list(self.steps)
+        return [f"... {len(self.steps) - n} earlier steps", *self.steps[-n:]]
+
+
+class ConnectFailed(Exception):
+    """The server did not accept a connection (refused, or no answer within the timeout)."""
+
+
+def _family(host: str) -> socket.AddressFamily:
+    return socket.AF_INET6 if ":" in host else socket.AF_INET
+
+
+class Client:
+    """One TCP connection to the server under test."""
+
+    def __init__(self, sock: socket.socket, name: str, transcript: Transcript) -> None:
+        self.sock = sock
+        self.name = name
+        self.transcript = transcript
+        self.closed = False
+
+    # -- opening and closing ----------------------------------------------------------------
+    @classmethod
+    def connect(
+        cls,
+        host: str,
+        port: int,
+        name: str,
+        transcript: Transcript,
+        timeout: float = LOOPBACK_TIMEOUT,
+    ) -> Client:
+        sock = socket.socket(_family(host), socket.SOCK_STREAM)
+        sock.settimeout(timeout)
+        try:
+            sock.connect((host, port))
+        except OSError as exc:
+            sock.close()
+            transcript.add(f"tried to open client {name}: {_describe_oserror(exc)}")
+            raise ConnectFailed(f"connecting to {host}:{port}: {_describe_oserror(exc)}") from exc
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        transcript.add(f"opened client {name}")
+        return cls(sock, name, transcript)
+
+    @property
+    def local_address(self) -> tuple[str, int]:
+        return self.sock.getsockname()[:2]
+
+    def close(self) -> None:
+        if not self.closed:
+            self.closed = True
+            self.sock.close()
+            self.transcript.add(f"closed {self.name}")
+
+    def half_close(self) -> None:
+        """Send FIN: the server's recv() returns 0 while we can still read its answers."""
+        self.sock.shutdown(socket.SHUT_WR)
+        self.transcript.add(f"half-closed {self.name} (sent EOF)")
+
+    def reset(self) -> None:
+        """Abortive close: SO_LINGER with a zero timeout makes close() send RST, not FIN."""
+        if self.closed:
+            return
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        self.closed = True
+        self.sock.close()
+        self.transcript.add(f"reset {self.name} (RST)")
+
+    def __enter__(self) -> Client:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- sending ----------------------------------------------------------------------------
+    def send(self, data: bytes, timeout: float = LOOPBACK_TIMEOUT) -> None:
+        """Send all of `data` in one call (a message of <= 1023 bytes is one segment)."""
+        __tracebackhide__ = True
+        self.transcript.add(f"sent {show(data)} on {self.name}")
+        self.sock.settimeout(timeout)
+        try:
+            self.sock.sendall(data)
+        except OSError as exc:
+            fail(
+                f"to send {len(data)} bytes on {self.name}",
+                f"send failed: {_describe_oserror(exc)}",
+                did=self.transcript.tail(),
+            )
+
+    # -- receiving --------------------------------------------------------------------------
+    def recv_some(self, timeout: float) -> bytes | None:
+        """One recv(): the bytes that arrived, b'' at EOF, None if nothing within `timeout`.
+
+        A reset by the server reads as EOF here; `expect_eof` callers treat both as closed.
+        """
+        self.sock.settimeout(max(timeout, 1e-6))
+        try:
+            return self.sock.recv(RECV_SIZE)
+        except (TimeoutError, socket.timeout):
+            return None
+        except ConnectionResetError:
+            return b""
+
+    def recv_exactly(self, n: int, timeout: float) -> tuple[bytes, str]:
+        """Read until `n` bytes, EOF or the deadline. Returns (bytes, "ok"|"eof"|"timeout")."""
+        deadline = time.monotonic() + timeout
+        data = b""
+        while len(data) < n:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                return data, "timeout"
+            self.sock.settimeout(remaining)
+            try:
+                chunk = self.sock.recv(n - len(data))
+            except (TimeoutError, socket.timeout):
+                return data, "timeout"
+            except ConnectionResetError:
+                return data, "eof"
+            if not chunk:
+                return data, "eof"
+            data += chunk
+        return data, "ok"
+
+    def read_until_eof(self, timeout: float, limit: int = 1 << 20) -> tuple[bytes, bool]:
+        """Everything the server sends until it closes. Returns (bytes, closed_in_time)."""
+        deadline = time.monotonic() + timeout
+        data = b""
+        while len(data) < limit:
+            chunk = self.recv_some(deadline - time.monotonic())
+            if chunk is None:
+                return data, False
+            if not chunk:
+                return data, True
+            data += chunk
+        return data, False
+
+    def expect(
+        self,
+        expected: bytes,
+        timeout: float = LOOPBACK_TIMEOUT,
+        *,
+        exact: bool = True,
+        cause: str | None = None,
+    ) -> None:
+        """Read exactly len(expected) bytes and compare; with `exact`, confirm nothing follows.
+
+        `OK!!!\\n` is a failure: after the 5 bytes we listen for QUIET_PERIOD more.
+        """
+        __tracebackhide__ = True
+        data, status = self.recv_exactly(len(expected), timeout)
+        if status == "timeout":
+            got = f"only {show(data)}" if data else "nothing"
+            fail(
+                f"{show(expected)} on {self.name} within {timeout:.1f} s",
+                f"{got} after {timeout:.1f} s",
+                did=self.transcript.tail(),
+                cause=cause,
+            )
+        if status == "eof":
+            fail(
+                f"{show(expected)} on {self.name}",
+                f"the server closed the connection after sending {show(data)}",
+                did=self.transcript.tail(),
+                cause=cause,
+            )
+        if data != expected:
+            fail(
+                f"{show(expected)} on {self.name}",
+                f"{show(data)}",
+                did=self.transcript.tail(),
+                cause=cause,
+            )
+        if exact:
+            extra = self.recv_some(QUIET_PERIOD)
+            if extra:
+                fail(
+                    f"exactly {show(expected)} on {self.name} and nothing more",
+                    f"{show(expected + extra)}: {len(extra)} extra byte(s) {show(extra)}",
+                    did=self.transcript.tail(),
+                    cause="the reply carries extra bytes (a newline or a terminating NUL?): "
+                    "send exactly the 5 bytes OK!!!, e.g. write(fd, \"OK!!!\", 5).",
+                )
+        self.transcript.add(f"received {show(expected)} on {self.name}")
+
+    def reply(self, timeout: float = LOOPBACK_TIMEOUT, cause: str | None = None) -> bytes:
+        """Wait for the answer to a message, whatever its bytes (checks outside `protocol`).
+
+        Only the protocol checks judge the reply's bytes; the others only need to know the
+        server answered, so a server that replies `OK!!!\\n` fails protocol and nothing else.
+        """
+        __tracebackhide__ = True
+        data = self.recv_some(timeout)
+        if data is None:
+            fail(
+                f"a reply on {self.name} within {timeout:.1f} s",
+                f"nothing after {timeout:.1f} s",
+                did=self.transcript.tail(),
+                cause=cause,
+            )
+        if not data:
+            fail(
+                f"a reply on {self.name}",
+                "the server closed the connection instead of replying",
+                did=self.transcript.tail(),
+                cause=cause,
+            )
+        self.transcript.add(f"received {show(data)} on {self.name}")
+        return data
+
+    def request(
+        self, message: bytes, timeout: float = LOOPBACK_TIMEOUT, cause: str | None = None
+    ) -> bytes:
+        """Send a message and wait for its reply (bytes not judged; see `reply`)."""
+        __tracebackhide__ = True
+        self.send(message)
+        return self.reply(timeout, cause=cause)
+
+    def expect_eof(self, timeout: float, cause: str | None = None) -> bytes:
+        """Wait for the server to close; returns what it sent before (the caller judges it)."""
+        __tracebackhide__ = True
+        data, closed = self.read_until_eof(timeout)
+        if not closed:
+            sent = f"; it sent {show(data)} meanwhile" if data else ""
+            fail(
+                f"EOF on {self.name} within {timeout:.1f} s (the server closes the connection)",
+                f"the connection was still open after {timeout:.1f} s{sent}",
+                did=self.transcript.tail(),
+                cause=cause,
+            )
+        self.transcript.add(f"read EOF on {self.name}")
+        return data
+
+
+def _describe_oserror(exc: OSError) -> str:
+    if isinstance(exc, (TimeoutError, socket.timeout)):
+        return "timed out"
+    if exc.errno is not None:
+        return f"{errno.errorcode.get(exc.errno, exc.errno)} ({exc.strerror})"
+    return str(exc)

@@ -1,0 +1,370 @@
+"""Start a server from a command line, know when it listens, and stop every process it made.
+
+Readiness is a LISTEN socket on the port, owned by the launched process or a descendant,
+found with psutil and polled to a deadline. It is deliberately *not* a connect probe: a probe
+is a session, and in a fork server its child's exit sends SIGCHLD before any check begins.
+
+Cleanup is provable. The server runs in its own session and process group with its output in
+files (never an unread pipe, which would block a chatty server). Every launched process tree
+carries a private token in its environment, so stop() finds descendants that called setsid()
+or were orphaned, and this process becomes a child subreaper so such orphans are reparented
+to us (and reaped by us) rather than left as zombies of a pid 1 that may never wait.
+"""
+
+from __future__ import annotations
+
+import atexit
+import contextlib
+import ctypes
+import os
+import shlex
+import shutil
+import signal
+import socket
+import subprocess
+import tempfile
+import time
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import psutil
+
+from conformance.harness.polling import wait_until
+from conformance.harness.processes import GONE, describe_exit, listener_owner, sockets_of
+from conformance.harness.timeouts import POLL_INTERVAL, READY_TIMEOUT, STOP_GRACE
+
+TOKEN_VAR = "CONFORMANCE_LAUNCH_TOKEN"
+_SHELL_CHARS = set("|&;<>()$`\\\"'*?[]#~=%")
+_PR_SET_PDEATHSIG = 1
+_PR_SET_CHILD_SUBREAPER = 36
+
+
+class LaunchError(Exception):
+    """The server could not be started; `kind` says why, str() says it for a person."""
+
+    def __init__(self, kind: str, message: str) -> None:
+        super().__init__(message)
+        self.kind = kind
+
+
+@dataclass
+class StopReport:
+    killed: list[int] = field(default_factory=list)
+    waited_s: float = 0.0
+    escalated: bool = False
+    leftovers: list[int] = field(default_factory=list)
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as s:
+        s.bind((host, 0))
+        return int(s.getsockname()[1])
+
+
+def port_holder(port: int) -> str | None:
+    """Who listens on `port` already, as 'pid 123 (name)' or 'another process'; None if free."""
+    with contextlib.suppress(psutil.AccessDenied):
+        for c in psutil.net_connections(kind="tcp"):
+            if c.status == psutil.CONN_LISTEN and c.laddr and c.laddr[1] == port:
+                if c.pid:
+                    try:
+                        return f"pid {c.pid} ({psutil.Process(c.pid).name()})"
+                    except GONE:
+                        return f"pid {c.pid}"
+                return "another process"
+    return None
+
+
+def _libc() -> ctypes.CDLL | None:
+    try:
+        return ctypes.CDLL(None, use_errno=True)
+    except OSError:
+        return None
+
+
+def become_subreaper() -> None:
+    """Orphaned descendants of launched servers get reparented to us, not to pid 1."""
+    libc = _libc()
+    if libc is not None and hasattr(libc, "prctl"):
+        libc.prctl(_PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
+
+
+def _in_child() -> None:
+    # Runs in the forked child before exec: if the kit dies (even by SIGKILL) the server's
+    # direct process is killed too, instead of serving forever on a port nobody watches.
+    libc = _libc()
+    if libc is not None and hasattr(libc, "prctl"):
+        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+
+
+def build_argv(command: str, port: int) -> list[str]:
+    """The argv to run: `{port}` filled in; shell syntax goes through /bin/sh -c."""
+    filled = command.replace("{port}", str(port))
+    if _SHELL_CHARS & set(filled.replace("{port}", "")):
+        return ["/bin/sh", "-c", filled]
+    try:
+        argv = shlex.split(filled)
+    except ValueError as exc:
+        raise LaunchError("bad-command", f"cannot parse the command {command!r}: {exc}") from exc
+    if not argv:
+        raise LaunchError("bad-command", "the server command is empty")
+    return argv
+
+
+class LaunchedServer:
+    """A server process tree we started, and everything needed to stop all of it."""
+
+    _live: set[LaunchedServer] = set()  # noqa: RUF012 - registry for atexit cleanup
+
+    def __init__(self, command: str, port: int, log_dir: Path | None = None) -> None:
+        self.command = command
+        self.port = port
+        self.token = uuid.uuid4().hex
+        self._own_log_dir = log_dir is None
+        self.log_dir = Path(log_dir or tempfile.mkdtemp(prefix="conformance-"))
+        self.stdout_path = self.log_dir / "server.stdout"
+        self.stderr_path = self.log_dir / "server.stderr"
+        self.popen: subprocess.Popen[bytes] | None = None
+        self.listener_pid: int | None = None
+        self.seen: set[int] = set()
+        self.stopped = False
+
+    # -- starting ---------------------------------------------------------------------------
+    def start(self, ready_timeout: float = READY_TIMEOUT) -> LaunchedServer:
+        argv = build_argv(self.command, self.port)
+        env = dict(os.environ, PORT=str(self.port), **{TOKEN_VAR: self.token})
+        env.setdefault("PYTHONUNBUFFERED", "1")
+        if shutil.which(argv[0]) is None and not Path(argv[0]).exists():
+            raise LaunchError(
+                "not-found",
+                f"the server command {argv[0]!r} was not found (command: {self.command!r}). "
+                "Check the path, build the server first, or use ./name for a file here.",
+            )
+        with open(self.stdout_path, "wb") as out, open(self.stderr_path, "wb") as err:
+            try:
+                self.popen = subprocess.Popen(
+                    argv,
+                    stdin=subprocess.DEVNULL,
+                    stdout=out,
+                    stderr=err,
+                    env=env,
+                    start_new_session=True,
+                    preexec_fn=_in_child,  # noqa: PLW1509 - only prctl, async-signal-safe
+                )
+            except (FileNotFoundError, PermissionError) as exc:
+                raise LaunchError(
+                    "not-found", f"cannot run {argv[0]!r}: {exc.strerror} ({self.command!r})"
+                ) from exc
+        LaunchedServer._live.add(self)
+        self.seen.add(self.popen.pid)
+        try:
+            self._wait_ready(ready_timeout)
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def _wait_ready(self, timeout: float) -> None:
+        assert self.popen is not None
+        deadline = time.monotonic() + timeout
+        while True:
+            if self.popen.poll() is not None:
+                self._raise_exited()
+            tree = self._tree()
+            owner = listener_owner(self.port, tree)
+            if owner is not None:
+                self.listener_pid = owner
+                return
+            if time.monotonic() >= deadline:
+                self._raise_never_listened(timeout, tree)
+            time.sleep(POLL_INTERVAL)
+
+    def _raise_exited(self) -> None:
+        assert self.popen is not None
+        tail = self.stderr_tail()
+        hint = ""
+        if "address already in use" in tail.lower():
+            hint = f" Port {self.port} is already in use."
+        if self.popen.returncode == 127:
+            hint = " Exit status 127 is the shell's 'command not found'."
+        raise LaunchError(
+            "exited",
+            f"the server {describe_exit(self.popen.returncode)} before it listened on port "
+            f"{self.port}.{hint}\n  command: {self.command}\n  last lines of its stderr:\n"
+            + _indent(tail or "(empty)"),
+        )
+
+    def _raise_never_listened(self, timeout: float, tree: list[int]) -> None:
+        other = sorted(set().union(*(_listening_ports(pid) for pid in tree)))
+        where = (
+            f" It listens on port(s) {', '.join(map(str, other))} instead: does it take the port "
+            "from its arguments ({port}) or do you need --port?"
+            if other
+            else ""
+        )
+        raise LaunchError(
+            "never-listened",
+            f"the server did not listen on port {self.port} within {timeout:.0f} s.{where}\n"
+            f"  command: {self.command}\n  last lines of its stderr:\n"
+            + _indent(self.stderr_tail() or "(empty)"),
+        )
+
+    # -- looking at it ----------------------------------------------------------------------
+    @property
+    def pid(self) -> int:
+        assert self.popen is not None
+        return self.popen.pid
+
+    def _tree(self) -> list[int]:
+        pids = [self.pid]
+        try:
+            pids += [p.pid for p in psutil.Process(self.pid).children(recursive=True)]
+        except GONE:
+            pass
+        self.seen.update(pids)
+        return pids
+
+    def returncode(self) -> int | None:
+        assert self.popen is not None
+        return self.popen.poll()
+
+    def stderr_tail(self, lines: int = 10) -> str:
+        try:
+            with open(self.stderr_path, "rb") as f:
+                f.seek(0, os.SEEK_END)
+                f.seek(max(0, f.tell() - 8192))
+                text = f.read().decode(errors="replace")
+        except OSError:
+            return ""
+        return "\n".join(text.splitlines()[-lines:])
+
+    def note_descendants(self) -> None:
+        """Remember the current tree, so stop() can find processes that later leave it."""
+        if self.popen is not None and not self.stopped:
+            self._tree()
+
+    # -- stopping ---------------------------------------------------------------------------
+    def stop(self, grace: float = STOP_GRACE) -> StopReport:
+        """SIGTERM the group, wait `grace`, SIGKILL the group, then every straggler we made."""
+        report = StopReport()
+        if self.stopped or self.popen is None:
+            return report
+        self.stopped = True
+        t0 = time.monotonic()
+        self.note_descendants()
+        _killpg(self.pid, signal.SIGTERM)
+        for pid in self.seen - {self.pid}:
+            _kill(pid, signal.SIGTERM)
+        exited, _ = wait_until(lambda: self.popen.poll() is not None, grace)  # type: ignore[union-attr]
+        if not exited or self._stragglers():
+            report.escalated = True
+        _killpg(self.pid, signal.SIGKILL)
+        # Descendants that left the group (setsid) or the tree (orphans), found by pid and token.
+        for _round in range(3):
+            stragglers = self._stragglers()
+            if not stragglers:
+                break
+            for pid in stragglers:
+                _kill(pid, signal.SIGKILL)
+                report.killed.append(pid)
+            wait_until(lambda: not self._stragglers(), grace)
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            self.popen.wait(timeout=grace)
+        self._reap_adopted()
+        report.leftovers = self._stragglers()
+        report.waited_s = time.monotonic() - t0
+        LaunchedServer._live.discard(self)
+        if self._own_log_dir and not report.leftovers:
+            shutil.rmtree(self.log_dir, ignore_errors=True)
+        return report
+
+    def _stragglers(self) -> list[int]:
+        """Live (non-zombie) processes we launched: seen pids, the group and the token."""
+        found = set()
+        for pid in self.seen:
+            if _alive_and_ours(pid, self.token, self.pid):
+                found.add(pid)
+        for proc in psutil.process_iter(["pid"]):
+            if proc.pid == os.getpid() or proc.pid in found:
+                continue
+            if _alive_and_ours(proc.pid, self.token, self.pid):
+                found.add(proc.pid)
+        return sorted(found)
+
+    def _reap_adopted(self) -> None:
+        # As subreaper we adopt orphans of the server; wait for the ones that are our children.
+        me = os.getpid()
+        for pid in self.seen - {self.pid}:
+            try:
+                if psutil.Process(pid).ppid() != me:
+                    continue
+                os.waitpid(pid, os.WNOHANG)
+            except (GONE, ChildProcessError, OSError):
+                continue
+
+
+def _alive_and_ours(pid: int, token: str, root: int) -> bool:
+    try:
+        proc = psutil.Process(pid)
+        if proc.status() == psutil.STATUS_ZOMBIE:
+            return False
+        if pid == root:
+            return True
+        return proc.environ().get(TOKEN_VAR) == token
+    except GONE:
+        return False
+
+
+def _listening_ports(pid: int) -> set[int]:
+    return {
+        s.laddr[1] for s in sockets_of(pid) if s.status == psutil.CONN_LISTEN and s.laddr
+    }
+
+
+def _killpg(pgid: int, sig: int) -> None:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(pgid, sig)
+
+
+def _kill(pid: int, sig: int) -> None:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.kill(pid, sig)
+
+
+def _indent(text: str) -> str:
+    return "\n".join("    " + line for line in text.splitlines())
+
+
+def launch(command: str, port: int | None = None, ready_timeout: float = READY_TIMEOUT,
+           log_dir: Path | None = None) -> LaunchedServer:
+    """Start `command` and wait until it listens.
+
+    With `{port}` in the command a free port is chosen unless `port` is given; without it,
+    `port` is the port the server hard-codes and must be given.
+    """
+    if "{port}" not in command and port is None:
+        raise LaunchError(
+            "bad-command",
+            f"the command {command!r} has no {{port}} placeholder, so the kit cannot tell the "
+            "server which port to use: add {port} where the port goes, or give the port the "
+            "server always uses with --port N",
+        )
+    if port is None:
+        port = free_port()
+    else:
+        holder = port_holder(port)
+        if holder is not None:
+            raise LaunchError(
+                "port-in-use",
+                f"port {port} is already in use by {holder}; stop it or choose another --port",
+            )
+    return LaunchedServer(command, port, log_dir).start(ready_timeout)
+
+
+@atexit.register
+def _stop_all() -> None:
+    """Last line of defence: a run that ends any way at all stops what it launched."""
+    for server in list(LaunchedServer._live):
+        server.stop(grace=0.2)

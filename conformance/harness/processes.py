@@ -1,0 +1,225 @@
+"""Process inspection over psutil: children, their states, sockets, descriptors, threads, CPU.
+
+Everything here reads /proc through psutil and tolerates processes vanishing mid-read: a
+child that exits while we look at it is normal for a fork server, not an error of the kit.
+Socket inodes (psutil does not expose them) come from /proc/PID/fd links, so "the parent
+holds the same socket as the child" is proven by identity, not guessed from addresses.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import dataclass
+
+import psutil
+
+GONE = (psutil.NoSuchProcess, psutil.ZombieProcess, psutil.AccessDenied, FileNotFoundError)
+
+
+@dataclass(frozen=True, slots=True)
+class SocketInfo:
+    pid: int
+    fd: int
+    inode: int | None
+    laddr: tuple[str, int] | None
+    raddr: tuple[str, int] | None
+    status: str
+
+
+def _inode(pid: int, fd: int) -> int | None:
+    try:
+        link = os.readlink(f"/proc/{pid}/fd/{fd}")
+    except OSError:
+        return None
+    if link.startswith("socket:["):
+        return int(link[8:-1])
+    return None
+
+
+def _addr(a: object) -> tuple[str, int] | None:
+    if not a:
+        return None
+    ip, port = a[0], a[1]  # type: ignore[index]
+    return (str(ip), int(port))
+
+
+class ServerProcess:
+    """The process that owns the server's listening socket, and its descendants."""
+
+    def __init__(self, pid: int) -> None:
+        self.pid = pid
+        self.proc = psutil.Process(pid)
+
+    # -- liveness ---------------------------------------------------------------------------
+    def alive(self) -> bool:
+        try:
+            return self.proc.is_running() and self.proc.status() != psutil.STATUS_ZOMBIE
+        except GONE:
+            return False
+
+    # -- the tree ---------------------------------------------------------------------------
+    def descendants(self) -> list[psutil.Process]:
+        try:
+            return self.proc.children(recursive=True)
+        except GONE:
+            return []
+
+    def children(self) -> list[psutil.Process]:
+        try:
+            return self.proc.children()
+        except GONE:
+            return []
+
+    def zombie_children(self) -> list[int]:
+        """Pids of descendants in state Z (exited, not yet reaped by their parent)."""
+        zombies = []
+        for child in self.descendants():
+            try:
+                if child.status() == psutil.STATUS_ZOMBIE:
+                    zombies.append(child.pid)
+            except GONE:
+                continue
+        return zombies
+
+    def live_children(self) -> list[int]:
+        """Pids of descendants that are running (not zombies)."""
+        live = []
+        for child in self.descendants():
+            try:
+                if child.status() != psutil.STATUS_ZOMBIE:
+                    live.append(child.pid)
+            except GONE:
+                continue
+        return live
+
+    # -- descriptors and threads ------------------------------------------------------------
+    def fd_count(self) -> int:
+        return self.proc.num_fds()
+
+    def thread_count(self) -> int:
+        return self.proc.num_threads()
+
+    def cpu_seconds(self, tree: bool = True) -> float:
+        """User+system CPU of the server (and its live descendants), in seconds."""
+        procs = [self.proc, *(self.descendants() if tree else [])]
+        total = 0.0
+        for p in procs:
+            try:
+                t = p.cpu_times()
+                total += t.user + t.system
+            except GONE:
+                continue
+        return total
+
+    def cpu_share(self, window: float) -> float:
+        """Fraction of one core the server tree used over the next `window` seconds."""
+        before, t0 = self.cpu_seconds(), time.monotonic()
+        time.sleep(window)
+        return (self.cpu_seconds() - before) / (time.monotonic() - t0)
+
+
+def is_running(pid: int) -> bool:
+    """True for a live process; False for a zombie or a pid that is gone."""
+    try:
+        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
+    except GONE:
+        return False
+
+
+def sockets_of(pid: int) -> list[SocketInfo]:
+    """TCP sockets the process holds, with their inodes."""
+    try:
+        conns = psutil.Process(pid).net_connections(kind="tcp")
+    except GONE:
+        return []
+    return [
+        SocketInfo(pid, c.fd, _inode(pid, c.fd), _addr(c.laddr), _addr(c.raddr), c.status)
+        for c in conns
+    ]
+
+
+def holders_of_connection(
+    pids: list[int], client_addr: tuple[str, int], server_port: int
+) -> list[SocketInfo]:
+    """Which of `pids` hold the server end of the connection from `client_addr`."""
+    found = []
+    for pid in pids:
+        for s in sockets_of(pid):
+            if s.raddr is not None and s.raddr[1] == client_addr[1] and s.laddr is not None:
+                if s.laddr[1] == server_port and _same_host(s.raddr[0], client_addr[0]):
+                    found.append(s)
+    return found
+
+
+def listeners_of(pid: int, port: int) -> list[SocketInfo]:
+    return [
+        s for s in sockets_of(pid)
+        if s.status == psutil.CONN_LISTEN and s.laddr is not None and s.laddr[1] == port
+    ]
+
+
+def _same_host(a: str, b: str) -> bool:
+    strip = "::ffff:"
+    return a.removeprefix(strip) == b.removeprefix(strip)
+
+
+def listener_owner(port: int, candidates: list[int] | None = None) -> int | None:
+    """The topmost process holding a LISTEN socket on `port` (None if none is visible).
+
+    Topmost, because in a prefork server the master and its workers all hold the listener,
+    and the master is the server. With `candidates`, only those pids are considered (a
+    launched server's tree); without, the whole machine is searched (address mode).
+    """
+    owners: set[int] = set()
+    if candidates is None:
+        try:
+            conns = psutil.net_connections(kind="tcp")
+        except psutil.AccessDenied:
+            return None
+        for c in conns:
+            if c.status == psutil.CONN_LISTEN and c.laddr and c.laddr[1] == port and c.pid:
+                owners.add(c.pid)
+    else:
+        owners = {pid for pid in candidates if listeners_of(pid, port)}
+    if not owners:
+        return None
+    for pid in sorted(owners):
+        try:
+            ancestors = {p.pid for p in psutil.Process(pid).parents()}
+        except GONE:
+            continue
+        if not ancestors & owners:
+            return pid
+    return min(owners)
+
+
+def describe_exit(returncode: int | None) -> str:
+    """'exited with status 1' / 'was killed by SIGPIPE' for a Popen-style return code."""
+    import signal
+
+    if returncode is None:
+        return "is still running"
+    if returncode < 0:
+        try:
+            name = signal.Signals(-returncode).name
+        except ValueError:
+            name = f"signal {-returncode}"
+        return f"was killed by {name}"
+    return f"exited with status {returncode}"
+
+
+def fd_targets(pid: int) -> list[str]:
+    """What each descriptor points at ('socket', '/dev/null', 'pipe', ...), for diagnosis."""
+    out = []
+    try:
+        fds = os.listdir(f"/proc/{pid}/fd")
+    except OSError:
+        return out
+    for fd in fds:
+        try:
+            link = os.readlink(f"/proc/{pid}/fd/{fd}")
+        except OSError:
+            continue
+        out.append(link.split(":[", 1)[0] if ":[" in link else link)
+    return out

@@ -1,0 +1,137 @@
+"""Whole sessions and groups of clients, the building blocks checks share.
+
+Checks outside `protocol` and `exit` end their sessions in a way that does not depend on the
+behaviour those categories judge: they send `exit` *and* close their side without waiting for
+EOF, so a server that forgets to close after `exit` (an exit defect) still sees its session end
+by the client's EOF, and is not also failed for leaking descriptors or zombies.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import selectors
+import time
+
+from conformance.harness.client import Client
+from conformance.harness.failure import fail
+from conformance.harness.target import Server
+
+EXIT = b"exit"
+
+
+def message(i: int, size: int = 16) -> bytes:
+    """A distinct, printable message that never starts with `exit`."""
+    text = f"msg-{i:06d}-"
+    return (text * (size // len(text) + 1)).encode()[:size]
+
+
+def end_session(server: Server, client: Client) -> None:
+    """End a session without judging how the server ends it (see the module docstring)."""
+    with contextlib.suppress(OSError):
+        if server.protocol == "ok":
+            client.sock.sendall(EXIT)
+        else:
+            client.sock.shutdown(2)
+    client.close()
+
+
+def full_session(server: Server, messages: int = 1, name: str | None = None) -> Client:
+    """Connect, exchange `messages` round trips (reply bytes not judged), end."""
+    __tracebackhide__ = True
+    client = server.connect(name)
+    for i in range(messages):
+        payload = message(i) if server.protocol == "ok" else message(i, 64)
+        client.request(payload)
+    end_session(server, client)
+    return client
+
+
+def open_clients(server: Server, count: int) -> list[Client]:
+    return [server.connect(f"C{i}") for i in range(count)]
+
+
+def round_trip_all(
+    server: Server, clients: list[Client], payloads: list[bytes], timeout: float
+) -> tuple[dict[int, bytes], list[int]]:
+    """Send one message on every client, then gather replies with selectors until `timeout`.
+
+    Returns (bytes received per client index, indexes that got nothing). Sending all before
+    reading makes the server handle the sessions interleaved, not one after another.
+    """
+    for client, payload in zip(clients, payloads):
+        client.send(payload)
+    got: dict[int, bytes] = {i: b"" for i in range(len(clients))}
+    want = {i: len(p) if server.protocol == "echo" else 1 for i, p in enumerate(payloads)}
+    sel = selectors.DefaultSelector()
+    for i, client in enumerate(clients):
+        client.sock.setblocking(False)
+        sel.register(client.sock, selectors.EVENT_READ, i)
+    deadline = time.monotonic() + timeout
+    try:
+        pending = set(range(len(clients)))
+        while pending and time.monotonic() < deadline:
+            for key, _ in sel.select(timeout=max(0.0, deadline - time.monotonic())):
+                i = key.data
+                try:
+                    chunk = clients[i].sock.recv(65536)
+                except (BlockingIOError, InterruptedError):
+                    continue
+                except OSError:
+                    chunk = b""
+                if not chunk:
+                    sel.unregister(clients[i].sock)
+                    pending.discard(i)
+                    continue
+                got[i] += chunk
+                if len(got[i]) >= want[i]:
+                    pending.discard(i)
+                    sel.unregister(clients[i].sock)
+    finally:
+        sel.close()
+        for client in clients:
+            client.sock.setblocking(True)
+    silent = [i for i in range(len(clients)) if len(got[i]) < want[i]]
+    for i, client in enumerate(clients):
+        client.transcript.add(f"received {len(got[i])} bytes on {client.name}")
+    return got, silent
+
+
+def require_process(server: Server, what: str):  # type: ignore[no-untyped-def]
+    """The server's process, or skip: process-level checks are never passed blind."""
+    import pytest
+
+    if server.process is None:
+        pytest.skip(
+            f"{what} needs the server's process, which is not visible from here (address mode "
+            "with a server owned by another user or on another host)"
+        )
+    return server.process
+
+
+def expect_alive(server: Server, after: str, cause: str | None = None) -> None:
+    """Fail if the server has died; the message says how (status, signal, stderr)."""
+    __tracebackhide__ = True
+    if not server.alive():
+        fail(
+            "the server still running " + after,
+            server.death(),
+            did=server.transcript.tail(),
+            cause=cause,
+        )
+
+
+def run_sessions(server: Server, count: int, *, max_live_children: int | None = None) -> None:
+    """`count` sequential whole sessions; optionally stop early if ended children pile up."""
+    __tracebackhide__ = True
+    for i in range(count):
+        full_session(server, 1, name=f"S{i}")
+        server.clients.clear()
+        if max_live_children is not None and server.process is not None and i % 20 == 19:
+            live = len(server.process.live_children())
+            if live > max_live_children:
+                import pytest
+
+                pytest.skip(
+                    f"after {i + 1} sessions {live} children of ended sessions are still "
+                    "running (see EXIT-4), so counts cannot settle"
+                )

@@ -1,0 +1,113 @@
+"""Signal storms and injected EINTR: the two ways the kit interrupts a server's system calls.
+
+A storm sends signals whose default action is to do nothing (SIGCHLD, SIGWINCH, SIGURG) to the
+server and its children, bounded in count and time. A correct server with handlers retries
+the interrupted calls; one without handlers ignores them. Injection uses Debian's strace to
+make accept/read/recv calls fail with EINTR without any signal at all, attaching to the running
+server so that start-up code (the dynamic loader reads files too) is never disturbed.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import signal
+import subprocess
+import threading
+import time
+from collections.abc import Iterator
+
+from conformance.harness.polling import wait_until
+from conformance.harness.processes import ServerProcess
+from conformance.harness.timeouts import LOOPBACK_TIMEOUT, STOP_GRACE
+
+STORM_SIGNALS = (signal.SIGCHLD, signal.SIGWINCH, signal.SIGURG)
+INJECTED = "accept,accept4,read,recvfrom,recvmsg"
+
+
+class Storm:
+    """Signals sent from a background thread until stopped, at most `limit` in all."""
+
+    def __init__(self, proc: ServerProcess, limit: int = 20000, duration: float = 5.0) -> None:
+        self.proc = proc
+        self.limit = limit
+        self.duration = duration
+        self.sent = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        deadline = time.monotonic() + self.duration
+        targets = [self.proc.pid]
+        i = 0
+        while not self._stop.is_set() and self.sent < self.limit and time.monotonic() < deadline:
+            if i % 50 == 0:  # pick up children forked since the last look
+                targets = [self.proc.pid, *(p.pid for p in self.proc.descendants())]
+            for pid in targets:
+                with contextlib.suppress(ProcessLookupError, PermissionError):
+                    os.kill(pid, STORM_SIGNALS[i % len(STORM_SIGNALS)])
+                    self.sent += 1
+            i += 1
+            if i % 20 == 0:
+                time.sleep(0.0005)  # let the server run between volleys on a 2-core machine
+
+    def __enter__(self) -> Storm:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join(LOOPBACK_TIMEOUT)
+
+
+class StraceUnavailable(Exception):
+    """strace is missing or ptrace is not allowed here; str() says which."""
+
+
+@contextlib.contextmanager
+def injected_eintr(pid: int, log_path: str) -> Iterator[subprocess.Popen[bytes]]:
+    """Attach strace to `pid` (and its threads and future children); every second call of
+    accept/accept4/read/recvfrom/recvmsg fails with EINTR until the block ends."""
+    strace = shutil.which("strace")
+    if strace is None:
+        raise StraceUnavailable("strace is not installed (Debian: apt-get install strace)")
+    argv = [
+        strace, "-f", "-qq", "-o", log_path, "-e", f"trace={INJECTED}",
+        "-e", f"inject={INJECTED}:error=EINTR:when=2+2", "-p", str(pid),
+    ]
+    with open(log_path + ".stderr", "wb") as err:
+        tracer = subprocess.Popen(
+            argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=err,
+            start_new_session=True,
+        )
+    try:
+        attached, _ = wait_until(lambda: _traced(pid) or tracer.poll() is not None,
+                                 LOOPBACK_TIMEOUT)
+        if tracer.poll() is not None or not _traced(pid):
+            with open(log_path + ".stderr", "rb") as f:
+                why = f.read().decode(errors="replace").strip().splitlines()[-1:] or ["?"]
+            raise StraceUnavailable(f"strace could not attach (ptrace not allowed?): {why[0]}")
+        yield tracer
+    finally:
+        if tracer.poll() is None:
+            tracer.send_signal(signal.SIGTERM)  # strace detaches cleanly on SIGTERM
+            try:
+                tracer.wait(STOP_GRACE)
+            except subprocess.TimeoutExpired:
+                tracer.kill()
+                tracer.wait(STOP_GRACE)
+
+
+def _traced(pid: int) -> bool:
+    """True when every thread of `pid` has a tracer."""
+    try:
+        tasks = os.listdir(f"/proc/{pid}/task")
+        for tid in tasks:
+            with open(f"/proc/{pid}/task/{tid}/status") as f:
+                for line in f:
+                    if line.startswith("TracerPid:") and line.split()[1] == "0":
+                        return False
+    except OSError:
+        return False
+    return True

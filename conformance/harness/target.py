@@ -1,0 +1,221 @@
+"""The server under test as the checks see it: connect, inspect, tell whether it is alive.
+
+A `Target` says where the server comes from: a launch command (a fresh server for every
+check, so a defect shows in its own category instead of cascading) or an address (a server
+somebody else runs; one instance shared by all checks). A `Server` is one check's view of
+it, with its own transcript and its clients, closed when the check ends.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import itertools
+import socket
+import string
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+
+from conformance.harness.client import Client, Transcript
+from conformance.harness.launcher import LaunchedServer, launch
+from conformance.harness.processes import ServerProcess, describe_exit, listener_owner
+from conformance.harness.timeouts import LOOPBACK_TIMEOUT
+
+#: The built-in reference servers (`--server NAME`). {python} is this interpreter.
+BUILTIN_SERVERS: dict[str, str] = {
+    "fork": "{python} -m reference_servers.fork_server --host 127.0.0.1 --port {port} "
+    "--protocol {protocol}",
+    "thread": "{python} -m reference_servers.thread_server --host 127.0.0.1 --port {port} "
+    "--protocol {protocol}",
+}
+
+
+class TargetError(ValueError):
+    """A target given on the command line that cannot work, with the reason."""
+
+
+@dataclass(frozen=True, slots=True)
+class Target:
+    mode: str  # "launch" | "address"
+    host: str
+    port: int | None
+    command: str | None = None
+
+    @classmethod
+    def from_options(
+        cls,
+        server: str | None,
+        server_cmd: str | None,
+        address: str | None,
+        port: int | None,
+        protocol: str,
+    ) -> Target:
+        given = [name for name, v in (("--server", server), ("--server-cmd", server_cmd),
+                                      ("--target", address)) if v]
+        if len(given) != 1:
+            raise TargetError(
+                "choose exactly one server to check: --server fork|thread (a built-in "
+                "reference), --server-cmd 'CMD {port}' (launch yours), or --target HOST:PORT "
+                f"(one already running); got {', '.join(given) or 'none'}"
+            )
+        if server is not None:
+            if server not in BUILTIN_SERVERS:
+                raise TargetError(
+                    f"unknown --server {server!r}; built-in servers: "
+                    + ", ".join(sorted(BUILTIN_SERVERS))
+                )
+            command = BUILTIN_SERVERS[server]
+            return cls("launch", "127.0.0.1", port, _fill(command, protocol))
+        if server_cmd is not None:
+            if "{port}" not in server_cmd and port is None:
+                raise TargetError(
+                    f"the command {server_cmd!r} has no {{port}} placeholder: put {{port}} "
+                    "where the port goes, or give the port it always uses with --port N"
+                )
+            return cls("launch", "127.0.0.1", port, _fill(server_cmd, protocol))
+        assert address is not None
+        host, sep, port_text = address.rpartition(":")
+        host = host.strip("[]")
+        if not sep or not host or not port_text.isdigit() or not 0 < int(port_text) < 65536:
+            raise TargetError(
+                f"--target {address!r} is not HOST:PORT (for example 127.0.0.1:8080 or "
+                "[::1]:8080)"
+            )
+        if host == "localhost":
+            host = "127.0.0.1"
+        if host not in ("127.0.0.1", "::1"):
+            raise TargetError(
+                f"--target {address!r}: the kit only sends traffic to loopback "
+                "(127.0.0.1 or ::1), because its load and signal checks are not for shared "
+                "networks"
+            )
+        return cls("address", host, int(port_text))
+
+    def describe(self) -> dict[str, object]:
+        if self.mode == "launch":
+            return {"mode": "launch", "command": self.command, "port": self.port}
+        return {"mode": "address", "address": f"{self.host}:{self.port}", "port": self.port}
+
+
+def _fill(command: str, protocol: str) -> str:
+    return command.replace("{python}", sys.executable).replace("{protocol}", protocol)
+
+
+def check_reachable(host: str, port: int) -> None:
+    """Address mode: raise TargetError if nothing accepts connections there."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as s:
+        s.settimeout(LOOPBACK_TIMEOUT)
+        try:
+            s.connect((host, port))
+        except OSError as exc:
+            raise TargetError(
+                f"nothing accepts connections at {host}:{port} ({exc.strerror or exc}); "
+                "start your server first, or let the kit launch it with --server-cmd"
+            ) from exc
+
+
+_NAMES = string.ascii_uppercase
+
+
+@dataclass
+class Server:
+    """One check's handle on the server under test."""
+
+    host: str
+    port: int
+    protocol: str
+    model: str
+    launched: LaunchedServer | None = None
+    process: ServerProcess | None = None
+    transcript: Transcript = field(default_factory=Transcript)
+    clients: list[Client] = field(default_factory=list)
+    _counter: Iterator[int] = field(default_factory=itertools.count)
+
+    def connect(self, name: str | None = None, timeout: float = LOOPBACK_TIMEOUT) -> Client:
+        """Open a client (named A, B, ... in the transcript); it is closed after the check."""
+        n = next(self._counter)
+        if name is None:
+            name = _NAMES[n] if n < len(_NAMES) else f"C{n}"
+        client = Client.connect(self.host, self.port, name, self.transcript, timeout)
+        self.clients.append(client)
+        return client
+
+    def close_clients(self) -> None:
+        for client in self.clients:
+            with contextlib.suppress(OSError):
+                client.close()
+        self.clients.clear()
+
+    # -- liveness ---------------------------------------------------------------------------
+    def alive(self) -> bool:
+        if self.launched is not None and self.launched.returncode() is not None:
+            return False
+        if self.process is not None:
+            return self.process.alive()
+        return _accepts(self.host, self.port)
+
+    def death(self) -> str:
+        """How the server died, for a failure message: exit status or signal, and stderr."""
+        if self.launched is None:
+            return "the server stopped accepting connections"
+        code = self.launched.returncode()
+        if code is None and self.process is not None and not self.process.alive():
+            text = "the server process (pid %d) is gone" % self.process.pid
+        else:
+            text = f"the server {describe_exit(code)}"
+        tail = self.launched.stderr_tail()
+        if tail:
+            text += "; last lines of its stderr:\n" + "\n".join("    " + x for x in tail.splitlines())
+        return text
+
+    def stderr_tail(self) -> str:
+        return self.launched.stderr_tail() if self.launched is not None else ""
+
+
+def _accepts(host: str, port: int) -> bool:
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as s:
+        s.settimeout(LOOPBACK_TIMEOUT)
+        try:
+            s.connect((host, port))
+        except OSError:
+            return False
+    return True
+
+
+def start_server(target: Target, protocol: str, model: str = "unknown") -> Server:
+    """Launch mode: a fresh server and its handle (the caller stops `server.launched`)."""
+    assert target.command is not None
+    launched = launch(target.command, port=target.port)
+    process = ServerProcess(launched.listener_pid) if launched.listener_pid else None
+    return Server(target.host, launched.port, protocol, model, launched, process)
+
+
+def attach_server(target: Target, protocol: str, model: str = "unknown") -> Server:
+    """Address mode: a handle on a running server, with its process when it is visible here."""
+    assert target.port is not None
+    pid = listener_owner(target.port)
+    process = None
+    if pid is not None:
+        with contextlib.suppress(Exception):
+            process = ServerProcess(pid)
+    return Server(target.host, target.port, protocol, model, None, process)
+
+
+def restart_if_dead(server: Server) -> None:
+    """Launch mode: give the next generated example a live server if the last one killed it.
+
+    Without this, one crash would fail every later example and hypothesis would "shrink" to
+    whatever example came after the crash, not to the input that caused it.
+    """
+    if server.launched is None or server.alive():
+        return
+    old = server.launched
+    old.stop()
+    fixed = old.port if "{port}" not in old.command else None
+    fresh = launch(old.command, port=fixed)
+    server.launched = fresh
+    server.port = fresh.port
+    server.process = ServerProcess(fresh.listener_pid) if fresh.listener_pid else None
+    server.transcript.add(f"restarted the server (it had died: {describe_exit(old.returncode())})")

@@ -1,0 +1,28 @@
+"""`@requirement("ID")`: ties a check to its requirement in the spec registry."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TypeVar
+
+import pytest
+
+from conformance.spec import BY_ID
+
+F = TypeVar("F", bound=Callable[..., object])
+
+
+def requirement(req_id: str) -> Callable[[F], F]:
+    """Mark a check as the check of `req_id`; an unknown ID fails at import, loudly."""
+    if req_id not in BY_ID:
+        raise ValueError(f"@requirement({req_id!r}): no such requirement in conformance/spec.py")
+    return pytest.mark.requirement(req_id)  # type: ignore[return-value]
+
+
+class NotApplicable(pytest.skip.Exception):  # type: ignore[misc,name-defined]
+    """The requirement does not apply to this server (its model or protocol profile)."""
+
+
+def not_applicable(reason: str) -> None:
+    __tracebackhide__ = True
+    raise NotApplicable(msg=f"not applicable: {reason}", allow_module_level=False)

@@ -1,0 +1,421 @@
+"""The pytest plugin: options, the server fixtures, verdicts per requirement, report, exit code.
+
+It does one job: turn pytest items marked `@requirement(ID)` into verdicts about a server.
+It is inert in any pytest run that collects no checks (it is installed via `pytest11`, so it
+loads everywhere). Everything the checks need comes from fixtures here; verdicts travel as
+`user_properties` on test reports, which pytest-xdist forwards from workers and JUnit XML
+writes as properties, so the controller builds the summary and the JSON report alone.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+
+import pytest
+
+from conformance import report as report_mod
+from conformance.exclusions import Exclusions, ExclusionsError
+from conformance.harness.failure import SERVER_GONE, Violation
+from conformance.harness.launcher import LaunchError, become_subreaper
+from conformance.harness.model import detect_model
+from conformance.harness.target import (
+    Server,
+    Target,
+    TargetError,
+    attach_server,
+    check_reachable,
+    start_server,
+)
+from conformance.harness.timeouts import CHECK_TIMEOUT
+from conformance.marks import NotApplicable
+from conformance.spec import BY_ID, Requirement, select
+
+PROFILES = ("quick", "default", "thorough")
+
+# Help text written once, used by the option and the ini key (pytest-timeout's habit).
+HELP = {
+    "server": "check a built-in reference server: fork or thread",
+    "server_cmd": "launch this command for every check; {port} is replaced by a free port",
+    "target": "check a server that is already running at HOST:PORT (loopback only)",
+    "port": "the port to use (for a command without {port}, the port it always listens on)",
+    "protocol": "protocol profile: ok (reply OK!!!) or echo (default: ok)",
+    "profile": "how hard to try: quick, default or thorough (number of generated examples)",
+    "seed": "seed for generated scenarios; the same seed gives the same scenarios",
+    "json_report": "write the JSON verdict report to this path",
+    "requirement": "check only these requirement IDs or prefixes (repeatable), e.g. CONC-2, EXIT",
+    "exclusions": "file of requirements to skip, one 'ID: reason' per line",
+    "conformance_strict": "SHOULD requirements that fail also fail the run",
+}
+USAGE_EXIT = 2
+NO_SERVER = (
+    "conformance checks were collected but no server was given: use --server fork|thread, "
+    "--server-cmd 'CMD {port}' or --target HOST:PORT"
+)
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("conformance", "TCP server conformance")
+    group.addoption("--server", help=HELP["server"])
+    group.addoption("--server-cmd", dest="server_cmd", help=HELP["server_cmd"])
+    group.addoption("--target", help=HELP["target"])
+    group.addoption("--port", type=int, help=HELP["port"])
+    group.addoption("--protocol", choices=("ok", "echo"), help=HELP["protocol"])
+    group.addoption("--profile", choices=PROFILES, help=HELP["profile"])
+    group.addoption("--seed", type=int, help=HELP["seed"])
+    group.addoption("--json-report", dest="json_report", help=HELP["json_report"])
+    group.addoption("--requirement", action="append", default=[], help=HELP["requirement"])
+    group.addoption("--exclusions", help=HELP["exclusions"])
+    group.addoption(
+        "--conformance-strict", action="store_true", default=False,
+        help=HELP["conformance_strict"],
+    )
+    for name in ("protocol", "profile", "seed", "server_cmd"):
+        parser.addini(f"conformance_{name}", HELP[name])
+
+
+def _setting(config: pytest.Config, name: str, default: str | None = None) -> str | None:
+    """Precedence: command line > CONFORMANCE_<NAME> environment variable > ini > default."""
+    value = config.getoption(name, None)
+    if value not in (None, []):
+        return value
+    env = os.environ.get(f"CONFORMANCE_{name.upper()}")
+    if env:
+        return env
+    with contextlib.suppress(ValueError):
+        ini = config.getini(f"conformance_{name}")
+        if ini:
+            return str(ini)
+    return default
+
+
+@dataclass
+class Settings:
+    target: Target
+    protocol: str
+    profile: str
+    seed: int
+    strict: bool
+    selected: list[Requirement]
+    exclusions: Exclusions
+    json_report: Path | None
+
+
+@dataclass
+class RunState:
+    """Everything the plugin knows about one run (on the controller, or one xdist worker)."""
+
+    settings: Settings | None = None
+    error: str | None = None
+    model: str = "unknown"
+    started_at: str = ""
+    t0: float = 0.0
+    results: dict[str, report_mod.Result] = field(default_factory=dict)
+    serialised: list[str] = field(default_factory=list)
+    #: Address mode: the check during which the shared server died.
+    died_during: str | None = None
+    address_server: Server | None = None
+
+
+STATE = pytest.StashKey[RunState]()
+
+
+def _state(config: pytest.Config) -> RunState:
+    return config.stash[STATE]
+
+
+def _is_worker(config: pytest.Config) -> bool:
+    return hasattr(config, "workerinput")
+
+
+def _parse_settings(config: pytest.Config) -> Settings:
+    protocol = _setting(config, "protocol", "ok") or "ok"
+    if protocol not in ("ok", "echo"):
+        raise TargetError(f"--protocol {protocol!r}: choose ok or echo")
+    profile = _setting(config, "profile", "default") or "default"
+    if profile not in PROFILES:
+        raise TargetError(f"--profile {profile!r}: choose one of {', '.join(PROFILES)}")
+    seed_text = _setting(config, "seed", "0")
+    try:
+        seed = int(seed_text or 0)
+    except ValueError as exc:
+        raise TargetError(f"--seed {seed_text!r} is not an integer") from exc
+    target = Target.from_options(
+        config.getoption("server"),
+        _setting(config, "server_cmd"),
+        config.getoption("target"),
+        config.getoption("port"),
+        protocol,
+    )
+    try:
+        selected = select(config.getoption("requirement") or None)
+    except ValueError as exc:
+        raise TargetError(str(exc)) from exc
+    path = config.getoption("exclusions")
+    exclusions = Exclusions.load(Path(path)) if path else Exclusions({})
+    json_report = config.getoption("json_report")
+    return Settings(
+        target, protocol, profile, seed, bool(config.getoption("conformance_strict")),
+        selected, exclusions, Path(json_report) if json_report else None,
+    )
+
+
+def _wants_conformance(config: pytest.Config) -> bool:
+    return any(config.getoption(o, None) for o in ("server", "server_cmd", "target")) or bool(
+        os.environ.get("CONFORMANCE_SERVER_CMD")
+    )
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "requirement(id): the spec requirement a check checks")
+    state = RunState()
+    config.stash[STATE] = state
+    if not _wants_conformance(config):
+        return
+    try:
+        state.settings = _parse_settings(config)
+    except (TargetError, ExclusionsError) as exc:
+        state.error = str(exc)
+    if _is_worker(config):
+        state.model = config.workerinput.get("conformance_model", "unknown")  # type: ignore[attr-defined]
+    else:
+        config.pluginmanager.register(_Recorder(state), "conformance-recorder")
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_sessionstart(session: pytest.Session) -> None:
+    """Before any check (and before xdist starts workers): validate, try the server once."""
+    config = session.config
+    state = _state(config)
+    state.started_at = datetime.now(timezone.utc).isoformat(timespec="seconds")
+    state.t0 = time.monotonic()
+    if state.error:
+        pytest.exit(f"conformance: {state.error}", returncode=USAGE_EXIT)
+    if state.settings is None or _is_worker(config):
+        return
+    become_subreaper()
+    settings = state.settings
+    try:
+        if settings.target.mode == "launch":
+            probe = start_server(settings.target, settings.protocol)
+            try:
+                state.model = detect_model(probe)
+            finally:
+                assert probe.launched is not None
+                probe.launched.stop()
+        else:
+            assert settings.target.port is not None
+            check_reachable(settings.target.host, settings.target.port)
+            probe = attach_server(settings.target, settings.protocol)
+            state.model = detect_model(probe)
+    except (LaunchError, TargetError) as exc:
+        pytest.exit(f"conformance: the server could not be started: {exc}", returncode=USAGE_EXIT)
+
+
+def pytest_configure_node(node) -> None:  # type: ignore[no-untyped-def]
+    """xdist: hand the detected model to every worker so they all judge the same server."""
+    node.workerinput["conformance_model"] = _state(node.config).model
+
+
+def _requirement_of(item: pytest.Item) -> Requirement | None:
+    mark = item.get_closest_marker("requirement")
+    return BY_ID.get(mark.args[0]) if mark else None
+
+
+def pytest_collection_modifyitems(
+    session: pytest.Session, config: pytest.Config, items: list[pytest.Item]
+) -> None:
+    checks = [item for item in items if _requirement_of(item) is not None]
+    if not checks:
+        return
+    state = _state(config)
+    if state.settings is None:
+        pytest.exit(f"conformance: {NO_SERVER}", returncode=USAGE_EXIT)
+    settings = state.settings
+    wanted = {r.id for r in settings.selected}
+    keep, drop = [], []
+    for item in items:
+        req = _requirement_of(item)
+        if req is not None and req.id not in wanted:
+            drop.append(item)
+            continue
+        keep.append(item)
+        if req is None:
+            continue
+        # On the item, so every phase's report (and JUnit XML, from teardown) carries them.
+        item.user_properties += [("requirement", req.id), ("category", req.category)]
+        if item.get_closest_marker("timeout") is None:
+            item.add_marker(pytest.mark.timeout(CHECK_TIMEOUT, method="signal"))
+        reason = settings.exclusions.reason(req.id)
+        if reason is not None:
+            item.add_marker(pytest.mark.skip(reason=f"excluded: {reason}"))
+        if req.needs_quiet and settings.target.mode == "address":
+            # Other workers' clients would disturb descriptor, thread and zombie counts.
+            item.add_marker(pytest.mark.xdist_group("quiet-server"))
+            state.serialised.append(req.id)
+    if drop:
+        config.hook.pytest_deselected(items=drop)
+        items[:] = keep
+
+
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    """Decide applicability before any fixture launches a server."""
+    req = _requirement_of(item)
+    state = _state(item.config)
+    if req is None or state.settings is None:
+        return
+    settings = state.settings
+    if settings.protocol not in req.protocols:
+        raise NotApplicable(
+            msg=f"not applicable: {req.id} is for the {'/'.join(req.protocols)} profile; "
+            f"this run uses --protocol {settings.protocol}"
+        )
+    if req.models is not None and state.model not in req.models:
+        if state.model == "unknown":
+            pytest.skip(
+                f"{req.id} needs the server's process to tell its model, and it is not "
+                "visible from here (address mode with another user's or a remote process)"
+            )
+        raise NotApplicable(
+            msg=f"not applicable: {req.id} is about {'/'.join(req.models)} servers; this "
+            f"server was detected as {state.model}"
+        )
+    if req.launch_only and settings.target.mode != "launch":
+        pytest.skip(f"{req.id} needs a server the kit launched (it signals or traces it)")
+    if state.died_during is not None:
+        pytest.fail(SERVER_GONE.format(check=state.died_during), pytrace=False)
+
+
+# -- fixtures ---------------------------------------------------------------------------------
+@pytest.fixture(scope="session")
+def conformance_settings(request: pytest.FixtureRequest) -> Settings:
+    settings = _state(request.config).settings
+    if settings is None:
+        pytest.skip(NO_SERVER)
+    return settings
+
+
+@pytest.fixture
+def server(request: pytest.FixtureRequest, conformance_settings: Settings) -> Iterator[Server]:
+    """The server under test: a fresh one per check in launch mode, the shared one otherwise."""
+    state = _state(request.config)
+    settings = conformance_settings
+    if settings.target.mode == "launch":
+        try:
+            srv = start_server(settings.target, settings.protocol, state.model)
+        except LaunchError as exc:
+            pytest.fail(f"the server could not be started for this check: {exc}", pytrace=False)
+        try:
+            yield srv
+        finally:
+            srv.close_clients()
+            assert srv.launched is not None
+            srv.launched.stop()
+        return
+    if state.address_server is None:
+        state.address_server = attach_server(settings.target, settings.protocol, state.model)
+    shared = state.address_server
+    srv = Server(shared.host, shared.port, shared.protocol, state.model, None, shared.process)
+    try:
+        yield srv
+    finally:
+        srv.close_clients()
+        if not srv.alive():
+            state.died_during = request.node.nodeid.rsplit("::", 1)[-1]
+
+
+@pytest.fixture(scope="session")
+def conformance_profile(conformance_settings: Settings) -> str:
+    return conformance_settings.profile
+
+
+@pytest.fixture(scope="session")
+def conformance_seed(conformance_settings: Settings) -> int:
+    return conformance_settings.seed
+
+
+# -- verdicts ---------------------------------------------------------------------------------
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]):  # type: ignore[no-untyped-def]
+    outcome = yield
+    rep: pytest.TestReport = outcome.get_result()
+    req = _requirement_of(item)
+    if req is None:
+        return
+    if call.excinfo is not None and call.excinfo.errisinstance(NotApplicable):
+        rep.user_properties.append(("not_applicable", "1"))
+    if rep.failed and call.excinfo is not None and rep.when == "call":
+        rep.longrepr = _failure_text(item, req, call.excinfo.value)
+
+
+def _failure_text(item: pytest.Item, req: Requirement, exc: BaseException) -> str:
+    header = f"[{req.id} {req.level}] {req.title}"
+    if isinstance(exc, Violation):
+        body = exc.render()
+    else:
+        body = f"  {type(exc).__name__}: {exc}"
+    srv = item.funcargs.get("server") if hasattr(item, "funcargs") else None  # type: ignore[attr-defined]
+    if isinstance(srv, Server) and not srv.alive():
+        body += "\n  Server:   " + srv.death()
+    return f"{header}\n{body}"
+
+
+class _Recorder:
+    """Folds every phase's report into the per-requirement verdict (controller and -n 0)."""
+
+    def __init__(self, state: RunState) -> None:
+        self.state = state
+
+    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        props = dict(report.user_properties)
+        req_id = props.get("requirement")
+        if req_id is not None:
+            result = self.state.results.setdefault(req_id, report_mod.Result(req_id))
+            result.add(report, props)
+
+
+def pytest_terminal_summary(terminalreporter, exitstatus: int, config: pytest.Config) -> None:  # type: ignore[no-untyped-def]
+    state = _state(config)
+    if state.settings is None or not state.results or _is_worker(config):
+        return
+    doc = _build_report(state)
+    terminalreporter.section("conformance summary")
+    for line in report_mod.summary_lines(doc):
+        terminalreporter.write_line(line)
+
+
+def _build_report(state: RunState) -> dict[str, object]:
+    assert state.settings is not None
+    s = state.settings
+    return report_mod.build(
+        results=state.results,
+        selected=s.selected,
+        target=s.target.describe(),
+        protocol=s.protocol,
+        profile=s.profile,
+        seed=s.seed,
+        model=state.model,
+        started_at=state.started_at,
+        duration_s=time.monotonic() - state.t0,
+        excluded=s.exclusions.entries,
+        serialised=state.serialised,
+        strict=s.strict,
+    )
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    config = session.config
+    state = _state(config)
+    if state.settings is None or _is_worker(config) or not state.results:
+        return
+    doc = _build_report(state)
+    if state.settings.json_report is not None:
+        report_mod.write(doc, state.settings.json_report)
+    if exitstatus in (pytest.ExitCode.OK, pytest.ExitCode.TESTS_FAILED):
+        session.exitstatus = report_mod.exit_code(doc)

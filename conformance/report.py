@@ -1,0 +1,174 @@
+"""Verdicts per requirement and category, the JSON report, the summary table, the exit code.
+
+The JSON report is a stable interface (graders and CI read it); its schema is documented in
+the README and checked by the kit's tests. Outcomes are `passed`, `failed`, `skipped` and
+`not-applicable`. A category is failed if a requirement in it failed, passed if one passed
+and none failed, otherwise not-applicable (all were) or skipped. A failed SHOULD makes its
+category fail only under --strict; it is always listed as failed in `requirements`.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from conformance import __version__
+from conformance.spec import BY_ID, CATEGORIES, Requirement
+
+OUTCOMES = ("passed", "failed", "skipped", "not-applicable")
+
+
+@dataclass
+class Result:
+    """What happened to one requirement's check(s) across their phases."""
+
+    req_id: str
+    outcome: str = "passed"
+    detail: str = ""
+    duration_s: float = 0.0
+    seen: bool = False
+
+    def add(self, report: pytest.TestReport, props: dict[str, str]) -> None:
+        self.duration_s += report.duration
+        if report.passed:
+            if report.when == "call" and not self.seen:
+                self.seen = True
+            return
+        self.seen = True
+        if report.failed:
+            self.outcome = "failed"
+            text = _longrepr_text(report)
+            if report.when != "call":
+                text = f"error during {report.when}: {text}"
+            self.detail = f"{self.detail}\n{text}".strip() if self.detail else text
+        elif report.skipped and self.outcome != "failed":
+            self.outcome = "not-applicable" if props.get("not_applicable") else "skipped"
+            self.detail = _skip_reason(report)
+
+
+def _longrepr_text(report: pytest.TestReport) -> str:
+    return str(report.longrepr) if report.longrepr is not None else ""
+
+
+def _skip_reason(report: pytest.TestReport) -> str:
+    longrepr = report.longrepr
+    if isinstance(longrepr, tuple) and len(longrepr) == 3:
+        reason = str(longrepr[2])
+    else:
+        reason = str(longrepr)
+    return reason.removeprefix("Skipped: ")
+
+
+def category_outcome(outcomes: list[str]) -> str:
+    if "failed" in outcomes:
+        return "failed"
+    if "passed" in outcomes:
+        return "passed"
+    if outcomes and all(o == "not-applicable" for o in outcomes):
+        return "not-applicable"
+    return "skipped" if outcomes else "not-applicable"
+
+
+def build(
+    *,
+    results: dict[str, Result],
+    selected: list[Requirement],
+    target: dict[str, object],
+    protocol: str,
+    profile: str,
+    seed: int,
+    model: str,
+    started_at: str,
+    duration_s: float,
+    excluded: dict[str, str],
+    serialised: list[str],
+    strict: bool,
+) -> dict[str, object]:
+    requirements = []
+    for req in selected:
+        result = results.get(req.id)
+        if result is None:
+            outcome, detail, duration = "skipped", "not run (deselected with -k?)", 0.0
+        else:
+            outcome, detail, duration = result.outcome, result.detail, result.duration_s
+        requirements.append(
+            {
+                "id": req.id,
+                "category": req.category,
+                "level": req.level,
+                "title": req.title,
+                "outcome": outcome,
+                "detail": detail,
+                "duration_s": round(duration, 3),
+            }
+        )
+    categories = {}
+    for category in CATEGORIES:
+        counted = [
+            r["outcome"] if (r["level"] == "MUST" or strict or r["outcome"] != "failed")
+            else "passed"
+            for r in requirements
+            if r["category"] == category
+        ]
+        categories[category] = category_outcome(counted)
+    return {
+        "kit_version": __version__,
+        "started_at": started_at,
+        "duration_s": round(duration_s, 3),
+        "target": target,
+        "protocol": protocol,
+        "profile": profile,
+        "seed": seed,
+        "model": model,
+        "strict": strict,
+        "categories": categories,
+        "requirements": requirements,
+        "excluded": [{"id": k, "reason": v} for k, v in excluded.items()],
+        "serialised": serialised,
+    }
+
+
+def exit_code(doc: dict[str, object]) -> int:
+    """0 when every MUST passed (and every SHOULD too under --strict); 1 otherwise."""
+    strict = bool(doc["strict"])
+    for r in doc["requirements"]:  # type: ignore[attr-defined]
+        if r["outcome"] == "failed" and (r["level"] == "MUST" or strict):
+            return 1
+    return 0
+
+
+def write(doc: dict[str, object], path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    tmp.write_text(json.dumps(doc, indent=2) + "\n")
+    os.replace(tmp, path)
+
+
+def summary_lines(doc: dict[str, object]) -> list[str]:
+    """One row per category: outcome and the IDs that failed (or why it did not apply)."""
+    reqs: list[dict[str, str]] = doc["requirements"]  # type: ignore[assignment]
+    lines = [f"{'category':<12} {'outcome':<15} requirements"]
+    for category, outcome in doc["categories"].items():  # type: ignore[attr-defined]
+        mine = [r for r in reqs if r["category"] == category]
+        failing = [f"{r['id']} ({r['level']})" for r in mine if r["outcome"] == "failed"]
+        if failing:
+            note = "failed: " + ", ".join(failing)
+        else:
+            note = ", ".join(f"{r['id']} {r['outcome']}" for r in mine) or "-"
+        lines.append(f"{category:<12} {outcome:<15} {note}")
+    counts = {o: sum(r["outcome"] == o for r in reqs) for o in OUTCOMES}
+    tally = ", ".join(f"{n} {o}" for o, n in counts.items() if n)
+    lines.append(
+        f"model: {doc['model']} | protocol: {doc['protocol']} | profile: {doc['profile']} | "
+        f"seed: {doc['seed']} | {tally}"
+    )
+    return lines
+
+
+def describe(req_id: str) -> str:
+    r = BY_ID[req_id]
+    return f"[{r.id} {r.level}] {r.title}"

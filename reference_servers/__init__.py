@@ -1,0 +1,1 @@
+"""Reference TCP servers (fork per connection, thread per connection) that pass the kit."""

@@ -1,0 +1,135 @@
+"""The zoo's manifest: every test-subject server, its design, its one defect, and what should fail.
+
+Each defective server differs from a correct one in exactly one place, so a check that fails on
+it must be the check for that defect. ``expected_failures`` names the spec categories (see
+``conformance/spec.py``) that should fail for the server run with ``protocol``; it is empty for
+the correct servers, which are listed once per protocol. The C servers must be built first
+(``build.py``); ``command()`` gives the command line for a build directory, with ``{port}`` left
+for the kit to fill in.
+"""
+
+from __future__ import annotations
+
+import shlex
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+HERE = Path(__file__).resolve().parent
+C_DIR = HERE / "c"
+PY_DIR = HERE / "py"
+
+Language = Literal["c", "python"]
+Protocol = Literal["ok", "echo"]
+
+
+@dataclass(frozen=True, slots=True)
+class ZooServer:
+    name: str  # file name without extension: c/NAME.c or py/NAME.py
+    language: Language
+    design: str  # fork, prefork, thread, event-loop, iterative, or none
+    defect: str | None  # None for a correct server
+    protocol: Protocol  # the profile to run it with
+    expected_failures: frozenset[str]
+
+    @property
+    def id(self) -> str:
+        """Unique and readable, for test ids: ``c-no_reap-ok``."""
+        return f"{self.language}-{self.name}-{self.protocol}"
+
+    @property
+    def source(self) -> Path:
+        return C_DIR / f"{self.name}.c" if self.language == "c" else PY_DIR / f"{self.name}.py"
+
+
+def command(server: ZooServer, build_dir: Path) -> str:
+    """The command line that starts `server`, with a literal ``{port}`` placeholder.
+
+    C binaries are looked up in `build_dir` (see build.py); Python servers run with this
+    interpreter.
+    """
+    if server.language == "c":
+        argv = [str(Path(build_dir) / server.name), "{port}"]
+        if server.protocol == "echo":
+            argv.append("echo")
+    else:
+        argv = [sys.executable, str(server.source), "--port", "{port}"]
+        if server.protocol == "echo":
+            argv += ["--protocol", "echo"]
+    return " ".join(arg if arg == "{port}" else shlex.quote(arg) for arg in argv)
+
+
+def _cats(*names: str) -> frozenset[str]:
+    return frozenset(names)
+
+
+# name -> (design, expected failures). Each is built in both C and Python.
+_DEFECTS: dict[str, tuple[str, frozenset[str]]] = {
+    "no_reap": ("fork", _cats("zombies")),
+    "reap_once": ("fork", _cats("zombies")),
+    "child_keeps_listener": ("fork", _cats("fd-child")),
+    # The client never sees EOF (EXIT-1, EXIT-2) and the parent gains one fd per session.
+    "parent_keeps_conn": ("fork", _cats("fd-parent", "exit", "fd-leak")),
+    # The server dies at the first child exit, so checks run after that on the same
+    # instance can fail too.
+    "accept_eintr_fatal": ("fork", _cats("eintr")),
+    "recv_eintr_disconnect": ("fork", _cats("eintr")),
+    "serial": ("iterative", _cats("concurrency")),
+    # Dies at the first client that leaves without exit (EXIT-2, EXIT-3).
+    "sigpipe_eof": ("thread", _cats("exit")),
+    "fd_leak": ("thread", _cats("fd-leak")),
+    "thread_cap2": ("thread", _cats("concurrency")),
+    "wrong_reply": ("thread", _cats("protocol")),
+    "exit_no_close": ("thread", _cats("exit")),
+    "shared_buffer": ("thread", _cats("isolation")),
+    "busy_child": ("fork", _cats("exit")),
+    "backlog3": ("thread", _cats("concurrency")),
+    # FDL-2 (thread count); EXIT-4 (the thread outlives its session) probably fails too.
+    "thread_leak": ("thread", _cats("fd-leak", "exit")),
+}
+
+_CORRECT: dict[Language, dict[str, str]] = {
+    "c": {"ok_fork": "fork", "ok_thread": "thread", "ok_epoll": "event-loop",
+          "ok_prefork": "prefork"},
+    "python": {"ok_fork": "fork", "ok_thread": "thread", "ok_selectors": "event-loop",
+               "ok_asyncio": "event-loop", "ok_prefork": "prefork"},
+}  # fmt: skip
+
+#: Python servers for the kit's launch error handling (see README.md): they are correct or never
+#: serve at all; what they get wrong is how they start or stop.
+LAUNCH_MISBEHAVIOURS: tuple[ZooServer, ...] = (
+    ZooServer("exits_at_once", "python", "none", "exits_at_once", "ok", frozenset()),
+    ZooServer("never_listens", "python", "none", "never_listens", "ok", frozenset()),
+    ZooServer("stdout_flood", "python", "thread", "stdout_flood", "ok", frozenset()),
+    # EXIT-5 (SHOULD): SIGTERM does not stop it.
+    ZooServer("ignores_sigterm", "python", "thread", "ignores_sigterm", "ok", _cats("exit")),
+    # EXIT-5 (SHOULD): its setsid() children survive the server.
+    ZooServer("setsid_forker", "python", "thread", "setsid_forker", "ok", _cats("exit")),
+)
+
+
+def _zoo() -> tuple[ZooServer, ...]:
+    servers: list[ZooServer] = []
+    for language in ("c", "python"):
+        for name, design in _CORRECT[language].items():
+            for protocol in ("ok", "echo"):
+                servers.append(ZooServer(name, language, design, None, protocol, frozenset()))
+        for name, (design, failures) in _DEFECTS.items():
+            protocol = "echo" if name == "shared_buffer" else "ok"
+            servers.append(ZooServer(name, language, design, name, protocol, failures))
+    return tuple(servers)
+
+
+#: Every correct and defective server, C and Python (not the launch misbehaviours).
+ZOO: tuple[ZooServer, ...] = _zoo()
+CORRECT: tuple[ZooServer, ...] = tuple(s for s in ZOO if s.defect is None)
+DEFECTIVE: tuple[ZooServer, ...] = tuple(s for s in ZOO if s.defect is not None)
+
+
+def find(server_id: str) -> ZooServer:
+    """The server with this id (``c-no_reap-ok``), from ZOO or LAUNCH_MISBEHAVIOURS."""
+    for server in (*ZOO, *LAUNCH_MISBEHAVIOURS):
+        if server.id == server_id:
+            return server
+    raise KeyError(f"no zoo server with id {server_id!r}")
