@@ -44,14 +44,29 @@ def _run_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-a
 
 
 def pytest_args(ns: argparse.Namespace) -> list[str]:
-    args = [str(CHECKS_DIR), "-p", "conformance.plugin", "--rootdir", str(PACKAGE_DIR),
-            "-c", str(PACKAGE_DIR / "pytest.ini")]
-    for flag, value in (("--server", ns.server), ("--server-cmd", ns.server_cmd),
-                        ("--target", ns.target), ("--port", ns.port),
-                        ("--protocol", ns.protocol), ("--profile", ns.profile),
-                        ("--seed", ns.seed), ("--json-report", ns.json_report),
-                        ("--junitxml", ns.junit_xml), ("--exclusions", ns.exclusions),
-                        ("-n", ns.workers), ("-k", ns.keyword)):
+    args = [
+        str(CHECKS_DIR),
+        "-p",
+        "conformance.plugin",
+        "--rootdir",
+        str(PACKAGE_DIR),
+        "-c",
+        str(PACKAGE_DIR / "pytest.ini"),
+    ]
+    for flag, value in (
+        ("--server", ns.server),
+        ("--server-cmd", ns.server_cmd),
+        ("--target", ns.target),
+        ("--port", ns.port),
+        ("--protocol", ns.protocol),
+        ("--profile", ns.profile),
+        ("--seed", ns.seed),
+        ("--json-report", ns.json_report),
+        ("--junitxml", ns.junit_xml),
+        ("--exclusions", ns.exclusions),
+        ("-n", ns.workers),
+        ("-k", ns.keyword),
+    ):
         if value is not None:
             args += [flag, str(value)]
     for req in ns.requirement:

@@ -30,7 +30,9 @@ class Exclusions:
         try:
             text = path.read_text()
         except OSError as exc:
-            raise ExclusionsError(f"cannot read the exclusions file {path}: {exc.strerror}") from exc
+            raise ExclusionsError(
+                f"cannot read the exclusions file {path}: {exc.strerror}"
+            ) from exc
         return cls.parse(text, str(path))
 
     @classmethod

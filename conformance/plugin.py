@@ -72,7 +72,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--requirement", action="append", default=[], help=HELP["requirement"])
     group.addoption("--exclusions", help=HELP["exclusions"])
     group.addoption(
-        "--conformance-strict", action="store_true", default=False,
+        "--conformance-strict",
+        action="store_true",
+        default=False,
         help=HELP["conformance_strict"],
     )
     for name in ("protocol", "profile", "seed", "server_cmd"):
@@ -160,8 +162,14 @@ def _parse_settings(config: pytest.Config) -> Settings:
     exclusions = Exclusions.load(Path(path)) if path else Exclusions({})
     json_report = config.getoption("json_report")
     return Settings(
-        target, protocol, profile, seed, bool(config.getoption("conformance_strict")),
-        selected, exclusions, Path(json_report) if json_report else None,
+        target,
+        protocol,
+        profile,
+        seed,
+        bool(config.getoption("conformance_strict")),
+        selected,
+        exclusions,
+        Path(json_report) if json_report else None,
     )
 
 
@@ -355,10 +363,16 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]):  
 
 def _failure_text(item: pytest.Item, req: Requirement, exc: BaseException) -> str:
     header = f"[{req.id} {req.level}] {req.title}"
-    if isinstance(exc, Violation):
-        body = exc.render()
-    else:
-        body = f"  {type(exc).__name__}: {exc}"
+    body = exc.render() if isinstance(exc, Violation) else f"  {type(exc).__name__}: {exc}"
+    # Hypothesis attaches the minimal example as notes ("Falsifying example: ...").
+    notes = [n for n in getattr(exc, "__notes__", []) if "Falsifying" in n or "state." in n]
+    if notes:
+        body += "\n  Minimal example (shrunk by hypothesis):\n" + "\n".join(
+            "    " + line
+            for note in notes
+            for line in note.splitlines()
+            if "every_open_client_is_answered" not in line
+        )
     srv = item.funcargs.get("server") if hasattr(item, "funcargs") else None  # type: ignore[attr-defined]
     if isinstance(srv, Server) and not srv.alive():
         body += "\n  Server:   " + srv.death()

@@ -70,7 +70,7 @@ def category_outcome(outcomes: list[str]) -> str:
         return "passed"
     if outcomes and all(o == "not-applicable" for o in outcomes):
         return "not-applicable"
-    return "skipped" if outcomes else "not-applicable"
+    return "skipped"
 
 
 def build(
@@ -109,7 +109,8 @@ def build(
     categories = {}
     for category in CATEGORIES:
         counted = [
-            r["outcome"] if (r["level"] == "MUST" or strict or r["outcome"] != "failed")
+            r["outcome"]
+            if (r["level"] == "MUST" or strict or r["outcome"] != "failed")
             else "passed"
             for r in requirements
             if r["category"] == category

@@ -59,7 +59,9 @@ FORK: tuple[str, ...] = ("fork",)
 REQUIREMENTS: tuple[Requirement, ...] = (
     # -- protocol ---------------------------------------------------------------------------
     Requirement(
-        "PROTO-1", "MUST", "protocol",
+        "PROTO-1",
+        "MUST",
+        "protocol",
         "Every message of 1 to 1023 bytes, whatever its bytes, gets exactly the 5-byte reply "
         "`OK!!!` and nothing more.",
         "Clients read a fixed 5-byte reply: an added newline or a short reply desynchronises "
@@ -67,28 +69,36 @@ REQUIREMENTS: tuple[Requirement, ...] = (
         protocols=("ok",),
     ),
     Requirement(
-        "PROTO-2", "MUST", "protocol",
+        "PROTO-2",
+        "MUST",
+        "protocol",
         "A connection carries any number of messages, each answered in order, until the client "
         "ends the session.",
         "A server that answers only the first message leaves every later request unanswered.",
         protocols=("ok",),
     ),
     Requirement(
-        "PROTO-3", "MUST", "protocol",
+        "PROTO-3",
+        "MUST",
+        "protocol",
         "The message `exit` is answered with exactly `OK!!!`.",
         "The client waits for the acknowledgement of `exit` before it closes; without it, it "
         "cannot tell a clean end from a crash.",
         protocols=("ok",),
     ),
     Requirement(
-        "PROTO-4", "MUST", "protocol",
+        "PROTO-4",
+        "MUST",
+        "protocol",
         "Every byte received is echoed back, in order, however the client splits its writes.",
         "Echo is the simplest byte-exact protocol; a server that drops, reorders or adds bytes "
         "corrupts any stream carried over it.",
         protocols=("echo",),
     ),
     Requirement(
-        "PROTO-5", "MUST", "protocol",
+        "PROTO-5",
+        "MUST",
+        "protocol",
         "A stream of 1 MiB or more is echoed completely: partial writes are finished.",
         "send() may write fewer bytes than asked when the socket buffer is full; a server that "
         "ignores its return value silently loses data under load.",
@@ -96,69 +106,86 @@ REQUIREMENTS: tuple[Requirement, ...] = (
     ),
     # -- concurrency ------------------------------------------------------------------------
     Requirement(
-        "CONC-1", "MUST", "concurrency",
+        "CONC-1",
+        "MUST",
+        "concurrency",
         "A connected client that sends nothing does not delay another client: the other's "
         "message is answered within 1 s.",
-        "One idle or slow client (a student's telnet left open) freezes the service for "
-        "everybody.",
+        "One idle or slow client (a student's telnet left open) freezes the service for everybody.",
     ),
     Requirement(
-        "CONC-2", "MUST", "concurrency",
-        "At least 64 clients connected at once are all served, with their round trips "
-        "interleaved.",
+        "CONC-2",
+        "MUST",
+        "concurrency",
+        "At least 64 clients connected at once are all served, with their round trips interleaved.",
         "A cap on sessions (a fixed thread or process pool that is too small) makes clients "
         "beyond it wait for others to leave.",
     ),
     Requirement(
-        "CONC-3", "MUST", "concurrency",
+        "CONC-3",
+        "MUST",
+        "concurrency",
         "64 back-to-back connection attempts all connect within 1 s.",
         "A listen backlog that is too small makes the kernel drop SYNs; each dropped SYN costs "
         "the client a 1 s retransmit.",
     ),
     Requirement(
-        "CONC-4", "MUST", "concurrency",
+        "CONC-4",
+        "MUST",
+        "concurrency",
         "A session in progress does not make another wait: while one client keeps its session "
         "open, others complete whole sessions, each reply within 1 s.",
-        "A server that finishes one session before it starts the next serves one user at a "
-        "time.",
+        "A server that finishes one session before it starts the next serves one user at a time.",
     ),
     Requirement(
-        "CONC-5", "MUST", "concurrency",
+        "CONC-5",
+        "MUST",
+        "concurrency",
         "Under any interleaving of connects, messages, exits, closes, resets and signal bursts "
         "across several clients, every open client is answered within 1 s.",
         "Real clients do not take turns; bugs hide in the orders nobody tried by hand.",
     ),
     # -- exit -------------------------------------------------------------------------------
     Requirement(
-        "EXIT-1", "MUST", "exit",
+        "EXIT-1",
+        "MUST",
+        "exit",
         "After replying to `exit`, the server closes the connection within 1 s.",
         "The client waits for EOF to know the session is over; without the close it hangs, "
         "and the server holds the descriptor forever.",
         protocols=("ok",),
     ),
     Requirement(
-        "EXIT-2", "MUST", "exit",
+        "EXIT-2",
+        "MUST",
+        "exit",
         "When the client ends its side (EOF), the server closes its side within 1 s, after "
         "answering or echoing everything it received.",
         "recv() returning 0 means the peer is gone; a server that ignores it spins on recv() "
         "or writes to a closed connection.",
     ),
     Requirement(
-        "EXIT-3", "MUST", "exit",
+        "EXIT-3",
+        "MUST",
+        "exit",
         "A client that resets its connection at any moment, also just before the server "
         "writes, leaves the server running and other sessions untouched.",
         "Writing to a reset connection raises SIGPIPE, whose default action kills the whole "
         "server; ECONNRESET from recv() must end only that session.",
     ),
     Requirement(
-        "EXIT-4", "MUST", "exit",
+        "EXIT-4",
+        "MUST",
+        "exit",
         "Once a session ends, the process or thread that served it is gone within 1 s, and "
         "nothing keeps burning CPU.",
         "A child or thread that outlives its session (or spins after it) exhausts processes, "
         "threads or CPU after a few thousand clients.",
     ),
     Requirement(
-        "EXIT-5", "SHOULD", "exit",
+        "EXIT-5",
+        "SHOULD",
+        "exit",
         "On SIGTERM the server exits within 2 s and leaves no child processes behind.",
         "Service managers stop servers with SIGTERM; children left behind keep serving stale "
         "code and hold the port.",
@@ -166,7 +193,9 @@ REQUIREMENTS: tuple[Requirement, ...] = (
     ),
     # -- zombies ----------------------------------------------------------------------------
     Requirement(
-        "ZOMB-1", "MUST", "zombies",
+        "ZOMB-1",
+        "MUST",
+        "zombies",
         "No zombie children remain once sessions have ended (judged over a 1 s grace period, "
         "never from one sample).",
         "Each unreaped child keeps a process-table slot; after enough sessions fork() fails "
@@ -175,7 +204,9 @@ REQUIREMENTS: tuple[Requirement, ...] = (
         needs_quiet=True,
     ),
     Requirement(
-        "ZOMB-2", "MUST", "zombies",
+        "ZOMB-2",
+        "MUST",
+        "zombies",
         "When 50 or more children exit together, none is left a zombie.",
         "Signals coalesce: 50 children exiting at once may deliver one SIGCHLD, so a handler "
         "that calls waitpid() once per signal leaves the rest as zombies.",
@@ -184,7 +215,9 @@ REQUIREMENTS: tuple[Requirement, ...] = (
     ),
     # -- fd-child ---------------------------------------------------------------------------
     Requirement(
-        "FDC-1", "MUST", "fd-child",
+        "FDC-1",
+        "MUST",
+        "fd-child",
         "A child serving a connection does not hold the listening socket.",
         "A child holding the listener keeps the port open after the parent dies and can "
         "accept connections it never serves.",
@@ -192,7 +225,9 @@ REQUIREMENTS: tuple[Requirement, ...] = (
     ),
     # -- fd-parent --------------------------------------------------------------------------
     Requirement(
-        "FDP-1", "MUST", "fd-parent",
+        "FDP-1",
+        "MUST",
+        "fd-parent",
         "After handing a connection to a child, the parent does not keep the connected socket.",
         "The connection stays open as long as the parent holds it: the client never sees EOF "
         "and the parent runs out of descriptors.",
@@ -200,14 +235,18 @@ REQUIREMENTS: tuple[Requirement, ...] = (
     ),
     # -- fd-leak ----------------------------------------------------------------------------
     Requirement(
-        "FDL-1", "MUST", "fd-leak",
+        "FDL-1",
+        "MUST",
+        "fd-leak",
         "The server's open descriptors come back to their baseline after 200 sessions.",
         "A descriptor lost per session ends in EMFILE: accept() fails and the server stops "
         "serving after about a thousand clients.",
         needs_quiet=True,
     ),
     Requirement(
-        "FDL-2", "MUST", "fd-leak",
+        "FDL-2",
+        "MUST",
+        "fd-leak",
         "The server's thread count comes back to its baseline after 200 sessions.",
         "A thread that never ends keeps its stack (8 MiB of address space by default) until "
         "thread creation fails.",
@@ -215,7 +254,9 @@ REQUIREMENTS: tuple[Requirement, ...] = (
     ),
     # -- eintr ------------------------------------------------------------------------------
     Requirement(
-        "EINTR-1", "MUST", "eintr",
+        "EINTR-1",
+        "MUST",
+        "eintr",
         "A child exiting while the parent is blocked in accept() does not stop the server: it "
         "goes on accepting.",
         "SIGCHLD interrupts accept(); without SA_RESTART it returns -1 with errno EINTR, and a "
@@ -223,7 +264,9 @@ REQUIREMENTS: tuple[Requirement, ...] = (
         models=FORK,
     ),
     Requirement(
-        "EINTR-2", "MUST", "eintr",
+        "EINTR-2",
+        "MUST",
+        "eintr",
         "Storms of signals whose default action is harmless (SIGCHLD, SIGWINCH, SIGURG), sent "
         "to the server and its children during sessions, end no session, and the server keeps "
         "accepting.",
@@ -231,7 +274,9 @@ REQUIREMENTS: tuple[Requirement, ...] = (
         "recv() as a disconnect drops clients whenever a signal arrives.",
     ),
     Requirement(
-        "EINTR-3", "MUST", "eintr",
+        "EINTR-3",
+        "MUST",
+        "eintr",
         "When accept, accept4, read and recv calls fail with EINTR (injected with strace), the "
         "server retries them: every session completes and the server keeps accepting.",
         "EINTR can come from any signal, a debugger or a stopped-and-continued process; every "
@@ -240,14 +285,18 @@ REQUIREMENTS: tuple[Requirement, ...] = (
     ),
     # -- isolation --------------------------------------------------------------------------
     Requirement(
-        "ISO-1", "MUST", "isolation",
+        "ISO-1",
+        "MUST",
+        "isolation",
         "Concurrent sessions sending distinct data receive only their own bytes back.",
         "A receive buffer shared between threads hands one client's data to another: a privacy "
         "leak and corrupted streams.",
         protocols=("echo",),
     ),
     Requirement(
-        "ISO-2", "MUST", "isolation",
+        "ISO-2",
+        "MUST",
+        "isolation",
         "Each reply goes to the connection that sent the message: concurrent clients each get "
         "exactly one reply per message.",
         "A connection descriptor kept in a shared variable makes a thread answer on another "
@@ -271,7 +320,8 @@ def select(patterns: list[str] | None) -> list[Requirement]:
     for pattern in patterns:
         wanted = pattern.strip().upper()
         matches = [
-            r for r in REQUIREMENTS
+            r
+            for r in REQUIREMENTS
             if r.id == wanted or r.prefix == wanted.rstrip("-") or r.category == pattern.strip()
         ]
         if not matches:

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import pytest
+
+from conformance.checks.hypothesis_profiles import Unsatisfiable, run_machine
+from conformance.checks.scenario_machine import machine_for
 from conformance.harness import Server, fail
 from conformance.harness.burst import connect_burst
 from conformance.harness.sessions import end_session, message, open_clients, round_trip_all
-from conformance.harness.timeouts import CONNECT_BURST_TIMEOUT, LOOPBACK_TIMEOUT, REPLY_TIMEOUT
+from conformance.harness.timeouts import ANSWER_TIMEOUT, CONNECT_BURST_TIMEOUT, REPLY_TIMEOUT
 from conformance.marks import requirement
 
 MANY = 64
@@ -51,12 +55,12 @@ def test_many_clients_served_at_once(server: Server) -> None:
     clients = open_clients(server, MANY)
     for r in range(ROUNDS):
         payloads = [_payload(server, r * MANY + i) for i in range(MANY)]
-        _, silent = round_trip_all(server, clients, payloads, LOOPBACK_TIMEOUT)
+        _, silent = round_trip_all(server, clients, payloads, ANSWER_TIMEOUT)
         if silent:
             served = MANY - len(silent)
             fail(
                 f"all {MANY} connected clients answered (round {r + 1} of {ROUNDS})",
-                f"{len(silent)} client(s) got no reply within {LOOPBACK_TIMEOUT:.0f} s; "
+                f"{len(silent)} client(s) got no reply within {ANSWER_TIMEOUT:.0f} s; "
                 f"{served} were served",
                 did=server.transcript.tail(6),
                 evidence=_state(server),
@@ -97,3 +101,17 @@ def test_open_session_does_not_make_others_wait(server: Server) -> None:
         b.request(_payload(server, i), REPLY_TIMEOUT, cause=SERIAL_CAUSE)
         end_session(server, b)
         a.request(_payload(server, i), REPLY_TIMEOUT, cause=SERIAL_CAUSE)
+
+
+@requirement("CONC-5")
+def test_any_interleaving_is_answered(
+    conformance_settings,
+    conformance_profile: str,
+    conformance_seed: int,  # type: ignore[no-untyped-def]
+) -> None:
+    """Hypothesis explores client interleavings; each scenario gets a fresh server."""
+    machine = machine_for(conformance_settings.target, conformance_settings.protocol)
+    try:
+        run_machine(machine, conformance_profile, conformance_seed)
+    except Unsatisfiable:
+        pytest.skip("the server died in every generated scenario; see EXIT-3 and EINTR-*")

@@ -22,8 +22,10 @@ def _quiet(proc) -> None:  # type: ignore[no-untyped-def]
     """Wait until ended sessions' children and threads are gone (they hold descriptors)."""
     children = set(proc.live_children())
     threads = proc.thread_count()
-    wait_until(lambda: not set(proc.live_children()) - children and
-               proc.thread_count() <= threads, SETTLE_TIMEOUT)
+    wait_until(
+        lambda: not set(proc.live_children()) - children and proc.thread_count() <= threads,
+        SETTLE_TIMEOUT,
+    )
 
 
 def _before_and_after(server: Server, measure) -> tuple[int, int]:  # type: ignore[no-untyped-def]
@@ -46,8 +48,7 @@ def test_descriptors_return_to_baseline(server: Server) -> None:
         fail(
             f"at most {baseline + SLACK} open descriptors after {SESSIONS} sessions "
             f"(baseline {baseline})",
-            f"{after} open descriptors: about {(after - baseline) / SESSIONS:.1f} lost per "
-            "session",
+            f"{after} open descriptors: about {(after - baseline) / SESSIONS:.1f} lost per session",
             did=[f"ran {WARMUP} warm-up sessions, then {SESSIONS} sessions one after another"],
             evidence=["Most common: " + ", ".join(f"{k} x{n}" for k, n in kinds)],
             cause="something opened per session is never closed: close the connection when "

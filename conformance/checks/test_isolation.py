@@ -7,8 +7,8 @@ import time
 import pytest
 
 from conformance.harness import Server, fail, show
-from conformance.harness.sessions import end_session, round_trip_all
-from conformance.harness.timeouts import LOOPBACK_TIMEOUT
+from conformance.harness.sessions import drain, end_session, round_trip_all
+from conformance.harness.timeouts import ANSWER_TIMEOUT
 from conformance.marks import requirement
 
 CLIENTS = 16
@@ -20,7 +20,7 @@ BUDGET = 3.0
 def _hold_sessions(server: Server, count: int):  # type: ignore[no-untyped-def]
     clients = [server.connect(f"C{i}") for i in range(count)]
     first = [b"x" * 8 if server.protocol == "echo" else b"hello" for _ in clients]
-    _, silent = round_trip_all(server, clients, first, LOOPBACK_TIMEOUT)
+    _, silent = round_trip_all(server, clients, first, ANSWER_TIMEOUT)
     if silent:
         pytest.skip(
             f"only {count - len(silent)} of {count} sessions could be served at once, so "
@@ -36,7 +36,7 @@ def test_concurrent_echo_sessions_get_their_own_bytes(server: Server) -> None:
     deadline = time.monotonic() + BUDGET
     for r in range(ROUNDS):
         payloads = [bytes([65 + i]) * 512 + f"-{i}-{r}".encode() for i in range(CLIENTS)]
-        got, silent = round_trip_all(server, clients, payloads, LOOPBACK_TIMEOUT)
+        got, silent = round_trip_all(server, clients, payloads, ANSWER_TIMEOUT)
         for i, payload in enumerate(payloads):
             if got[i] != payload[: len(got[i])] or i in silent:
                 owners = sorted({chr(b) for b in got[i] if 65 <= b < 65 + CLIENTS} - {chr(65 + i)})
@@ -44,8 +44,11 @@ def test_concurrent_echo_sessions_get_their_own_bytes(server: Server) -> None:
                     f"{clients[i].name} gets back its own {len(payload)} bytes "
                     f"({show(payload, 24)})",
                     f"{show(got[i], 40)}"
-                    + (f": bytes of client(s) {', '.join('C%d' % (ord(o) - 65) for o in owners)}"
-                       if owners else ""),
+                    + (
+                        f": bytes of client(s) {', '.join('C%d' % (ord(o) - 65) for o in owners)}"
+                        if owners
+                        else ""
+                    ),
                     did=[f"{CLIENTS} clients echoing distinct data at once, round {r + 1}"],
                     cause="sessions share a buffer (a global or static array used by every "
                     "thread): give each session its own buffer, e.g. a local array in the "
@@ -62,21 +65,18 @@ def test_replies_go_to_their_own_connection(server: Server) -> None:
     """32 clients, every one sends per round; each must receive the same number of bytes."""
     clients = _hold_sessions(server, 2 * CLIENTS)
     totals = [0] * len(clients)
-    reply_size = None
     for r in range(20):
-        got, _ = round_trip_all(server, clients, [b"msg-%d" % r] * len(clients), LOOPBACK_TIMEOUT)
+        got, _ = round_trip_all(server, clients, [b"msg-%d" % r] * len(clients), ANSWER_TIMEOUT)
         for i, data in got.items():
             totals[i] += len(data)
-        reply_size = reply_size or len(got[0])
-    for i, client in enumerate(clients):
-        extra = client.recv_some(0.05)
-        totals[i] += len(extra or b"")
+    for i, extra in drain(clients).items():
+        totals[i] += len(extra)
     if len(set(totals)) > 1:
         fail(
             "every client receives one reply per message: the same number of bytes each",
-            "bytes received per client: " + ", ".join(
-                f"{c.name}={t}" for c, t in zip(clients, totals) if t != totals[0]
-            ) + f" (C0={totals[0]})",
+            "bytes received per client: "
+            + ", ".join(f"{c.name}={t}" for c, t in zip(clients, totals) if t != totals[0])
+            + f" (C0={totals[0]})",
             did=[f"{len(clients)} clients, 20 rounds of one message each, sent together"],
             cause="a reply went out on another client's connection: keep each session's "
             "descriptor in a variable of its own (pass it to the thread), not a shared global",

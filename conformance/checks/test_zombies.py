@@ -8,7 +8,7 @@ import pytest
 
 from conformance.harness import Server, fail, wait_until
 from conformance.harness.sessions import EXIT, message, require_process, run_sessions
-from conformance.harness.timeouts import LOOPBACK_TIMEOUT, SETTLE_TIMEOUT
+from conformance.harness.timeouts import ANSWER_TIMEOUT, SETTLE_TIMEOUT
 from conformance.marks import requirement
 
 BURST = 50
@@ -53,7 +53,7 @@ def test_burst_of_exiting_children_leaves_no_zombie(server: Server) -> None:
     clients = [server.connect(f"C{i}") for i in range(BURST)]
     for i, client in enumerate(clients):
         try:
-            client.request(message(i), LOOPBACK_TIMEOUT)
+            client.request(message(i), ANSWER_TIMEOUT)
         except AssertionError:
             pytest.skip(f"only {i} of {BURST} sessions could be held at once (see concurrency)")
     live = len(proc.live_children())

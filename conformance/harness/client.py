@@ -15,7 +15,7 @@ import time
 from dataclasses import dataclass, field
 
 from conformance.harness.failure import fail, show
-from conformance.harness.timeouts import LOOPBACK_TIMEOUT, QUIET_PERIOD
+from conformance.harness.timeouts import ANSWER_TIMEOUT, LOOPBACK_TIMEOUT, QUIET_PERIOD
 
 RECV_SIZE = 65536
 
@@ -128,7 +128,7 @@ class Client:
         self.sock.settimeout(max(timeout, 1e-6))
         try:
             return self.sock.recv(RECV_SIZE)
-        except (TimeoutError, socket.timeout):
+        except TimeoutError:
             return None
         except ConnectionResetError:
             return b""
@@ -144,7 +144,7 @@ class Client:
             self.sock.settimeout(remaining)
             try:
                 chunk = self.sock.recv(n - len(data))
-            except (TimeoutError, socket.timeout):
+            except TimeoutError:
                 return data, "timeout"
             except ConnectionResetError:
                 return data, "eof"
@@ -169,7 +169,7 @@ class Client:
     def expect(
         self,
         expected: bytes,
-        timeout: float = LOOPBACK_TIMEOUT,
+        timeout: float = ANSWER_TIMEOUT,
         *,
         exact: bool = True,
         cause: str | None = None,
@@ -210,11 +210,11 @@ class Client:
                     f"{show(expected + extra)}: {len(extra)} extra byte(s) {show(extra)}",
                     did=self.transcript.tail(),
                     cause="the reply carries extra bytes (a newline or a terminating NUL?): "
-                    "send exactly the 5 bytes OK!!!, e.g. write(fd, \"OK!!!\", 5).",
+                    'send exactly the 5 bytes OK!!!, e.g. write(fd, "OK!!!", 5).',
                 )
         self.transcript.add(f"received {show(expected)} on {self.name}")
 
-    def reply(self, timeout: float = LOOPBACK_TIMEOUT, cause: str | None = None) -> bytes:
+    def reply(self, timeout: float = ANSWER_TIMEOUT, cause: str | None = None) -> bytes:
         """Wait for the answer to a message, whatever its bytes (checks outside `protocol`).
 
         Only the protocol checks judge the reply's bytes; the others only need to know the
@@ -240,7 +240,7 @@ class Client:
         return data
 
     def request(
-        self, message: bytes, timeout: float = LOOPBACK_TIMEOUT, cause: str | None = None
+        self, message: bytes, timeout: float = ANSWER_TIMEOUT, cause: str | None = None
     ) -> bytes:
         """Send a message and wait for its reply (bytes not judged; see `reply`)."""
         __tracebackhide__ = True

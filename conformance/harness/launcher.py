@@ -151,7 +151,7 @@ class LaunchedServer:
                     stderr=err,
                     env=env,
                     start_new_session=True,
-                    preexec_fn=_in_child,  # noqa: PLW1509 - only prctl, async-signal-safe
+                    preexec_fn=_in_child,
                 )
             except (FileNotFoundError, PermissionError) as exc:
                 raise LaunchError(
@@ -301,7 +301,7 @@ class LaunchedServer:
                 if psutil.Process(pid).ppid() != me:
                     continue
                 os.waitpid(pid, os.WNOHANG)
-            except (GONE, ChildProcessError, OSError):
+            except (*GONE, ChildProcessError, OSError):
                 continue
 
 
@@ -318,9 +318,7 @@ def _alive_and_ours(pid: int, token: str, root: int) -> bool:
 
 
 def _listening_ports(pid: int) -> set[int]:
-    return {
-        s.laddr[1] for s in sockets_of(pid) if s.status == psutil.CONN_LISTEN and s.laddr
-    }
+    return {s.laddr[1] for s in sockets_of(pid) if s.status == psutil.CONN_LISTEN and s.laddr}
 
 
 def _killpg(pgid: int, sig: int) -> None:
@@ -337,8 +335,12 @@ def _indent(text: str) -> str:
     return "\n".join("    " + line for line in text.splitlines())
 
 
-def launch(command: str, port: int | None = None, ready_timeout: float = READY_TIMEOUT,
-           log_dir: Path | None = None) -> LaunchedServer:
+def launch(
+    command: str,
+    port: int | None = None,
+    ready_timeout: float = READY_TIMEOUT,
+    log_dir: Path | None = None,
+) -> LaunchedServer:
     """Start `command` and wait until it listens.
 
     With `{port}` in the command a free port is chosen unless `port` is given; without it,

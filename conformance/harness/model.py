@@ -40,8 +40,9 @@ def detect_model(server: Server) -> str:
             pids = [proc.pid, *(p.pid for p in proc.descendants())]
             found = []
             for client in clients:
-                found += [s.pid for s in holders_of_connection(pids, client.local_address,
-                                                               server.port)]
+                found += [
+                    s.pid for s in holders_of_connection(pids, client.local_address, server.port)
+                ]
             return found
 
         _, pids = wait_until(holders, SETTLE_TIMEOUT)

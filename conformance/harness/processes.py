@@ -154,7 +154,8 @@ def holders_of_connection(
 
 def listeners_of(pid: int, port: int) -> list[SocketInfo]:
     return [
-        s for s in sockets_of(pid)
+        s
+        for s in sockets_of(pid)
         if s.status == psutil.CONN_LISTEN and s.laddr is not None and s.laddr[1] == port
     ]
 

@@ -15,6 +15,7 @@ import time
 from conformance.harness.client import Client
 from conformance.harness.failure import fail
 from conformance.harness.target import Server
+from conformance.harness.timeouts import QUIET_PERIOD
 
 EXIT = b"exit"
 
@@ -135,3 +136,22 @@ def run_sessions(server: Server, count: int, *, max_live_children: int | None = 
                     f"after {i + 1} sessions {live} children of ended sessions are still "
                     "running (see EXIT-4), so counts cannot settle"
                 )
+
+
+def drain(clients: list[Client], quiet: float = QUIET_PERIOD) -> dict[int, bytes]:
+    """Whatever arrives on any of `clients` until none has sent anything for `quiet` s."""
+    got: dict[int, bytes] = {i: b"" for i in range(len(clients))}
+    sel = selectors.DefaultSelector()
+    for i, client in enumerate(clients):
+        sel.register(client.sock, selectors.EVENT_READ, i)
+    try:
+        while events := sel.select(quiet):
+            for key, _ in events:
+                chunk = clients[key.data].recv_some(0)
+                if not chunk:
+                    sel.unregister(key.fileobj)
+                    continue
+                got[key.data] += chunk
+    finally:
+        sel.close()
+    return got

@@ -73,17 +73,30 @@ def injected_eintr(pid: int, log_path: str) -> Iterator[subprocess.Popen[bytes]]
     if strace is None:
         raise StraceUnavailable("strace is not installed (Debian: apt-get install strace)")
     argv = [
-        strace, "-f", "-qq", "-o", log_path, "-e", f"trace={INJECTED}",
-        "-e", f"inject={INJECTED}:error=EINTR:when=2+2", "-p", str(pid),
+        strace,
+        "-f",
+        "-qq",
+        "-o",
+        log_path,
+        "-e",
+        f"trace={INJECTED}",
+        "-e",
+        f"inject={INJECTED}:error=EINTR:when=2+2",
+        "-p",
+        str(pid),
     ]
     with open(log_path + ".stderr", "wb") as err:
         tracer = subprocess.Popen(
-            argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=err,
+            argv,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=err,
             start_new_session=True,
         )
     try:
-        attached, _ = wait_until(lambda: _traced(pid) or tracer.poll() is not None,
-                                 LOOPBACK_TIMEOUT)
+        attached, _ = wait_until(
+            lambda: _traced(pid) or tracer.poll() is not None, LOOPBACK_TIMEOUT
+        )
         if tracer.poll() is not None or not _traced(pid):
             with open(log_path + ".stderr", "rb") as f:
                 why = f.read().decode(errors="replace").strip().splitlines()[-1:] or ["?"]

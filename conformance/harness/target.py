@@ -50,8 +50,15 @@ class Target:
         port: int | None,
         protocol: str,
     ) -> Target:
-        given = [name for name, v in (("--server", server), ("--server-cmd", server_cmd),
-                                      ("--target", address)) if v]
+        given = [
+            name
+            for name, v in (
+                ("--server", server),
+                ("--server-cmd", server_cmd),
+                ("--target", address),
+            )
+            if v
+        ]
         if len(given) != 1:
             raise TargetError(
                 "choose exactly one server to check: --server fork|thread (a built-in "
@@ -78,8 +85,7 @@ class Target:
         host = host.strip("[]")
         if not sep or not host or not port_text.isdigit() or not 0 < int(port_text) < 65536:
             raise TargetError(
-                f"--target {address!r} is not HOST:PORT (for example 127.0.0.1:8080 or "
-                "[::1]:8080)"
+                f"--target {address!r} is not HOST:PORT (for example 127.0.0.1:8080 or [::1]:8080)"
             )
         if host == "localhost":
             host = "127.0.0.1"
@@ -166,7 +172,9 @@ class Server:
             text = f"the server {describe_exit(code)}"
         tail = self.launched.stderr_tail()
         if tail:
-            text += "; last lines of its stderr:\n" + "\n".join("    " + x for x in tail.splitlines())
+            text += "; last lines of its stderr:\n" + "\n".join(
+                "    " + x for x in tail.splitlines()
+            )
         return text
 
     def stderr_tail(self) -> str:

@@ -22,15 +22,21 @@ SIGTERM_TIMEOUT = 2.0
 #: Harness: any single socket operation on loopback that the spec does not time (connect,
 #: sending a message, a reply in a check that is not about latency).
 LOOPBACK_TIMEOUT = 5.0
+#: Harness: how long a check that is not about latency waits for an answer. Generous for a
+#: loopback round trip on a loaded machine, short enough that a server that never answers
+#: gets its complete report quickly.
+ANSWER_TIMEOUT = 2.0
 #: Harness: how long a launched server may take to open its listening socket.
 READY_TIMEOUT = 5.0
 #: Harness: between SIGTERM and SIGKILL when the kit stops a server it launched.
 STOP_GRACE = 1.0
 #: Harness: after the expected bytes, how long we listen to be sure nothing more arrives.
-QUIET_PERIOD = 0.1
+QUIET_PERIOD = 0.05
 #: Harness: how often polling helpers look again.
 POLL_INTERVAL = 0.01
 #: Harness: the window over which CPU use is measured to detect a busy loop (EXIT-4).
 CPU_WINDOW = 0.5
+#: Harness: wall-clock budget for hypothesis to shrink a failure, per profile.
+SHRINK_BUDGET = {"quick": 5.0, "default": 10.0, "thorough": 60.0}
 #: Harness: pytest-timeout backstop per check; every check fails on its own deadlines first.
 CHECK_TIMEOUT = 60.0

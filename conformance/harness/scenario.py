@@ -1,0 +1,122 @@
+"""Scenario steps: what several clients can do, each as a function a replay script can call.
+
+The state machine of CONC-5 calls these functions and records each call as a line of Python,
+so the minimal failing scenario hypothesis shrinks to is shown twice: as readable steps, and
+as a standalone snippet that replays it against the same launch command or address.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from collections.abc import Iterator
+
+from conformance.harness.client import Client
+from conformance.harness.launcher import LaunchError
+from conformance.harness.signals import STORM_SIGNALS
+from conformance.harness.target import Server, Target, attach_server, start_server
+from conformance.harness.timeouts import REPLY_TIMEOUT
+
+BURST_SIGNALS = 30
+
+
+def connect(server: Server, name: str) -> Client:
+    return server.connect(name)
+
+
+def send(server: Server, client: Client, data: bytes) -> None:
+    """Send one message and wait for its answer (ok: any reply; echo: as many bytes back)."""
+    __tracebackhide__ = True
+    client.send(data)
+    if server.protocol == "ok":
+        client.reply(REPLY_TIMEOUT)
+        return
+    received, status = client.recv_exactly(len(data), REPLY_TIMEOUT)
+    if status != "ok":
+        from conformance.harness.failure import fail, show
+
+        fail(
+            f"{len(data)} bytes echoed on {client.name} within {REPLY_TIMEOUT:.1f} s",
+            f"{show(received)} ({'closed' if status == 'eof' else 'then nothing'})",
+            did=client.transcript.tail(),
+        )
+    client.transcript.add(f"received {len(received)} bytes on {client.name}")
+
+
+def finish(server: Server, client: Client) -> None:
+    """`exit` (ok) or EOF (echo), then close without waiting for the server's EOF."""
+    with contextlib.suppress(OSError):
+        if server.protocol == "ok":
+            client.sock.sendall(b"exit")
+            client.recv_some(REPLY_TIMEOUT)
+            client.transcript.add(f"sent b'exit' on {client.name}")
+        else:
+            client.half_close()
+    client.close()
+
+
+def close(client: Client) -> None:
+    client.close()
+
+
+def reset(client: Client) -> None:
+    client.reset()
+
+
+def signal_burst(server: Server) -> None:
+    """A few dozen harmless signals (SIGCHLD, SIGWINCH, SIGURG) to the server and children."""
+    if server.process is None:
+        return
+    pids = [server.process.pid, *(p.pid for p in server.process.descendants())]
+    for i in range(BURST_SIGNALS):
+        for pid in pids:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.kill(pid, STORM_SIGNALS[i % len(STORM_SIGNALS)])
+    server.transcript.add(f"sent {BURST_SIGNALS} signals to the server and its children")
+
+
+@contextlib.contextmanager
+def scenario_server(target: Target, protocol: str) -> Iterator[Server]:
+    """A fresh server (launch mode) or the running one (address mode), for one scenario."""
+    if target.mode == "launch":
+        server = start_server(target, protocol)
+        try:
+            yield server
+        finally:
+            server.close_clients()
+            assert server.launched is not None
+            server.launched.stop()
+    else:
+        server = attach_server(target, protocol)
+        try:
+            yield server
+        finally:
+            server.close_clients()
+
+
+def replay_snippet(target: Target, protocol: str, lines: list[str]) -> str:
+    """A standalone Python program that replays `lines` (calls of this module's steps)."""
+    where = (
+        f"Target('launch', '127.0.0.1', {target.port!r}, {target.command!r})"
+        if target.mode == "launch"
+        else f"Target('address', {target.host!r}, {target.port!r})"
+    )
+    body = "\n".join("    " + line for line in lines) or "    pass"
+    return (
+        "from conformance.harness.scenario import *\n"
+        "from conformance.harness.target import Target\n\n"
+        f"with scenario_server({where}, {protocol!r}) as server:\n{body}\n"
+    )
+
+
+__all__ = [
+    "LaunchError",
+    "close",
+    "connect",
+    "finish",
+    "replay_snippet",
+    "reset",
+    "scenario_server",
+    "send",
+    "signal_burst",
+]
