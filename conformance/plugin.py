@@ -257,7 +257,8 @@ def pytest_collection_modifyitems(
             continue
         # On the item, so every phase's report (and JUnit XML, from teardown) carries them.
         item.user_properties += [("requirement", req.id), ("category", req.category)]
-        if item.get_closest_marker("timeout") is None:
+        if item.get_closest_marker("timeout") is None and config.getoption("timeout", None) is None:
+            # The signal method keeps fixture teardown (stopping the server) and JUnit working.
             item.add_marker(pytest.mark.timeout(CHECK_TIMEOUT, method="signal"))
         reason = settings.exclusions.reason(req.id)
         if reason is not None:

@@ -1,0 +1,121 @@
+"""Fixtures and guards for the kit's own tests.
+
+The guard: every test runs with a marker in its environment that every process it starts
+inherits (kit runs, servers, their children, even ones that call setsid). After the test, any
+live process still carrying the marker outlived the test: the guard kills it and fails the
+test by name. It also fails the test if this process has zombie children left.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import sys
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import psutil
+import pytest
+
+from conformance.harness.launcher import become_subreaper
+from conformance.harness.polling import wait_until
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+MARKER = "CONFORMANCE_TEST_MARKER"
+LINGER = 3.0
+
+
+def _marked(marker: str) -> list[psutil.Process]:
+    me = os.getpid()
+    found = []
+    for proc in psutil.process_iter(["pid"]):
+        if proc.pid == me:
+            continue
+        try:
+            if proc.status() == psutil.STATUS_ZOMBIE:
+                continue
+            if proc.environ().get(MARKER) == marker:
+                found.append(proc)
+        except (psutil.Error, OSError):
+            continue
+    return found
+
+
+def _zombie_children() -> list[int]:
+    out = []
+    for child in psutil.Process().children():
+        try:
+            if child.status() == psutil.STATUS_ZOMBIE:
+                out.append(child.pid)
+        except psutil.Error:
+            continue
+    return out
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    become_subreaper()
+
+
+@pytest.fixture(autouse=True)
+def no_process_outlives_its_test(request: pytest.FixtureRequest) -> Iterator[None]:
+    marker = uuid.uuid4().hex
+    old = os.environ.get(MARKER)
+    os.environ[MARKER] = marker
+    try:
+        yield
+    finally:
+        if old is None:
+            os.environ.pop(MARKER, None)
+        else:
+            os.environ[MARKER] = old
+        clean, _ = wait_until(lambda: not _marked(marker), LINGER)
+        leftovers = [] if clean else _marked(marker)
+        descriptions = []
+        for proc in leftovers:
+            try:
+                descriptions.append(f"pid {proc.pid}: {' '.join(proc.cmdline())[:120]}")
+                proc.kill()
+            except psutil.Error:
+                continue
+        zombies_gone, _ = wait_until(lambda: not _zombie_children(), LINGER)
+        zombies = [] if zombies_gone else _zombie_children()
+        for pid in zombies:
+            try:
+                os.waitpid(pid, os.WNOHANG)
+            except ChildProcessError:
+                pass
+        if descriptions or zombies:
+            pytest.fail(
+                f"{request.node.nodeid} left processes behind: "
+                + "; ".join(descriptions)
+                + (f"; zombie children of the test process: {zombies}" if zombies else ""),
+                pytrace=False,
+            )
+
+
+@pytest.fixture(scope="session")
+def zoo_build(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The C servers of the zoo, built once per session (skipped without a C compiler)."""
+    if shutil.which("cc") is None:
+        pytest.skip("no C compiler (cc) on this machine: the C servers cannot be built")
+    from tests.servers.build import build_c_servers
+
+    out = tmp_path_factory.mktemp("zoo-build")
+    build_c_servers(out)
+    return out
+
+
+def kit(*args: str, timeout: float = 300, cwd: Path | None = None) -> "subprocess.CompletedProcess[str]":
+    """Run `python -m conformance ARGS` and return the completed process (text output)."""
+    import subprocess
+
+    return subprocess.run(
+        [sys.executable, "-m", "conformance", *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        cwd=cwd or ROOT,
+    )

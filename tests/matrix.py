@@ -1,0 +1,99 @@
+"""The matrix: every zoo server against the kit, as a table of server x category.
+
+    python tests/matrix.py [--profile quick] [--jobs 2] [--only SUBSTRING] [--runs K]
+
+Builds the C servers, runs `conformance run` once per server (K times with --runs, which is
+how the flake figure is measured), and prints one row per server: each category's outcome,
+`F` marking a failure, and whether the failed set is exactly the expected one. With --runs K
+it also prints, per server and category, how many of the K verdicts agreed with the first.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import tempfile
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE.parent))
+
+from conformance.spec import CATEGORIES  # noqa: E402
+from tests.servers.build import build_c_servers  # noqa: E402
+from tests.servers.zoo import ZOO, ZooServer, command  # noqa: E402
+
+SHORT = {"passed": ".", "failed": "F", "skipped": "s", "not-applicable": "-"}
+
+
+def run_kit(server: ZooServer, build_dir: Path, profile: str, out_dir: Path, n: int = 0) -> dict:
+    report = out_dir / f"{server.id}.{n}.json"
+    argv = [
+        sys.executable, "-m", "conformance", "run", "--server-cmd", command(server, build_dir),
+        "--protocol", server.protocol, "--profile", profile, "--json-report", str(report),
+    ]
+    proc = subprocess.run(argv, capture_output=True, text=True, timeout=600, cwd=HERE.parent)
+    if not report.exists():
+        return {"error": proc.stdout[-2000:] + proc.stderr[-2000:], "categories": {}}
+    doc = json.loads(report.read_text())
+    doc["exit_code"] = proc.returncode
+    return doc
+
+
+def failed(doc: dict) -> frozenset[str]:
+    return frozenset(c for c, o in doc.get("categories", {}).items() if o == "failed")
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--profile", default="quick")
+    ap.add_argument("--jobs", type=int, default=1)
+    ap.add_argument("--only", default="")
+    ap.add_argument("--runs", type=int, default=1)
+    ap.add_argument("--json", help="write all reports here")
+    ns = ap.parse_args()
+    servers = [s for s in ZOO if ns.only in s.id]
+    with tempfile.TemporaryDirectory() as tmp:
+        build_dir = Path(tmp) / "build"
+        build_c_servers(build_dir)
+        jobs = [(s, k) for s in servers for k in range(ns.runs)]
+        with ThreadPoolExecutor(ns.jobs) as pool:
+            docs = list(pool.map(lambda j: run_kit(j[0], build_dir, ns.profile, Path(tmp), j[1]),
+                                 jobs))
+    by_server: dict[str, list[dict]] = {}
+    for (server, _), doc in zip(jobs, docs):
+        by_server.setdefault(server.id, []).append(doc)
+    header = f"{'server':<34} {'model':<10} " + " ".join(f"{c[:6]:>6}" for c in CATEGORIES)
+    print(header + "  verdict")
+    mismatches = 0
+    for server in servers:
+        runs = by_server[server.id]
+        first = runs[0]
+        cells = " ".join(
+            f"{SHORT.get(first.get('categories', {}).get(c, ''), '?'):>6}" for c in CATEGORIES
+        )
+        got = failed(first)
+        ok = got == server.expected_failures and "error" not in first
+        mismatches += not ok
+        note = "as expected" if ok else (
+            f"expected {sorted(server.expected_failures)}, got {sorted(got)}"
+            + (f" ERROR {first['error'][-300:]}" if "error" in first else "")
+        )
+        print(f"{server.id:<34} {first.get('model', '?'):<10} {cells}  {note}")
+        if ns.runs > 1:
+            for c in CATEGORIES:
+                same = sum(r.get("categories", {}).get(c) == first.get("categories", {}).get(c)
+                           for r in runs)
+                if same != len(runs):
+                    print(f"    flaky: {c} agreed in {same}/{len(runs)} runs")
+    print(f"legend: . passed  F failed  s skipped  - not-applicable; profile {ns.profile}")
+    print(f"{len(servers) - mismatches}/{len(servers)} servers got exactly their expected verdict")
+    if ns.json:
+        Path(ns.json).write_text(json.dumps(by_server, indent=1))
+    return 1 if mismatches else 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,223 @@
+"""The `conformance` command end to end: options, exit codes, report, bad input, cleanup."""
+
+from __future__ import annotations
+
+import json
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import jsonschema
+import psutil
+import pytest
+
+from conformance.harness.launcher import free_port
+from conformance.harness.polling import wait_until
+from conformance.spec import CATEGORIES, REQUIREMENTS
+from tests.conftest import ROOT, kit
+
+PY_SERVERS = ROOT / "tests" / "servers" / "py"
+SCHEMA = json.loads((ROOT / "conformance" / "report.schema.json").read_text())
+
+
+def py_server(name: str) -> str:
+    return f"{sys.executable} {PY_SERVERS / name}.py --port {{port}}"
+
+
+def report(path: Path) -> dict:
+    doc = json.loads(path.read_text())
+    jsonschema.validate(doc, SCHEMA)
+    return doc
+
+
+# -- list --------------------------------------------------------------------------------------
+def test_list_prints_every_requirement_without_running_anything() -> None:
+    result = kit("list")
+    assert result.returncode == 0
+    for r in REQUIREMENTS:
+        assert r.id in result.stdout
+
+
+def test_list_selects_by_prefix() -> None:
+    result = kit("list", "--requirement", "ZOMB")
+    assert [line.split()[0] for line in result.stdout.splitlines()] == ["ZOMB-1", "ZOMB-2"]
+
+
+# -- usage errors: exit code 2 and a sentence that says what to do ------------------------------
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--server", "nope"], "unknown --server 'nope'; built-in servers: fork, thread"),
+        (["--target", "nonsense"], "is not HOST:PORT"),
+        (["--target", "10.1.2.3:80"], "only sends traffic to loopback"),
+        (["--server-cmd", "./server"], "has no {port} placeholder"),
+        (["--server", "fork", "--requirement", "CONC-99"], "matches no requirement"),
+    ],
+)
+def test_bad_input_is_a_usage_error(args: list[str], message: str) -> None:
+    result = kit("run", *args)
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert message in result.stdout + result.stderr
+
+
+def test_unreachable_target() -> None:
+    result = kit("run", "--target", f"127.0.0.1:{free_port()}")
+    assert result.returncode == 2
+    assert "nothing accepts connections at 127.0.0.1:" in result.stdout + result.stderr
+
+
+def test_port_in_use() -> None:
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        result = kit("run", "--server-cmd", f"{sys.executable} -c pass", "--port", str(port))
+    assert result.returncode == 2
+    assert f"port {port} is already in use by pid" in result.stdout + result.stderr
+
+
+def test_missing_command() -> None:
+    result = kit("run", "--server-cmd", "/nonexistent/server {port}")
+    assert result.returncode == 2
+    assert "'/nonexistent/server' was not found" in result.stdout + result.stderr
+
+
+def test_server_that_exits_at_once() -> None:
+    started = time.monotonic()
+    result = kit("run", "--server-cmd", py_server("exits_at_once"))
+    out = result.stdout + result.stderr
+    assert result.returncode == 2
+    assert "exited with status 3 before it listened" in out
+    assert "fatal: cannot open config" in out  # the last lines of its stderr
+    assert time.monotonic() - started < 10
+
+
+def test_server_that_never_listens() -> None:
+    started = time.monotonic()
+    result = kit("run", "--server-cmd", py_server("never_listens"))
+    assert result.returncode == 2
+    assert "did not listen on port" in result.stdout + result.stderr
+    assert time.monotonic() - started < 15
+
+
+def test_bad_exclusions_file(tmp_path: Path) -> None:
+    excl = tmp_path / "excl.txt"
+    excl.write_text("PROTO-2\n")
+    result = kit("run", "--server", "fork", "--exclusions", str(excl))
+    assert result.returncode == 2
+    assert "PROTO-2 has no reason" in result.stdout + result.stderr
+
+
+# -- runs that work --------------------------------------------------------------------------------
+def test_passing_run_writes_a_valid_report(tmp_path: Path) -> None:
+    out = tmp_path / "r.json"
+    excl = tmp_path / "excl.txt"
+    excl.write_text("PROTO-2: we trust it  # a comment\n")
+    junit = tmp_path / "junit.xml"
+    result = kit(
+        "run", "--server", "fork", "--profile", "quick", "--requirement", "PROTO",
+        "--requirement", "EXIT-1", "--exclusions", str(excl), "--json-report", str(out),
+        "--junit-xml", str(junit),
+    )
+    assert result.returncode == 0, result.stdout
+    doc = report(out)
+    assert set(doc["categories"]) == set(CATEGORIES)
+    assert doc["categories"]["protocol"] == "passed"
+    assert doc["categories"]["zombies"] == "skipped"  # nothing selected in it
+    assert doc["model"] == "fork"
+    outcomes = {r["id"]: (r["outcome"], r["detail"]) for r in doc["requirements"]}
+    assert outcomes["PROTO-2"] == ("skipped", "excluded: we trust it")
+    assert outcomes["PROTO-4"][0] == "not-applicable"
+    assert doc["excluded"] == [{"id": "PROTO-2", "reason": "we trust it"}]
+    assert '<property name="requirement" value="EXIT-1"' in junit.read_text()
+    assert "conformance summary" in result.stdout
+    assert "protocol     passed" in result.stdout
+
+
+def test_failing_run_exits_1_and_explains(tmp_path: Path) -> None:
+    out = tmp_path / "r.json"
+    result = kit(
+        "run", "--server-cmd", py_server("wrong_reply"), "--requirement", "PROTO-3",
+        "--json-report", str(out),
+    )
+    assert result.returncode == 1
+    doc = report(out)
+    detail = doc["requirements"][0]["detail"]
+    assert detail.startswith("[PROTO-3 MUST] The message `exit` is answered with exactly `OK!!!`.")
+    assert "Expected: exactly b'OK!!!' on A and nothing more" in detail
+    assert "b'OK!!!\\n'" in detail
+    assert doc["categories"]["protocol"] == "failed"
+
+
+def test_should_fails_the_run_only_with_strict(tmp_path: Path) -> None:
+    args = ["run", "--server-cmd", py_server("ignores_sigterm"), "--requirement", "EXIT-5"]
+    lenient = kit(*args, "--json-report", str(tmp_path / "a.json"))
+    strict = kit(*args, "--strict", "--json-report", str(tmp_path / "b.json"))
+    assert lenient.returncode == 0, lenient.stdout
+    assert strict.returncode == 1
+    a, b = report(tmp_path / "a.json"), report(tmp_path / "b.json")
+    assert a["requirements"][0]["outcome"] == b["requirements"][0]["outcome"] == "failed"
+    assert (a["categories"]["exit"], b["categories"]["exit"]) == ("passed", "failed")
+
+
+@pytest.mark.parametrize("name", ["stdout_flood", "ignores_sigterm", "setsid_forker"])
+def test_unruly_servers_are_checked_and_cleaned_up(name: str) -> None:
+    """The guard in conftest.py fails this test if any of their processes survive."""
+    result = kit("run", "--server-cmd", py_server(name), "--requirement", "PROTO-3")
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_pytest_pyargs_gives_the_same_verdicts(pytester: pytest.Pytester) -> None:
+    result = pytester.runpytest_subprocess(
+        "--pyargs", "conformance", "--server", "thread", "--requirement", "PROTO-1",
+        "--requirement", "ZOMB-1", "--profile", "quick",
+    )
+    result.assert_outcomes(passed=1, skipped=1)
+    result.stdout.fnmatch_lines(["*conformance summary*", "protocol     passed*"])
+    assert result.ret == 0
+
+
+def test_check_timeout_fails_the_check_and_cleans_up(tmp_path: Path) -> None:
+    silent = tmp_path / "silent.py"
+    silent.write_text(
+        "import socket, sys, time\n"
+        "s = socket.create_server(('127.0.0.1', int(sys.argv[1])))\n"
+        "conns = []\n"
+        "while True:\n"
+        "    conns.append(s.accept()[0])\n"
+    )
+    out = tmp_path / "r.json"
+    result = kit(
+        "run", "--server-cmd", f"{sys.executable} {silent} {{port}}", "--requirement", "PROTO-2",
+        "--json-report", str(out), "--", "--timeout", "1",
+    )
+    assert result.returncode == 1
+    assert "Timeout" in report(out)["requirements"][0]["detail"]
+
+
+def test_ctrl_c_in_the_middle_leaves_nothing() -> None:
+    kit_proc = subprocess.Popen(
+        [sys.executable, "-m", "conformance", "run", "--server", "fork"],
+        cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )
+    try:
+        def a_server_runs() -> bool:
+            return any("fork_server" in " ".join(p.cmdline()) for p in _descendants(kit_proc.pid))
+
+        assert wait_until(a_server_runs, 20)[0]
+        kit_proc.send_signal(signal.SIGINT)
+        assert kit_proc.wait(20) == 130
+    finally:
+        if kit_proc.poll() is None:
+            kit_proc.kill()
+            kit_proc.wait()
+
+
+def _descendants(pid: int) -> list[psutil.Process]:
+    try:
+        return psutil.Process(pid).children(recursive=True)
+    except psutil.Error:
+        return []
