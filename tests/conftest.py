@@ -108,7 +108,9 @@ def zoo_build(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return out
 
 
-def kit(*args: str, timeout: float = 300, cwd: Path | None = None) -> "subprocess.CompletedProcess[str]":
+def kit(
+    *args: str, timeout: float = 300, cwd: Path | None = None
+) -> subprocess.CompletedProcess[str]:
     """Run `python -m conformance ARGS` and return the completed process (text output)."""
     import subprocess
 

@@ -31,8 +31,18 @@ SHORT = {"passed": ".", "failed": "F", "skipped": "s", "not-applicable": "-"}
 def run_kit(server: ZooServer, build_dir: Path, profile: str, out_dir: Path, n: int = 0) -> dict:
     report = out_dir / f"{server.id}.{n}.json"
     argv = [
-        sys.executable, "-m", "conformance", "run", "--server-cmd", command(server, build_dir),
-        "--protocol", server.protocol, "--profile", profile, "--json-report", str(report),
+        sys.executable,
+        "-m",
+        "conformance",
+        "run",
+        "--server-cmd",
+        command(server, build_dir),
+        "--protocol",
+        server.protocol,
+        "--profile",
+        profile,
+        "--json-report",
+        str(report),
     ]
     proc = subprocess.run(argv, capture_output=True, text=True, timeout=600, cwd=HERE.parent)
     if not report.exists():
@@ -60,8 +70,9 @@ def main() -> int:
         build_c_servers(build_dir)
         jobs = [(s, k) for s in servers for k in range(ns.runs)]
         with ThreadPoolExecutor(ns.jobs) as pool:
-            docs = list(pool.map(lambda j: run_kit(j[0], build_dir, ns.profile, Path(tmp), j[1]),
-                                 jobs))
+            docs = list(
+                pool.map(lambda j: run_kit(j[0], build_dir, ns.profile, Path(tmp), j[1]), jobs)
+            )
     by_server: dict[str, list[dict]] = {}
     for (server, _), doc in zip(jobs, docs):
         by_server.setdefault(server.id, []).append(doc)
@@ -77,15 +88,21 @@ def main() -> int:
         got = failed(first)
         ok = got == server.expected_failures and "error" not in first
         mismatches += not ok
-        note = "as expected" if ok else (
-            f"expected {sorted(server.expected_failures)}, got {sorted(got)}"
-            + (f" ERROR {first['error'][-300:]}" if "error" in first else "")
+        note = (
+            "as expected"
+            if ok
+            else (
+                f"expected {sorted(server.expected_failures)}, got {sorted(got)}"
+                + (f" ERROR {first['error'][-300:]}" if "error" in first else "")
+            )
         )
         print(f"{server.id:<34} {first.get('model', '?'):<10} {cells}  {note}")
         if ns.runs > 1:
             for c in CATEGORIES:
-                same = sum(r.get("categories", {}).get(c) == first.get("categories", {}).get(c)
-                           for r in runs)
+                same = sum(
+                    r.get("categories", {}).get(c) == first.get("categories", {}).get(c)
+                    for r in runs
+                )
                 if same != len(runs):
                     print(f"    flaky: {c} agreed in {same}/{len(runs)} runs")
     print(f"legend: . passed  F failed  s skipped  - not-applicable; profile {ns.profile}")

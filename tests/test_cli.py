@@ -118,9 +118,21 @@ def test_passing_run_writes_a_valid_report(tmp_path: Path) -> None:
     excl.write_text("PROTO-2: we trust it  # a comment\n")
     junit = tmp_path / "junit.xml"
     result = kit(
-        "run", "--server", "fork", "--profile", "quick", "--requirement", "PROTO",
-        "--requirement", "EXIT-1", "--exclusions", str(excl), "--json-report", str(out),
-        "--junit-xml", str(junit),
+        "run",
+        "--server",
+        "fork",
+        "--profile",
+        "quick",
+        "--requirement",
+        "PROTO",
+        "--requirement",
+        "EXIT-1",
+        "--exclusions",
+        str(excl),
+        "--json-report",
+        str(out),
+        "--junit-xml",
+        str(junit),
     )
     assert result.returncode == 0, result.stdout
     doc = report(out)
@@ -140,8 +152,13 @@ def test_passing_run_writes_a_valid_report(tmp_path: Path) -> None:
 def test_failing_run_exits_1_and_explains(tmp_path: Path) -> None:
     out = tmp_path / "r.json"
     result = kit(
-        "run", "--server-cmd", py_server("wrong_reply"), "--requirement", "PROTO-3",
-        "--json-report", str(out),
+        "run",
+        "--server-cmd",
+        py_server("wrong_reply"),
+        "--requirement",
+        "PROTO-3",
+        "--json-report",
+        str(out),
     )
     assert result.returncode == 1
     doc = report(out)
@@ -172,8 +189,16 @@ def test_unruly_servers_are_checked_and_cleaned_up(name: str) -> None:
 
 def test_pytest_pyargs_gives_the_same_verdicts(pytester: pytest.Pytester) -> None:
     result = pytester.runpytest_subprocess(
-        "--pyargs", "conformance", "--server", "thread", "--requirement", "PROTO-1",
-        "--requirement", "ZOMB-1", "--profile", "quick",
+        "--pyargs",
+        "conformance",
+        "--server",
+        "thread",
+        "--requirement",
+        "PROTO-1",
+        "--requirement",
+        "ZOMB-1",
+        "--profile",
+        "quick",
     )
     result.assert_outcomes(passed=1, skipped=1)
     result.stdout.fnmatch_lines(["*conformance summary*", "protocol     passed*"])
@@ -191,8 +216,16 @@ def test_check_timeout_fails_the_check_and_cleans_up(tmp_path: Path) -> None:
     )
     out = tmp_path / "r.json"
     result = kit(
-        "run", "--server-cmd", f"{sys.executable} {silent} {{port}}", "--requirement", "PROTO-2",
-        "--json-report", str(out), "--", "--timeout", "1",
+        "run",
+        "--server-cmd",
+        f"{sys.executable} {silent} {{port}}",
+        "--requirement",
+        "PROTO-2",
+        "--json-report",
+        str(out),
+        "--",
+        "--timeout",
+        "1",
     )
     assert result.returncode == 1
     assert "Timeout" in report(out)["requirements"][0]["detail"]
@@ -201,9 +234,12 @@ def test_check_timeout_fails_the_check_and_cleans_up(tmp_path: Path) -> None:
 def test_ctrl_c_in_the_middle_leaves_nothing() -> None:
     kit_proc = subprocess.Popen(
         [sys.executable, "-m", "conformance", "run", "--server", "fork"],
-        cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        cwd=ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
     )
     try:
+
         def a_server_runs() -> bool:
             return any("fork_server" in " ".join(p.cmdline()) for p in _descendants(kit_proc.pid))
 

@@ -19,14 +19,19 @@ from tests.servers.zoo import ZOO, ZooServer, command
 def test_kit_verdict_on_zoo_server(server: ZooServer, zoo_build: Path, tmp_path: Path) -> None:
     out = tmp_path / "report.json"
     result = kit(
-        "run", "--server-cmd", command(server, zoo_build), "--protocol", server.protocol,
-        "--profile", "quick", "--json-report", str(out),
+        "run",
+        "--server-cmd",
+        command(server, zoo_build),
+        "--protocol",
+        server.protocol,
+        "--profile",
+        "quick",
+        "--json-report",
+        str(out),
     )
     assert out.exists(), result.stdout[-3000:] + result.stderr[-3000:]
     doc = json.loads(out.read_text())
     failed = {c for c, outcome in doc["categories"].items() if outcome == "failed"}
-    details = "\n".join(
-        r["detail"] for r in doc["requirements"] if r["outcome"] == "failed"
-    )
+    details = "\n".join(r["detail"] for r in doc["requirements"] if r["outcome"] == "failed")
     assert failed == set(server.expected_failures), details[-4000:]
     assert result.returncode == (1 if server.expected_failures else 0)

@@ -9,10 +9,11 @@ from hypothesis import strategies as st
 
 from conformance.checks.hypothesis_profiles import run_given
 from conformance.harness import Server, fail, show
-from conformance.harness.sessions import EXIT, message
-from conformance.harness.target import restart_if_dead
+from conformance.harness.scenario import scenario_server
+from conformance.harness.sessions import EXIT, message, session
 from conformance.harness.timeouts import ANSWER_TIMEOUT
 from conformance.marks import requirement
+from conformance.plugin import Settings
 
 OK = b"OK!!!"
 #: Any bytes, NUL and high bytes included, 1..1023 of them; never starting with `exit`.
@@ -27,15 +28,13 @@ REPLY_CAUSE = (
 
 
 @requirement("PROTO-1")
-def test_every_message_gets_exactly_ok(
-    server: Server, conformance_profile: str, conformance_seed: int
-) -> None:
+def test_every_message_gets_exactly_ok(conformance_settings: Settings) -> None:
     """Any bytes, any length up to 1023, several per connection: exactly OK!!! each."""
+    s = conformance_settings
 
     @given(st.lists(MESSAGES, min_size=1, max_size=4))
     def exchange(messages: list[bytes]) -> None:
-        restart_if_dead(server)
-        with server.connect() as client:
+        with scenario_server(s.target, s.protocol) as server, session(server) as client:
             for i, m in enumerate(messages):
                 client.send(m)
                 # A stray byte after reply k misaligns reply k+1, so listening for "nothing
@@ -43,13 +42,13 @@ def test_every_message_gets_exactly_ok(
                 last = i == len(messages) - 1
                 client.expect(OK, ANSWER_TIMEOUT, exact=last, cause=REPLY_CAUSE)
 
-    run_given(exchange, conformance_profile, conformance_seed)
+    run_given(exchange, s.profile, s.seed)
 
 
 @requirement("PROTO-2")
 def test_many_messages_on_one_connection(server: Server) -> None:
     """100 messages on one connection, each answered, none merged or dropped."""
-    with server.connect() as client:
+    with session(server) as client:
         for i in range(100):
             client.send(message(i))
             client.expect(
@@ -77,15 +76,13 @@ def test_exit_is_acknowledged(server: Server) -> None:
 
 
 @requirement("PROTO-4")
-def test_echo_any_bytes_any_chunking(
-    server: Server, conformance_profile: str, conformance_seed: int
-) -> None:
+def test_echo_any_bytes_any_chunking(conformance_settings: Settings) -> None:
     """Chunks of any bytes come back exactly, in order."""
+    s = conformance_settings
 
     @given(ECHO_CHUNKS)
     def exchange(chunks: list[bytes]) -> None:
-        restart_if_dead(server)
-        with server.connect() as client:
+        with scenario_server(s.target, s.protocol) as server, session(server) as client:
             for chunk in chunks:
                 client.send(chunk)
                 client.expect(
@@ -96,7 +93,7 @@ def test_echo_any_bytes_any_chunking(
                     "the length; the buffer is not a C string, it may contain NUL)",
                 )
 
-    run_given(exchange, conformance_profile, conformance_seed)
+    run_given(exchange, s.profile, s.seed)
 
 
 @requirement("PROTO-5")

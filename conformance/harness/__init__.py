@@ -4,7 +4,7 @@ A check never touches `socket`, `subprocess` or `psutil` directly; it goes throu
 modules, which have their own tests in the kit's test suite.
 """
 
-from conformance.harness.client import Client, ConnectFailed, Transcript
+from conformance.harness.client import Client, Transcript
 from conformance.harness.failure import Violation, fail, show
 from conformance.harness.launcher import LaunchedServer, LaunchError, launch
 from conformance.harness.polling import wait_until
@@ -12,7 +12,6 @@ from conformance.harness.target import Server, Target, TargetError
 
 __all__ = [
     "Client",
-    "ConnectFailed",
     "LaunchError",
     "LaunchedServer",
     "Server",

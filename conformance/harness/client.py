@@ -35,10 +35,6 @@ class Transcript:
         return [f"... {len(self.steps) - n} earlier steps", *self.steps[-n:]]
 
 
-class ConnectFailed(Exception):
-    """The server did not accept a connection (refused, or no answer within the timeout)."""
-
-
 def _family(host: str) -> socket.AddressFamily:
     return socket.AF_INET6 if ":" in host else socket.AF_INET
 
@@ -67,9 +63,14 @@ class Client:
         try:
             sock.connect((host, port))
         except OSError as exc:
+            __tracebackhide__ = True
             sock.close()
-            transcript.add(f"tried to open client {name}: {_describe_oserror(exc)}")
-            raise ConnectFailed(f"connecting to {host}:{port}: {_describe_oserror(exc)}") from exc
+            transcript.add(f"tried to open client {name}")
+            fail(
+                f"the server accepts a connection from client {name} on {host}:{port}",
+                f"connect() failed: {_describe_oserror(exc)}",
+                did=transcript.tail(),
+            )
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         transcript.add(f"opened client {name}")
         return cls(sock, name, transcript)

@@ -29,7 +29,7 @@ class Violation(AssertionError):
     evidence: list[str] = field(default_factory=list)
 
     def __post_init__(self) -> None:
-        super().__init__(self.render())
+        super().__init__(self.expected)
 
     def render(self) -> str:
         lines = []

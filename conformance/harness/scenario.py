@@ -12,6 +12,7 @@ import os
 from collections.abc import Iterator
 
 from conformance.harness.client import Client
+from conformance.harness.failure import Violation, fail, show
 from conformance.harness.launcher import LaunchError
 from conformance.harness.signals import STORM_SIGNALS
 from conformance.harness.target import Server, Target, attach_server, start_server
@@ -33,8 +34,6 @@ def send(server: Server, client: Client, data: bytes) -> None:
         return
     received, status = client.recv_exactly(len(data), REPLY_TIMEOUT)
     if status != "ok":
-        from conformance.harness.failure import fail, show
-
         fail(
             f"{len(data)} bytes echoed on {client.name} within {REPLY_TIMEOUT:.1f} s",
             f"{show(received)} ({'closed' if status == 'eof' else 'then nothing'})",
@@ -77,21 +76,26 @@ def signal_burst(server: Server) -> None:
 
 @contextlib.contextmanager
 def scenario_server(target: Target, protocol: str) -> Iterator[Server]:
-    """A fresh server (launch mode) or the running one (address mode), for one scenario."""
+    """A fresh server (launch mode) or the running one (address mode), for one example.
+
+    A fresh server per generated example keeps examples independent: a crash in one cannot
+    fail the next, so hypothesis shrinks to the input that caused it, and the verdict does not
+    hang on how fast a dying server dies. A failure inside says how the server died, if it did.
+    """
     if target.mode == "launch":
         server = start_server(target, protocol)
-        try:
-            yield server
-        finally:
-            server.close_clients()
-            assert server.launched is not None
-            server.launched.stop()
     else:
         server = attach_server(target, protocol)
-        try:
-            yield server
-        finally:
-            server.close_clients()
+    try:
+        yield server
+    except Violation as exc:
+        if not server.alive():
+            exc.evidence.append("Server:   " + server.death())
+        raise
+    finally:
+        server.close_clients()
+        if server.launched is not None:
+            server.launched.stop()
 
 
 def replay_snippet(target: Target, protocol: str, lines: list[str]) -> str:

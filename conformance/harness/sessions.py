@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import selectors
 import time
+from collections.abc import Iterator
 
 from conformance.harness.client import Client
 from conformance.harness.failure import fail
@@ -34,6 +35,16 @@ def end_session(server: Server, client: Client) -> None:
         else:
             client.sock.shutdown(2)
     client.close()
+
+
+@contextlib.contextmanager
+def session(server: Server, name: str | None = None) -> Iterator[Client]:
+    """A client whose session is ended with `end_session` when the block ends."""
+    client = server.connect(name)
+    try:
+        yield client
+    finally:
+        end_session(server, client)
 
 
 def full_session(server: Server, messages: int = 1, name: str | None = None) -> Client:

@@ -209,21 +209,3 @@ def attach_server(target: Target, protocol: str, model: str = "unknown") -> Serv
         with contextlib.suppress(Exception):
             process = ServerProcess(pid)
     return Server(target.host, target.port, protocol, model, None, process)
-
-
-def restart_if_dead(server: Server) -> None:
-    """Launch mode: give the next generated example a live server if the last one killed it.
-
-    Without this, one crash would fail every later example and hypothesis would "shrink" to
-    whatever example came after the crash, not to the input that caused it.
-    """
-    if server.launched is None or server.alive():
-        return
-    old = server.launched
-    old.stop()
-    fixed = old.port if "{port}" not in old.command else None
-    fresh = launch(old.command, port=fixed)
-    server.launched = fresh
-    server.port = fresh.port
-    server.process = ServerProcess(fresh.listener_pid) if fresh.listener_pid else None
-    server.transcript.add(f"restarted the server (it had died: {describe_exit(old.returncode())})")
