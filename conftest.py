@@ -5,4 +5,4 @@ point, which is named "conformance.plugin" like the module, so this line finds i
 and does nothing: no double registration.
 """
 
-pytest_plugins = ["conformance.plugin"]
+pytest_plugins = ["conformance.plugin", "pytester"]

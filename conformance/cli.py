@@ -13,6 +13,8 @@ import signal
 import sys
 from pathlib import Path
 
+import pytest
+
 from conformance import __version__
 from conformance.spec import REQUIREMENTS, render_markdown, select
 
@@ -82,13 +84,31 @@ class _Observer:
 
     interrupted = False
 
-    def pytest_keyboard_interrupt(self, excinfo: object) -> None:
-        self.interrupted = True
+    def pytest_keyboard_interrupt(self, excinfo: pytest.ExceptionInfo[BaseException]) -> None:
+        # pytest.exit() (our usage errors) reaches this hook too; only Ctrl-C/SIGTERM count.
+        self.interrupted = excinfo.errisinstance(KeyboardInterrupt)
+
+
+def _validate(ns: argparse.Namespace) -> str | None:
+    """Catch bad input before pytest starts, to say it in one clean line."""
+    from conformance.exclusions import Exclusions, ExclusionsError
+    from conformance.harness.target import Target, TargetError
+
+    try:
+        Target.from_options(ns.server, ns.server_cmd, ns.target, ns.port, ns.protocol)
+        select(ns.requirement or None)
+        if ns.exclusions:
+            Exclusions.load(Path(ns.exclusions))
+    except (TargetError, ExclusionsError, ValueError) as exc:
+        return str(exc)
+    return None
 
 
 def run(ns: argparse.Namespace) -> int:
-    import pytest
-
+    problem = _validate(ns)
+    if problem:
+        print(f"conformance: {problem}", file=sys.stderr)
+        return EXIT_USAGE
     # SIGTERM to the kit must clean up like Ctrl-C does: fixtures stop the servers.
     def _terminate(signum: int, frame: object) -> None:
         raise KeyboardInterrupt

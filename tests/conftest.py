@@ -8,8 +8,10 @@ test by name. It also fails the test if this process has zombie children left.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
+import subprocess
 import sys
 import uuid
 from collections.abc import Iterator
@@ -83,10 +85,8 @@ def no_process_outlives_its_test(request: pytest.FixtureRequest) -> Iterator[Non
         zombies_gone, _ = wait_until(lambda: not _zombie_children(), LINGER)
         zombies = [] if zombies_gone else _zombie_children()
         for pid in zombies:
-            try:
+            with contextlib.suppress(ChildProcessError):
                 os.waitpid(pid, os.WNOHANG)
-            except ChildProcessError:
-                pass
         if descriptions or zombies:
             pytest.fail(
                 f"{request.node.nodeid} left processes behind: "
@@ -112,8 +112,6 @@ def kit(
     *args: str, timeout: float = 300, cwd: Path | None = None
 ) -> subprocess.CompletedProcess[str]:
     """Run `python -m conformance ARGS` and return the completed process (text output)."""
-    import subprocess
-
     return subprocess.run(
         [sys.executable, "-m", "conformance", *args],
         capture_output=True,

@@ -48,7 +48,7 @@ def test_concurrent_echo_sessions_get_their_own_bytes(server: Server) -> None:
                     f"({show(payload, 24)})",
                     f"{show(got[i], 40)}"
                     + (
-                        f": bytes of client(s) {', '.join('C%d' % (ord(o) - 65) for o in owners)}"
+                        f": bytes of client(s) {', '.join(f'C{ord(o) - 65}' for o in owners)}"
                         if owners
                         else ""
                     ),

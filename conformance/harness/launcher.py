@@ -219,10 +219,8 @@ class LaunchedServer:
 
     def _tree(self) -> list[int]:
         pids = [self.pid]
-        try:
+        with contextlib.suppress(GONE):
             pids += [p.pid for p in psutil.Process(self.pid).children(recursive=True)]
-        except GONE:
-            pass
         self.seen.update(pids)
         return pids
 

@@ -146,9 +146,14 @@ def holders_of_connection(
     found = []
     for pid in pids:
         for s in sockets_of(pid):
-            if s.raddr is not None and s.raddr[1] == client_addr[1] and s.laddr is not None:
-                if s.laddr[1] == server_port and _same_host(s.raddr[0], client_addr[0]):
-                    found.append(s)
+            if (
+                s.raddr is not None
+                and s.laddr is not None
+                and s.raddr[1] == client_addr[1]
+                and s.laddr[1] == server_port
+                and _same_host(s.raddr[0], client_addr[0])
+            ):
+                found.append(s)
     return found
 
 

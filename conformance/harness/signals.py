@@ -94,7 +94,7 @@ def injected_eintr(pid: int, log_path: str) -> Iterator[subprocess.Popen[bytes]]
             start_new_session=True,
         )
     try:
-        attached, _ = wait_until(
+        _attached, _ = wait_until(
             lambda: _traced(pid) or tracer.poll() is not None, LOOPBACK_TIMEOUT
         )
         if tracer.poll() is not None or not _traced(pid):

@@ -167,7 +167,7 @@ class Server:
             return "the server stopped accepting connections"
         code = self.launched.returncode()
         if code is None and self.process is not None and not self.process.alive():
-            text = "the server process (pid %d) is gone" % self.process.pid
+            text = f"the server process (pid {self.process.pid}) is gone"
         else:
             text = f"the server {describe_exit(code)}"
         tail = self.launched.stderr_tail()
