@@ -109,6 +109,7 @@ def run(ns: argparse.Namespace) -> int:
     if problem:
         print(f"conformance: {problem}", file=sys.stderr)
         return EXIT_USAGE
+
     # SIGTERM to the kit must clean up like Ctrl-C does: fixtures stop the servers.
     def _terminate(signum: int, frame: object) -> None:
         raise KeyboardInterrupt

@@ -334,13 +334,25 @@ def server(request: pytest.FixtureRequest, conformance_settings: Settings) -> It
         yield srv
     finally:
         srv.close_clients()
-        if not srv.alive():
-            state.died_during = request.node.nodeid.rsplit("::", 1)[-1]
+        if not srv.alive() and state.died_during is None:
+            req = _requirement_of(request.node)
+            state.died_during = req.id if req else request.node.name
 
 
 @pytest.fixture(scope="session")
 def conformance_profile(conformance_settings: Settings) -> str:
     return conformance_settings.profile
+
+
+#: How many times the checks repeat what the spec does not count (resets, churn, rounds).
+EFFORT = {"quick": 0.5, "default": 1.0, "thorough": 3.0}
+
+
+@pytest.fixture(scope="session")
+def repeats(conformance_settings: Settings):  # type: ignore[no-untyped-def]
+    """`repeats(n)`: n scaled by the profile (never below 2). Spec counts never scale."""
+    factor = EFFORT[conformance_settings.profile]
+    return lambda n: max(2, round(n * factor))
 
 
 @pytest.fixture(scope="session")

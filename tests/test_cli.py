@@ -257,3 +257,92 @@ def _descendants(pid: int) -> list[psutil.Process]:
         return psutil.Process(pid).children(recursive=True)
     except psutil.Error:
         return []
+
+
+# -- address mode --------------------------------------------------------------------------------
+@pytest.fixture
+def running_server():  # type: ignore[no-untyped-def]
+    """Start a server the way a user would, outside the kit; yield (launched, port)."""
+    from conformance.harness.launcher import launch
+
+    def start(command: str):  # type: ignore[no-untyped-def]
+        server = launch(command)
+        started.append(server)
+        return server
+
+    started: list = []
+    yield start
+    for server in started:
+        server.stop()
+
+
+def test_address_mode_attaches_to_a_visible_server(running_server, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    server = running_server(
+        f"{sys.executable} -m reference_servers.thread_server --host 127.0.0.1 --port {{port}}"
+    )
+    out = tmp_path / "r.json"
+    result = kit(
+        "run",
+        "--target",
+        f"127.0.0.1:{server.port}",
+        "--requirement",
+        "PROTO-3",
+        "--requirement",
+        "FDL-1",
+        "--requirement",
+        "ZOMB-1",
+        "--json-report",
+        str(out),
+    )
+    assert result.returncode == 0, result.stdout
+    doc = report(out)
+    assert doc["target"] == {
+        "mode": "address",
+        "address": f"127.0.0.1:{server.port}",
+        "port": server.port,
+    }
+    assert doc["model"] == "thread"
+    outcomes = {r["id"]: r["outcome"] for r in doc["requirements"]}
+    assert outcomes == {"PROTO-3": "passed", "FDL-1": "passed", "ZOMB-1": "not-applicable"}
+
+
+def test_address_mode_reports_where_the_server_died(running_server, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    server = running_server(py_server("sigpipe_eof"))
+    out = tmp_path / "r.json"
+    result = kit(
+        "run",
+        "--target",
+        f"127.0.0.1:{server.port}",
+        "--requirement",
+        "EXIT-3",
+        "--requirement",
+        "PROTO-2",
+        "--json-report",
+        str(out),
+    )
+    assert result.returncode == 1
+    details = {r["id"]: r["detail"] for r in report(out)["requirements"]}
+    assert "the server is no longer running (it died during EXIT-3)" in details["PROTO-2"]
+
+
+def test_xdist_gives_the_same_verdicts(tmp_path: Path) -> None:
+    args = [
+        "run",
+        "--server",
+        "fork",
+        "--profile",
+        "quick",
+        "--requirement",
+        "PROTO",
+        "--requirement",
+        "ZOMB",
+        "--requirement",
+        "FDP",
+    ]
+    serial = kit(*args, "--json-report", str(tmp_path / "a.json"))
+    parallel = kit(*args, "-n", "2", "--json-report", str(tmp_path / "b.json"))
+    assert serial.returncode == parallel.returncode == 0, parallel.stdout
+    a, b = report(tmp_path / "a.json"), report(tmp_path / "b.json")
+    assert a["categories"] == b["categories"]
+    assert b["model"] == "fork"
+    assert [r["outcome"] for r in a["requirements"]] == [r["outcome"] for r in b["requirements"]]

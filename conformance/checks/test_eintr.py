@@ -34,7 +34,7 @@ def _payload(server: Server, i: int) -> bytes:
     return message(i) if server.protocol == "ok" else message(i, 64)
 
 
-def _sessions_survive(server: Server, why: str, cause: str) -> None:
+def _sessions_survive(server: Server, why: str, cause: str, sessions: int) -> None:
     """Whole sessions one after another, with pauses in which calls block and get hit.
 
     Sequential on purpose: a server that serves one client at a time fails concurrency, not
@@ -42,7 +42,7 @@ def _sessions_survive(server: Server, why: str, cause: str) -> None:
     injected EINTR) lands there.
     """
     __tracebackhide__ = True
-    for s in range(SESSIONS):
+    for s in range(sessions):
         client = server.connect(f"S{s}")
         for m in range(MESSAGES):
             client.request(_payload(server, s * MESSAGES + m), cause=cause)
@@ -52,10 +52,10 @@ def _sessions_survive(server: Server, why: str, cause: str) -> None:
 
 
 @requirement("EINTR-1")
-def test_child_exit_during_accept(server: Server) -> None:
+def test_child_exit_during_accept(server: Server, repeats) -> None:  # type: ignore[no-untyped-def]
     """One session at a time; each child exits while the parent waits in accept()."""
     proc = require_process(server, "EINTR-1")
-    for i in range(CHURN):
+    for i in range(repeats(CHURN)):
         client = server.connect(f"S{i}")
         client.request(_payload(server, i))
         end_session(server, client)
@@ -69,22 +69,22 @@ def test_child_exit_during_accept(server: Server) -> None:
 
 
 @requirement("EINTR-2")
-def test_signal_storm_during_sessions(server: Server) -> None:
+def test_signal_storm_during_sessions(server: Server, repeats) -> None:  # type: ignore[no-untyped-def]
     """SIGCHLD/SIGWINCH/SIGURG at a high rate to the server and its children."""
     proc = require_process(server, "EINTR-2")
     with Storm(proc) as storm:
-        _sessions_survive(server, "during a signal storm", RECV_CAUSE)
+        _sessions_survive(server, "during a signal storm", RECV_CAUSE, repeats(SESSIONS))
     server.transcript.add(f"sent {storm.sent} signals (SIGCHLD, SIGWINCH, SIGURG)")
     expect_alive(server, f"after a storm of {storm.sent} signals", ACCEPT_CAUSE)
 
 
 @requirement("EINTR-3")
-def test_injected_eintr(server: Server, tmp_path) -> None:  # type: ignore[no-untyped-def]
+def test_injected_eintr(server: Server, tmp_path, repeats) -> None:  # type: ignore[no-untyped-def]
     """strace makes every second accept/read/recv fail with EINTR; nothing may notice."""
     proc = require_process(server, "EINTR-3")
     try:
         with injected_eintr(proc.pid, str(tmp_path / "strace.log")):
             server.transcript.add("attached strace: every 2nd accept/read/recv* fails with EINTR")
-            _sessions_survive(server, "with EINTR injected", RECV_CAUSE)
+            _sessions_survive(server, "with EINTR injected", RECV_CAUSE, repeats(SESSIONS))
     except StraceUnavailable as exc:
         pytest.skip(f"EINTR-3 needs strace with ptrace allowed: {exc}")

@@ -106,7 +106,7 @@ def test_client_eof_ends_session(server: Server) -> None:
 
 
 @requirement("EXIT-3")
-def test_client_reset_leaves_server_running(server: Server) -> None:
+def test_client_reset_leaves_server_running(server: Server, repeats) -> None:  # type: ignore[no-untyped-def]
     """Resets right after connect, just after a message (before the reply), after a reply.
 
     Only the bystander B needs the server to hold two sessions, and B is served before the
@@ -114,7 +114,8 @@ def test_client_reset_leaves_server_running(server: Server) -> None:
     """
     bystander = server.connect("B")
     bystander.request(message(0))
-    for i in range(RESETS):
+    resets = repeats(RESETS)
+    for i in range(resets):
         early = server.connect(f"R{i}a")
         early.reset()
         racing = server.connect(f"R{i}b")
@@ -125,7 +126,7 @@ def test_client_reset_leaves_server_running(server: Server) -> None:
     expect_alive(server, "after clients reset their connections", RESET_CAUSE)
     bystander.request(message(1), cause="the reset of other clients ended this session too")
     end_session(server, bystander)
-    for i in range(RESETS):
+    for i in range(resets):
         late = server.connect(f"R{i}c")
         late.request(message(i), cause=RESET_CAUSE)
         late.reset()
