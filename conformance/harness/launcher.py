@@ -31,7 +31,13 @@ from pathlib import Path
 import psutil
 
 from conformance.harness.polling import wait_until
-from conformance.harness.processes import GONE, describe_exit, listener_owner, sockets_of
+from conformance.harness.processes import (
+    GONE,
+    describe_exit,
+    is_running,
+    listener_owner,
+    sockets_of,
+)
 from conformance.harness.timeouts import POLL_INTERVAL, READY_TIMEOUT, STOP_GRACE
 
 TOKEN_VAR = "CONFORMANCE_LAUNCH_TOKEN"
@@ -61,6 +67,17 @@ def free_port(host: str = "127.0.0.1") -> int:
     with socket.socket(family, socket.SOCK_STREAM) as s:
         s.bind((host, 0))
         return int(s.getsockname()[1])
+
+
+def port_taken(port: int) -> bool:
+    """True if binding the port fails (a listener holds it); TIME_WAIT does not count."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            s.bind(("0.0.0.0", port))
+        except OSError:
+            return True
+    return False
 
 
 def port_holder(port: int) -> str | None:
@@ -172,13 +189,15 @@ class LaunchedServer:
         while True:
             if self.popen.poll() is not None:
                 self._raise_exited()
-            tree = self._tree()
-            owner = listener_owner(self.port, tree)
-            if owner is not None:
-                self.listener_pid = owner
-                return
+            # Reading process and socket tables is costly on a busy machine; a failing bind()
+            # is a cheap sign that something listens now, and makes no connection (no session).
+            if port_taken(self.port):
+                owner = listener_owner(self.port, self._tree())
+                if owner is not None:
+                    self.listener_pid = owner
+                    return
             if time.monotonic() >= deadline:
-                self._raise_never_listened(timeout, tree)
+                self._raise_never_listened(timeout, self._tree())
             time.sleep(POLL_INTERVAL)
 
     def _raise_exited(self) -> None:
@@ -256,22 +275,20 @@ class LaunchedServer:
         for pid in self.seen - {self.pid}:
             _kill(pid, signal.SIGTERM)
         exited, _ = wait_until(lambda: self.popen.poll() is not None, grace)  # type: ignore[union-attr]
-        if not exited or self._stragglers():
-            report.escalated = True
         _killpg(self.pid, signal.SIGKILL)
-        # Descendants that left the group (setsid) or the tree (orphans), found by pid and token.
-        for _round in range(3):
-            stragglers = self._stragglers()
-            if not stragglers:
-                break
-            for pid in stragglers:
-                _kill(pid, signal.SIGKILL)
-                report.killed.append(pid)
-            wait_until(lambda: not self._stragglers(), grace)
+        # Descendants that left the group (setsid) or the tree (orphans), by pid and by token.
+        # The machine-wide token scan reads every process's environment: done once, not polled.
+        stragglers = self._stragglers()
+        report.escalated = not exited or bool(stragglers)
+        for pid in stragglers:
+            _kill(pid, signal.SIGKILL)
+        report.killed = stragglers
+        wait_until(lambda: not any(is_running(pid) for pid in stragglers), grace)
         with contextlib.suppress(subprocess.TimeoutExpired):
             self.popen.wait(timeout=grace)
-        self._reap_adopted()
-        report.leftovers = self._stragglers()
+        # Only a tree that had stragglers can have grown new ones while we killed them.
+        report.leftovers = self._stragglers() if stragglers else []
+        reap_adopted()
         report.waited_s = time.monotonic() - t0
         LaunchedServer._live.discard(self)
         if self._own_log_dir and not report.leftovers:
@@ -280,27 +297,35 @@ class LaunchedServer:
 
     def _stragglers(self) -> list[int]:
         """Live (non-zombie) processes we launched: seen pids, the group and the token."""
-        found = set()
-        for pid in self.seen:
-            if _alive_and_ours(pid, self.token, self.pid):
-                found.add(pid)
-        for proc in psutil.process_iter(["pid"]):
-            if proc.pid == os.getpid() or proc.pid in found:
-                continue
-            if _alive_and_ours(proc.pid, self.token, self.pid):
-                found.add(proc.pid)
+        found = {pid for pid in self.seen if _alive_and_ours(pid, self.token, self.pid)}
+        for proc in psutil.process_iter():
+            if proc.pid != os.getpid() and proc.pid not in found:
+                if _alive_and_ours(proc.pid, self.token, self.pid):
+                    found.add(proc.pid)
         return sorted(found)
 
-    def _reap_adopted(self) -> None:
-        # As subreaper we adopt orphans of the server; wait for the ones that are our children.
-        me = os.getpid()
-        for pid in self.seen - {self.pid}:
-            try:
-                if psutil.Process(pid).ppid() != me:
-                    continue
-                os.waitpid(pid, os.WNOHANG)
-            except (*GONE, ChildProcessError, OSError):
+
+def reap_adopted() -> None:
+    """Wait for zombie children of ours that no Popen will wait for.
+
+    As a subreaper this process adopts the orphans of the servers it launched (a fork server's
+    children when the parent dies first). Once dead they are our zombies; nobody else will
+    reap them, and they would be handed to whoever waits for us when we exit.
+    """
+    owned = {s.popen.pid for s in LaunchedServer._live if s.popen is not None}
+    try:
+        children = psutil.Process().children()
+    except GONE:
+        return
+    for child in children:
+        try:
+            if child.pid in owned or child.status() != psutil.STATUS_ZOMBIE:
                 continue
+            # A zombie Popen child of ours (a pytest-xdist worker at exit) would only read
+            # returncode 0 from its own wait(); no such child is a zombie while a check runs.
+            os.waitpid(child.pid, os.WNOHANG)
+        except (*GONE, ChildProcessError, OSError):
+            continue
 
 
 def _alive_and_ours(pid: int, token: str, root: int) -> bool:
@@ -368,3 +393,4 @@ def _stop_all() -> None:
     """Last line of defence: a run that ends any way at all stops what it launched."""
     for server in list(LaunchedServer._live):
         server.stop(grace=0.2)
+    reap_adopted()
