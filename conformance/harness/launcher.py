@@ -298,10 +298,10 @@ class LaunchedServer:
     def _stragglers(self) -> list[int]:
         """Live (non-zombie) processes we launched: seen pids, the group and the token."""
         found = {pid for pid in self.seen if _alive_and_ours(pid, self.token, self.pid)}
-        for proc in psutil.process_iter():
-            if proc.pid != os.getpid() and proc.pid not in found:
-                if _alive_and_ours(proc.pid, self.token, self.pid):
-                    found.add(proc.pid)
+        others = (p.pid for p in psutil.process_iter() if p.pid not in found)
+        found.update(
+            pid for pid in others if pid != os.getpid() and _alive_and_ours(pid, self.token, self.pid)
+        )
         return sorted(found)
 
 
