@@ -299,8 +299,9 @@ class LaunchedServer:
         """Live (non-zombie) processes we launched: seen pids, the group and the token."""
         found = {pid for pid in self.seen if _alive_and_ours(pid, self.token, self.pid)}
         others = (p.pid for p in psutil.process_iter() if p.pid not in found)
+        me = os.getpid()
         found.update(
-            pid for pid in others if pid != os.getpid() and _alive_and_ours(pid, self.token, self.pid)
+            pid for pid in others if pid != me and _alive_and_ours(pid, self.token, self.pid)
         )
         return sorted(found)
 
