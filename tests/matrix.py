@@ -1,4 +1,4 @@
-"""The matrix: every zoo server against the kit, as a table of server x category.
+"""The matrix: the reference and zoo servers against the kit, as a table of server x category.
 
     python tests/matrix.py [--profile quick] [--jobs 2] [--only SUBSTRING] [--runs K]
 
@@ -64,7 +64,7 @@ def main() -> int:
     ap.add_argument("--runs", type=int, default=1)
     ap.add_argument("--json", help="write all reports here")
     ns = ap.parse_args()
-    servers = [s for s in ZOO if ns.only in s.id]
+    servers = [s for s in (*REFERENCES, *ZOO) if ns.only in s.id]
     with tempfile.TemporaryDirectory() as tmp:
         build_dir = Path(tmp) / "build"
         build_c_servers(build_dir)
@@ -79,6 +79,7 @@ def main() -> int:
     header = f"{'server':<34} {'model':<10} " + " ".join(f"{c[:6]:>6}" for c in CATEGORIES)
     print(header + "  verdict")
     mismatches = 0
+    agreed = total = 0
     for server in servers:
         runs = by_server[server.id]
         first = runs[0]
@@ -107,6 +108,11 @@ def main() -> int:
                     print(f"    flaky: {c} agreed in {same}/{len(runs)} runs")
     print(f"legend: . passed  F failed  s skipped  - not-applicable; profile {ns.profile}")
     print(f"{len(servers) - mismatches}/{len(servers)} servers got exactly their expected verdict")
+    if ns.runs > 1:
+        print(
+            f"flake figure: {agreed}/{total} (server, category) verdicts agreed with the first "
+            f"run over {ns.runs} runs"
+        )
     if ns.json:
         Path(ns.json).write_text(json.dumps(by_server, indent=1))
     return 1 if mismatches else 0
