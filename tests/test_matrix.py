@@ -33,5 +33,8 @@ def test_kit_verdict_on_zoo_server(server: ZooServer, zoo_build: Path, tmp_path:
     doc = json.loads(out.read_text())
     failed = {c for c, outcome in doc["categories"].items() if outcome == "failed"}
     details = "\n".join(r["detail"] for r in doc["requirements"] if r["outcome"] == "failed")
-    assert failed == set(server.expected_failures), details[-4000:]
+    expected = set(server.expected_failures)
+    assert failed == expected, (
+        f"expected failed categories {sorted(expected)}, got {sorted(failed)}\n{details[-4000:]}"
+    )
     assert result.returncode == (1 if server.expected_failures else 0)

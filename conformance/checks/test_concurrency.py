@@ -8,7 +8,13 @@ from conformance.checks.hypothesis_profiles import Unsatisfiable, run_machine
 from conformance.checks.scenario_machine import machine_for
 from conformance.harness import Server, fail
 from conformance.harness.burst import connect_burst
-from conformance.harness.sessions import end_session, message, open_clients, round_trip_all
+from conformance.harness.sessions import (
+    end_session,
+    message,
+    open_clients,
+    round_trip_all,
+    session,
+)
 from conformance.harness.timeouts import ANSWER_TIMEOUT, CONNECT_BURST_TIMEOUT, REPLY_TIMEOUT
 from conformance.marks import requirement
 
@@ -104,9 +110,8 @@ def test_open_session_does_not_make_others_wait(server: Server) -> None:
     a = server.connect("A")
     a.request(_payload(server, 0))
     for i in range(8):
-        b = server.connect(f"B{i + 1}")
-        b.request(_payload(server, i), REPLY_TIMEOUT, cause=SERIAL_CAUSE)
-        end_session(server, b)
+        with session(server, f"B{i + 1}") as b:
+            b.request(_payload(server, i), REPLY_TIMEOUT, cause=SERIAL_CAUSE)
         a.request(_payload(server, i), REPLY_TIMEOUT, cause=SERIAL_CAUSE)
 
 

@@ -7,7 +7,16 @@ import signal
 
 from conformance.harness import Server, fail, show, wait_until
 from conformance.harness.processes import holders_of_connection, is_running
-from conformance.harness.sessions import EXIT, end_session, expect_alive, message, require_process
+from conformance.harness.sessions import (
+    EXIT,
+    await_release,
+    end_session,
+    expect_alive,
+    live_children,
+    message,
+    require_process,
+    session,
+)
 from conformance.harness.timeouts import (
     CPU_WINDOW,
     EOF_TIMEOUT,
@@ -116,23 +125,28 @@ def test_client_reset_leaves_server_running(server: Server, repeats) -> None:  #
     bystander.request(message(0))
     resets = repeats(RESETS)
     for i in range(resets):
+        before = live_children(server)
         early = server.connect(f"R{i}a")
         early.reset()
         racing = server.connect(f"R{i}b")
         racing.send(message(i))
         racing.reset()  # the server is about to write its reply to a reset connection
+        await_release(server, before)
     # A SIGPIPE death may take a moment to show.
     wait_until(lambda: not server.alive(), 0.2)
     expect_alive(server, "after clients reset their connections", RESET_CAUSE)
     bystander.request(message(1), cause="the reset of other clients ended this session too")
+    before = live_children(server)
     end_session(server, bystander)
+    await_release(server, before - 1 if before else before)
     for i in range(resets):
+        before = live_children(server)
         late = server.connect(f"R{i}c")
         late.request(message(i), cause=RESET_CAUSE)
         late.reset()
-    newcomer = server.connect("N")
-    newcomer.request(message(2), cause=RESET_CAUSE)
-    end_session(server, newcomer)
+        await_release(server, before)
+    with session(server, "N") as newcomer:
+        newcomer.request(message(2), cause=RESET_CAUSE)
     expect_alive(server, "after clients reset their connections", RESET_CAUSE)
 
 
@@ -143,12 +157,14 @@ def test_ended_sessions_free_their_process_or_thread(server: Server) -> None:
     base_children = set(proc.live_children())
     base_threads = proc.thread_count()
     for i in range(6):
+        before = live_children(server)
         client = server.connect()
         client.request(message(i) if server.protocol == "ok" else message(i, 64))
         if i % 2 == 0:
             end_session(server, client)
         else:
             client.close()
+        await_release(server, before)
     expect_alive(server, "after six sessions ended")
 
     def settled() -> bool:

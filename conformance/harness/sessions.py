@@ -15,8 +15,9 @@ from collections.abc import Iterator
 
 from conformance.harness.client import Client
 from conformance.harness.failure import fail
+from conformance.harness.polling import wait_until
 from conformance.harness.target import Server
-from conformance.harness.timeouts import QUIET_PERIOD
+from conformance.harness.timeouts import QUIET_PERIOD, SETTLE_TIMEOUT
 
 EXIT = b"exit"
 
@@ -37,24 +38,48 @@ def end_session(server: Server, client: Client) -> None:
     client.close()
 
 
+def live_children(server: Server) -> int | None:
+    """How many children a fork server has now; None when there is nothing to wait for."""
+    if server.model != "fork" or server.process is None or server.lingering:
+        return None
+    return len(server.process.live_children())
+
+
+def await_release(server: Server, before: int | None) -> None:
+    """Fork servers: wait until the children of ended sessions are gone (bounded).
+
+    Sessions run one after another then meet the server in the same state every run: the
+    ended session's child has exited and its SIGCHLD has reached the parent while it waits
+    in accept(). Without this, whether a server that dies of EINTR there dies before or after
+    the next session would be a race, and the verdict of every later check with it.
+    """
+    if before is None or server.process is None:
+        return
+    proc = server.process
+    released, _ = wait_until(lambda: len(proc.live_children()) <= before, SETTLE_TIMEOUT)
+    if not released:
+        server.lingering = True  # children outlive sessions (EXIT-4): stop waiting for them
+
+
 @contextlib.contextmanager
 def session(server: Server, name: str | None = None) -> Iterator[Client]:
-    """A client whose session is ended with `end_session` when the block ends."""
+    """A client whose session is ended with `end_session` (and released) when the block ends."""
+    before = live_children(server)
     client = server.connect(name)
     try:
         yield client
     finally:
         end_session(server, client)
+        await_release(server, before)
 
 
 def full_session(server: Server, messages: int = 1, name: str | None = None) -> Client:
     """Connect, exchange `messages` round trips (reply bytes not judged), end."""
     __tracebackhide__ = True
-    client = server.connect(name)
-    for i in range(messages):
-        payload = message(i) if server.protocol == "ok" else message(i, 64)
-        client.request(payload)
-    end_session(server, client)
+    with session(server, name) as client:
+        for i in range(messages):
+            payload = message(i) if server.protocol == "ok" else message(i, 64)
+            client.request(payload)
     return client
 
 

@@ -136,6 +136,8 @@ class Server:
     process: ServerProcess | None = None
     transcript: Transcript = field(default_factory=Transcript)
     clients: list[Client] = field(default_factory=list)
+    #: Set when children of ended sessions were seen to outlive them (see sessions.py).
+    lingering: bool = False
     _counter: Iterator[int] = field(default_factory=itertools.count)
 
     def connect(self, name: str | None = None, timeout: float = LOOPBACK_TIMEOUT) -> Client:

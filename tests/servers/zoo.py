@@ -88,7 +88,21 @@ _DEFECTS: dict[str, tuple[str, frozenset[str]]] = {
     "backlog3": ("thread", _cats("concurrency")),
     # FDL-2 (thread count); EXIT-4 (the thread outlives its session) probably fails too.
     "thread_leak": ("thread", _cats("fd-leak", "exit")),
+    # Measured: the kit also fails concurrency, exit and eintr (CONC-2/4, EXIT-1/3, EINTR-2/3
+    # wait for the reply to a second message on one connection).
+    "one_message": ("thread", _cats("protocol")),
+    # Measured: the kit also fails exit (EXIT-1 waits for the reply to `exit` before the EOF).
+    "no_exit_reply": ("thread", _cats("protocol")),
+    "echo_cstring": ("thread", _cats("protocol")),
+    # A fixed 64 KiB SO_SNDBUF (not a defect) makes the loss show with PROTO-5's 1 MiB.
+    "partial_write": ("event-loop", _cats("protocol")),
+    # Measured: the kit fails concurrency and exit instead (CONC-2/4, EXIT-3); ISO-2 is
+    # skipped, as most of its 32 clients get no reply in the first round.
+    "shared_conn": ("thread", _cats("isolation")),
 }
+
+#: Defects that show only in the echo profile, so these run with it; the rest run with ok.
+_ECHO_DEFECTS = frozenset({"shared_buffer", "echo_cstring", "partial_write"})
 
 _CORRECT: dict[Language, dict[str, str]] = {
     "c": {"ok_fork": "fork", "ok_thread": "thread", "ok_epoll": "event-loop",
@@ -117,7 +131,7 @@ def _zoo() -> tuple[ZooServer, ...]:
             for protocol in ("ok", "echo"):
                 servers.append(ZooServer(name, language, design, None, protocol, frozenset()))
         for name, (design, failures) in _DEFECTS.items():
-            protocol = "echo" if name == "shared_buffer" else "ok"
+            protocol = "echo" if name in _ECHO_DEFECTS else "ok"
             servers.append(ZooServer(name, language, design, name, protocol, failures))
     return tuple(servers)
 
