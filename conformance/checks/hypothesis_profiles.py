@@ -17,7 +17,7 @@ from hypothesis.stateful import RuleBasedStateMachine, get_state_machine_test
 
 from conformance.harness.timeouts import SHRINK_BUDGET
 
-EXAMPLES = {"quick": 5, "default": 25, "thorough": 200}
+EXAMPLES = {"quick": 5, "default": 15, "thorough": 200}
 SCENARIOS = {"quick": 3, "default": 8, "thorough": 60}
 STEPS = {"quick": 8, "default": 15, "thorough": 30}
 
