@@ -9,6 +9,7 @@ also available as `pytest --pyargs conformance --server ...`; it only adds frien
 from __future__ import annotations
 
 import argparse
+import os
 import signal
 import sys
 from pathlib import Path
@@ -159,5 +160,9 @@ def main(argv: list[str] | None = None) -> int:
     lp.add_argument("--markdown", action="store_true", help="print SPEC.md")
     ns = parser.parse_args(argv)
     if ns.command == "list":
-        return list_requirements(ns)
+        try:
+            return list_requirements(ns)
+        except BrokenPipeError:  # `conformance list | head`: the reader left, that is fine
+            sys.stdout = open(os.devnull, "w")  # noqa: SIM115 - keep the final flush quiet
+            return 0
     return run(ns)
