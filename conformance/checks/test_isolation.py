@@ -19,6 +19,7 @@ ROUNDS = 64
 ECHO_SIZE = 16384
 #: Bound on the whole exchange, whatever ROUNDS says, so a slow server cannot stretch it.
 BUDGET = 15.0
+ROUNDS_ISO2 = 10
 
 
 def _hold_sessions(server: Server, count: int):  # type: ignore[no-untyped-def]
@@ -66,24 +67,46 @@ def test_concurrent_echo_sessions_get_their_own_bytes(server: Server) -> None:
 
 @requirement("ISO-2")
 def test_replies_go_to_their_own_connection(server: Server) -> None:
-    """32 clients, every one sends per round; each must receive the same number of bytes."""
-    clients = _hold_sessions(server, 2 * CLIENTS)
-    totals = [0] * len(clients)
-    for r in range(20):
-        got, _ = round_trip_all(server, clients, [b"msg-%d" % r] * len(clients), ANSWER_TIMEOUT)
+    """32 clients send together; no connection may receive more replies than it asked for.
+
+    The newest connection is opened last and asked first, alone, which teaches the kit the
+    size of one reply (and, for a server that keeps "the" connection in a global, makes it
+    the one every reply goes to). Missing replies alone are a concurrency matter, not this.
+    """
+    clients = [server.connect(f"C{i}") for i in range(2 * CLIENTS)]
+    newest = server.connect("N")
+    newest.send(b"hello")
+    first = newest.recv_some(ANSWER_TIMEOUT)
+    if not first:
+        pytest.skip("the newest of 33 connected clients got no reply (see concurrency)")
+    reply_size = len(first) + len(drain([newest])[0])
+    everyone = [*clients, newest]
+    asked = [ROUNDS_ISO2] * len(clients) + [ROUNDS_ISO2 + 1]
+    totals = [0] * len(clients) + [reply_size]
+    for r in range(ROUNDS_ISO2):
+        got, _ = round_trip_all(server, everyone, [b"msg-%d" % r] * len(everyone), ANSWER_TIMEOUT)
         for i, data in got.items():
             totals[i] += len(data)
-    for i, extra in drain(clients).items():
+    for i, extra in drain(everyone).items():
         totals[i] += len(extra)
-    if len(set(totals)) > 1:
+    over = [(c, t) for c, t, n in zip(everyone, totals, asked) if t > n * reply_size]
+    if over:
         fail(
-            "every client receives one reply per message: the same number of bytes each",
-            "bytes received per client: "
-            + ", ".join(f"{c.name}={t}" for c, t in zip(clients, totals) if t != totals[0])
-            + f" (C0={totals[0]})",
-            did=[f"{len(clients)} clients, 20 rounds of one message each, sent together"],
+            f"each client receives at most one {reply_size}-byte reply per message it sent "
+            f"({ROUNDS_ISO2} messages each)",
+            "more bytes than asked for on: "
+            + ", ".join(f"{c.name} ({t} bytes)" for c, t in over[:5])
+            + f"; {sum(t == 0 for t in totals)} client(s) received nothing",
+            did=[
+                f"{len(clients)} clients connected, then N, which alone got a "
+                f"{reply_size}-byte reply",
+                f"{ROUNDS_ISO2} rounds of one message on every client, sent together",
+            ],
             cause="a reply went out on another client's connection: keep each session's "
             "descriptor in a variable of its own (pass it to the thread), not a shared global",
         )
-    for client in clients:
+    short = sum(t < n * reply_size for t, n in zip(totals, asked))
+    if short:
+        pytest.skip(f"{short} client(s) got fewer replies than they asked for (see concurrency)")
+    for client in everyone:
         end_session(server, client)

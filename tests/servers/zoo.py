@@ -88,17 +88,16 @@ _DEFECTS: dict[str, tuple[str, frozenset[str]]] = {
     "backlog3": ("thread", _cats("concurrency")),
     # FDL-2 (thread count); EXIT-4 (the thread outlives its session) probably fails too.
     "thread_leak": ("thread", _cats("fd-leak", "exit")),
-    # Measured: the kit also fails concurrency, exit and eintr (CONC-2/4, EXIT-1/3, EINTR-2/3
-    # wait for the reply to a second message on one connection).
-    "one_message": ("thread", _cats("protocol")),
-    # Measured: the kit also fails exit (EXIT-1 waits for the reply to `exit` before the EOF).
+    # Every session with a second message breaks, so concurrency, exit and eintr fail too
+    # (CONC-2/4, EXIT-1/3, EINTR-2/3 all send more than one message on a connection).
+    "one_message": ("thread", _cats("protocol", "concurrency", "exit", "eintr")),
     "no_exit_reply": ("thread", _cats("protocol")),
     "echo_cstring": ("thread", _cats("protocol")),
     # A fixed 64 KiB SO_SNDBUF (not a defect) makes the loss show with PROTO-5's 1 MiB.
     "partial_write": ("event-loop", _cats("protocol")),
-    # Measured: the kit fails concurrency and exit instead (CONC-2/4, EXIT-3); ISO-2 is
-    # skipped, as most of its 32 clients get no reply in the first round.
-    "shared_conn": ("thread", _cats("isolation")),
+    # Every reply goes to the newest connection, so any check with an older session still
+    # open fails too: CONC-2/4 and EXIT-3 (its bystander), besides ISO-2.
+    "shared_conn": ("thread", _cats("isolation", "concurrency", "exit")),
 }
 
 #: Defects that show only in the echo profile, so these run with it; the rest run with ok.
