@@ -217,12 +217,19 @@ def pytest_sessionstart(session: pytest.Session) -> None:
                 assert probe.launched is not None
                 probe.launched.stop()
         else:
-            assert settings.target.port is not None
-            check_reachable(settings.target.host, settings.target.port)
             probe = attach_server(settings.target, settings.protocol)
+            if probe.process is None:
+                # Not visible here: only a connection can tell whether anything listens.
+                assert settings.target.port is not None
+                check_reachable(settings.target.host, settings.target.port, settings.protocol)
             state.model = detect_model(probe)
     except (LaunchError, TargetError) as exc:
         pytest.exit(f"conformance: the server could not be started: {exc}", returncode=USAGE_EXIT)
+    except Violation as exc:
+        pytest.exit(
+            f"conformance: the server stopped answering before any check began:\n{exc}",
+            returncode=USAGE_EXIT,
+        )
 
 
 def pytest_configure_node(node) -> None:  # type: ignore[no-untyped-def]

@@ -107,8 +107,12 @@ def _fill(command: str, protocol: str) -> str:
     return command.replace("{python}", sys.executable).replace("{protocol}", protocol)
 
 
-def check_reachable(host: str, port: int) -> None:
-    """Address mode: raise TargetError if nothing accepts connections there."""
+def check_reachable(host: str, port: int, protocol: str = "ok") -> None:
+    """Address mode: raise TargetError if nothing accepts connections there.
+
+    The probe is a session, so it ends like one (`exit`, or EOF in echo), not with a bare
+    close that a server ignoring EOF would choke on before any check began.
+    """
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     with socket.socket(family, socket.SOCK_STREAM) as s:
         s.settimeout(LOOPBACK_TIMEOUT)
@@ -119,6 +123,13 @@ def check_reachable(host: str, port: int) -> None:
                 f"nothing accepts connections at {host}:{port} ({exc.strerror or exc}); "
                 "start your server first, or let the kit launch it with --server-cmd"
             ) from exc
+        with contextlib.suppress(OSError):
+            if protocol == "ok":
+                s.sendall(b"exit")
+                s.recv(64)
+            else:
+                s.shutdown(socket.SHUT_WR)
+                s.recv(64)
 
 
 _NAMES = string.ascii_uppercase
