@@ -23,7 +23,7 @@ ROUNDS_ISO2 = 10
 
 
 def _hold_sessions(server: Server, count: int):  # type: ignore[no-untyped-def]
-    clients = [server.connect(f"C{i}") for i in range(count)]
+    clients = server.connect_many(count)
     first = [b"x" * 8 if server.protocol == "echo" else b"hello" for _ in clients]
     _, silent = round_trip_all(server, clients, first, ANSWER_TIMEOUT)
     if silent:
@@ -73,7 +73,7 @@ def test_replies_go_to_their_own_connection(server: Server) -> None:
     size of one reply (and, for a server that keeps "the" connection in a global, makes it
     the one every reply goes to). Missing replies alone are a concurrency matter, not this.
     """
-    clients = [server.connect(f"C{i}") for i in range(2 * CLIENTS)]
+    clients = server.connect_many(2 * CLIENTS)
     newest = server.connect("N")
     newest.send(b"hello")
     first = newest.recv_some(ANSWER_TIMEOUT)

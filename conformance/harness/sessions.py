@@ -84,7 +84,7 @@ def full_session(server: Server, messages: int = 1, name: str | None = None) -> 
 
 
 def open_clients(server: Server, count: int) -> list[Client]:
-    return [server.connect(f"C{i}") for i in range(count)]
+    return server.connect_many(count)
 
 
 def round_trip_all(

@@ -160,6 +160,30 @@ class Server:
         self.clients.append(client)
         return client
 
+    def connect_many(
+        self, count: int, prefix: str = "C", timeout: float = LOOPBACK_TIMEOUT
+    ) -> list[Client]:
+        """`count` clients connected in parallel (see burst.connect_all)."""
+        from conformance.harness.burst import connect_all
+        from conformance.harness.failure import fail
+
+        try:
+            socks = connect_all(self.host, self.port, count, timeout)
+        except OSError as exc:
+            self.transcript.add(f"tried to open {count} clients at once")
+            fail(
+                f"the server accepts {count} connections within {timeout:.0f} s",
+                f"it did not: {exc}",
+                did=self.transcript.tail(),
+            )
+        clients = []
+        for i, sock in enumerate(socks):
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            clients.append(Client(sock, f"{prefix}{i}", self.transcript))
+        self.clients += clients
+        self.transcript.add(f"opened {count} clients {prefix}0..{prefix}{count - 1} at once")
+        return clients
+
     def close_clients(self) -> None:
         for client in self.clients:
             with contextlib.suppress(OSError):
