@@ -84,9 +84,14 @@ def test_replies_go_to_their_own_connection(server: Server) -> None:
     asked = [ROUNDS_ISO2] * len(clients) + [ROUNDS_ISO2 + 1]
     totals = [0] * len(clients) + [reply_size]
     for r in range(ROUNDS_ISO2):
-        got, _ = round_trip_all(server, everyone, [b"msg-%d" % r] * len(everyone), ANSWER_TIMEOUT)
+        got, silent = round_trip_all(
+            server, everyone, [b"msg-%d" % r] * len(everyone), ANSWER_TIMEOUT
+        )
         for i, data in got.items():
             totals[i] += len(data)
+        if silent:
+            asked = [min(n, r + 1 + (i == len(clients))) for i, n in enumerate(asked)]
+            break  # enough to judge; more rounds would only wait for the same silence
     for i, extra in drain(everyone).items():
         totals[i] += len(extra)
     over = [(c, t) for c, t, n in zip(everyone, totals, asked) if t > n * reply_size]

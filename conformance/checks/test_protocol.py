@@ -104,7 +104,7 @@ def test_echo_one_mebibyte(server: Server) -> None:
         sender = threading.Thread(target=client.sock.sendall, args=(payload,), daemon=True)
         client.transcript.add(f"sent {len(payload)} bytes on {client.name} while reading")
         sender.start()
-        data, status = client.recv_exactly(len(payload), 10 * ANSWER_TIMEOUT)
+        data, status = client.recv_stream(len(payload), stall=ANSWER_TIMEOUT)
         sender.join(ANSWER_TIMEOUT)
         if data != payload:
             first = next((i for i, (a, b) in enumerate(zip(data, payload)) if a != b), len(data))

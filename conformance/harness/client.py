@@ -154,6 +154,24 @@ class Client:
             data += chunk
         return data, "ok"
 
+    def recv_stream(self, n: int, stall: float) -> tuple[bytes, str]:
+        """Read `n` bytes of a long stream; give up when nothing arrives for `stall` seconds.
+
+        A deadline on the whole stream would have to be long enough for a slow machine and
+        would then make a server that stops sending wait that long; a stall limit does not.
+        """
+        chunks: list[bytes] = []
+        got = 0
+        while got < n:
+            chunk = self.recv_some(stall)
+            if chunk is None:
+                return b"".join(chunks), "timeout"
+            if not chunk:
+                return b"".join(chunks), "eof"
+            chunks.append(chunk)
+            got += len(chunk)
+        return b"".join(chunks), "ok"
+
     def read_until_eof(self, timeout: float, limit: int = 1 << 20) -> tuple[bytes, bool]:
         """Everything the server sends until it closes. Returns (bytes, closed_in_time)."""
         deadline = time.monotonic() + timeout

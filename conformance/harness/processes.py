@@ -82,6 +82,27 @@ class ServerProcess:
                 continue
         return zombies
 
+    def live_child_count(self) -> int:
+        """Direct children that are not zombies, cheaply: this is polled after every session.
+
+        psutil finds children by reading every process on the machine; the kernel's own list
+        (/proc/PID/task/PID/children) costs one read plus one per child.
+        """
+        try:
+            with open(f"/proc/{self.pid}/task/{self.pid}/children") as f:
+                pids = f.read().split()
+        except OSError:
+            return len(self.live_children())
+        live = 0
+        for pid in pids:
+            try:
+                with open(f"/proc/{pid}/stat") as f:
+                    state = f.read().rsplit(")", 1)[1].split()[0]
+            except (OSError, IndexError):
+                continue
+            live += state != "Z"
+        return live
+
     def live_children(self) -> list[int]:
         """Pids of descendants that are running (not zombies)."""
         live = []

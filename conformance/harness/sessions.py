@@ -42,7 +42,7 @@ def live_children(server: Server) -> int | None:
     """How many children a fork server has now; None when there is nothing to wait for."""
     if server.model != "fork" or server.process is None or server.lingering:
         return None
-    return len(server.process.live_children())
+    return server.process.live_child_count()
 
 
 def await_release(server: Server, before: int | None) -> None:
@@ -56,7 +56,7 @@ def await_release(server: Server, before: int | None) -> None:
     if before is None or server.process is None:
         return
     proc = server.process
-    released, _ = wait_until(lambda: len(proc.live_children()) <= before, SETTLE_TIMEOUT)
+    released, _ = wait_until(lambda: proc.live_child_count() <= before, SETTLE_TIMEOUT)
     if not released:
         server.lingering = True  # children outlive sessions (EXIT-4): stop waiting for them
 
