@@ -60,11 +60,12 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--profile", default="quick")
     ap.add_argument("--jobs", type=int, default=1)
-    ap.add_argument("--only", default="")
+    ap.add_argument("--only", default="", help="comma-separated substrings of server ids")
     ap.add_argument("--runs", type=int, default=1)
     ap.add_argument("--json", help="write all reports here")
     ns = ap.parse_args()
-    servers = [s for s in (*REFERENCES, *ZOO) if ns.only in s.id]
+    wanted = [w for w in ns.only.split(",")]
+    servers = [s for s in (*REFERENCES, *ZOO) if any(w in s.id for w in wanted)]
     with tempfile.TemporaryDirectory() as tmp:
         build_dir = Path(tmp) / "build"
         build_c_servers(build_dir)
