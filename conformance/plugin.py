@@ -193,6 +193,15 @@ def pytest_configure(config: pytest.Config) -> None:
         state.model = config.workerinput.get("conformance_model", "unknown")  # type: ignore[attr-defined]
     else:
         config.pluginmanager.register(_Recorder(state), "conformance-recorder")
+        settings = state.settings
+        if (
+            settings
+            and settings.target.mode == "address"
+            and config.getoption("dist", "no") == "load"
+        ):
+            # Checks that need a quiet server carry xdist_group("quiet-server"); only the
+            # loadgroup scheduler keeps a group on one worker.
+            config.option.dist = "loadgroup"
 
 
 @pytest.hookimpl(tryfirst=True)
