@@ -80,7 +80,7 @@ def main() -> int:
     header = f"{'server':<34} {'model':<10} " + " ".join(f"{c[:6]:>6}" for c in CATEGORIES)
     print(header + "  verdict")
     mismatches = 0
-    agreed = total = 0
+    agreed = total = exact_runs = all_runs = 0
     for server in servers:
         runs = by_server[server.id]
         first = runs[0]
@@ -105,14 +105,22 @@ def main() -> int:
                     r.get("categories", {}).get(c) == first.get("categories", {}).get(c)
                     for r in runs
                 )
+                agreed += same
+                total += len(runs)
                 if same != len(runs):
                     print(f"    flaky: {c} agreed in {same}/{len(runs)} runs")
+            exact = sum(failed(r) == server.expected_failures for r in runs)
+            exact_runs += exact
+            all_runs += len(runs)
+            if exact != len(runs):
+                print(f"    failed set as expected in {exact}/{len(runs)} runs")
     print(f"legend: . passed  F failed  s skipped  - not-applicable; profile {ns.profile}")
     print(f"{len(servers) - mismatches}/{len(servers)} servers got exactly their expected verdict")
     if ns.runs > 1:
         print(
             f"flake figure: {agreed}/{total} (server, category) verdicts agreed with the first "
-            f"run over {ns.runs} runs"
+            f"run over {ns.runs} runs; the failed set was exactly the expected one in "
+            f"{exact_runs}/{all_runs} runs"
         )
     if ns.json:
         Path(ns.json).write_text(json.dumps(by_server, indent=1))
