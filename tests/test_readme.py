@@ -1,0 +1,14 @@
+"""CI runs the README's test command: keep the two the same."""
+
+from __future__ import annotations
+
+import re
+
+from tests.conftest import ROOT
+
+
+def test_ci_runs_the_readme_test_command() -> None:
+    readme = (ROOT / "README.md").read_text()
+    commands = re.findall(r"^pip install '\.\[test\]' && (python -m pytest .*)$", readme, re.M)
+    assert commands, "the README's quick start has no test command"
+    assert commands[0] in (ROOT / ".ci" / "run").read_text()
