@@ -21,8 +21,3 @@ def requirement(req_id: str) -> Callable[[F], F]:
 
 class NotApplicable(pytest.skip.Exception):  # type: ignore[misc,name-defined]
     """The requirement does not apply to this server (its model or protocol profile)."""
-
-
-def not_applicable(reason: str) -> None:
-    __tracebackhide__ = True
-    raise NotApplicable(msg=f"not applicable: {reason}", allow_module_level=False)

@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from conformance import __version__
-from conformance.spec import BY_ID, CATEGORIES, Requirement
+from conformance.spec import CATEGORIES, Requirement
 
 OUTCOMES = ("passed", "failed", "skipped", "not-applicable")
 
@@ -168,8 +168,3 @@ def summary_lines(doc: dict[str, object]) -> list[str]:
         f"seed: {doc['seed']} | {tally}"
     )
     return lines
-
-
-def describe(req_id: str) -> str:
-    r = BY_ID[req_id]
-    return f"[{r.id} {r.level}] {r.title}"

@@ -13,7 +13,6 @@ from collections.abc import Iterator
 
 from conformance.harness.client import Client
 from conformance.harness.failure import Violation, fail, show
-from conformance.harness.launcher import LaunchError
 from conformance.harness.signals import STORM_SIGNALS
 from conformance.harness.target import Server, Target, attach_server, start_server
 from conformance.harness.timeouts import REPLY_TIMEOUT
@@ -114,7 +113,6 @@ def replay_snippet(target: Target, protocol: str, lines: list[str]) -> str:
 
 
 __all__ = [
-    "LaunchError",
     "close",
     "connect",
     "finish",

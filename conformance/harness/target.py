@@ -214,9 +214,6 @@ class Server:
             )
         return text
 
-    def stderr_tail(self) -> str:
-        return self.launched.stderr_tail() if self.launched is not None else ""
-
 
 def _accepts(host: str, port: int) -> bool:
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
