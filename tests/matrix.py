@@ -21,7 +21,7 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 
-from conformance.spec import CATEGORIES  # noqa: E402
+from conformance.spec import CATEGORIES, REQUIREMENTS  # noqa: E402
 from tests.servers.build import build_c_servers  # noqa: E402
 from tests.servers.zoo import ZOO, ZooServer, command  # noqa: E402
 
@@ -122,6 +122,16 @@ def main() -> int:
             f"run over {ns.runs} runs; the failed set was exactly the expected one in "
             f"{exact_runs}/{all_runs} runs"
         )
+    caught: dict[str, set[str]] = {}
+    for server in servers:
+        for doc in by_server[server.id]:
+            for r in doc.get("requirements", []):
+                if r["outcome"] == "failed" and server.defect is not None:
+                    caught.setdefault(r["id"], set()).add(server.language)
+    print("requirements failed by some defective server, per language:")
+    print("  " + ", ".join(f"{req}:{'+'.join(sorted(langs))}" for req, langs in caught.items()))
+    missing = [r.id for r in REQUIREMENTS if r.id not in caught]
+    print(f"  never failed here: {', '.join(missing) or 'none'}")
     if ns.json:
         Path(ns.json).write_text(json.dumps(by_server, indent=1))
     return 1 if mismatches else 0
