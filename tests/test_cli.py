@@ -346,38 +346,3 @@ def test_xdist_gives_the_same_verdicts(tmp_path: Path) -> None:
     assert a["categories"] == b["categories"]
     assert b["model"] == "fork"
     assert [r["outcome"] for r in a["requirements"]] == [r["outcome"] for r in b["requirements"]]
-
-
-def test_fixed_port_server_without_reuseaddr_can_be_relaunched(tmp_path: Path) -> None:
-    """A hard-coded port and no SO_REUSEADDR: every check must still get a fresh server, so
-    the kit must not leave the server's port in TIME_WAIT between checks."""
-    port = free_port()
-    server = tmp_path / "noreuse.py"
-    server.write_text(
-        "import socket, threading\n"
-        "s = socket.socket()\n"
-        f"s.bind(('127.0.0.1', {port}))\n"
-        "s.listen(128)\n"
-        "def serve(c):\n"
-        "    with c:\n"
-        "        while (d := c.recv(1024)):\n"
-        "            c.sendall(b'OK!!!')\n"
-        "            if d == b'exit':\n"
-        "                return\n"
-        "while True:\n"
-        "    threading.Thread(target=serve, args=(s.accept()[0],), daemon=True).start()\n"
-    )
-    result = kit(
-        "run",
-        "--server-cmd",
-        f"{sys.executable} {server}",
-        "--port",
-        str(port),
-        "--requirement",
-        "EXIT-1",
-        "--requirement",
-        "PROTO-3",
-        "--requirement",
-        "EXIT-2",
-    )
-    assert result.returncode == 0, result.stdout[-3000:]

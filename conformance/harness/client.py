@@ -80,23 +80,10 @@ class Client:
         return self.sock.getsockname()[:2]
 
     def close(self) -> None:
-        """Close our side. If the server closed first, close abortively (see below)."""
         if not self.closed:
             self.closed = True
-            if self._server_closed():
-                # The server's FIN is already here, so a FIN from us would leave the server's
-                # end in TIME_WAIT for 60 s, on the server's port: a server with a fixed port
-                # and no SO_REUSEADDR could then not be started again for the next check. An
-                # RST ends it at once, and the server had finished with this connection.
-                self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
             self.sock.close()
             self.transcript.add(f"closed {self.name}")
-
-    def _server_closed(self) -> bool:
-        try:
-            return self.sock.recv(1, socket.MSG_PEEK | socket.MSG_DONTWAIT) == b""
-        except OSError:  # nothing to read yet (EAGAIN), or already reset
-            return False
 
     def half_close(self) -> None:
         """Send FIN: the server's recv() returns 0 while we can still read its answers."""
