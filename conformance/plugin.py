@@ -25,6 +25,7 @@ from conformance.harness.failure import SERVER_GONE, Violation
 from conformance.harness.launcher import LaunchError, become_subreaper
 from conformance.harness.model import detect_model
 from conformance.harness.target import (
+    LAUNCH_AHEAD,
     Server,
     Target,
     TargetError,
@@ -450,6 +451,7 @@ def _build_report(state: RunState) -> dict[str, object]:
 
 @pytest.hookimpl(trylast=True)
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    LAUNCH_AHEAD.close()
     config = session.config
     state = _state(config)
     if state.settings is None or _is_worker(config) or not state.results:

@@ -25,6 +25,7 @@ import subprocess
 import tempfile
 import time
 import uuid
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -108,12 +109,28 @@ def become_subreaper() -> None:
         libc.prctl(_PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
 
 
+#: Held back while a server is spawned, so that Ctrl-C cannot land between the fork and our
+#: record of the new process (a server nobody would stop); delivered right after.
+_DEFERRED = {signal.SIGINT, signal.SIGTERM}
+
+
 def _in_child() -> None:
-    # Runs in the forked child before exec: if the kit dies (even by SIGKILL) the server's
-    # direct process is killed too, instead of serving forever on a port nobody watches.
+    # Runs in the forked child before exec. The server must not inherit the blocked signals.
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, _DEFERRED)
+    # If the kit dies (even by SIGKILL) the server's direct process is killed too, instead of
+    # serving forever on a port nobody watches.
     libc = _libc()
     if libc is not None and hasattr(libc, "prctl"):
         libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+
+
+@contextlib.contextmanager
+def _deferring(signals: set[signal.Signals]) -> Iterator[None]:
+    previous = signal.pthread_sigmask(signal.SIG_BLOCK, signals)
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
 
 
 def build_argv(command: str, port: int) -> list[str]:
@@ -150,6 +167,11 @@ class LaunchedServer:
 
     # -- starting ---------------------------------------------------------------------------
     def start(self, ready_timeout: float = READY_TIMEOUT) -> LaunchedServer:
+        """Spawn the server and wait until it listens (stopping it if it never does)."""
+        return self.spawn().wait_ready(ready_timeout)
+
+    def spawn(self) -> LaunchedServer:
+        """Start the process without waiting for it: `wait_ready` later."""
         argv = build_argv(self.command, self.port)
         env = dict(os.environ, PORT=str(self.port), **{TOKEN_VAR: self.token})
         env.setdefault("PYTHONUNBUFFERED", "1")
@@ -159,7 +181,11 @@ class LaunchedServer:
                 f"the server command {argv[0]!r} was not found (command: {self.command!r}). "
                 "Check the path, build the server first, or use ./name for a file here.",
             )
-        with open(self.stdout_path, "wb") as out, open(self.stderr_path, "wb") as err:
+        with (
+            open(self.stdout_path, "wb") as out,
+            open(self.stderr_path, "wb") as err,
+            _deferring(_DEFERRED),
+        ):
             try:
                 self.popen = subprocess.Popen(
                     argv,
@@ -174,8 +200,11 @@ class LaunchedServer:
                 raise LaunchError(
                     "not-found", f"cannot run {argv[0]!r}: {exc.strerror} ({self.command!r})"
                 ) from exc
-        LaunchedServer._live.add(self)
-        self.seen.add(self.popen.pid)
+            LaunchedServer._live.add(self)
+            self.seen.add(self.popen.pid)
+        return self
+
+    def wait_ready(self, ready_timeout: float = READY_TIMEOUT) -> LaunchedServer:
         try:
             self._wait_ready(ready_timeout)
         except BaseException:
@@ -265,9 +294,14 @@ class LaunchedServer:
     # -- stopping ---------------------------------------------------------------------------
     def stop(self, grace: float = STOP_GRACE) -> StopReport:
         """SIGTERM the group, wait `grace`, SIGKILL the group, then every straggler we made."""
-        report = StopReport()
         if self.stopped or self.popen is None:
-            return report
+            return StopReport()
+        # A second Ctrl-C must not cut this short: what is half stopped is never stopped.
+        with _deferring(_DEFERRED):
+            return self._stop(grace)
+
+    def _stop(self, grace: float) -> StopReport:
+        report = StopReport()
         self.stopped = True
         t0 = time.monotonic()
         self.note_descendants()
@@ -387,6 +421,42 @@ def launch(
                 f"port {port} is already in use by {holder}; stop it or choose another --port",
             )
     return LaunchedServer(command, port, log_dir).start(ready_timeout)
+
+
+class LaunchAhead:
+    """Fresh servers without the wait: the next one starts while the current check runs.
+
+    Every check gets a server nobody has talked to, and starting one (an interpreter, a
+    bind, a listen) costs about 0.1 s; over a suite of checks and hypothesis examples that
+    is seconds of waiting. So when a server is taken, the next one is spawned at once, and
+    it is usually listening by the time it is wanted. A fixed port allows one server at a
+    time, so then each is started when needed.
+    """
+
+    def __init__(self) -> None:
+        self._next: dict[str, LaunchedServer] = {}
+
+    def take(self, command: str, port: int | None = None) -> LaunchedServer:
+        if port is not None or "{port}" not in command:
+            return launch(command, port=port)
+        server = self._next.pop(command, None)
+        if server is None or server.stopped:
+            server = launch_later(command)
+        with contextlib.suppress(LaunchError):
+            # A command that cannot start fails when its server is taken, with its own error.
+            self._next[command] = launch_later(command)
+        return server.wait_ready()
+
+    def close(self) -> None:
+        """Stop the servers started ahead and never taken."""
+        while self._next:
+            _, server = self._next.popitem()
+            server.stop(grace=0.2)
+
+
+def launch_later(command: str) -> LaunchedServer:
+    """Spawn `command` on a free port; `wait_ready()` on the result before using it."""
+    return LaunchedServer(command, free_port()).spawn()
 
 
 @atexit.register

@@ -17,7 +17,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 from conformance.harness.client import Client, Transcript
-from conformance.harness.launcher import LaunchedServer, launch
+from conformance.harness.launcher import LaunchAhead, LaunchedServer
 from conformance.harness.processes import ServerProcess, describe_exit, listener_owner
 from conformance.harness.timeouts import LOOPBACK_TIMEOUT
 
@@ -226,10 +226,14 @@ def _accepts(host: str, port: int) -> bool:
     return True
 
 
+#: Starts each check's server while the check before it runs (see LaunchAhead).
+LAUNCH_AHEAD = LaunchAhead()
+
+
 def start_server(target: Target, protocol: str, model: str = "unknown") -> Server:
     """Launch mode: a fresh server and its handle (the caller stops `server.launched`)."""
     assert target.command is not None
-    launched = launch(target.command, port=target.port)
+    launched = LAUNCH_AHEAD.take(target.command, port=target.port)
     process = ServerProcess(launched.listener_pid) if launched.listener_pid else None
     return Server(target.host, launched.port, protocol, model, launched, process)
 
