@@ -4,6 +4,10 @@ from __future__ import annotations
 
 from collections import Counter
 
+import pytest
+
+from conformance.checks.hypothesis_profiles import Unsatisfiable, run_machine
+from conformance.checks.scenario_machine import machine_for
 from conformance.harness import Server, fail, wait_until
 from conformance.harness.processes import fd_targets
 from conformance.harness.sessions import require_process, run_sessions
@@ -16,6 +20,11 @@ WARMUP = 5
 SLACK = 4
 #: More live children than this after sequential sessions means they never exit (EXIT-4).
 MAX_LIVE_CHILDREN = 32
+LEAK_CAUSE = (
+    "something opened per session is never closed: close the connection when the session "
+    "ends (in a fork server the parent closes its copy after fork()), and every file or pipe "
+    "the session opened"
+)
 
 
 def _quiet(proc) -> None:  # type: ignore[no-untyped-def]
@@ -51,9 +60,7 @@ def test_descriptors_return_to_baseline(server: Server) -> None:
             f"{after} open descriptors: about {(after - baseline) / SESSIONS:.1f} lost per session",
             did=[f"ran {WARMUP} warm-up sessions, then {SESSIONS} sessions one after another"],
             evidence=["Most common: " + ", ".join(f"{k} x{n}" for k, n in kinds)],
-            cause="something opened per session is never closed: close the connection when "
-            "the session ends (in a fork server the parent closes its copy after fork()), and "
-            "every file or pipe the session opened",
+            cause=LEAK_CAUSE,
         )
 
 
@@ -69,3 +76,18 @@ def test_threads_return_to_baseline(server: Server) -> None:
             cause="a session's thread must end when its session ends: return from the thread "
             "function (and detach it or join it), never block forever after closing",
         )
+
+
+@requirement("FDL-1")
+def test_descriptors_bounded_in_any_scenario(
+    conformance_settings, conformance_profile: str, conformance_seed: int
+) -> None:  # type: ignore[no-untyped-def]
+    """Hypothesis drives clients (connect, send, exit, close, reset, signal bursts); after
+    every step no server process may keep the connection of an ended session, and the main
+    process holds at most one descriptor per open session beyond its start."""
+    target, protocol = conformance_settings.target, conformance_settings.protocol
+    machine = machine_for(target, protocol, judge="descriptors", cause=LEAK_CAUSE)
+    try:
+        run_machine(machine, conformance_profile, conformance_seed)
+    except Unsatisfiable:
+        pytest.skip("the server died in every generated scenario; see EXIT-3 and EINTR-*")

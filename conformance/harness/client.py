@@ -47,6 +47,8 @@ class Client:
         self.name = name
         self.transcript = transcript
         self.closed = False
+        #: Kept from the start: a closed socket cannot say which port it used.
+        self.local_address: tuple[str, int] = sock.getsockname()[:2]
 
     # -- opening and closing ----------------------------------------------------------------
     @classmethod
@@ -74,10 +76,6 @@ class Client:
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         transcript.add(f"opened client {name}")
         return cls(sock, name, transcript)
-
-    @property
-    def local_address(self) -> tuple[str, int]:
-        return self.sock.getsockname()[:2]
 
     def close(self) -> None:
         if not self.closed:

@@ -13,11 +13,15 @@ from collections.abc import Iterator
 
 from conformance.harness.client import Client
 from conformance.harness.failure import Violation, fail, show
+from conformance.harness.polling import wait_until
+from conformance.harness.processes import SocketInfo, holders_of_connection
 from conformance.harness.signals import STORM_SIGNALS
 from conformance.harness.target import Server, Target, attach_server, start_server
-from conformance.harness.timeouts import REPLY_TIMEOUT
+from conformance.harness.timeouts import REPLY_TIMEOUT, SETTLE_TIMEOUT
 
 BURST_SIGNALS = 30
+#: Descriptors a server may open lazily on first use (an epoll fd, a log file).
+DESCRIPTOR_SLACK = 4
 
 
 def connect(server: Server, name: str) -> Client:
@@ -73,6 +77,72 @@ def signal_burst(server: Server) -> None:
     server.transcript.add(f"sent {BURST_SIGNALS} signals to the server and its children")
 
 
+def send_only(client: Client, data: bytes) -> None:
+    """Send one message and read nothing: for scenarios that judge resources, not answers."""
+    client.send(data)
+
+
+def no_zombies(server: Server, cause: str | None = None) -> None:
+    """Invariant: every child that has exited is reaped within the grace period."""
+    __tracebackhide__ = True
+    if server.process is None:
+        return
+    proc = server.process
+    settled, _ = wait_until(lambda: not proc.zombie_children(), SETTLE_TIMEOUT)
+    if not settled:
+        zombies = proc.zombie_children()
+        fail(
+            f"no zombie children within {SETTLE_TIMEOUT:.1f} s of any step",
+            f"{len(zombies)} zombie(s) after {SETTLE_TIMEOUT:.1f} s: pids {zombies[:10]}",
+            did=server.transcript.tail(),
+            cause=cause,
+        )
+
+
+def descriptors(server: Server) -> int:
+    """Open descriptors of the server's main process (0 when it is not visible)."""
+    return server.process.fd_count() if server.process is not None else 0
+
+
+def descriptors_bounded(
+    server: Server,
+    baseline: int,
+    open_sessions: int,
+    ended: list[tuple[str, int]],
+    cause: str | None = None,
+) -> None:
+    """Invariant: no server process keeps the connection of an ended session, and the main
+    process holds at most `baseline` + one descriptor per open session + DESCRIPTOR_SLACK."""
+    __tracebackhide__ = True
+    if server.process is None:
+        return
+    proc = server.process
+    bound = baseline + open_sessions + DESCRIPTOR_SLACK
+
+    def kept() -> list[SocketInfo]:
+        pids = [proc.pid, *(p.pid for p in proc.descendants())]
+        return [s for addr in ended for s in holders_of_connection(pids, addr, server.port)]
+
+    settled, _ = wait_until(lambda: not kept() and proc.fd_count() <= bound, SETTLE_TIMEOUT)
+    if settled:
+        return
+    held, count = kept(), proc.fd_count()
+    if held:
+        actual = f"{len(held)} connection(s) of ended sessions still open: " + ", ".join(
+            f"pid {h.pid} fd {h.fd} {h.laddr} <-> {h.raddr}" for h in held[:5]
+        )
+    else:
+        actual = f"{count} open descriptors"
+    fail(
+        f"within {SETTLE_TIMEOUT:.1f} s of any step, no descriptor for an ended session and at "
+        f"most {bound} open descriptors ({baseline} at start + {open_sessions} open "
+        f"session(s) + {DESCRIPTOR_SLACK})",
+        actual,
+        did=server.transcript.tail(),
+        cause=cause,
+    )
+
+
 @contextlib.contextmanager
 def scenario_server(target: Target, protocol: str) -> Iterator[Server]:
     """A fresh server (launch mode) or the running one (address mode), for one example.
@@ -115,10 +185,14 @@ def replay_snippet(target: Target, protocol: str, lines: list[str]) -> str:
 __all__ = [
     "close",
     "connect",
+    "descriptors",
+    "descriptors_bounded",
     "finish",
+    "no_zombies",
     "replay_snippet",
     "reset",
     "scenario_server",
     "send",
+    "send_only",
     "signal_burst",
 ]
