@@ -10,7 +10,11 @@ writes as properties, so the controller builds the summary and the JSON report a
 from __future__ import annotations
 
 import contextlib
+import fcntl
+import functools
 import os
+import shutil
+import tempfile
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -123,6 +127,8 @@ class RunState:
     #: Address mode: the check during which the shared server died.
     died_during: str | None = None
     address_server: Server | None = None
+    #: Address mode under xdist: the lock file that keeps quiet checks alone (see below).
+    quiet_lock: str | None = None
 
 
 STATE = pytest.StashKey[RunState]()
@@ -192,17 +198,22 @@ def pytest_configure(config: pytest.Config) -> None:
         state.error = str(exc)
     if _is_worker(config):
         state.model = config.workerinput.get("conformance_model", "unknown")  # type: ignore[attr-defined]
+        state.quiet_lock = config.workerinput.get("conformance_quiet_lock")  # type: ignore[attr-defined]
     else:
         config.pluginmanager.register(_Recorder(state), "conformance-recorder")
         settings = state.settings
-        if (
-            settings
-            and settings.target.mode == "address"
-            and config.getoption("dist", "no") == "load"
-        ):
+        if settings and settings.target.mode == "address" and _uses_xdist(config):
             # Checks that need a quiet server carry xdist_group("quiet-server"); only the
-            # loadgroup scheduler keeps a group on one worker.
-            config.option.dist = "loadgroup"
+            # loadgroup scheduler keeps a group on one worker. Decided here, on the
+            # controller, which never collects: the report names them.
+            if config.getoption("dist", "no") == "load":
+                config.option.dist = "loadgroup"
+            state.serialised = [r.id for r in settings.selected if r.needs_quiet]
+            state.quiet_lock = str(Path(tempfile.mkdtemp(prefix="conformance-")) / "quiet.lock")
+
+
+def _uses_xdist(config: pytest.Config) -> bool:
+    return bool(config.getoption("numprocesses", None)) and config.getoption("dist", "no") != "no"
 
 
 @pytest.hookimpl(tryfirst=True)
@@ -245,6 +256,29 @@ def pytest_sessionstart(session: pytest.Session) -> None:
 def pytest_configure_node(node) -> None:  # type: ignore[no-untyped-def]
     """xdist: hand the detected model to every worker so they all judge the same server."""
     node.workerinput["conformance_model"] = _state(node.config).model
+    node.workerinput["conformance_quiet_lock"] = _state(node.config).quiet_lock
+
+
+@pytest.hookimpl(hookwrapper=True, tryfirst=True)
+def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None):  # type: ignore[no-untyped-def]
+    """Address mode under xdist: a check that counts descriptors, threads or zombies runs alone.
+
+    Keeping those checks on one worker (xdist_group) is not enough: the other workers' clients
+    would still come and go on the same server while it counts. So every check takes a shared
+    lock and a quiet check an exclusive one, on a file all workers of the run know. Taken
+    outside pytest-timeout's wrapper, so waiting for the lock never counts as a check's time.
+    """
+    state = _state(item.config)
+    req = _requirement_of(item)
+    if state.quiet_lock is None or req is None:
+        yield
+        return
+    with open(state.quiet_lock, "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX if req.needs_quiet else fcntl.LOCK_SH)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
 
 
 def _requirement_of(item: pytest.Item) -> Requirement | None:
@@ -283,7 +317,6 @@ def pytest_collection_modifyitems(
         if req.needs_quiet and settings.target.mode == "address":
             # Other workers' clients would disturb descriptor, thread and zombie counts.
             item.add_marker(pytest.mark.xdist_group("quiet-server"))
-            state.serialised.append(req.id)
     if drop:
         config.hook.pytest_deselected(items=drop)
         items[:] = keep
@@ -415,9 +448,38 @@ class _Recorder:
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
         props = dict(report.user_properties)
         req_id = props.get("requirement")
+        if req_id is None and report.failed and "crashed" in str(report.longrepr):
+            # pytest-xdist reports a worker that died mid-check without the check's
+            # properties; the check's requirement still has to fail, and say why.
+            req_id = _check_requirements().get(report.nodeid.rsplit("/", 1)[-1])
+            if req_id is not None:
+                report.longrepr = (
+                    f"[{req_id}] the kit's worker process died while running this check "
+                    f"(pytest-xdist replaced it and went on): {report.longrepr}"
+                )
         if req_id is not None:
             result = self.state.results.setdefault(req_id, report_mod.Result(req_id))
             result.add(report, props)
+
+
+@functools.cache
+def _check_requirements() -> dict[str, str]:
+    """"test_module.py::test_name" -> requirement ID, for every check of the package."""
+    import importlib
+    import pkgutil
+
+    from conformance import checks
+
+    found = {}
+    for info in pkgutil.iter_modules(checks.__path__):
+        if not info.name.startswith("test_"):
+            continue
+        module = importlib.import_module(f"conformance.checks.{info.name}")
+        for name, fn in vars(module).items():
+            for mark in getattr(fn, "pytestmark", []):
+                if name.startswith("test_") and mark.name == "requirement":
+                    found[f"{info.name}.py::{name}"] = mark.args[0]
+    return found
 
 
 def pytest_terminal_summary(terminalreporter, exitstatus: int, config: pytest.Config) -> None:  # type: ignore[no-untyped-def]
@@ -454,6 +516,8 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     LAUNCH_AHEAD.close()
     config = session.config
     state = _state(config)
+    if state.quiet_lock is not None and not _is_worker(config):
+        shutil.rmtree(Path(state.quiet_lock).parent, ignore_errors=True)
     if state.settings is None or _is_worker(config) or not state.results:
         return
     doc = _build_report(state)

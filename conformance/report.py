@@ -167,4 +167,8 @@ def summary_lines(doc: dict[str, object]) -> list[str]:
         f"model: {doc['model']} | protocol: {doc['protocol']} | profile: {doc['profile']} | "
         f"seed: {doc['seed']} | {tally}"
     )
+    if doc.get("serialised"):
+        lines.append(
+            "kept on one xdist worker (they need a quiet server): " + ", ".join(doc["serialised"])  # type: ignore[arg-type]
+        )
     return lines

@@ -181,6 +181,7 @@ REQUIREMENTS: tuple[Requirement, ...] = (
         "nothing keeps burning CPU.",
         "A child or thread that outlives its session (or spins after it) exhausts processes, "
         "threads or CPU after a few thousand clients.",
+        needs_quiet=True,
     ),
     Requirement(
         "EXIT-5",

@@ -346,3 +346,43 @@ def test_xdist_gives_the_same_verdicts(tmp_path: Path) -> None:
     assert a["categories"] == b["categories"]
     assert b["model"] == "fork"
     assert [r["outcome"] for r in a["requirements"]] == [r["outcome"] for r in b["requirements"]]
+
+
+def test_xdist_in_address_mode_keeps_quiet_checks_alone(running_server, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    server = running_server(
+        f"{sys.executable} -m reference_servers.thread_server --host 127.0.0.1 --port {{port}}"
+    )
+    args = ["run", "--target", f"127.0.0.1:{server.port}", "--profile", "quick"]
+    for req in ("CONC-2", "CONC-4", "PROTO-3", "EXIT-4", "FDL"):
+        args += ["--requirement", req]
+    serial = kit(*args, "--json-report", str(tmp_path / "a.json"))
+    parallel = kit(*args, "-n", "2", "--json-report", str(tmp_path / "b.json"))
+    assert serial.returncode == parallel.returncode == 0, parallel.stdout
+    a, b = report(tmp_path / "a.json"), report(tmp_path / "b.json")
+    assert [r["outcome"] for r in a["requirements"]] == [r["outcome"] for r in b["requirements"]]
+    assert a["serialised"] == []
+    assert b["serialised"] == ["EXIT-4", "FDL-1", "FDL-2"]
+    assert "kept on one xdist worker (they need a quiet server): EXIT-4" in parallel.stdout
+
+
+def test_a_crashed_worker_fails_its_check_and_the_run_goes_on(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (tmp_path / "crasher.py").write_text(
+        "import os\n\n"
+        "def pytest_runtest_call(item):\n"
+        "    if item.name == 'test_exit_closes_connection':\n"
+        "        os._exit(3)\n"
+    )
+    monkeypatch.setenv("PYTHONPATH", str(tmp_path))
+    out = tmp_path / "r.json"
+    result = kit(
+        "run", "--server", "thread", "--profile", "quick", "-n", "2",
+        "--requirement", "EXIT-1", "--requirement", "PROTO-3",
+        "--json-report", str(out), "--", "-p", "crasher",
+    )  # fmt: skip
+    assert result.returncode == 1, result.stdout
+    outcomes = {r["id"]: (r["outcome"], r["detail"]) for r in report(out)["requirements"]}
+    assert outcomes["PROTO-3"][0] == "passed"
+    assert outcomes["EXIT-1"][0] == "failed"
+    assert "the kit's worker process died while running this check" in outcomes["EXIT-1"][1]
