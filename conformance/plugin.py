@@ -464,7 +464,7 @@ class _Recorder:
 
 @functools.cache
 def _check_requirements() -> dict[str, str]:
-    """"test_module.py::test_name" -> requirement ID, for every check of the package."""
+    """ "test_module.py::test_name" -> requirement ID, for every check of the package."""
     import importlib
     import pkgutil
 

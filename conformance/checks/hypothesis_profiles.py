@@ -31,6 +31,7 @@ def _settings(profile: str, examples: int, **extra: int) -> settings:
         database=None,
         derandomize=False,
         print_blob=False,
+        report_multiple_bugs=False,
         suppress_health_check=list(HealthCheck),
         **extra,
     )

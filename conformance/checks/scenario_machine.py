@@ -22,7 +22,13 @@ from collections.abc import Iterator
 
 from hypothesis import reject
 from hypothesis import strategies as st
-from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
+from hypothesis.stateful import (
+    RuleBasedStateMachine,
+    initialize,
+    invariant,
+    precondition,
+    rule,
+)
 
 from conformance.harness import Server, Violation
 from conformance.harness import scenario as step
@@ -93,6 +99,13 @@ def machine_for(
                 raise Violation(
                     exc.expected, exc.actual, exc.did, exc.cause, exc.evidence
                 ) from None
+
+        @initialize()
+        def two_clients(self) -> None:
+            # Every scenario starts with two sessions open: what a server gets wrong about
+            # concurrency needs a second client, and the short profiles have few steps.
+            self.connect()
+            self.connect()
 
         @precondition(lambda self: len(self.clients) < MAX_CLIENTS)
         @rule()
