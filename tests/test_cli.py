@@ -196,7 +196,7 @@ def test_pytest_pyargs_gives_the_same_verdicts(pytester: pytest.Pytester) -> Non
         "--requirement",
         "PROTO-1",
         "--requirement",
-        "ZOMB-1",
+        "ZOMB-2",
         "--profile",
         "quick",
     )

@@ -64,6 +64,7 @@ def machine_for(
             self.names = _names()
             self.program: list[str] = []
             self.baseline = 0
+            self.signalled = False
             if judge == "descriptors":
                 self.program.append("baseline = descriptors(server)")
                 self.baseline = step.descriptors(self.server)
@@ -89,6 +90,8 @@ def machine_for(
             except Violation as exc:
                 if not self.server.alive():
                     reject()
+                if isinstance(exc, step.SessionClosed) and self.signalled:
+                    reject()  # a session a signal ended: EINTR-2's rule (recv EINTR as EOF)
                 if not record:
                     self.program.append(line)
                 exc.cause = exc.cause or cause
@@ -148,6 +151,7 @@ def machine_for(
 
         @rule()
         def signal_burst(self) -> None:
+            self.signalled = True
             self._do("signal_burst(server)", lambda: step.signal_burst(self.server))
 
         @invariant()
