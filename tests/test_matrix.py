@@ -11,8 +11,9 @@ from pathlib import Path
 
 import pytest
 
+from conformance.spec import REQUIREMENTS
 from tests.conftest import kit
-from tests.servers.zoo import ZOO, ZooServer, command
+from tests.servers.zoo import BREAKS, DEFECTIVE, ZOO, ZooServer, command
 
 
 @pytest.mark.parametrize("server", ZOO, ids=lambda s: s.id)
@@ -37,4 +38,19 @@ def test_kit_verdict_on_zoo_server(server: ZooServer, zoo_build: Path, tmp_path:
     assert failed == expected, (
         f"expected failed categories {sorted(expected)}, got {sorted(failed)}\n{details[-4000:]}"
     )
+    failed_ids = {r["id"] for r in doc["requirements"] if r["outcome"] == "failed"}
+    assert server.breaks <= failed_ids, (
+        f"{sorted(server.breaks - failed_ids)} should fail; failed: {sorted(failed_ids)}"
+    )
     assert result.returncode == (1 if server.expected_failures else 0)
+
+
+@pytest.mark.parametrize("language", ["c", "python"])
+def test_every_must_is_broken_by_some_zoo_server(language: str) -> None:
+    """Coverage by requirement, not only by category: every MUST has a defect built to break
+    it, in each language (the matrix above proves each one does fail). The SHOULD (EXIT-5)
+    is broken by the Python launch misbehaviours, which test_cli.py runs."""
+    broken = set().union(*(s.breaks for s in DEFECTIVE if s.language == language))
+    musts = {r.id for r in REQUIREMENTS if r.level == "MUST"}
+    assert musts - broken == set()
+    assert {s.defect for s in DEFECTIVE} <= set(BREAKS)

@@ -39,6 +39,11 @@ class ZooServer:
         return f"{self.language}-{self.name}-{self.protocol}"
 
     @property
+    def breaks(self) -> frozenset[str]:
+        """The requirements this server's defect is built to break (see BREAKS)."""
+        return BREAKS.get(self.defect or "", frozenset())
+
+    @property
     def source(self) -> Path:
         return C_DIR / f"{self.name}.c" if self.language == "c" else PY_DIR / f"{self.name}.py"
 
@@ -98,6 +103,35 @@ _DEFECTS: dict[str, tuple[str, frozenset[str]]] = {
     # Every reply goes to the newest connection, so any check with an older session still
     # open fails too: CONC-2/4 and EXIT-3 (its bystander), besides ISO-2.
     "shared_conn": ("thread", _cats("isolation", "concurrency", "exit")),
+}
+
+#: The requirements each defect is built to break: the matrix asserts they fail (besides the
+#: exact categories above), and that together they cover every MUST in both languages.
+BREAKS: dict[str, frozenset[str]] = {
+    "no_reap": frozenset({"ZOMB-1"}),
+    "reap_once": frozenset({"ZOMB-2"}),
+    "child_keeps_listener": frozenset({"FDC-1"}),
+    "parent_keeps_conn": frozenset({"FDP-1"}),
+    "accept_eintr_fatal": frozenset({"EINTR-1"}),
+    "recv_eintr_disconnect": frozenset({"EINTR-2", "EINTR-3"}),
+    "serial": frozenset({"CONC-1", "CONC-4", "CONC-5"}),
+    "sigpipe_eof": frozenset({"EXIT-2", "EXIT-3"}),
+    "fd_leak": frozenset({"FDL-1"}),
+    "thread_cap2": frozenset({"CONC-2"}),
+    "wrong_reply": frozenset({"PROTO-1"}),
+    "exit_no_close": frozenset({"EXIT-1"}),
+    "shared_buffer": frozenset({"ISO-1"}),
+    "busy_child": frozenset({"EXIT-4"}),
+    "backlog3": frozenset({"CONC-3"}),
+    "thread_leak": frozenset({"FDL-2"}),
+    "one_message": frozenset({"PROTO-2"}),
+    "no_exit_reply": frozenset({"PROTO-3"}),
+    "echo_cstring": frozenset({"PROTO-4"}),
+    "partial_write": frozenset({"PROTO-5"}),
+    "shared_conn": frozenset({"ISO-2"}),
+    # Launch misbehaviours (Python only): the SHOULD on SIGTERM.
+    "ignores_sigterm": frozenset({"EXIT-5"}),
+    "setsid_forker": frozenset({"EXIT-5"}),
 }
 
 #: Defects that show only in the echo profile, so these run with it; the rest run with ok.
