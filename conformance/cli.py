@@ -28,7 +28,7 @@ EXIT_INTERRUPTED = 130
 def _run_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p = sub.add_parser("run", help="check a server", description="Check a server against the spec.")
     where = p.add_mutually_exclusive_group(required=True)
-    where.add_argument("--server", help="a built-in reference server: fork or thread")
+    where.add_argument("--server", help="a built-in reference server: fork, thread, select or pool")
     where.add_argument("--server-cmd", help="launch command, {port} is replaced by a free port")
     where.add_argument("--target", help="HOST:PORT of a server that is already running")
     p.add_argument("--port", type=int, help="fixed port (for a command without {port})")

@@ -40,7 +40,7 @@ PROFILES = ("quick", "default", "thorough")
 
 # Help text written once, used by the option and the ini key (pytest-timeout's habit).
 HELP = {
-    "server": "check a built-in reference server: fork or thread",
+    "server": "check a built-in reference server: fork, thread, select or pool",
     "server_cmd": "launch this command for every check; {port} is replaced by a free port",
     "target": "check a server that is already running at HOST:PORT (loopback only)",
     "port": "the port to use (for a command without {port}, the port it always listens on)",
@@ -54,8 +54,8 @@ HELP = {
 }
 USAGE_EXIT = 2
 NO_SERVER = (
-    "conformance checks were collected but no server was given: use --server fork|thread, "
-    "--server-cmd 'CMD {port}' or --target HOST:PORT"
+    "conformance checks were collected but no server was given: use --server "
+    "fork|thread|select|pool, --server-cmd 'CMD {port}' or --target HOST:PORT"
 )
 
 
