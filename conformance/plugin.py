@@ -23,6 +23,7 @@ from conformance import report as report_mod
 from conformance.exclusions import Exclusions, ExclusionsError
 from conformance.harness.failure import SERVER_GONE, Violation
 from conformance.harness.launcher import LaunchError, become_subreaper
+from conformance.harness.limits import CHECK_CLIENTS, DescriptorLimitError, ensure_descriptors
 from conformance.harness.model import detect_model
 from conformance.harness.target import (
     Server,
@@ -189,6 +190,10 @@ def pytest_configure(config: pytest.Config) -> None:
         state.settings = _parse_settings(config)
     except (TargetError, ExclusionsError) as exc:
         state.error = str(exc)
+    # Servers launched for the checks inherit our limits: room for the most clients a check
+    # opens, on both sides. A hard limit too low makes only that check skip, with the reason.
+    with contextlib.suppress(DescriptorLimitError):
+        ensure_descriptors(CHECK_CLIENTS)
     if _is_worker(config):
         state.model = config.workerinput.get("conformance_model", "unknown")  # type: ignore[attr-defined]
     else:

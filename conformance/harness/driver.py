@@ -124,12 +124,21 @@ class Driver:
         *,
         message_size: int = 16,
         progress: Progress | None = None,
+        judge: bool = True,
     ) -> None:
+        """`judge=False`: any reply counts, whatever its bytes (for checks outside protocol).
+
+        Only the protocol checks judge the reply's bytes (see Client.reply); elsewhere the
+        question is whether the server answered, so a server that replies `OK!!!\\n` fails
+        protocol and nothing else. Unjudged, an `ok` reply is complete at its first byte and
+        an echo at as many bytes as were sent; stray bytes between messages are ignored.
+        """
         self.host, self.port, self.protocol = host, port, protocol
         self.message_size = message_size
+        self.judge = judge
         self.progress = progress
         self.errors: Counter[str] = Counter()
-        self.socks: list[socket.socket] = []
+        self.socks: list[socket.socket | None] = []  # None: never opened
         self.state: list[int] = []
         self.sent_at: list[int] = []  # perf_counter_ns of the message in flight
         self.got: list[bytes] = []  # reply bytes received so far for the message in flight
@@ -137,6 +146,9 @@ class Driver:
         self.unsent: list[bytes] = []  # what send() did not take yet
         self.replied: list[bool] = []  # got the reply to the current round's message
         self.by_fd: dict[int, int] = {}
+        #: The connections `connect` got served; rounds count any of them the server has
+        #: since closed or reset as silent.
+        self.members: list[int] = []
         self.poller = _poller()
         self.connect_s = 0.0
         self._closed_well = 0
@@ -220,10 +232,17 @@ class Driver:
             self._fail(i, "eof")  # the server closed a session the client had not ended
             return False
         if st != _WAITING:
-            self._fail(i, "unsolicited")  # bytes nobody asked for
+            if self.judge:
+                self._fail(i, "unsolicited")  # bytes nobody asked for
             return False
         got = self.got[i] + data if self.got[i] else data
         want = self.want[i]
+        if not self.judge:
+            self.got[i] = got
+            if len(got) < (len(want) if self.protocol == "echo" else 1):
+                return False
+            self.state[i] = _IDLE
+            return True
         if len(got) < len(want):
             if not want.startswith(got):
                 self._fail(i, "wrong-reply")
@@ -240,14 +259,22 @@ class Driver:
         return data if self.protocol == "echo" else OK_REPLY
 
     # -- phase 1: connect -------------------------------------------------------------------
-    def connect(self, count: int, stall: float = CONNECT_STALL, window: int = WINDOW) -> int:
+    def connect(
+        self,
+        count: int,
+        stall: float = CONNECT_STALL,
+        limit: float | None = None,
+        window: int = WINDOW,
+    ) -> int:
         """Open `count` connections, each served once (first message answered).
 
         Returns how many were served; the others are counted in `errors` (`connect`,
-        `unserved`). Ends when all are served or none has been for `stall` seconds.
+        `connect-timeout`, `unserved`, ...). Ends when all are served, when none has been for
+        `stall` seconds, or after `limit` seconds (default: 60 s plus 10 ms per client).
         """
         ensure_descriptors(count + len(self.socks))
         t0 = time.monotonic()
+        give_up = t0 + (limit if limit is not None else 60.0 + count / 100)
         base = len(self.socks)
         opened = served = 0
         in_flight = 0
@@ -259,7 +286,7 @@ class Driver:
                     in_flight += 1
                 opened += 1
             now = time.monotonic()
-            if now - last_progress > stall:
+            if now - last_progress > stall or now > give_up:
                 break
             if now - last_tick > TICK:
                 last_tick = now
@@ -280,29 +307,34 @@ class Driver:
                 self._fail(i, "connect-timeout")
             elif self.state[i] == _WAITING:
                 self._fail(i, "unserved")
-        self.errors["not-attempted"] += count - opened
-        if not self.errors["not-attempted"]:
-            del self.errors["not-attempted"]
+        if opened < count:
+            self.errors["not-attempted"] += count - opened
+        ready = [i for i in range(base, base + opened) if self.state[i] == _IDLE]
+        self.members += ready
         self.connect_s = time.monotonic() - t0
-        self._report("connect", served, count)
-        return served
+        self._report("connect", len(ready), count)
+        return len(ready)
 
     def _open(self, i: int) -> bool:
-        sock = socket.socket(self._family, socket.SOCK_STREAM)
+        """Start connecting connection i (always appended, even when it fails at once)."""
+        for column, blank in (
+            (self.state, _DEAD), (self.sent_at, 0), (self.got, b""), (self.want, b""),
+            (self.unsent, b""), (self.replied, False), (self.socks, None),
+        ):  # fmt: skip
+            column.append(blank)  # type: ignore[attr-defined]
+        try:
+            sock = socket.socket(self._family, socket.SOCK_STREAM)
+        except OSError as exc:  # EMFILE/ENFILE/ENOBUFS: the kit itself ran out
+            self.errors[f"client-{errno.errorcode.get(exc.errno or 0, 'socket')}"] += 1
+            return False
         sock.setblocking(False)
-        self.socks.append(sock)
-        self.state.append(_CONNECTING)
-        self.sent_at.append(0)
-        self.got.append(b"")
-        self.want.append(b"")
-        self.unsent.append(b"")
-        self.replied.append(False)
         code = sock.connect_ex((self.host, self.port))
         if code not in (0, errno.EINPROGRESS):
-            self.state[i] = _DEAD
             sock.close()
             self.errors["connect"] += 1
             return False
+        self.socks[i] = sock
+        self.state[i] = _CONNECTING
         fd = sock.fileno()
         self.by_fd[fd] = i
         self.poller.register(fd, _EPOLLOUT)
@@ -323,9 +355,10 @@ class Driver:
     def round(self, timeout: float, messages: Callable[[int], bytes] | None = None) -> list[int]:
         """One message on every open connection, all sent before any reply is read.
 
-        Returns the indexes that got no complete reply within `timeout` (they stay open, so
-        a later round can tell a slow server from a dead one; their late replies are read
-        and discarded at the start of the next round).
+        Returns the indexes that got no complete reply within `timeout`, among all the
+        connections `connect` got served: one the server has closed or reset since is silent
+        too (`errors` says how it ended). A silent one that is still open stays open, so a
+        later round can tell a slow server from a dead one.
         """
         live = self.served
         for i in live:
@@ -343,7 +376,7 @@ class Driver:
                     self.replied[i] = True
                     pending -= 1
             pending = sum(1 for i in live if self.state[i] == _WAITING)
-        return [i for i in live if not self.replied[i]]
+        return [i for i in self.members if self.state[i] == _DEAD or not self.replied[i]]
 
     # -- phase 2b: closed loop for a duration (benchmarks) ----------------------------------
     def run_for(self, duration: float, request_timeout: float = REQUEST_TIMEOUT) -> RunStats:
@@ -398,15 +431,16 @@ class Driver:
                             m = msgs[i]
                             sent_at[i] = perf()
                             try:
-                                if socks[i].send(m) == len(m):
-                                    continue
+                                n = socks[i].send(m)
                             except (BlockingIOError, InterruptedError):
-                                pass
+                                n = 0
                             except OSError:
                                 self._fail(i, "reset")
                                 outstanding -= 1
                                 continue
-                            self._send(i, m, m if echo else OK_REPLY)  # not all sent: retry
+                            if n < len(m):  # rare: finish the message when writable
+                                self.unsent[i] = m[n:]
+                                self.poller.modify(fd, _EPOLLIN | _EPOLLOUT)
                         else:
                             state[i] = _IDLE
                             outstanding -= 1
@@ -422,6 +456,8 @@ class Driver:
                 if sending:
                     done += 1
                     self._send(i, msgs[i], msgs[i] if echo else OK_REPLY)
+                    if state[i] == _DEAD:
+                        outstanding -= 1
                 else:
                     outstanding -= 1
             now = time.monotonic()

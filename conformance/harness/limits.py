@@ -13,6 +13,8 @@ import resource
 
 #: Descriptors besides the client sockets: stdio, the poller, pytest's and psutil's files.
 SLACK = 128
+#: The most clients one check opens at once (CONC-2 in the thorough profile).
+CHECK_CLIENTS = 1000
 
 
 class DescriptorLimitError(RuntimeError):
