@@ -7,15 +7,19 @@ writes what it says, reports errors instead of hiding them, and refuses bad inpu
 from __future__ import annotations
 
 import json
+import signal
+import subprocess
 import sys
 from pathlib import Path
 
+import psutil
 import pytest
 
 from conformance.bench_report import PLOT_MISSING, plot_available
 from conformance.harness.driver import Driver
 from conformance.harness.launcher import launch
 from conformance.harness.limits import DescriptorLimitError, ensure_descriptors
+from conformance.harness.polling import wait_until
 from tests.conftest import ROOT, kit
 
 PY_SERVERS = ROOT / "tests" / "servers" / "py"
@@ -109,3 +113,36 @@ def test_driver_rounds_and_clean_close_against_the_select_reference() -> None:
             assert not driver.errors
     finally:
         server.stop()
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
+def test_interrupted_bench_stops_its_fork_server_and_children(sig: signal.Signals) -> None:
+    """The conftest guard fails this test if any server process outlives it."""
+    argv = [sys.executable, "-m", "conformance", "bench", "--server", "fork"]
+    argv += ["--clients", "8", "--duration", "60", "-q"]
+    proc = subprocess.Popen(
+        argv,
+        cwd=ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+        # A shell's background job may start with SIGINT ignored; a user's Ctrl-C does not.
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+    )
+    try:
+
+        def children_serve() -> bool:
+            try:
+                return len(psutil.Process(proc.pid).children(recursive=True)) >= 9
+            except psutil.Error:
+                return False
+
+        assert wait_until(children_serve, 30)[0]
+        proc.send_signal(sig)
+        _, err = proc.communicate(timeout=30)
+        assert proc.returncode == 130
+        assert "every server was stopped" in err
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
