@@ -25,7 +25,8 @@ class Row:
     requests: int = 0
     duration_s: float = 0.0
     requests_per_s: float = 0.0
-    #: Connections opened and served once (first reply) per second of the connect phase.
+    #: Clients served (connected, first message answered) per second of the connect phase,
+    #: up to the last one served.
     connections_per_s: float = 0.0
     p50_ms: float | None = None
     p99_ms: float | None = None

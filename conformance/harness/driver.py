@@ -311,7 +311,9 @@ class Driver:
             self.errors["not-attempted"] += count - opened
         ready = [i for i in range(base, base + opened) if self.state[i] == _IDLE]
         self.members += ready
-        self.connect_s = time.monotonic() - t0
+        # Up to the last client served: a phase that ended by stalling does not dilute the
+        # rate at which clients *were* taken on with the time spent waiting for the rest.
+        self.connect_s = (last_progress if ready else time.monotonic()) - t0
         self._report("connect", len(ready), count)
         return len(ready)
 
