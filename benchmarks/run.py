@@ -65,10 +65,11 @@ def shown(argv: list[str]) -> str:
 def bench(label: str, target: list[str], clients: str, duration: float, tmp: Path) -> dict:
     slug = re.sub(r"\W+", "_", label)
     out = tmp / f"{slug}-{time.monotonic_ns()}.json"
-    argv = [*KIT, "bench", *target, "--clients", clients, "--duration", str(duration)]
-    argv += ["--json", str(out), "-q"]
+    argv = [*KIT, "bench", *target, "--clients", clients, "--duration", f"{duration:g}"]
     print(f"$ {shown(argv)}", file=sys.stderr, flush=True)
-    proc = subprocess.run(argv, capture_output=True, text=True, timeout=COMMAND_TIMEOUT)
+    proc = subprocess.run(
+        [*argv, "--json", str(out), "-q"], capture_output=True, text=True, timeout=COMMAND_TIMEOUT
+    )
     sys.stderr.write(proc.stdout)
     if not out.exists():
         raise RuntimeError(f"{label}: bench wrote no JSON\n{proc.stdout}\n{proc.stderr}")
@@ -139,11 +140,15 @@ def efficiency(build: Path, client: Path, duration: float, repeats: int, tmp: Pa
 
 
 def timed_run(argv: list[str]) -> tuple[float, int, str]:
+    """Wall time, exit status, and for a failed run its first `Actual:` line (why)."""
     print(f"$ {shown(argv)}", file=sys.stderr, flush=True)
     t0 = time.monotonic()
     proc = subprocess.run(argv, capture_output=True, text=True, timeout=COMMAND_TIMEOUT)
-    summary = proc.stdout.strip().splitlines()[-1] if proc.stdout.strip() else ""
-    return time.monotonic() - t0, proc.returncode, summary
+    wall = time.monotonic() - t0
+    why = next((x.strip() for x in proc.stdout.splitlines() if "Actual:" in x), "")
+    if proc.returncode:
+        print(f"  exit {proc.returncode}: {why}", file=sys.stderr, flush=True)
+    return wall, proc.returncode, why
 
 
 def verdict_tables() -> list[str]:
@@ -152,21 +157,24 @@ def verdict_tables() -> list[str]:
     for ref in REFERENCES:
         cells, codes = [], []
         for profile in VERDICT_PROFILES:
-            wall, code, _ = timed_run([*KIT, "run", "--server", ref, "--profile", profile])
+            wall, code, _why = timed_run([*KIT, "run", "--server", ref, "--profile", profile])
             cells.append(f"{wall:.1f} s")
             codes.append(str(code))
         lines.append(f"| {ref} | " + " | ".join(cells) + f" | {', '.join(codes)} |")
     lines += ["", "CONC-2 alone (the check whose size grows with the profile):", ""]
     head = " | ".join(f"{p} ({n} clients)" for p, n in CONC2_PROFILES.items())
     lines += [f"| reference | {head} |", "|---|" + "---:|" * len(CONC2_PROFILES)]
+    notes = []
     for ref in REFERENCES:
         cells = []
         for profile in CONC2_PROFILES:
             argv = [*KIT, "run", "--server", ref, "--profile", profile, "--requirement", "CONC-2"]
-            wall, code, _ = timed_run(argv)
+            wall, code, why = timed_run(argv)
             cells.append(f"{wall:.1f} s" + ("" if code == 0 else f" (exit {code})"))
+            if code:
+                notes.append(f"- {ref}, {profile}: exit {code}: {why}")
         lines.append(f"| {ref} | " + " | ".join(cells) + " |")
-    return lines
+    return lines + (["", *notes] if notes else [])
 
 
 def build(tmp: Path) -> tuple[Path, Path]:
