@@ -121,8 +121,7 @@ class _Progress:
     def __call__(self, phase: str, done: int, total: int) -> None:
         if self.quiet:
             return
-        unit = "s" if phase == "run" else ""
-        text = f"{self.prefix}{phase} {done}/{total}{unit}"
+        text = f"{self.prefix}{phase} {done}/{total}" + (" s" if phase == "run" else "")
         if self.tty:
             sys.stderr.write("\r\033[K" + text)
             sys.stderr.flush()

@@ -95,6 +95,7 @@ def write_plot(path: Path, title: str, rows: list[Row]) -> None:
     fig, (left, right) = plt.subplots(1, 2, figsize=(10, 4))
     left.plot(xs, [r.requests_per_s for r in rows], marker="o")
     left.set(xscale="log", xlabel="clients", ylabel="requests/s", title="throughput")
+    left.set_ylim(bottom=0)  # a truncated axis would make noise look like a trend
     p99 = [(r.clients, r.p99_ms) for r in rows if r.p99_ms is not None]
     right.plot([c for c, _ in p99], [v for _, v in p99], marker="o", color="tab:red")
     right.set(xscale="log", yscale="log", xlabel="clients", ylabel="ms", title="p99 latency")

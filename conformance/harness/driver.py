@@ -469,7 +469,7 @@ class Driver:
                 next_tick = now + TICK
                 outstanding -= self._expire(request_timeout)
                 if now < end:
-                    self._report("run", int(now - start), int(duration))
+                    self._report("run", round(now - start), round(duration))
         if time.monotonic() < end:  # every connection failed before the end
             stats.requests, stats.duration_s = done, time.monotonic() - start
         for i in live:
