@@ -100,17 +100,20 @@ class RunStats:
     duration_s: float
     requests: int
     latencies_ns: array = field(default_factory=lambda: array("q"))
+    _sorted: list[int] | None = field(default=None, repr=False)
 
     @property
     def requests_per_s(self) -> float:
         return self.requests / self.duration_s if self.duration_s > 0 else 0.0
 
     def percentile_ms(self, q: float) -> float | None:
+        """The q-th percentile of the latencies (nearest rank), in ms; None without any."""
         if not self.latencies_ns:
             return None
-        ordered = sorted(self.latencies_ns)
-        k = min(len(ordered) - 1, max(0, round(q / 100 * (len(ordered) - 1))))
-        return ordered[k] / 1e6
+        if self._sorted is None or len(self._sorted) != len(self.latencies_ns):
+            self._sorted = sorted(self.latencies_ns)  # once, not once per percentile
+        k = min(len(self._sorted) - 1, max(0, round(q / 100 * (len(self._sorted) - 1))))
+        return self._sorted[k] / 1e6
 
 
 class Driver:
