@@ -1,4 +1,4 @@
-"""The `conformance` command: `run` the checks through pytest, `list` the requirements.
+"""The `conformance` command: `run` the checks through pytest, `list` the requirements, `bench`.
 
 `run` is a thin layer over `pytest.main` with the plugin's options, so everything it does is
 also available as `pytest --pyargs conformance --server ...`; it only adds friendlier names
@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from conformance import __version__
+from conformance import __version__, bench
 from conformance.spec import REQUIREMENTS, render_markdown, select
 
 PACKAGE_DIR = Path(__file__).resolve().parent
@@ -28,7 +28,7 @@ EXIT_INTERRUPTED = 130
 def _run_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p = sub.add_parser("run", help="check a server", description="Check a server against the spec.")
     where = p.add_mutually_exclusive_group(required=True)
-    where.add_argument("--server", help="a built-in reference server: fork or thread")
+    where.add_argument("--server", help="a built-in reference server: fork, thread, select or pool")
     where.add_argument("--server-cmd", help="launch command, {port} is replaced by a free port")
     where.add_argument("--target", help="HOST:PORT of a server that is already running")
     p.add_argument("--port", type=int, help="fixed port (for a command without {port})")
@@ -158,7 +158,10 @@ def main(argv: list[str] | None = None) -> int:
     lp = sub.add_parser("list", help="print the requirements without running anything")
     lp.add_argument("--requirement", action="append", default=[], metavar="ID_OR_PREFIX")
     lp.add_argument("--markdown", action="store_true", help="print SPEC.md")
+    bench.add_parser(sub)
     ns = parser.parse_args(argv)
+    if ns.command == "bench":
+        return bench.run(ns)
     if ns.command == "list":
         try:
             return list_requirements(ns)

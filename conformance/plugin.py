@@ -27,6 +27,7 @@ from conformance import report as report_mod
 from conformance.exclusions import Exclusions, ExclusionsError
 from conformance.harness.failure import SERVER_GONE, Violation
 from conformance.harness.launcher import LaunchError, become_subreaper
+from conformance.harness.limits import CHECK_CLIENTS, DescriptorLimitError, ensure_descriptors
 from conformance.harness.model import detect_model
 from conformance.harness.target import (
     LAUNCH_AHEAD,
@@ -45,7 +46,7 @@ PROFILES = ("quick", "default", "thorough")
 
 # Help text written once, used by the option and the ini key (pytest-timeout's habit).
 HELP = {
-    "server": "check a built-in reference server: fork or thread",
+    "server": "check a built-in reference server: fork, thread, select or pool",
     "server_cmd": "launch this command for every check; {port} is replaced by a free port",
     "target": "check a server that is already running at HOST:PORT (loopback only)",
     "port": "the port to use (for a command without {port}, the port it always listens on)",
@@ -59,8 +60,8 @@ HELP = {
 }
 USAGE_EXIT = 2
 NO_SERVER = (
-    "conformance checks were collected but no server was given: use --server fork|thread, "
-    "--server-cmd 'CMD {port}' or --target HOST:PORT"
+    "conformance checks were collected but no server was given: use --server "
+    "fork|thread|select|pool, --server-cmd 'CMD {port}' or --target HOST:PORT"
 )
 
 
@@ -196,6 +197,10 @@ def pytest_configure(config: pytest.Config) -> None:
         state.settings = _parse_settings(config)
     except (TargetError, ExclusionsError) as exc:
         state.error = str(exc)
+    # Servers launched for the checks inherit our limits: room for the most clients a check
+    # opens, on both sides. A hard limit too low makes only that check skip, with the reason.
+    with contextlib.suppress(DescriptorLimitError):
+        ensure_descriptors(CHECK_CLIENTS)
     if _is_worker(config):
         state.model = config.workerinput.get("conformance_model", "unknown")  # type: ignore[attr-defined]
         state.quiet_lock = config.workerinput.get("conformance_quiet_lock")  # type: ignore[attr-defined]

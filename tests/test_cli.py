@@ -50,7 +50,7 @@ def test_list_selects_by_prefix() -> None:
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        (["--server", "nope"], "unknown --server 'nope'; built-in servers: fork, thread"),
+        (["--server", "nope"], "unknown --server 'nope'; built-in servers: fork, pool, select"),
         (["--target", "nonsense"], "is not HOST:PORT"),
         (["--target", "10.1.2.3:80"], "only sends traffic to loopback"),
         (["--server-cmd", "./server"], "has no {port} placeholder"),

@@ -83,10 +83,6 @@ def full_session(server: Server, messages: int = 1, name: str | None = None) -> 
     return client
 
 
-def open_clients(server: Server, count: int) -> list[Client]:
-    return server.connect_many(count)
-
-
 def round_trip_all(
     server: Server, clients: list[Client], payloads: list[bytes], timeout: float
 ) -> tuple[dict[int, bytes], list[int]]:

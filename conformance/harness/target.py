@@ -27,6 +27,10 @@ BUILTIN_SERVERS: dict[str, str] = {
     "--protocol {protocol}",
     "thread": "{python} -m reference_servers.thread_server --host 127.0.0.1 --port {port} "
     "--protocol {protocol}",
+    "select": "{python} -m reference_servers.select_server --host 127.0.0.1 --port {port} "
+    "--protocol {protocol}",
+    "pool": "{python} -m reference_servers.pool_server --host 127.0.0.1 --port {port} "
+    "--protocol {protocol}",
 }
 
 
@@ -61,7 +65,7 @@ class Target:
         ]
         if len(given) != 1:
             raise TargetError(
-                "choose exactly one server to check: --server fork|thread (a built-in "
+                "choose exactly one server to check: --server fork|thread|select|pool (a built-in "
                 "reference), --server-cmd 'CMD {port}' (launch yours), or --target HOST:PORT "
                 f"(one already running); got {', '.join(given) or 'none'}"
             )

@@ -1,0 +1,31 @@
+"""The built-in reference servers pass every category, in both protocols.
+
+The select and pool references are new designs (IO multiplexing, and multiplexing plus a
+worker pool); fork and thread are covered by the Python zoo's correct servers and tox.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import kit
+
+
+@pytest.mark.parametrize("protocol", ["ok", "echo"])
+@pytest.mark.parametrize("server", ["select", "pool"])
+def test_reference_server_passes_every_category(server: str, protocol: str, tmp_path: Path) -> None:
+    out = tmp_path / "report.json"
+    result = kit(
+        "run", "--server", server, "--protocol", protocol, "--profile", "quick",
+        "--json-report", str(out),
+    )  # fmt: skip
+    assert out.exists(), result.stdout[-3000:] + result.stderr[-3000:]
+    doc = json.loads(out.read_text())
+    failed = {c for c, outcome in doc["categories"].items() if outcome == "failed"}
+    details = "\n".join(r["detail"] for r in doc["requirements"] if r["outcome"] == "failed")
+    assert failed == set(), details[-4000:]
+    assert doc["model"] == "event-loop"
+    assert result.returncode == 0
