@@ -164,7 +164,10 @@ def _write_grades(ns: argparse.Namespace, code: int, elapsed: float) -> None:
         doc = json.loads(path.read_text())
     else:
         doc = outputs.unrun_report(
-            config, f"the suite could not run (exit status {code}): see the log above", elapsed
+            config,
+            f"the suite could not run (exit status {code}): see the log above",
+            elapsed,
+            ns.requirement,
         )
     if ns.gradescope:
         outputs.write_json(
@@ -206,7 +209,12 @@ def main(argv: list[str] | None = None) -> int:
     lp = sub.add_parser("list", help="print the requirements without running anything")
     lp.add_argument("--requirement", action="append", default=[], metavar="ID_OR_PREFIX")
     lp.add_argument("--markdown", action="store_true", help="print SPEC.md")
+    from conformance.grade import batch
+
+    batch.add_parser(sub)
     ns = parser.parse_args(argv)
+    if ns.command == "grade":
+        return batch.main(ns)
     if ns.command == "list":
         try:
             return list_requirements(ns)

@@ -19,15 +19,23 @@ from pathlib import Path
 from conformance import __version__
 from conformance.gradeconfig import GradingConfig
 from conformance.report import EARNING, summary_lines
-from conformance.spec import BY_ID, CATEGORIES, REQUIREMENTS
+from conformance.spec import BY_ID, CATEGORIES, select
 
 HIDDEN_DETAIL = "The details of this check are hidden by the instructor."
 
 
-def unrun_report(config: GradingConfig, reason: str, duration_s: float = 0.0) -> dict[str, object]:
-    """A report for a submission the suite could not run against: zero, with the reason."""
+def unrun_report(
+    config: GradingConfig,
+    reason: str,
+    duration_s: float = 0.0,
+    patterns: list[str] | None = None,
+) -> dict[str, object]:
+    """A report for a submission the suite could not run against: zero, with the reason.
+
+    `patterns` are the run's --requirement selection, so the maximum matches a real report's.
+    """
     requirements = []
-    for req in REQUIREMENTS:
+    for req in select(patterns):
         counted = req.id not in config.excluded and config.protocol in req.protocols
         worth = config.points_of(req) if counted else 0
         requirements.append(
