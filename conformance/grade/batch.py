@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import fcntl
 import os
 import pwd
 import queue
@@ -132,16 +133,37 @@ def _netns_works() -> bool:
     return os.waitstatus_to_exitcode(status) == 0
 
 
+#: Locks held for the grader's lifetime: a uid is one grader's at a time.
+_UID_LOCKS: list[int] = []
+UID_SEARCH = 1000
+
+
 def _slot_uids(base: int, jobs: int) -> list[int]:
-    uids = list(range(base, base + jobs))
-    for uid in uids:
-        with contextlib.suppress(KeyError):
-            raise UsageError(
-                f"uid {uid} belongs to user {pwd.getpwuid(uid).pw_name!r}: the sandbox needs "
-                "uids nobody uses (it kills every process of its uids); choose --uid-base"
-            )
+    """`jobs` uids from `base` up that no user owns, no process runs as, and no other
+    grader on this machine holds (an flock per uid), so concurrent graders never share one:
+    the sandbox kills every process of its uids."""
+    uids: list[int] = []
+    for uid in range(base, base + UID_SEARCH):
+        if len(uids) == jobs:
+            break
+        try:
+            pwd.getpwuid(uid)
+            continue  # a real user's uid
+        except KeyError:
+            pass
+        fd = os.open(f"/tmp/conformance-grade-uid-{uid}.lock", os.O_CREAT | os.O_RDWR, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            os.close(fd)
+            continue  # another grader's slot
         if containment.processes_of(uid, "-"):
-            raise UsageError(f"uid {uid} has running processes: choose another --uid-base")
+            os.close(fd)
+            continue
+        _UID_LOCKS.append(fd)
+        uids.append(uid)
+    if len(uids) < jobs:
+        raise UsageError(f"found only {len(uids)} free uids from {base}: choose --uid-base")
     return uids
 
 

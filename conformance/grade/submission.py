@@ -225,7 +225,11 @@ class Grader:
         if report.exists():
             doc: dict[str, object] = json.loads(report.read_text())
         else:
-            why = stopped or f"the kit exited with status {code}"
+            why = (
+                stopped or _kit_error(self.out / "run.log") or f"the kit exited with status {code}"
+            )
+            if not stopped:
+                self.notes.append(f"the suite could not run: {why}")
             doc = self._unrun(f"the suite could not run: {why}\n" + _tail(self.out / "run.log"))
         self._note_limits(doc)
         return doc
@@ -304,7 +308,7 @@ class Grader:
         limits = self.config.limits
         if self.largest_file >= limits.file_size_mb * 1024 * 1024:
             text += "SIGXFSZ"  # the writer died of it, even if the server did not
-        if self.peak_tasks >= limits.nproc - 2:
+        if self.peak_tasks >= limits.nproc - 2 and not any("fork bomb" in n for n in self.notes):
             text += "Resource temporarily unavailable"
         for sign, note in LIMIT_SIGNS.items():
             if sign in text:
@@ -341,6 +345,16 @@ _LIVE_LOCK = threading.Lock()
 def live_children() -> set[int]:
     with _LIVE_LOCK:
         return set(_LIVE)
+
+
+def _kit_error(log: Path) -> str | None:
+    """The kit's one-line reason for not running (e.g. the server never listened)."""
+    marker = "conformance: "
+    with contextlib.suppress(OSError):
+        for line in log.read_text(errors="replace").splitlines():
+            if marker in line:
+                return line.split(marker, 1)[1].strip()
+    return None
 
 
 def _tail(path: Path, lines: int = 15) -> str:
