@@ -14,6 +14,7 @@ top-level `score`, `execution_time`, `output` and `tests`, each test with `name`
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 from conformance import __version__
@@ -22,6 +23,9 @@ from conformance.report import EARNING, summary_lines
 from conformance.spec import BY_ID, CATEGORIES, select
 
 HIDDEN_DETAIL = "The details of this check are hidden by the instructor."
+#: The grader's sandbox wrapper in a quoted command line: noise to a student, who wrote the
+#: part after `--`.
+_SANDBOX_PREFIX = re.compile(r"\S*python\S* -m conformance\.sandbox .*?-- ")
 
 
 def unrun_report(
@@ -87,7 +91,7 @@ def gradescope(
                 "score": r["score"],
                 "max_score": r["max_score"],
                 "status": "passed" if r["outcome"] in EARNING else "failed",
-                "output": HIDDEN_DETAIL if hidden else _test_output(r),
+                "output": HIDDEN_DETAIL if hidden else _SANDBOX_PREFIX.sub("", _test_output(r)),
                 "visibility": config.visibility_for(r["id"]),
             }
         )
@@ -98,7 +102,7 @@ def gradescope(
             float(execution_time if execution_time is not None else doc["duration_s"]),
             3,  # type: ignore[arg-type]
         ),
-        "output": "\n".join(lines),
+        "output": _SANDBOX_PREFIX.sub("", "\n".join(lines)),
         "visibility": config.visibility,
         "tests": tests,
     }

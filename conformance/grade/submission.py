@@ -7,7 +7,8 @@ a wall-clock limit, and when it ends, whatever the submission left running is ki
 containment.py). What it could not do scores zero, with a note that says why.
 
 Files written in OUT/NAME/: `report.json` (the kit's report, with scores), `results.json`
-(Gradescope), `autolab.json` (Autolab's autoresult), `build.log`, `run.log`, `grade.json`
+(Gradescope), `autolab.json` (Autolab's autoresult), `junit.xml` (pytest's, with the
+requirement ID of each check as a property), `build.log`, `run.log`, `grade.json`
 (notes, timings and the fingerprint that makes a re-run skip it).
 """
 
@@ -150,7 +151,7 @@ class Grader:
         return Result(self.name, doc["score"], doc["max_score"], self.notes, elapsed)  # type: ignore[arg-type]
 
     def _prepare(self) -> None:
-        for stale in ("report.json", "results.json", "autolab.json", "grade.json"):
+        for stale in ("report.json", "results.json", "autolab.json", "grade.json", "junit.xml"):
             with contextlib.suppress(FileNotFoundError):
                 (self.out / stale).unlink()
         self.out.mkdir(parents=True, exist_ok=True)
@@ -208,6 +209,7 @@ class Grader:
             "--profile", config.profile,
             "--seed", str(config.seed),
             "--json-report", str(report),
+            "--junit-xml", str(self.out / "junit.xml"),
         ]  # fmt: skip
         if config.port is not None:
             argv += ["--port", str(config.port)]
