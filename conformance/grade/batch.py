@@ -29,6 +29,8 @@ from conformance import gradeconfig
 from conformance.grade import containment, summary
 from conformance.grade.progress import Progress
 from conformance.grade.submission import (
+    CANCELLED,
+    Cancelled,
     Grader,
     Options,
     Result,
@@ -215,6 +217,11 @@ def _grade(ns: argparse.Namespace) -> int:
     (out_dir / "summary.md").write_text(summary.markdown(graded, missing, title))
     shutil.rmtree(scratch, ignore_errors=True)
     if results is None:
+        print(
+            f"interrupted: {len(graded)} of {len(names)} have a report; the next run grades "
+            "the rest (up-to-date reports are kept)",
+            file=sys.stderr,
+        )
         return EXIT_INTERRUPTED
     print(f"reports in {out_dir}/NAME/; class summary: {out_dir}/summary.md, {out_dir}/summary.csv")
     return 0
@@ -263,6 +270,8 @@ def _run_all(
             return result
         uid = slots.get()
         try:
+            if CANCELLED.is_set():
+                raise Cancelled(name)
             progress.start(name)
             lock = one_at_a_time or contextlib.nullcontext()
             with lock:
@@ -279,7 +288,8 @@ def _run_all(
     pool = ThreadPoolExecutor(max_workers=len(uids))
     try:
         return list(pool.map(one, names))
-    except KeyboardInterrupt:
+    except (KeyboardInterrupt, Cancelled):
+        CANCELLED.set()
         for pid in live_children():
             with contextlib.suppress(ProcessLookupError, PermissionError):
                 os.killpg(pid, signal.SIGKILL)

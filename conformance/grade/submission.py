@@ -52,6 +52,15 @@ LIMIT_SIGNS = {
 }
 
 
+#: Set when the grader is interrupted: running submissions stop at once and write nothing, so
+#: an interrupted run never leaves a zero that a resumed run would take as up to date.
+CANCELLED = threading.Event()
+
+
+class Cancelled(Exception):
+    pass
+
+
 @dataclass(frozen=True, slots=True)
 class Options:
     config: GradingConfig
@@ -142,6 +151,10 @@ class Grader:
         self._prepare()
         try:
             doc = self._build_and_run()
+            if CANCELLED.is_set():
+                with contextlib.suppress(FileNotFoundError):
+                    (self.out / "report.json").unlink()
+                raise Cancelled(self.name)
         finally:
             containment.kill_all(None, self.uid, self.token)
             if not self.options.keep_work:
@@ -259,7 +272,9 @@ class Grader:
         try:
             while proc.poll() is None:
                 now = time.monotonic()
-                if now > deadline:
+                if CANCELLED.is_set():
+                    stopped = "the grader was interrupted"
+                elif now > deadline:
                     stopped = f"the {what} took longer than {limit:g} s"
                 elif self._disk_used() > self.config.limits.disk_mb * 1024 * 1024:
                     stopped = f"it wrote more than {self.config.limits.disk_mb} MiB to disk"
@@ -274,7 +289,7 @@ class Grader:
                             f"(the limit) for {NPROC_SUSTAINED:g} s: a fork bomb?"
                         )
                 if stopped:
-                    self._stop(proc, graceful=what == "suite")
+                    self._stop(proc, graceful=what == "suite" and not CANCELLED.is_set())
                     break
                 with contextlib.suppress(subprocess.TimeoutExpired):
                     proc.wait(WATCH_INTERVAL)
