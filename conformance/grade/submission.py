@@ -245,7 +245,9 @@ class Grader:
             )
             if not stopped:
                 self.notes.append(f"the suite could not run: {why}")
-            doc = self._unrun(f"the suite could not run: {why}\n" + _tail(self.out / "run.log"))
+            # A stopped kit's last words are its own shutdown, not news to the student.
+            tail = "" if stopped else "\n" + _tail(self.out / "run.log")
+            doc = self._unrun(f"the suite could not run: {why}{tail}")
         self._note_limits(doc)
         return doc
 

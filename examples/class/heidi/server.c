@@ -1,4 +1,4 @@
-/* heidi: polls the socket in a busy loop and logs every empty poll: fills the disk. */
+/* heidi: logs every message with the whole 64 KiB buffer, not its length: fills the disk. */
 #define _GNU_SOURCE
 #include <arpa/inet.h>
 #include <errno.h>
@@ -36,15 +36,13 @@ static int write_all(int fd, const char *p, size_t n)
 
 static void serve(int fd)
 {
-    char buf[1024];
+    char buf[65536];
     for (;;) {
-        ssize_t n = recv(fd, buf, sizeof buf, MSG_DONTWAIT);
-        if (n < 0 && errno == EAGAIN) { /* DEFECT: a debug line per empty poll */
-            printf("debug: no data yet on fd %d\n", fd);
-            continue;
-        }
+        ssize_t n = read(fd, buf, sizeof buf);
         if (n < 0 && errno == EINTR)
             continue;
+        if (n > 0) /* DEFECT: a debug log of sizeof buf bytes per message, not n */
+            write_all(STDOUT_FILENO, buf, sizeof buf);
         if (n <= 0 || write_all(fd, "OK!!!", 5) < 0)
             return;
         if (n == 4 && memcmp(buf, "exit", 4) == 0)
