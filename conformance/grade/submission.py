@@ -280,8 +280,13 @@ class Grader:
                     stopped = f"the {what} took longer than {limit:g} s"
                 elif self._disk_used() > self.config.limits.disk_mb * 1024 * 1024:
                     stopped = f"it wrote more than {self.config.limits.disk_mb} MiB to disk"
-                elif self.uid is not None:
-                    tasks = containment.tasks_of_uid(self.uid)
+                else:
+                    # Not root, the slots share this user's uid: count the step's own tree.
+                    tasks = (
+                        containment.tasks_of_uid(self.uid)
+                        if self.uid is not None
+                        else containment.tasks_in_tree(proc.pid)
+                    )
                     self.peak_tasks = max(self.peak_tasks, tasks)
                     busy = tasks >= self.config.limits.nproc - 2
                     at_limit_since = (at_limit_since or now) if busy else None
@@ -291,7 +296,11 @@ class Grader:
                             f"(the limit) for {NPROC_SUSTAINED:g} s: a fork bomb?"
                         )
                 if stopped:
-                    self._stop(proc, graceful=what == "suite" and not CANCELLED.is_set())
+                    # A graceful stop lets the kit write what it checked; not while a bomb it
+                    # cannot be told apart from (no uid of its own) still forks.
+                    bomb = at_limit_since is not None and self.uid is None
+                    graceful = what == "suite" and not CANCELLED.is_set() and not bomb
+                    self._stop(proc, graceful=graceful)
                     break
                 with contextlib.suppress(subprocess.TimeoutExpired):
                     proc.wait(WATCH_INTERVAL)
