@@ -310,3 +310,31 @@ def test_bwrap_gives_a_build_a_private_tmp_and_a_read_only_system(tmp_path: Path
     assert not (ROOT / "escaped").exists()
     assert docs["sneaky"]["score"] == 0
     assert "Read-only file system" in (tmp_path / "out" / "sneaky" / "build.log").read_text()
+
+
+@needs_cc
+def test_a_build_that_fails_scores_zero_with_the_compiler_output(tmp_path: Path) -> None:
+    subs = tmp_path / "class"
+    shutil.copytree(CLASS / "alice", subs / "typo")
+    (subs / "typo" / "server.c").write_text("int main(void) { return 0 }\n")
+    (subs / "grading.toml").write_text('[assignment]\nbuild = "make"\nrun = "./server {port}"\n')
+    docs = _grade(subs, tmp_path / "out", "--requirement", "PROTO-1", timeout=60)
+    assert docs["typo"]["score"] == 0
+    (note,) = docs["typo"]["_meta"]["notes"]
+    assert note.startswith("the build exited with status 2: see build.log")
+    assert "error: expected" in note
+    tests = valid_gradescope(tmp_path / "out" / "typo" / "results.json")["tests"]
+    assert "error: expected" in tests[0]["output"]
+
+
+def test_a_submission_that_fills_the_disk_is_stopped(tmp_path: Path) -> None:
+    subs = tmp_path / "class"
+    (subs / "filler").mkdir(parents=True)
+    fill = "for i in 1 2 3 4 5 6; do head -c 1000000 /dev/zero > junk$i; done; sleep 30"
+    (subs / "grading.toml").write_text(
+        f'[assignment]\nbuild = "{fill}"\nrun = "./server {{port}}"\n[limits]\ndisk_mb = 2\n'
+    )
+    docs = _grade(subs, tmp_path / "out", "--requirement", "PROTO-1", timeout=60)
+    assert docs["filler"]["_meta"]["notes"] == [
+        "the build was stopped: it wrote more than 2 MiB to disk; see build.log"
+    ]
