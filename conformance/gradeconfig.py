@@ -149,7 +149,9 @@ def parse(text: str, source: str = "grading config") -> GradingConfig:
     return GradingConfig(**values)
 
 
-def _only(table: dict[str, Any], allowed: tuple[str, ...] | set[str], source: str, where: str):  # type: ignore[no-untyped-def]
+def _only(
+    table: dict[str, Any], allowed: tuple[str, ...] | set[str], source: str, where: str
+) -> None:
     for key in table:
         if key not in allowed:
             raise ConfigError(

@@ -22,6 +22,7 @@ import signal
 import sys
 import tempfile
 import threading
+import traceback
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -191,7 +192,8 @@ def _grade(ns: argparse.Namespace) -> int:
     names = discover(directory, out_dir, ns.only)
     mine = shard_of(names, index, count)
     root = os.geteuid() == 0
-    uids: list[int | None] = list(_slot_uids(ns.uid_base, ns.jobs)) if root else [None] * ns.jobs
+    jobs = max(1, min(ns.jobs, len(mine)))
+    uids: list[int | None] = list(_slot_uids(ns.uid_base, jobs)) if root else [None] * jobs
     netns = ns.netns == "always" or (ns.netns == "auto" and root and _netns_works())
     if ns.sandbox == "bwrap" and shutil.which("bwrap") is None:
         raise UsageError("--sandbox bwrap: bubblewrap (bwrap) is not installed")
@@ -208,14 +210,21 @@ def _grade(ns: argparse.Namespace) -> int:
         requirements=tuple(ns.requirement),
         keep_work=ns.keep_work,
     )
-    _announce(len(names), mine, index, count, ns.jobs, root, netns, out_dir)
+    _announce(len(names), mine, index, count, jobs, root, netns, out_dir)
     become_subreaper()
     results = _run_all(directory, mine, options, uids, ns.force, config)
     graded, missing = summary.collect(out_dir, names)
     summary.write_csv(graded, out_dir / "summary.csv")
     title = f"Class summary: {directory.resolve().name}"
     (out_dir / "summary.md").write_text(summary.markdown(graded, missing, title))
-    shutil.rmtree(scratch, ignore_errors=True)
+    if ns.keep_work:
+        print(f"work directories kept in {scratch}", file=sys.stderr)
+    else:
+        shutil.rmtree(scratch, ignore_errors=True)
+    if results is not None and any(r.failed for r in results):
+        broken = ", ".join(r.name for r in results if r.failed)
+        print(f"conformance grade: the grader failed on {broken}: see above", file=sys.stderr)
+        return 1
     if results is None:
         print(
             f"interrupted: {len(graded)} of {len(names)} have a report; the next run grades "
@@ -276,6 +285,14 @@ def _run_all(
             lock = one_at_a_time or contextlib.nullcontext()
             with lock:
                 result = Grader(name, (directory / name).resolve(), options, uid).grade()
+        except Cancelled:
+            raise
+        except Exception:
+            # A bug of the grader, not the student's fault: no report (the next run retries
+            # it), the traceback for whoever runs the grader, and the other submissions go on.
+            print(f"conformance grade: grading {name} failed:", file=sys.stderr)
+            traceback.print_exc()
+            result = Result(name, notes=["the grader failed on this submission"], failed=True)
         finally:
             slots.put(uid)
         progress.finish(name, _score(result), result.duration_s, reused=False)

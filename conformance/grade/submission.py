@@ -28,6 +28,7 @@ import time
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import BinaryIO
 
 from conformance import __version__, outputs
 from conformance.grade import containment
@@ -81,6 +82,8 @@ class Result:
     notes: list[str] = field(default_factory=list)
     duration_s: float = 0.0
     reused: bool = False
+    #: The grader itself failed (a bug, not the submission): there is no report.
+    failed: bool = False
 
 
 def fingerprint(options: Options) -> str:
@@ -255,7 +258,9 @@ class Grader:
         return outputs.unrun_report(self.config, reason, patterns=list(self.options.requirements))
 
     # -- supervision ------------------------------------------------------------------------
-    def _supervise(self, argv: list[str], log, limit: float, what: str) -> tuple[int, str | None]:  # type: ignore[no-untyped-def]
+    def _supervise(
+        self, argv: list[str], log: BinaryIO, limit: float, what: str
+    ) -> tuple[int, str | None]:
         """Run argv in its own session under the watchdog; (exit status, why it was stopped)."""
         proc = subprocess.Popen(
             argv,
