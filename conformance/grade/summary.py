@@ -141,10 +141,12 @@ def markdown(graded: list[Graded], missing: list[str], title: str) -> str:
         "|---|---|---|---|---|",
     ]
     for g in graded:
-        failed = [str(r["id"]) for r in counted(g.doc) if r["outcome"] in ("failed", "skipped")]
+        mine = counted(g.doc)
+        failed = [str(r["id"]) for r in mine if r["outcome"] in ("failed", "skipped")]
+        failed_text = "all" if failed and len(failed) == len(mine) else ", ".join(failed) or "-"
         notes = "; ".join(n.splitlines()[0] for n in g.notes).replace("|", "\\|")
         lines.append(
             f"| {g.name} | {_num(g.doc['score'])}/{_num(g.doc['max_score'])} | "
-            f"{g.doc['model']} | {', '.join(failed) or '-'} | {notes or '-'} |"
+            f"{g.doc['model']} | {failed_text} | {notes or '-'} |"
         )
     return "\n".join(lines) + "\n"
