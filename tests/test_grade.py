@@ -338,3 +338,37 @@ def test_a_submission_that_fills_the_disk_is_stopped(tmp_path: Path) -> None:
     assert docs["filler"]["_meta"]["notes"] == [
         "the build was stopped: it wrote more than 2 MiB to disk; see build.log"
     ]
+
+
+SPINNER = r"""
+#include <arpa/inet.h>
+#include <stdlib.h>
+#include <sys/socket.h>
+int main(int argc, char **argv)
+{
+    int fd = socket(AF_INET, SOCK_STREAM, 0), one = 1;
+    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons(atoi(argv[1]))};
+    bind(fd, (struct sockaddr *)&a, sizeof a);
+    listen(fd, 16);
+    for (;;)
+        ; /* an infinite loop instead of accept() */
+}
+"""
+
+
+@needs_cc
+@needs_root
+def test_an_infinite_loop_scores_zero_and_is_stopped(tmp_path: Path) -> None:
+    """Whether the CPU limit (SIGXCPU) or the kit's stop ends each server depends on the
+    load; either way it scores zero and nothing is left spinning (the guard checks)."""
+    subs = tmp_path / "class"
+    (subs / "spins").mkdir(parents=True)
+    (subs / "spins" / "server.c").write_text(SPINNER)
+    (subs / "grading.toml").write_text(
+        '[assignment]\nbuild = "cc -o server server.c"\nrun = "./server {port}"\n'
+        "[limits]\ncpu_s = 1\n"
+    )
+    docs = _grade(subs, tmp_path / "out", "--requirement", "PROTO-2", timeout=120)
+    assert docs["spins"]["score"] == 0
+    assert "Expected: b'OK!!!' on A" in docs["spins"]["requirements"][0]["detail"]

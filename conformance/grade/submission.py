@@ -130,6 +130,16 @@ def _command_argv(command: str) -> list[str]:
     return ["/bin/sh", "-c", command] if _SHELL_CHARS & set(command) else shlex.split(command)
 
 
+def _join(argv: list[str]) -> str:
+    """A command line the launcher runs without a shell when it can: a quoted word would
+    make it use /bin/sh, whose exit status would then hide the signal that killed the server.
+    The launcher's placeholders stay bare so it can fill them in."""
+    bare = [a.replace("{port}", "").replace("{protocol}", "") for a in argv]
+    return " ".join(
+        a if b == shlex.quote(b) or not b else shlex.quote(a) for a, b in zip(argv, bare)
+    )
+
+
 class Grader:
     """Grades one submission in one slot (its own uid when root, its own ports or netns)."""
 
@@ -217,7 +227,7 @@ class Grader:
 
     def _run_suite(self) -> dict[str, object]:
         config, report = self.config, self.out / "report.json"
-        server = shlex.join(self.sandbox.argv(_command_argv(config.run or "")))
+        server = _join(self.sandbox.argv(_command_argv(config.run or "")))
         argv = [
             sys.executable, "-m", "conformance", "run",
             "--server-cmd", server,
