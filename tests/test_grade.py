@@ -18,7 +18,7 @@ import jsonschema
 import pytest
 
 from conformance import gradeconfig, outputs
-from conformance.grade.batch import parse_shard, shard_of
+from conformance.grade.batch import discover, parse_shard, shard_of
 from conformance.grade.summary import Graded, pass_rates
 from conformance.spec import REQUIREMENTS
 from tests.conftest import ROOT, kit
@@ -182,6 +182,15 @@ def test_shards_split_a_class_exactly_once() -> None:
     assert max(map(len, shards)) - min(map(len, shards)) <= 1
     with pytest.raises(ValueError, match="write I/N"):
         parse_shard("4/3")
+
+
+def test_only_submission_folders_are_graded(tmp_path: Path) -> None:
+    for name in ("bob", "alice", ".git", "__pycache__", "__MACOSX", "grades"):
+        (tmp_path / name).mkdir()
+    (tmp_path / "grading.toml").write_text("")
+    assert discover(tmp_path, tmp_path / "grades", []) == ["alice", "bob"]
+    with pytest.raises(ValueError, match="no submission folder named carol"):
+        discover(tmp_path, tmp_path / "grades", ["carol"])
 
 
 def test_pass_rates_put_the_worst_first() -> None:

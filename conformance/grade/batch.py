@@ -86,10 +86,12 @@ def parse_shard(text: str | None) -> tuple[int, int]:
 
 
 def discover(directory: Path, out_dir: Path, only: list[str]) -> list[str]:
+    """Submission folders: every directory but hidden ones, `__pycache__`/`__MACOSX`-style
+    debris (a leading `__`) and the output directory."""
     names = sorted(
         p.name
         for p in directory.iterdir()
-        if p.is_dir() and not p.name.startswith(".") and p.resolve() != out_dir.resolve()
+        if p.is_dir() and not p.name.startswith((".", "__")) and p.resolve() != out_dir.resolve()
     )
     unknown = [n for n in only if n not in names]
     if unknown:
