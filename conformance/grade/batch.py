@@ -268,6 +268,12 @@ def _run_all(
     # Without a namespace each, servers on one hard-coded port must take turns.
     fixed_port = config.port is not None and "{port}" not in (config.run or "")
     one_at_a_time = threading.Lock() if fixed_port and not options.netns else None
+    if one_at_a_time is not None:
+        print(
+            f"port {config.port} is fixed and there are no network namespaces: "
+            "one submission at a time",
+            file=sys.stderr,
+        )
     progress = Progress(len(names), len(uids))
     stop_reaper = threading.Event()
     reaper = threading.Thread(target=_reap_loop, args=(stop_reaper,), daemon=True)
@@ -283,9 +289,9 @@ def _run_all(
         try:
             if CANCELLED.is_set():
                 raise Cancelled(name)
-            progress.start(name)
             lock = one_at_a_time or contextlib.nullcontext()
             with lock:
+                progress.start(name)
                 result = Grader(name, (directory / name).resolve(), options, uid).grade()
         except Cancelled:
             raise
