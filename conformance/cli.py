@@ -1,17 +1,22 @@
-"""The `conformance` command: `run` the checks through pytest, `list` the requirements, `bench`.
+"""The `conformance` command: `run` the checks, `list` the requirements, `grade`, `bench`.
 
 `run` is a thin layer over `pytest.main` with the plugin's options, so everything it does is
 also available as `pytest --pyargs conformance --server ...`; it only adds friendlier names
 (`--strict`, `--junit-xml`) and maps pytest's exit codes onto the kit's: 0 every MUST passed,
 1 a requirement failed, 2 usage error or the server could not be started, 130 interrupted.
+With a grading config it also scores the run and writes what autograders read (Gradescope's
+results.json, Autolab's last line); `grade` (conformance/grade/) does that for a whole class.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import signal
 import sys
+import tempfile
+import time
 from pathlib import Path
 
 import pytest
@@ -39,6 +44,13 @@ def _run_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-a
     p.add_argument("--junit-xml", metavar="PATH")
     p.add_argument("--requirement", action="append", default=[], metavar="ID_OR_PREFIX")
     p.add_argument("--exclusions", metavar="PATH")
+    p.add_argument(
+        "--grading-config", metavar="TOML", help="points, exclusions and visibility for scores"
+    )
+    p.add_argument("--gradescope", metavar="PATH", help="write Gradescope's results.json here")
+    p.add_argument(
+        "--autolab", action="store_true", help="end stdout with Autolab's autoresult line"
+    )
     p.add_argument("--strict", action="store_true", help="failed SHOULDs fail the run too")
     p.add_argument("-n", dest="workers", default=None, help="pytest-xdist workers (0 = none)")
     p.add_argument("-k", dest="keyword", default=None, help="pytest -k expression")
@@ -67,6 +79,7 @@ def pytest_args(ns: argparse.Namespace) -> list[str]:
         ("--json-report", ns.json_report),
         ("--junitxml", ns.junit_xml),
         ("--exclusions", ns.exclusions),
+        ("--grading-config", ns.grading_config),
         ("-n", ns.workers),
         ("-k", ns.keyword),
     ):
@@ -93,6 +106,7 @@ class _Observer:
 def _validate(ns: argparse.Namespace) -> str | None:
     """Catch bad input before pytest starts, to say it in one clean line."""
     from conformance.exclusions import Exclusions, ExclusionsError
+    from conformance.gradeconfig import ConfigError, load
     from conformance.harness.target import Target, TargetError
 
     try:
@@ -100,7 +114,9 @@ def _validate(ns: argparse.Namespace) -> str | None:
         select(ns.requirement or None)
         if ns.exclusions:
             Exclusions.load(Path(ns.exclusions))
-    except (TargetError, ExclusionsError, ValueError) as exc:
+        if ns.grading_config:
+            load(Path(ns.grading_config))
+    except (TargetError, ExclusionsError, ConfigError, ValueError) as exc:
         return str(exc)
     return None
 
@@ -116,15 +132,50 @@ def run(ns: argparse.Namespace) -> int:
         raise KeyboardInterrupt
 
     signal.signal(signal.SIGTERM, _terminate)
+    graded = ns.gradescope or ns.autolab
+    scratch = None
+    if graded and not ns.json_report:
+        scratch = tempfile.TemporaryDirectory(prefix="conformance-report-")
+        ns.json_report = str(Path(scratch.name) / "report.json")
     observer = _Observer()
+    started = time.monotonic()
     code = int(pytest.main(pytest_args(ns), plugins=[observer]))
     if observer.interrupted:
         return EXIT_INTERRUPTED
+    if graded:
+        _write_grades(ns, code, time.monotonic() - started)
+    if scratch is not None:
+        scratch.cleanup()
     if code in (0, 1, EXIT_USAGE):
         return code
     if code in (pytest.ExitCode.USAGE_ERROR, pytest.ExitCode.NO_TESTS_COLLECTED):
         return EXIT_USAGE
     return code
+
+
+def _write_grades(ns: argparse.Namespace, code: int, elapsed: float) -> None:
+    """Gradescope's file and Autolab's line from the JSON report (or a zero without one)."""
+    from conformance import gradeconfig, outputs
+
+    config = gradeconfig.load(Path(ns.grading_config)) if ns.grading_config else gradeconfig.DEFAULT
+    config = gradeconfig.with_run(config, protocol=ns.protocol, profile=ns.profile, seed=ns.seed)
+    path = Path(ns.json_report)
+    if path.exists():
+        doc = json.loads(path.read_text())
+    else:
+        doc = outputs.unrun_report(
+            config,
+            f"the suite could not run (exit status {code}): see the log above",
+            elapsed,
+            ns.requirement,
+        )
+    if ns.gradescope:
+        outputs.write_json(
+            outputs.gradescope(doc, config, execution_time=elapsed), Path(ns.gradescope)
+        )
+    if ns.autolab:
+        sys.stdout.flush()
+        print(outputs.autolab(doc), flush=True)
 
 
 def list_requirements(ns: argparse.Namespace) -> int:
@@ -159,9 +210,14 @@ def main(argv: list[str] | None = None) -> int:
     lp.add_argument("--requirement", action="append", default=[], metavar="ID_OR_PREFIX")
     lp.add_argument("--markdown", action="store_true", help="print SPEC.md")
     bench.add_parser(sub)
+    from conformance.grade import batch
+
+    batch.add_parser(sub)
     ns = parser.parse_args(argv)
     if ns.command == "bench":
         return bench.run(ns)
+    if ns.command == "grade":
+        return batch.main(ns)
     if ns.command == "list":
         try:
             return list_requirements(ns)

@@ -23,6 +23,7 @@ from pathlib import Path
 
 import pytest
 
+from conformance import gradeconfig
 from conformance import report as report_mod
 from conformance.exclusions import Exclusions, ExclusionsError
 from conformance.harness.failure import SERVER_GONE, Violation
@@ -57,6 +58,7 @@ HELP = {
     "requirement": "check only these requirement IDs or prefixes (repeatable), e.g. CONC-2, EXIT",
     "exclusions": "file of requirements to skip, one 'ID: reason' per line",
     "conformance_strict": "SHOULD requirements that fail also fail the run",
+    "grading_config": "grading config (TOML): points, excluded requirements, visibility",
 }
 USAGE_EXIT = 2
 NO_SERVER = (
@@ -77,6 +79,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--json-report", dest="json_report", help=HELP["json_report"])
     group.addoption("--requirement", action="append", default=[], help=HELP["requirement"])
     group.addoption("--exclusions", help=HELP["exclusions"])
+    group.addoption("--grading-config", dest="grading_config", help=HELP["grading_config"])
     group.addoption(
         "--conformance-strict",
         action="store_true",
@@ -112,6 +115,7 @@ class Settings:
     selected: list[Requirement]
     exclusions: Exclusions
     json_report: Path | None
+    grading: gradeconfig.GradingConfig = gradeconfig.DEFAULT
 
 
 @dataclass
@@ -168,6 +172,10 @@ def _parse_settings(config: pytest.Config) -> Settings:
         raise TargetError(str(exc)) from exc
     path = config.getoption("exclusions")
     exclusions = Exclusions.load(Path(path)) if path else Exclusions({})
+    grading_path = config.getoption("grading_config")
+    grading = gradeconfig.load(Path(grading_path)) if grading_path else gradeconfig.DEFAULT
+    # The config's exclusions first, so an exclusions file given on top has the last word.
+    exclusions = Exclusions({**grading.excluded, **exclusions.entries})
     json_report = config.getoption("json_report")
     return Settings(
         target,
@@ -178,6 +186,7 @@ def _parse_settings(config: pytest.Config) -> Settings:
         selected,
         exclusions,
         Path(json_report) if json_report else None,
+        grading,
     )
 
 
@@ -195,7 +204,7 @@ def pytest_configure(config: pytest.Config) -> None:
         return
     try:
         state.settings = _parse_settings(config)
-    except (TargetError, ExclusionsError) as exc:
+    except (TargetError, ExclusionsError, gradeconfig.ConfigError) as exc:
         state.error = str(exc)
     # Servers launched for the checks inherit our limits: room for the most clients a check
     # opens, on both sides. A hard limit too low makes only that check skip, with the reason.
@@ -513,6 +522,7 @@ def _build_report(state: RunState) -> dict[str, object]:
         excluded=s.exclusions.entries,
         serialised=state.serialised,
         strict=s.strict,
+        points={r.id: s.grading.points_of(r) for r in s.selected},
     )
 
 

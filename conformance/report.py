@@ -5,6 +5,12 @@ the README and checked by the kit's tests. Outcomes are `passed`, `failed`, `ski
 `not-applicable`. A category is failed if a requirement in it failed, passed if one passed
 and none failed, otherwise not-applicable (all were) or skipped. A failed SHOULD makes its
 category fail only under --strict; it is always listed as failed in `requirements`.
+
+Scores: every requirement carries `score` and `max_score`, and so does the report. A passed
+requirement earns its points; a not-applicable one earns them too (a thread server cannot
+break a rule about fork children, and every student's maximum must be the same for a grade
+book); failed and skipped earn none. An excluded requirement counts for nothing (0 of 0), and
+so does one for the other protocol profile: the assignment chose it, not the student.
 """
 
 from __future__ import annotations
@@ -20,6 +26,15 @@ from conformance import __version__
 from conformance.spec import CATEGORIES, Requirement
 
 OUTCOMES = ("passed", "failed", "skipped", "not-applicable")
+#: Outcomes that earn a requirement's points.
+EARNING = ("passed", "not-applicable")
+
+
+def score_of(outcome: str, points: float, counted: bool) -> tuple[float, float]:
+    """(score, max_score) of one requirement; see the module docstring for why."""
+    if not counted:
+        return 0, 0
+    return (points if outcome in EARNING else 0), points
 
 
 @dataclass
@@ -87,14 +102,20 @@ def build(
     excluded: dict[str, str],
     serialised: list[str],
     strict: bool,
+    points: dict[str, float] | None = None,
 ) -> dict[str, object]:
     requirements = []
+    total, most = 0.0, 0.0
     for req in selected:
         result = results.get(req.id)
         if result is None:
             outcome, detail, duration = "skipped", "not run (deselected with -k?)", 0.0
         else:
             outcome, detail, duration = result.outcome, result.detail, result.duration_s
+        worth = (points or {}).get(req.id, req.default_points)
+        counted = req.id not in excluded and protocol in req.protocols
+        score, max_score = score_of(outcome, worth, counted)
+        total, most = total + score, most + max_score
         requirements.append(
             {
                 "id": req.id,
@@ -104,6 +125,8 @@ def build(
                 "outcome": outcome,
                 "detail": detail,
                 "duration_s": round(duration, 3),
+                "score": score,
+                "max_score": max_score,
             }
         )
     categories = {}
@@ -126,6 +149,8 @@ def build(
         "seed": seed,
         "model": model,
         "strict": strict,
+        "score": total,
+        "max_score": most,
         "categories": categories,
         "requirements": requirements,
         "excluded": [{"id": k, "reason": v} for k, v in excluded.items()],
@@ -165,7 +190,7 @@ def summary_lines(doc: dict[str, object]) -> list[str]:
     tally = ", ".join(f"{n} {o}" for o, n in counts.items() if n)
     lines.append(
         f"model: {doc['model']} | protocol: {doc['protocol']} | profile: {doc['profile']} | "
-        f"seed: {doc['seed']} | {tally}"
+        f"seed: {doc['seed']} | {tally} | score {doc['score']:g}/{doc['max_score']:g}"
     )
     if doc.get("serialised"):
         lines.append(

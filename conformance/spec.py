@@ -12,6 +12,10 @@ from dataclasses import dataclass
 from typing import Literal
 
 Level = Literal["MUST", "SHOULD"]
+
+#: Default points per level when a requirement names none: a SHOULD is advice, worth nothing
+#: unless a grading config says otherwise (see conformance/scoring.py).
+DEFAULT_POINTS: dict[str, float] = {"MUST": 1, "SHOULD": 0}
 Protocol = Literal["ok", "echo"]
 
 #: Category names are part of the JSON report's stable format: graders key on them.
@@ -48,6 +52,13 @@ class Requirement:
     launch_only: bool = False
     #: True when its check measures the whole server and needs it quiet (no other clients).
     needs_quiet: bool = False
+    #: Points when graded; None means the level's default (DEFAULT_POINTS). A grading
+    #: config overrides them per requirement, category or level.
+    points: float | None = None
+
+    @property
+    def default_points(self) -> float:
+        return DEFAULT_POINTS[self.level] if self.points is None else self.points
 
     @property
     def prefix(self) -> str:
@@ -67,6 +78,7 @@ REQUIREMENTS: tuple[Requirement, ...] = (
         "Clients read a fixed 5-byte reply: an added newline or a short reply desynchronises "
         "every later exchange.",
         protocols=("ok",),
+        points=2,
     ),
     Requirement(
         "PROTO-2",
@@ -112,6 +124,7 @@ REQUIREMENTS: tuple[Requirement, ...] = (
         "A connected client that sends nothing does not delay another client: the other's "
         "message is answered within 1 s.",
         "One idle or slow client (a student's telnet left open) freezes the service for everybody.",
+        points=2,
     ),
     Requirement(
         "CONC-2",
@@ -355,6 +368,10 @@ def render_markdown() -> str:
         "",
         "A requirement that applies only to some server models (fork per connection, prefork,",
         "thread per connection, event loop) is `not-applicable` to the others.",
+        "",
+        "When graded, each requirement is worth the points shown (a grading config can change",
+        "them). A passed or not-applicable requirement earns its points; failed or skipped earns",
+        "none; an excluded one is left out of the maximum.",
     ]
     for category in CATEGORIES:
         lines += ["", f"## {category}", ""]
@@ -369,6 +386,12 @@ def render_markdown() -> str:
             if r.launch_only:
                 scope.append("launch mode only")
             suffix = f" *({'; '.join(scope)})*" if scope else ""
-            lines.append(f"- **{r.id}** ({r.level}) {r.title}{suffix}")
+            worth = _points_text(r.default_points)
+            lines.append(f"- **{r.id}** ({r.level}, {worth}) {r.title}{suffix}")
             lines.append(f"  - Without it: {r.why}")
     return "\n".join(lines) + "\n"
+
+
+def _points_text(points: float) -> str:
+    number = f"{points:g}"
+    return f"{number} point" if number == "1" else f"{number} points"

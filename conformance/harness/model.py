@@ -5,7 +5,8 @@ We open a few sessions and look at who holds the server end of each connection:
 - a child that existed before: `prefork` (workers that legitimately hold the listener);
 - the server process itself, with one more thread per connection: `thread`;
 - the server process itself, without new threads: `event-loop` (multiplexing, or a pool).
-Without a visible process (address mode, another user's server) the model is `unknown`.
+Without a visible process (address mode, another user's server) the model is `unknown`, and
+so it is when the server dies while we look (the checks then report the death, with its cause).
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ import contextlib
 
 from conformance.harness.client import Client
 from conformance.harness.polling import wait_until
-from conformance.harness.processes import holders_of_connection
+from conformance.harness.processes import GONE, holders_of_connection
 from conformance.harness.target import Server
 from conformance.harness.timeouts import REPLY_TIMEOUT, SETTLE_TIMEOUT
 
@@ -22,6 +23,13 @@ PROBE_CLIENTS = 4
 
 
 def detect_model(server: Server) -> str:
+    try:
+        return _detect(server)
+    except GONE:
+        return "unknown"
+
+
+def _detect(server: Server) -> str:
     if server.process is None:
         return "unknown"
     proc = server.process

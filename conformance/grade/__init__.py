@@ -1,0 +1,1 @@
+"""Batch grading of a class: `conformance grade` (see batch.py)."""

@@ -1,0 +1,341 @@
+"""`conformance grade DIR`: grade every submission folder in DIR, then summarise the class.
+
+Each folder is graded by submission.Grader in a slot: with `-j N` there are N slots, each
+with its own uid when the grader is root (so limits and cleanup never mix two submissions) and
+its own network namespace when it can have one (so hard-coded ports do not collide and no
+submission sees another's traffic). Without namespaces, submissions with a fixed port are
+graded one at a time. `--shard i/N` takes every N-th folder in name order, so N machines
+split a class without talking to each other; a folder whose report is newer than its sources
+and was made with the same config is not graded again unless `--force`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import fcntl
+import os
+import pwd
+import queue
+import shutil
+import signal
+import sys
+import tempfile
+import threading
+import traceback
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+from conformance import gradeconfig
+from conformance.grade import containment, summary
+from conformance.grade.progress import Progress
+from conformance.grade.submission import (
+    CANCELLED,
+    Cancelled,
+    Grader,
+    Options,
+    Result,
+    live_children,
+    load_result,
+    up_to_date,
+)
+from conformance.harness.launcher import become_subreaper
+from conformance.sandbox import SandboxError, enter_netns
+from conformance.spec import select
+
+EXIT_USAGE = 2
+EXIT_INTERRUPTED = 130
+#: First uid of the sandbox slots (slot k runs as UID_BASE + k); override with --uid-base.
+UID_BASE = 62000
+CONFIG_NAME = "grading.toml"
+
+
+class UsageError(ValueError):
+    pass
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    p = sub.add_parser("grade", help="grade a class of submissions", description=__doc__)
+    p.add_argument("submissions", metavar="SUBMISSIONS_DIR")
+    p.add_argument("--config", metavar="TOML", help=f"grading config (default: DIR/{CONFIG_NAME})")
+    p.add_argument("--build", help="build command, run in each submission (e.g. 'make')")
+    p.add_argument("--run", help="launch command, e.g. './server {port}'")
+    p.add_argument("--port", type=int, help="the port servers hard-code (a --run without {port})")
+    p.add_argument("--protocol", choices=gradeconfig.PROTOCOLS)
+    p.add_argument("--profile", choices=gradeconfig.PROFILES)
+    p.add_argument("--seed", type=int)
+    p.add_argument("--out", metavar="DIR", help="where reports go (default: DIR-grades)")
+    p.add_argument("-j", "--jobs", type=int, default=1, help="submissions graded at once")
+    p.add_argument("--shard", metavar="I/N", help="grade only the I-th of N shares (1-based)")
+    p.add_argument("--force", action="store_true", help="regrade up-to-date submissions too")
+    p.add_argument("--only", action="append", default=[], metavar="NAME", help="these folders")
+    p.add_argument("--sandbox", choices=("auto", "limits", "bwrap"), default="auto")
+    p.add_argument("--netns", choices=("auto", "always", "never"), default="auto")
+    p.add_argument("--uid-base", type=int, default=UID_BASE)
+    p.add_argument("--requirement", action="append", default=[], metavar="ID_OR_PREFIX")
+    p.add_argument("--keep-work", action="store_true", help="keep each build's work directory")
+
+
+def parse_shard(text: str | None) -> tuple[int, int]:
+    if text is None:
+        return 1, 1
+    index, sep, count = text.partition("/")
+    if not (sep and index.isdigit() and count.isdigit()) or not 1 <= int(index) <= int(count):
+        raise UsageError(f"--shard {text!r}: write I/N with 1 <= I <= N, e.g. 2/4")
+    return int(index), int(count)
+
+
+def discover(directory: Path, out_dir: Path, only: list[str]) -> list[str]:
+    """Submission folders: every directory but hidden ones, `__pycache__`/`__MACOSX`-style
+    debris (a leading `__`) and the output directory."""
+    names = sorted(
+        p.name
+        for p in directory.iterdir()
+        if p.is_dir() and not p.name.startswith((".", "__")) and p.resolve() != out_dir.resolve()
+    )
+    unknown = [n for n in only if n not in names]
+    if unknown:
+        raise UsageError(f"--only: no submission folder named {', '.join(unknown)} in {directory}")
+    return [n for n in names if not only or n in only]
+
+
+def shard_of(names: list[str], index: int, count: int) -> list[str]:
+    """Every count-th name from index-1: deterministic, and balanced across shards."""
+    return names[index - 1 :: count]
+
+
+def _config(
+    ns: argparse.Namespace, directory: Path
+) -> tuple[gradeconfig.GradingConfig, Path | None]:
+    path = Path(ns.config) if ns.config else directory / CONFIG_NAME
+    if ns.config or path.exists():
+        config = gradeconfig.load(path)
+    else:
+        config, path = gradeconfig.DEFAULT, None
+    changes = {
+        k: getattr(ns, k)
+        for k in ("build", "run", "port", "protocol", "profile", "seed")
+        if getattr(ns, k) is not None
+    }
+    config = gradeconfig.with_run(config, **changes)
+    if not config.run:
+        raise UsageError("no run command: give --run './server {port}' or assignment.run")
+    if "{port}" not in config.run and config.port is None:
+        raise UsageError(f"the run command {config.run!r} has no {{port}}: add it or give --port")
+    return config, path.resolve() if path else None
+
+
+def _netns_works() -> bool:
+    """Can this process make network namespaces? Tried in a throwaway child."""
+    pid = os.fork()
+    if pid == 0:  # pragma: no cover - child
+        try:
+            enter_netns()
+            os._exit(0)
+        except (SandboxError, OSError):
+            os._exit(1)
+    _, status = os.waitpid(pid, 0)
+    return os.waitstatus_to_exitcode(status) == 0
+
+
+#: Locks held for the grader's lifetime: a uid is one grader's at a time.
+_UID_LOCKS: list[int] = []
+UID_SEARCH = 1000
+
+
+def _slot_uids(base: int, jobs: int) -> list[int]:
+    """`jobs` uids from `base` up that no user owns, no process runs as, and no other
+    grader on this machine holds (an flock per uid), so concurrent graders never share one:
+    the sandbox kills every process of its uids."""
+    uids: list[int] = []
+    for uid in range(base, base + UID_SEARCH):
+        if len(uids) == jobs:
+            break
+        try:
+            pwd.getpwuid(uid)
+            continue  # a real user's uid
+        except KeyError:
+            pass
+        fd = os.open(f"/tmp/conformance-grade-uid-{uid}.lock", os.O_CREAT | os.O_RDWR, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            os.close(fd)
+            continue  # another grader's slot
+        if containment.processes_of(uid, "-"):
+            os.close(fd)
+            continue
+        _UID_LOCKS.append(fd)
+        uids.append(uid)
+    if len(uids) < jobs:
+        raise UsageError(f"found only {len(uids)} free uids from {base}: choose --uid-base")
+    return uids
+
+
+def main(ns: argparse.Namespace) -> int:
+    try:
+        return _grade(ns)
+    except (UsageError, gradeconfig.ConfigError, ValueError) as exc:
+        print(f"conformance grade: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+
+
+def _grade(ns: argparse.Namespace) -> int:
+    directory = Path(ns.submissions)
+    if not directory.is_dir():
+        raise UsageError(f"{directory} is not a directory of submission folders")
+    out_dir = Path(ns.out) if ns.out else directory.parent / f"{directory.name}-grades"
+    config, config_path = _config(ns, directory)
+    if ns.requirement:
+        select(ns.requirement)  # a typo is a usage error now, not 200 failed runs later
+    if ns.jobs < 1:
+        raise UsageError("-j must be at least 1")
+    index, count = parse_shard(ns.shard)
+    names = discover(directory, out_dir, ns.only)
+    mine = shard_of(names, index, count)
+    root = os.geteuid() == 0
+    jobs = max(1, min(ns.jobs, len(mine)))
+    uids: list[int | None] = list(_slot_uids(ns.uid_base, jobs)) if root else [None] * jobs
+    netns = ns.netns == "always" or (ns.netns == "auto" and root and _netns_works())
+    if ns.sandbox == "bwrap" and shutil.which("bwrap") is None:
+        raise UsageError("--sandbox bwrap: bubblewrap (bwrap) is not installed")
+    out_dir.mkdir(parents=True, exist_ok=True)
+    scratch = Path(tempfile.mkdtemp(prefix="conformance-grade-"))
+    scratch.chmod(0o711)
+    options = Options(
+        config=config,
+        config_path=config_path,
+        out_dir=out_dir.resolve(),
+        scratch=scratch,
+        bwrap=ns.sandbox == "bwrap",
+        netns=netns,
+        requirements=tuple(ns.requirement),
+        keep_work=ns.keep_work,
+    )
+    _announce(len(names), mine, index, count, jobs, root, netns, out_dir)
+    become_subreaper()
+    results = _run_all(directory, mine, options, uids, ns.force, config)
+    graded, missing = summary.collect(out_dir, names)
+    summary.write_csv(graded, out_dir / "summary.csv")
+    title = f"Class summary: {directory.resolve().name}"
+    (out_dir / "summary.md").write_text(summary.markdown(graded, missing, title))
+    if ns.keep_work:
+        print(f"work directories kept in {scratch}", file=sys.stderr)
+    else:
+        shutil.rmtree(scratch, ignore_errors=True)
+    if results is not None and any(r.failed for r in results):
+        broken = ", ".join(r.name for r in results if r.failed)
+        print(f"conformance grade: the grader failed on {broken}: see above", file=sys.stderr)
+        return 1
+    if results is None:
+        print(
+            f"interrupted: {len(graded)} of {len(names)} have a report; the next run grades "
+            "the rest (up-to-date reports are kept)",
+            file=sys.stderr,
+        )
+        return EXIT_INTERRUPTED
+    print(f"reports in {out_dir}/NAME/; class summary: {out_dir}/summary.md, {out_dir}/summary.csv")
+    return 0
+
+
+def _announce(
+    total: int, mine: list[str], index: int, count: int, jobs: int, root: bool, netns: bool,
+    out_dir: Path,
+) -> None:  # fmt: skip
+    share = f" (shard {index}/{count})" if count > 1 else ""
+    isolation = ("a uid per slot" if root else "resource limits only (not root: no uid drop)") + (
+        ", a network namespace per submission" if netns else ""
+    )
+    print(
+        f"grading {len(mine)} of {total} submissions{share}, {jobs} at a time; "
+        f"sandbox: {isolation}; reports in {out_dir}",
+        file=sys.stderr,
+    )
+
+
+def _run_all(
+    directory: Path,
+    names: list[str],
+    options: Options,
+    uids: list[int | None],
+    force: bool,
+    config: gradeconfig.GradingConfig,
+) -> list[Result] | None:
+    """Grade `names` in len(uids) slots; None when interrupted."""
+    slots: queue.Queue[int | None] = queue.Queue()
+    for uid in uids:
+        slots.put(uid)
+    # Without a namespace each, servers on one hard-coded port must take turns.
+    fixed_port = config.port is not None and "{port}" not in (config.run or "")
+    one_at_a_time = threading.Lock() if fixed_port and not options.netns else None
+    if one_at_a_time is not None:
+        print(
+            f"port {config.port} is fixed and there are no network namespaces: "
+            "one submission at a time",
+            file=sys.stderr,
+        )
+    progress = Progress(len(names), len(uids))
+    stop_reaper = threading.Event()
+    reaper = threading.Thread(target=_reap_loop, args=(stop_reaper,), daemon=True)
+    reaper.start()
+
+    def one(name: str) -> Result:
+        out = options.out_dir / name
+        if not force and up_to_date(directory / name, out, options):
+            result = load_result(name, out)
+            progress.finish(name, _score(result), 0, reused=True)
+            return result
+        uid = slots.get()
+        try:
+            if CANCELLED.is_set():
+                raise Cancelled(name)
+            lock = one_at_a_time or contextlib.nullcontext()
+            with lock:
+                progress.start(name)
+                result = Grader(name, (directory / name).resolve(), options, uid).grade()
+        except Cancelled:
+            raise
+        except Exception:
+            # A bug of the grader, not the student's fault: no report (the next run retries
+            # it), the traceback for whoever runs the grader, and the other submissions go on.
+            print(f"conformance grade: grading {name} failed:", file=sys.stderr)
+            traceback.print_exc()
+            result = Result(name, notes=["the grader failed on this submission"], failed=True)
+        finally:
+            slots.put(uid)
+        progress.finish(name, _score(result), result.duration_s, reused=False)
+        return result
+
+    def interrupted(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, interrupted)
+    pool = ThreadPoolExecutor(max_workers=len(uids))
+    try:
+        return list(pool.map(one, names))
+    except (KeyboardInterrupt, Cancelled):
+        CANCELLED.set()
+        for pid in live_children():
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(pid, signal.SIGKILL)
+        for uid in uids:
+            if uid is not None:
+                containment.kill_all(None, uid, "-")
+        pool.shutdown(wait=True, cancel_futures=True)
+        return None
+    finally:
+        pool.shutdown(wait=True)
+        signal.signal(signal.SIGTERM, previous)
+        stop_reaper.set()
+        reaper.join(timeout=5)
+        containment.reap_orphans(live_children())
+        progress.close()
+
+
+def _score(result: Result) -> str:
+    return f"{result.score:g}/{result.max_score:g}" + (" (see notes)" if result.notes else "")
+
+
+def _reap_loop(stop: threading.Event) -> None:
+    while not stop.wait(1.0):
+        containment.reap_orphans(live_children())

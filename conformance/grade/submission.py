@@ -1,0 +1,411 @@
+"""Grade one submission: copy it, build it, run the suite against it, write its reports.
+
+Everything the submission does happens in other processes (a sandboxed build, then the kit in
+a subprocess that launches the sandboxed server), so a submission that crashes, hangs, forks
+without end or fills the disk can cost the grader time, never the grader itself. Each step has
+a wall-clock limit, and when it ends, whatever the submission left running is killed (see
+containment.py). What it could not do scores zero, with a note that says why.
+
+Files written in OUT/NAME/: `report.json` (the kit's report, with scores), `results.json`
+(Gradescope), `autolab.json` (Autolab's autoresult), `junit.xml` (pytest's, with the
+requirement ID of each check as a property), `build.log`, `run.log`, `grade.json`
+(notes, timings and the fingerprint that makes a re-run skip it).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+import shlex
+import shutil
+import signal
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import BinaryIO
+
+from conformance import __version__, outputs
+from conformance.grade import containment
+from conformance.gradeconfig import GradingConfig
+from conformance.harness.processes import describe_exit
+from conformance.sandbox import Sandbox, netns_argv
+
+#: How often the watchdog looks at the clock, the disk and the process count.
+WATCH_INTERVAL = 0.5
+#: Seconds at the process limit after which a submission is treated as a fork bomb.
+NPROC_SUSTAINED = 3.0
+#: Between SIGTERM to the kit (it stops its servers and writes a partial report) and SIGKILL.
+KIT_STOP_GRACE = 10.0
+_SHELL_CHARS = set("|&;<>()$`\\\"'*?[]#~=%")
+#: What a resource limit looks like when it ends a process, and what to tell the student.
+LIMIT_SIGNS = {
+    "SIGXFSZ": "a process was killed for writing a file larger than {file_size_mb} MiB "
+    "(SIGXFSZ): does the server log every message to stdout or a file?",
+    "SIGXCPU": "a process was killed after {cpu_s} s of CPU time (SIGXCPU): a busy loop?",
+    "Resource temporarily unavailable": "fork() or pthread_create() failed: the submission "
+    "reached its limit of {nproc} processes and threads",
+}
+
+
+#: Set when the grader is interrupted: running submissions stop at once and write nothing, so
+#: an interrupted run never leaves a zero that a resumed run would take as up to date.
+CANCELLED = threading.Event()
+
+
+class Cancelled(Exception):
+    pass
+
+
+@dataclass(frozen=True, slots=True)
+class Options:
+    config: GradingConfig
+    config_path: Path | None
+    out_dir: Path
+    scratch: Path
+    bwrap: bool = False
+    netns: bool = False
+    requirements: tuple[str, ...] = ()
+    keep_work: bool = False
+
+
+@dataclass
+class Result:
+    name: str
+    score: float = 0.0
+    max_score: float = 0.0
+    notes: list[str] = field(default_factory=list)
+    duration_s: float = 0.0
+    reused: bool = False
+    #: The grader itself failed (a bug, not the submission): there is no report.
+    failed: bool = False
+
+
+def fingerprint(options: Options) -> str:
+    """What a grade depends on besides the sources: config, seed, selection, kit version."""
+    parts = [
+        __version__,
+        repr(options.config),
+        options.config_path.read_text() if options.config_path else "",
+        ",".join(options.requirements),
+    ]
+    return hashlib.sha256("\n".join(parts).encode()).hexdigest()[:16]
+
+
+def newest_mtime(directory: Path) -> float:
+    newest = directory.stat().st_mtime
+    for root, dirs, files in os.walk(directory):
+        for name in dirs + files:
+            with contextlib.suppress(OSError):
+                newest = max(newest, os.lstat(os.path.join(root, name)).st_mtime)
+    return newest
+
+
+def up_to_date(source: Path, out: Path, options: Options) -> bool:
+    """A report newer than every source file, made with the same config: no need to regrade."""
+    meta, report = out / "grade.json", out / "report.json"
+    if not (meta.exists() and report.exists()):
+        return False
+    try:
+        recorded = json.loads(meta.read_text()).get("fingerprint")
+    except (OSError, ValueError):
+        return False
+    return recorded == fingerprint(options) and report.stat().st_mtime > newest_mtime(source)
+
+
+def load_result(name: str, out: Path) -> Result:
+    doc = json.loads((out / "report.json").read_text())
+    meta = json.loads((out / "grade.json").read_text())
+    return Result(
+        name, doc["score"], doc["max_score"], meta.get("notes", []), meta["duration_s"], True
+    )
+
+
+def _command_argv(command: str) -> list[str]:
+    return ["/bin/sh", "-c", command] if _SHELL_CHARS & set(command) else shlex.split(command)
+
+
+def _join(argv: list[str]) -> str:
+    """A command line the launcher runs without a shell when it can: a quoted word would
+    make it use /bin/sh, whose exit status would then hide the signal that killed the server.
+    The launcher's placeholders stay bare so it can fill them in."""
+    bare = [a.replace("{port}", "").replace("{protocol}", "") for a in argv]
+    return " ".join(
+        a if b == shlex.quote(b) or not b else shlex.quote(a) for a, b in zip(argv, bare)
+    )
+
+
+class Grader:
+    """Grades one submission in one slot (its own uid when root, its own ports or netns)."""
+
+    def __init__(self, name: str, source: Path, options: Options, uid: int | None) -> None:
+        self.name, self.source, self.options, self.uid = name, source, options, uid
+        self.config = options.config
+        self.out = options.out_dir / name
+        self.base = options.scratch / name
+        self.work = self.base / "work"
+        self.kit_tmp = self.base / "kit-tmp"
+        self.token = uuid.uuid4().hex
+        self.notes: list[str] = []
+        #: The most tasks the slot's uid ran at once, and the largest file seen: the
+        #: evidence for a note when a limit stopped something before the kit could say so.
+        self.peak_tasks = 0
+        self.largest_file = 0
+        self.sandbox = Sandbox(self.config.limits, uid, str(self.work) if options.bwrap else None)
+
+    # -- the steps --------------------------------------------------------------------------
+    def grade(self) -> Result:
+        t0 = time.monotonic()
+        self._prepare()
+        try:
+            doc = self._build_and_run()
+            if CANCELLED.is_set():
+                with contextlib.suppress(FileNotFoundError):
+                    (self.out / "report.json").unlink()
+                raise Cancelled(self.name)
+        finally:
+            containment.kill_all(None, self.uid, self.token)
+            if not self.options.keep_work:
+                shutil.rmtree(self.base, ignore_errors=True)
+        elapsed = time.monotonic() - t0
+        self._write(doc, elapsed)
+        return Result(self.name, doc["score"], doc["max_score"], self.notes, elapsed)  # type: ignore[arg-type]
+
+    def _prepare(self) -> None:
+        for stale in ("report.json", "results.json", "autolab.json", "grade.json", "junit.xml"):
+            with contextlib.suppress(FileNotFoundError):
+                (self.out / stale).unlink()
+        self.out.mkdir(parents=True, exist_ok=True)
+        shutil.rmtree(self.base, ignore_errors=True)
+        self.base.mkdir(parents=True)
+        self.base.chmod(0o711)  # the sandbox user may pass through to work/, not list it
+        shutil.copytree(self.source, self.work, symlinks=True)
+        self.kit_tmp.mkdir(mode=0o700)
+        if self.uid is not None:
+            for root, dirs, files in os.walk(self.work):
+                for name in [root, *(os.path.join(root, n) for n in dirs + files)]:
+                    os.lchown(name, self.uid, self.uid)
+
+    def _build_and_run(self) -> dict[str, object]:
+        config = self.config
+        if config.build:
+            problem = self._build()
+            if problem is not None:
+                self.notes.append(problem)
+                return self._unrun(problem)
+        if not config.run:
+            problem = "no run command: set assignment.run in the config or give --run"
+            self.notes.append(problem)
+            return self._unrun(problem)
+        return self._run_suite()
+
+    def _env(self) -> dict[str, str]:
+        return dict(
+            os.environ,
+            HOME=str(self.work),
+            TMPDIR=str(self.kit_tmp),
+            **{containment.TOKEN_VAR: self.token},
+        )
+
+    def _build(self) -> str | None:
+        assert self.config.build is not None
+        argv = self.sandbox.argv(["/bin/sh", "-c", self.config.build])
+        with open(self.out / "build.log", "wb") as log:
+            code, stopped = self._supervise(argv, log, self.config.build_timeout, "build")
+        if stopped:
+            return f"the build was stopped: {stopped}; see build.log"
+        if code != 0:
+            return f"the build {describe_exit(code)}: see build.log\n" + _tail(
+                self.out / "build.log"
+            )
+        return None
+
+    def _run_suite(self) -> dict[str, object]:
+        config, report = self.config, self.out / "report.json"
+        server = _join(self.sandbox.argv(_command_argv(config.run or "")))
+        argv = [
+            sys.executable, "-m", "conformance", "run",
+            "--server-cmd", server,
+            "--protocol", config.protocol,
+            "--profile", config.profile,
+            "--seed", str(config.seed),
+            "--json-report", str(report),
+            "--junit-xml", str(self.out / "junit.xml"),
+        ]  # fmt: skip
+        if config.port is not None:
+            argv += ["--port", str(config.port)]
+        if self.options.config_path is not None:
+            argv += ["--grading-config", str(self.options.config_path)]
+        for req in self.options.requirements:
+            argv += ["--requirement", req]
+        argv += ["--", "-p", "no:cacheprovider"]
+        if self.options.netns:
+            argv = netns_argv(argv)
+        with open(self.out / "run.log", "wb") as log:
+            code, stopped = self._supervise(argv, log, config.timeout, "suite")
+        if stopped:
+            self.notes.append(f"the run was stopped: {stopped}")
+        if report.exists():
+            doc: dict[str, object] = json.loads(report.read_text())
+        else:
+            why = (
+                stopped or _kit_error(self.out / "run.log") or f"the kit exited with status {code}"
+            )
+            if not stopped:
+                self.notes.append(f"the suite could not run: {why}")
+            # A stopped kit's last words are its own shutdown, not news to the student.
+            tail = "" if stopped else "\n" + _tail(self.out / "run.log")
+            doc = self._unrun(f"the suite could not run: {why}{tail}")
+        self._note_limits(doc)
+        return doc
+
+    def _unrun(self, reason: str) -> dict[str, object]:
+        return outputs.unrun_report(self.config, reason, patterns=list(self.options.requirements))
+
+    # -- supervision ------------------------------------------------------------------------
+    def _supervise(
+        self, argv: list[str], log: BinaryIO, limit: float, what: str
+    ) -> tuple[int, str | None]:
+        """Run argv in its own session under the watchdog; (exit status, why it was stopped)."""
+        proc = subprocess.Popen(
+            argv,
+            cwd=self.work,
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            env=self._env(),
+            start_new_session=True,
+        )
+        with _LIVE_LOCK:
+            _LIVE.add(proc.pid)
+        stopped: str | None = None
+        deadline = time.monotonic() + limit
+        at_limit_since: float | None = None
+        try:
+            while proc.poll() is None:
+                now = time.monotonic()
+                if CANCELLED.is_set():
+                    stopped = "the grader was interrupted"
+                elif now > deadline:
+                    stopped = f"the {what} took longer than {limit:g} s"
+                elif self._disk_used() > self.config.limits.disk_mb * 1024 * 1024:
+                    stopped = f"it wrote more than {self.config.limits.disk_mb} MiB to disk"
+                else:
+                    # Not root, the slots share this user's uid: count the step's own tree.
+                    tasks = (
+                        containment.tasks_of_uid(self.uid)
+                        if self.uid is not None
+                        else containment.tasks_in_tree(proc.pid)
+                    )
+                    self.peak_tasks = max(self.peak_tasks, tasks)
+                    busy = tasks >= self.config.limits.nproc - 2
+                    at_limit_since = (at_limit_since or now) if busy else None
+                    if at_limit_since is not None and now - at_limit_since > NPROC_SUSTAINED:
+                        stopped = (
+                            f"it kept {self.config.limits.nproc} processes and threads running "
+                            f"(the limit) for {NPROC_SUSTAINED:g} s: a fork bomb?"
+                        )
+                if stopped:
+                    # A graceful stop lets the kit write what it checked; not while a bomb it
+                    # cannot be told apart from (no uid of its own) still forks.
+                    bomb = at_limit_since is not None and self.uid is None
+                    graceful = what == "suite" and not CANCELLED.is_set() and not bomb
+                    self._stop(proc, graceful=graceful)
+                    break
+                with contextlib.suppress(subprocess.TimeoutExpired):
+                    proc.wait(WATCH_INTERVAL)
+            code = proc.wait()
+        finally:
+            if proc.poll() is None:
+                self._stop(proc, graceful=False)
+            with _LIVE_LOCK:
+                _LIVE.discard(proc.pid)
+            containment.kill_all(proc.pid, self.uid, self.token)
+        return code, stopped
+
+    def _stop(self, proc: subprocess.Popen[bytes], graceful: bool) -> None:
+        # The submission's own processes first, so a bomb cannot outrun the kit's cleanup.
+        if self.uid is not None:
+            containment.kill_all(None, self.uid, "-")
+        if graceful:
+            # SIGTERM makes the kit stop its servers and write the report of what it checked.
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(proc.pid, signal.SIGTERM)
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                proc.wait(KIT_STOP_GRACE)
+        containment.kill_all(proc.pid, self.uid, self.token)
+
+    def _disk_used(self) -> int:
+        total, largest = containment.disk_usage([self.work, self.kit_tmp])
+        self.largest_file = max(self.largest_file, largest)
+        return total
+
+    # -- notes and files --------------------------------------------------------------------
+    def _note_limits(self, doc: dict[str, object]) -> None:
+        text = "\n".join(str(r["detail"]) for r in doc["requirements"])  # type: ignore[attr-defined]
+        limits = self.config.limits
+        if self.largest_file >= limits.file_size_mb * 1024 * 1024:
+            text += "SIGXFSZ"  # the writer died of it, even if the server did not
+        if self.peak_tasks >= limits.nproc - 2 and not any("fork bomb" in n for n in self.notes):
+            text += "Resource temporarily unavailable"
+        for sign, note in LIMIT_SIGNS.items():
+            if sign in text:
+                self.notes.append(
+                    note.format(
+                        file_size_mb=limits.file_size_mb, cpu_s=limits.cpu_s, nproc=limits.nproc
+                    )
+                )
+
+    def _write(self, doc: dict[str, object], elapsed: float) -> None:
+        notes = [f"NOTE: {n}" for n in self.notes]
+        outputs.write_json(doc, self.out / "report.json")
+        outputs.write_json(
+            outputs.gradescope(doc, self.config, notes, execution_time=elapsed),
+            self.out / "results.json",
+        )
+        (self.out / "autolab.json").write_text(outputs.autolab(doc) + "\n")
+        meta = {
+            "name": self.name,
+            "fingerprint": fingerprint(self.options),
+            "duration_s": round(elapsed, 3),
+            "notes": self.notes,
+            "uid": self.uid,
+            "netns": self.options.netns,
+        }
+        outputs.write_json(meta, self.out / "grade.json")
+
+
+#: Pids of the Popen children being supervised, so the orphan reaper leaves them alone.
+_LIVE: set[int] = set()
+_LIVE_LOCK = threading.Lock()
+
+
+def live_children() -> set[int]:
+    with _LIVE_LOCK:
+        return set(_LIVE)
+
+
+def _kit_error(log: Path) -> str | None:
+    """The kit's one-line reason for not running (e.g. the server never listened)."""
+    marker = "conformance: "
+    with contextlib.suppress(OSError):
+        for line in log.read_text(errors="replace").splitlines():
+            if marker in line:
+                return line.split(marker, 1)[1].strip()
+    return None
+
+
+def _tail(path: Path, lines: int = 15) -> str:
+    try:
+        with open(path, "rb") as f:
+            f.seek(0, os.SEEK_END)
+            f.seek(max(0, f.tell() - 4096))
+            text = f.read().decode(errors="replace")
+    except OSError:
+        return ""
+    return "\n".join("    " + line for line in text.splitlines()[-lines:])

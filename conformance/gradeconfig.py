@@ -1,0 +1,270 @@
+"""The grading config: one TOML file an instructor writes once per assignment.
+
+It says how to build and launch a submission, how many points each requirement is worth,
+which requirements are excluded (each with a reason, like the exclusions file), what students
+may see, and the resource limits of the sandbox. Every key is checked: an unknown key or a bad
+value is a one-line error naming the file, the key and what is allowed, because a typo in a
+grading config silently changes two hundred grades.
+
+    [assignment]
+    build = "make"
+    run = "./server {port}"     # or a command without {port} plus `port = 8080`
+    protocol = "ok"
+    profile = "quick"
+
+    [points]                    # keys: MUST, SHOULD, a category, an ID prefix or an ID;
+    MUST = 1                    # the most specific wins (ID > prefix/category > level)
+    "CONC-1" = 3
+
+    [exclude]
+    "EINTR-3" = "strace is not installed on the grading machine"
+
+    [gradescope]
+    visibility = "visible"
+    hide_details = ["CONC-5"]   # pass/fail only, no diagnostic (or true for every test)
+
+    [limits]
+    nproc = 256
+"""
+
+from __future__ import annotations
+
+import sys
+from dataclasses import dataclass, field, fields, replace
+from pathlib import Path
+from typing import Any
+
+from conformance.spec import BY_ID, REQUIREMENTS, Requirement, select
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover - exercised on 3.10 only
+    import tomli as tomllib
+
+VISIBILITIES = ("visible", "hidden", "after_due_date", "after_published")
+PROFILES = ("quick", "default", "thorough")
+PROTOCOLS = ("ok", "echo")
+
+
+class ConfigError(ValueError):
+    """A grading config that cannot be used; str() is one line for the instructor."""
+
+
+@dataclass(frozen=True, slots=True)
+class Limits:
+    """Per-process resource limits for builds and servers (see conformance/sandbox.py)."""
+
+    #: Processes and threads of the sandbox user (RLIMIT_NPROC): stops fork bombs. CONC-2
+    #: needs 64 sessions at once, and a server that leaks zombies holds one process per
+    #: session of FDL-1's 200: below about 300 the limit, not the spec, fails such a server
+    #: in checks that are not about zombies.
+    nproc: int = 512
+    #: Open descriptors per process (RLIMIT_NOFILE).
+    nofile: int = 1024
+    #: Address space per process (RLIMIT_AS), MiB. 64 threads at 8 MiB of stack each need
+    #: 512 MiB; glibc's per-thread malloc arenas need more.
+    address_space_mb: int = 4096
+    #: CPU seconds per process (RLIMIT_CPU): a spinning server is killed with SIGXCPU.
+    cpu_s: int = 60
+    #: Largest file a process may write (RLIMIT_FSIZE), MiB: a log flood dies with SIGXFSZ.
+    file_size_mb: int = 16
+    #: Everything the submission's work directory and logs may hold, MiB (watched by the
+    #: grader, which stops the submission when it is exceeded).
+    disk_mb: int = 256
+
+
+@dataclass(frozen=True, slots=True)
+class GradingConfig:
+    build: str | None = None
+    run: str | None = None
+    port: int | None = None
+    protocol: str = "ok"
+    profile: str = "default"
+    seed: int = 0
+    #: Seconds a build may take before it is killed (and scores zero).
+    build_timeout: float = 120.0
+    #: Wall-clock seconds for the whole suite against one submission.
+    timeout: float = 600.0
+    points: dict[str, float] = field(default_factory=dict)
+    excluded: dict[str, str] = field(default_factory=dict)
+    visibility: str = "visible"
+    visibility_of: dict[str, str] = field(default_factory=dict)
+    hidden_details: frozenset[str] = frozenset()
+    limits: Limits = field(default_factory=Limits)
+    source: str = "(defaults)"
+
+    def points_of(self, req: Requirement) -> float:
+        return self.points.get(req.id, req.default_points)
+
+    def visibility_for(self, req_id: str) -> str:
+        return self.visibility_of.get(req_id, self.visibility)
+
+    def max_score(self) -> float:
+        return sum(self.points_of(r) for r in REQUIREMENTS if r.id not in self.excluded)
+
+
+DEFAULT = GradingConfig()
+
+_SECTIONS = ("assignment", "points", "exclude", "gradescope", "limits")
+_ASSIGNMENT_KEYS = {
+    "build": str,
+    "run": str,
+    "port": int,
+    "protocol": str,
+    "profile": str,
+    "seed": int,
+    "build_timeout": (int, float),
+    "timeout": (int, float),
+}
+
+
+def with_run(config: GradingConfig, **changes: Any) -> GradingConfig:
+    """The config with run settings (protocol, profile, seed, ...) replaced."""
+    return replace(config, **changes)
+
+
+def load(path: Path) -> GradingConfig:
+    try:
+        text = path.read_text()
+    except OSError as exc:
+        raise ConfigError(f"cannot read the grading config {path}: {exc.strerror}") from exc
+    return parse(text, str(path))
+
+
+def parse(text: str, source: str = "grading config") -> GradingConfig:
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{source}: not valid TOML: {exc}") from exc
+    _only(data, _SECTIONS, source, "")
+    for name in _SECTIONS:
+        if name in data and not isinstance(data[name], dict):
+            raise ConfigError(f"{source}: [{name}] must be a table")
+    values: dict[str, Any] = {"source": source}
+    values.update(_assignment(data.get("assignment", {}), source))
+    values["points"] = _points(data.get("points", {}), source)
+    values["excluded"] = _excluded(data.get("exclude", {}), source)
+    values.update(_gradescope(data.get("gradescope", {}), source))
+    values["limits"] = _limits(data.get("limits", {}), source)
+    return GradingConfig(**values)
+
+
+def _only(
+    table: dict[str, Any], allowed: tuple[str, ...] | set[str], source: str, where: str
+) -> None:
+    for key in table:
+        if key not in allowed:
+            raise ConfigError(
+                f"{source}: unknown key {where}{key!r}; allowed: {', '.join(sorted(allowed))}"
+            )
+
+
+def _typed(value: Any, kind: type | tuple[type, ...], source: str, key: str) -> Any:
+    if isinstance(value, bool) or not isinstance(value, kind):
+        names = kind.__name__ if isinstance(kind, type) else " or ".join(k.__name__ for k in kind)
+        raise ConfigError(f"{source}: {key} must be a {names}, not {value!r}")
+    return value
+
+
+def _assignment(table: dict[str, Any], source: str) -> dict[str, Any]:
+    _only(table, set(_ASSIGNMENT_KEYS), source, "[assignment] ")
+    out = {k: _typed(v, _ASSIGNMENT_KEYS[k], source, f"assignment.{k}") for k, v in table.items()}
+    if out.get("protocol", "ok") not in PROTOCOLS:
+        raise ConfigError(f"{source}: assignment.protocol must be ok or echo")
+    if out.get("profile", "default") not in PROFILES:
+        raise ConfigError(f"{source}: assignment.profile must be one of {', '.join(PROFILES)}")
+    port = out.get("port")
+    if port is not None and not 0 < port < 65536:
+        raise ConfigError(f"{source}: assignment.port {port} is not a TCP port")
+    run = out.get("run")
+    if run is not None and "{port}" not in run and port is None:
+        raise ConfigError(
+            f"{source}: assignment.run {run!r} has no {{port}}: add it, or set assignment.port "
+            "to the port the servers hard-code"
+        )
+    for key in ("build_timeout", "timeout"):
+        if key in out and out[key] <= 0:
+            raise ConfigError(f"{source}: assignment.{key} must be positive")
+    return out
+
+
+def _points(table: dict[str, Any], source: str) -> dict[str, float]:
+    """Resolve level, category/prefix and ID keys to points per requirement ID."""
+    by_rank: list[tuple[int, list[Requirement], float]] = []
+    for key, value in table.items():
+        points = _typed(value, (int, float), source, f"points.{key!r}")
+        if points < 0:
+            raise ConfigError(f"{source}: points.{key!r} is negative")
+        if key.upper() in ("MUST", "SHOULD"):
+            by_rank.append((0, [r for r in REQUIREMENTS if r.level == key.upper()], points))
+            continue
+        try:
+            chosen = select([key])
+        except ValueError as exc:
+            raise ConfigError(f"{source}: [points] {exc}".replace("--requirement ", "")) from exc
+        by_rank.append((2 if key.upper() in BY_ID else 1, chosen, points))
+    resolved: dict[str, float] = {}
+    for _, chosen, points in sorted(by_rank, key=lambda entry: entry[0]):
+        resolved.update((r.id, points) for r in chosen)
+    return resolved
+
+
+def _excluded(table: dict[str, Any], source: str) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for key, reason in table.items():
+        reason = _typed(reason, str, source, f"exclude.{key!r}").strip()
+        if not reason:
+            raise ConfigError(f"{source}: exclude.{key!r} has no reason; say why it is excluded")
+        try:
+            chosen = select([key])
+        except ValueError as exc:
+            raise ConfigError(f"{source}: [exclude] {exc}".replace("--requirement ", "")) from exc
+        out.update((r.id, reason) for r in chosen)
+    return out
+
+
+def _visibility(value: Any, source: str, key: str) -> str:
+    if value not in VISIBILITIES:
+        raise ConfigError(f"{source}: {key} must be one of {', '.join(VISIBILITIES)}")
+    return str(value)
+
+
+def _gradescope(table: dict[str, Any], source: str) -> dict[str, Any]:
+    _only(table, ("visibility", "visibility_of", "hide_details"), source, "[gradescope] ")
+    out: dict[str, Any] = {}
+    if "visibility" in table:
+        out["visibility"] = _visibility(table["visibility"], source, "gradescope.visibility")
+    per = table.get("visibility_of", {})
+    if not isinstance(per, dict):
+        raise ConfigError(f"{source}: gradescope.visibility_of must be a table of ID = visibility")
+    resolved: dict[str, str] = {}
+    for key, value in per.items():
+        vis = _visibility(value, source, f"gradescope.visibility_of.{key!r}")
+        try:
+            resolved.update((r.id, vis) for r in select([key]))
+        except ValueError as exc:
+            raise ConfigError(f"{source}: [gradescope.visibility_of] {exc}") from exc
+    out["visibility_of"] = resolved
+    hide = table.get("hide_details", False)
+    if hide is True:
+        out["hidden_details"] = frozenset(BY_ID)
+    elif hide is False:
+        out["hidden_details"] = frozenset()
+    elif isinstance(hide, list) and all(isinstance(h, str) for h in hide):
+        try:
+            out["hidden_details"] = frozenset(r.id for r in select(hide))
+        except ValueError as exc:
+            raise ConfigError(f"{source}: gradescope.hide_details: {exc}") from exc
+    else:
+        raise ConfigError(f"{source}: gradescope.hide_details must be true, false or a list of IDs")
+    return out
+
+
+def _limits(table: dict[str, Any], source: str) -> Limits:
+    names = tuple(f.name for f in fields(Limits))
+    _only(table, names, source, "[limits] ")
+    values = {k: _typed(v, int, source, f"limits.{k}") for k, v in table.items()}
+    for key, value in values.items():
+        if value <= 0:
+            raise ConfigError(f"{source}: limits.{key} must be positive")
+    return Limits(**values)

@@ -1,0 +1,141 @@
+"""What autograders read: Gradescope's `results.json` and Autolab's autoresult line.
+
+Both are derived from the kit's JSON report (the one stable interface), never from pytest
+directly, so a grade and the report it came from cannot disagree. When there is no report
+(the build failed, the server never listened, the submission was stopped), `unrun_report`
+makes one in which every counted requirement scores zero with the reason as its detail, so
+the student still sees every rule and the maximum is the same as everybody else's.
+
+Gradescope's format: https://gradescope-autograders.readthedocs.io/en/latest/specs/ — a
+top-level `score`, `execution_time`, `output` and `tests`, each test with `name`, `number`,
+`score`, `max_score`, `status` (passed/failed), `output` and `visibility`.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+from conformance import __version__
+from conformance.gradeconfig import GradingConfig
+from conformance.report import EARNING, summary_lines
+from conformance.spec import BY_ID, CATEGORIES, select
+
+HIDDEN_DETAIL = "The details of this check are hidden by the instructor."
+#: The grader's sandbox wrapper in a quoted command line: noise to a student, who wrote the
+#: part after `--`.
+_SANDBOX_PREFIX = re.compile(r"\S*python\S* -m conformance\.sandbox .*?-- ")
+
+
+def unrun_report(
+    config: GradingConfig,
+    reason: str,
+    duration_s: float = 0.0,
+    patterns: list[str] | None = None,
+) -> dict[str, object]:
+    """A report for a submission the suite could not run against: zero, with the reason.
+
+    `patterns` are the run's --requirement selection, so the maximum matches a real report's.
+    """
+    requirements = []
+    for req in select(patterns):
+        counted = req.id not in config.excluded and config.protocol in req.protocols
+        worth = config.points_of(req) if counted else 0
+        requirements.append(
+            {
+                "id": req.id,
+                "category": req.category,
+                "level": req.level,
+                "title": req.title,
+                "outcome": "failed" if counted else "not-applicable",
+                "detail": reason if counted else "not counted in this assignment",
+                "duration_s": 0.0,
+                "score": 0,
+                "max_score": worth,
+            }
+        )
+    return {
+        "kit_version": __version__,
+        "started_at": "",
+        "duration_s": round(duration_s, 3),
+        "target": {"mode": "launch", "command": config.run or "", "port": config.port},
+        "protocol": config.protocol,
+        "profile": config.profile,
+        "seed": config.seed,
+        "model": "unknown",
+        "strict": False,
+        "score": 0,
+        "max_score": sum(r["max_score"] for r in requirements),  # type: ignore[misc]
+        "categories": dict.fromkeys(CATEGORIES, "failed"),
+        "requirements": requirements,
+        "excluded": [{"id": k, "reason": v} for k, v in config.excluded.items()],
+        "serialised": [],
+    }
+
+
+def gradescope(
+    doc: dict[str, object],
+    config: GradingConfig,
+    notes: list[str] | None = None,
+    execution_time: float | None = None,
+) -> dict[str, object]:
+    """Gradescope's results.json for one submission."""
+    tests = []
+    for r in counted(doc):
+        hidden = r["id"] in config.hidden_details and r["outcome"] not in EARNING
+        tests.append(
+            {
+                "name": f"{r['id']} {r['title']}",
+                "number": r["id"],
+                "score": r["score"],
+                "max_score": r["max_score"],
+                "status": "passed" if r["outcome"] in EARNING else "failed",
+                "output": HIDDEN_DETAIL if hidden else _SANDBOX_PREFIX.sub("", _test_output(r)),
+                "visibility": config.visibility_for(r["id"]),
+            }
+        )
+    lines = [*(notes or []), *summary_lines(doc)]
+    return {
+        "score": doc["score"],
+        "execution_time": round(
+            float(execution_time if execution_time is not None else doc["duration_s"]),
+            3,  # type: ignore[arg-type]
+        ),
+        "output": _SANDBOX_PREFIX.sub("", "\n".join(lines)),
+        "visibility": config.visibility,
+        "tests": tests,
+    }
+
+
+def _test_output(r: dict[str, object]) -> str:
+    req = BY_ID.get(str(r["id"]))
+    if r["outcome"] == "passed":
+        return "passed"
+    if r["outcome"] == "not-applicable":
+        return f"full points: {r['detail']}"
+    why = f"\nWhy it matters: {req.why}" if req else ""
+    return f"{r['outcome']}: {r['detail']}{why}"
+
+
+def autolab(doc: dict[str, object]) -> str:
+    """Autolab's autoresult: one JSON line, the last line of the grader's output."""
+    scores = {r["id"]: r["score"] for r in counted(doc)}
+    return json.dumps({"scores": scores}, separators=(",", ":"))
+
+
+def counted(doc: dict[str, object]) -> list[dict[str, object]]:
+    """The report's requirements that are part of the assignment: not excluded, and for its
+    protocol profile (SHOULDs worth 0 stay: their verdict is still feedback)."""
+    excluded = {e["id"] for e in doc["excluded"]}  # type: ignore[attr-defined]
+    return [
+        r
+        for r in doc["requirements"]  # type: ignore[attr-defined]
+        if r["id"] not in excluded
+        and (r["id"] not in BY_ID or doc["protocol"] in BY_ID[r["id"]].protocols)
+    ]
+
+
+def write_json(data: dict[str, object], path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(data, indent=2) + "\n")
