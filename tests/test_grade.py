@@ -380,4 +380,7 @@ def test_an_infinite_loop_scores_zero_and_is_stopped(tmp_path: Path) -> None:
     )
     docs = _grade(subs, tmp_path / "out", "--requirement", "PROTO-2", timeout=120)
     assert docs["spins"]["score"] == 0
-    assert "Expected: b'OK!!!' on A" in docs["spins"]["requirements"][0]["detail"]
+    detail = docs["spins"]["requirements"][0]["detail"]
+    # The kit waited for a reply in vain, or the CPU limit struck before the kit (slowed by
+    # the spinning server on a busy machine) had even seen it listen.
+    assert "Expected: b'OK!!!' on A" in detail or "CPU time limit exceeded" in detail, detail

@@ -52,5 +52,9 @@ def test_every_must_is_broken_by_some_zoo_server(language: str) -> None:
     is broken by the Python launch misbehaviours, which test_cli.py runs."""
     broken = set().union(*(s.breaks for s in DEFECTIVE if s.language == language))
     musts = {r.id for r in REQUIREMENTS if r.level == "MUST"}
+    if language == "python":
+        # EINTR-3 (EINTR injected by strace): Python retries an interrupted system call by
+        # itself (PEP 475), so no Python server can be built to break it; the C one does.
+        musts.discard("EINTR-3")
     assert musts - broken == set()
     assert {s.defect for s in DEFECTIVE} <= set(BREAKS)
