@@ -207,10 +207,12 @@ def test_sigterm_stops_server_and_children(server: Server) -> None:
     os.kill(proc.pid, signal.SIGTERM)
     gone, _ = wait_until(lambda: not proc.alive(), SIGTERM_TIMEOUT)
     if not gone:
+        tail = server.launched.stderr_tail() if server.launched is not None else ""
         fail(
             f"the server to exit within {SIGTERM_TIMEOUT:.0f} s of SIGTERM",
             f"it was still running after {SIGTERM_TIMEOUT:.0f} s",
             did=server.transcript.tail(),
+            evidence=["Its stderr ended with:\n" + tail] if tail else [],
             cause="handle SIGTERM: stop accepting, end live sessions, exit (a handler that "
             "sets a flag checked by the accept loop, or the default action)",
         )
