@@ -4,10 +4,7 @@ from __future__ import annotations
 
 from collections import Counter
 
-import pytest
-
-from conformance.checks.hypothesis_profiles import Unsatisfiable, run_machine
-from conformance.checks.scenario_machine import machine_for
+from conformance.checks.scenario_machine import run_scenarios
 from conformance.harness import Server, fail, wait_until
 from conformance.harness.processes import fd_targets
 from conformance.harness.sessions import require_process, run_sessions
@@ -85,9 +82,6 @@ def test_descriptors_bounded_in_any_scenario(
     """Hypothesis drives clients (connect, send, exit, close, reset, signal bursts); after
     every step no server process may keep the connection of an ended session, and the main
     process holds at most one descriptor per open session beyond its start."""
-    target, protocol = conformance_settings.target, conformance_settings.protocol
-    machine = machine_for(target, protocol, judge="descriptors", cause=LEAK_CAUSE)
-    try:
-        run_machine(machine, conformance_profile, conformance_seed)
-    except Unsatisfiable:
-        pytest.skip("the server died in every generated scenario; see EXIT-3 and EINTR-*")
+    run_scenarios(
+        conformance_settings, conformance_profile, conformance_seed, "descriptors", LEAK_CAUSE
+    )

@@ -6,8 +6,7 @@ import contextlib
 
 import pytest
 
-from conformance.checks.hypothesis_profiles import Unsatisfiable, run_machine
-from conformance.checks.scenario_machine import machine_for
+from conformance.checks.scenario_machine import run_scenarios
 from conformance.harness import Server, fail, wait_until
 from conformance.harness.sessions import EXIT, message, require_process, run_sessions
 from conformance.harness.timeouts import ANSWER_TIMEOUT, SETTLE_TIMEOUT
@@ -75,9 +74,6 @@ def test_no_zombies_in_any_scenario(
 ) -> None:  # type: ignore[no-untyped-def]
     """Hypothesis drives clients (connect, send, exit, close, reset, signal bursts); after
     every step the exited children must be reaped within the grace period."""
-    target, protocol = conformance_settings.target, conformance_settings.protocol
-    machine = machine_for(target, protocol, judge="zombies", cause=NO_REAP_CAUSE)
-    try:
-        run_machine(machine, conformance_profile, conformance_seed)
-    except Unsatisfiable:
-        pytest.skip("the server died in every generated scenario; see EXIT-3 and EINTR-*")
+    run_scenarios(
+        conformance_settings, conformance_profile, conformance_seed, "zombies", NO_REAP_CAUSE
+    )

@@ -34,7 +34,7 @@ from conformance import __version__, outputs
 from conformance.grade import containment
 from conformance.gradeconfig import GradingConfig
 from conformance.harness.processes import describe_exit
-from conformance.sandbox import Sandbox, netns_argv
+from conformance.sandbox import Sandbox, netns_argv, tasks_of
 
 #: How often the watchdog looks at the clock, the disk and the process count.
 WATCH_INTERVAL = 0.5
@@ -298,7 +298,7 @@ class Grader:
                 else:
                     # Not root, the slots share this user's uid: count the step's own tree.
                     tasks = (
-                        containment.tasks_of_uid(self.uid)
+                        tasks_of(self.uid)
                         if self.uid is not None
                         else containment.tasks_in_tree(proc.pid)
                     )
