@@ -308,15 +308,18 @@ def test_hard_coded_ports_run_side_by_side_in_their_own_netns(tmp_path: Path) ->
 @pytest.mark.skipif(shutil.which("bwrap") is None, reason="bubblewrap is not installed")
 def test_bwrap_gives_a_build_a_private_tmp_and_a_read_only_system(tmp_path: Path) -> None:
     escape = Path(f"/tmp/conformance-escape-{os.getpid()}")
+    # Root may write /usr, so only the sandbox's read-only bind stops this (the checkout may
+    # itself live under /tmp, which the sandbox hides, so it would prove nothing here).
+    system = Path(f"/usr/conformance-escape-{os.getpid()}")
     subs = tmp_path / "class"
     (subs / "sneaky").mkdir(parents=True)
     (subs / "grading.toml").write_text(
-        f'[assignment]\nbuild = "touch {escape} && touch {ROOT}/escaped"\n'
+        f'[assignment]\nbuild = "touch {escape} && touch {system}"\n'
         'run = "./server {port}"\n'
     )
     docs = _grade(subs, tmp_path / "out", "--sandbox", "bwrap", "--requirement", "PROTO-1")
     assert not escape.exists()
-    assert not (ROOT / "escaped").exists()
+    assert not system.exists()
     assert docs["sneaky"]["score"] == 0
     assert "Read-only file system" in (tmp_path / "out" / "sneaky" / "build.log").read_text()
 
