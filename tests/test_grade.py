@@ -314,8 +314,7 @@ def test_bwrap_gives_a_build_a_private_tmp_and_a_read_only_system(tmp_path: Path
     subs = tmp_path / "class"
     (subs / "sneaky").mkdir(parents=True)
     (subs / "grading.toml").write_text(
-        f'[assignment]\nbuild = "touch {escape} && touch {system}"\n'
-        'run = "./server {port}"\n'
+        f'[assignment]\nbuild = "touch {escape} && touch {system}"\nrun = "./server {{port}}"\n'
     )
     docs = _grade(subs, tmp_path / "out", "--sandbox", "bwrap", "--requirement", "PROTO-1")
     assert not escape.exists()
