@@ -36,7 +36,9 @@ REFERENCES = tuple(
 )
 
 
-def run_kit(server: ZooServer, build_dir: Path, profile: str, out_dir: Path, n: int = 0) -> dict:
+def run_kit(
+    server: ZooServer, build_dir: Path, profile: str, out_dir: Path, n: int = 0, xdist: int = 0
+) -> dict:
     report = out_dir / f"{server.id}.{n}.json"
     if server in REFERENCES:
         where = ["--server", server.name]
@@ -44,6 +46,8 @@ def run_kit(server: ZooServer, build_dir: Path, profile: str, out_dir: Path, n: 
         where = ["--server-cmd", command(server, build_dir)]
     argv = [sys.executable, "-m", "conformance", "run", *where, "--protocol", server.protocol]
     argv += ["--profile", profile, "--json-report", str(report)]
+    if xdist:
+        argv += ["-n", str(xdist)]
     proc = subprocess.run(argv, capture_output=True, text=True, timeout=600, cwd=HERE.parent)
     if not report.exists():
         return {"error": proc.stdout[-2000:] + proc.stderr[-2000:], "categories": {}}
@@ -63,6 +67,7 @@ def main() -> int:
     ap.add_argument("--only", default="", help="comma-separated substrings of server ids")
     ap.add_argument("--runs", type=int, default=1)
     ap.add_argument("--json", help="write all reports here")
+    ap.add_argument("--xdist", type=int, default=0, help="run each kit with -n N (0: without)")
     ns = ap.parse_args()
     wanted = [w for w in ns.only.split(",")]
     servers = [s for s in (*REFERENCES, *ZOO) if any(w in s.id for w in wanted)]
@@ -72,7 +77,10 @@ def main() -> int:
         jobs = [(s, k) for s in servers for k in range(ns.runs)]
         with ThreadPoolExecutor(ns.jobs) as pool:
             docs = list(
-                pool.map(lambda j: run_kit(j[0], build_dir, ns.profile, Path(tmp), j[1]), jobs)
+                pool.map(
+                    lambda j: run_kit(j[0], build_dir, ns.profile, Path(tmp), j[1], ns.xdist),
+                    jobs,
+                )
             )
     by_server: dict[str, list[dict]] = {}
     for (server, _), doc in zip(jobs, docs):
@@ -114,7 +122,8 @@ def main() -> int:
             all_runs += len(runs)
             if exact != len(runs):
                 print(f"    failed set as expected in {exact}/{len(runs)} runs")
-    print(f"legend: . passed  F failed  s skipped  - not-applicable; profile {ns.profile}")
+    xd = f", each kit with -n {ns.xdist}" if ns.xdist else ""
+    print(f"legend: . passed  F failed  s skipped  - not-applicable; profile {ns.profile}{xd}")
     print(f"{len(servers) - mismatches}/{len(servers)} servers got exactly their expected verdict")
     if ns.runs > 1:
         print(
