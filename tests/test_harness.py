@@ -93,3 +93,24 @@ def test_stop_ends_descendants_that_left_the_group() -> None:
     assert len(escaped) == 100  # each in a session of its own: killpg() does not reach them
     assert report.leftovers == []
     assert not [p for p in escaped if p.is_running() and p.status() != psutil.STATUS_ZOMBIE]
+
+
+def test_a_port_taken_before_the_server_binds_is_replaced(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Between the kit's choice of a free port and the server's bind() another process may
+    take it; the server then exits with EADDRINUSE and the kit launches on another port."""
+    from conformance.harness import launcher
+
+    with socket.socket() as held:
+        held.bind(("0.0.0.0", 0))
+        held.listen()
+        taken = held.getsockname()[1]
+        ports = iter([taken, launcher.free_port()])
+        monkeypatch.setattr(launcher, "free_port", lambda host="127.0.0.1": next(ports))
+        server = launcher.launch(
+            f"{sys.executable} -m reference_servers.thread_server --host 0.0.0.0 --port {{port}}"
+        )
+        try:
+            assert server.port != taken
+            assert server.listener_pid is not None
+        finally:
+            server.stop()

@@ -17,6 +17,7 @@ import atexit
 import contextlib
 import ctypes
 import os
+import random
 import shlex
 import shutil
 import signal
@@ -50,9 +51,12 @@ _PR_SET_CHILD_SUBREAPER = 36
 class LaunchError(Exception):
     """The server could not be started; `kind` says why, str() says it for a person."""
 
-    def __init__(self, kind: str, message: str) -> None:
+    def __init__(self, kind: str, message: str, port_clash: bool = False) -> None:
         super().__init__(message)
         self.kind = kind
+        #: The server exited saying its port was taken: when the kit chose the port, another
+        #: process took it in the instant before the server's bind(), so try another one.
+        self.port_clash = port_clash
 
 
 @dataclass
@@ -63,8 +67,36 @@ class StopReport:
     leftovers: list[int] = field(default_factory=list)
 
 
+#: Where launched servers get their ports: below the kernel's ephemeral range (see
+#: `_ephemeral_low`), so that no outgoing connection takes the port between our choice and
+#: the server's bind(). The kit's own clients open thousands of connections while the next
+#: server starts (LaunchAhead), and each takes an ephemeral port.
+SERVER_PORTS_FROM = 10000
+
+
+def _ephemeral_low() -> int:
+    try:
+        with open("/proc/sys/net/ipv4/ip_local_port_range") as f:
+            return int(f.read().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 32768
+
+
 def free_port(host: str = "127.0.0.1") -> int:
+    """A port nothing uses (no listener, no connection in any state), outside the ephemeral
+    range when there is room below it; else one the kernel picks."""
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    top = _ephemeral_low() - 1
+    for _ in range(100 if top > SERVER_PORTS_FROM else 0):
+        port = random.randint(SERVER_PORTS_FROM, top)
+        with socket.socket(family, socket.SOCK_STREAM) as s:
+            try:
+                # The wildcard address, without SO_REUSEADDR: a listener on any address, or
+                # a connection in TIME_WAIT, makes it fail (a student server binds 0.0.0.0).
+                s.bind(("::" if family == socket.AF_INET6 else "0.0.0.0", port))
+            except OSError:
+                continue
+            return port
     with socket.socket(family, socket.SOCK_STREAM) as s:
         s.bind((host, 0))
         return int(s.getsockname()[1])
@@ -233,7 +265,8 @@ class LaunchedServer:
         assert self.popen is not None
         tail = self.stderr_tail()
         hint = ""
-        if "address already in use" in tail.lower():
+        clash = "address already in use" in tail.lower()
+        if clash:
             hint = f" Port {self.port} is already in use."
         if self.popen.returncode == 127:
             hint = " Exit status 127 is the shell's 'command not found'."
@@ -242,6 +275,7 @@ class LaunchedServer:
             f"the server {describe_exit(self.popen.returncode)} before it listened on port "
             f"{self.port}.{hint}\n  command: {self.command}\n  last lines of its stderr:\n"
             + _indent(tail or "(empty)"),
+            port_clash=clash,
         )
 
     def _raise_never_listened(self, timeout: float, tree: list[int]) -> None:
@@ -412,15 +446,33 @@ def launch(
             "server always uses with --port N",
         )
     if port is None:
-        port = free_port()
-    else:
-        holder = port_holder(port)
-        if holder is not None:
-            raise LaunchError(
-                "port-in-use",
-                f"port {port} is already in use by {holder}; stop it or choose another --port",
-            )
+        return _on_free_port(lambda: LaunchedServer(command, free_port(), log_dir).spawn())
+    holder = port_holder(port)
+    if holder is not None:
+        raise LaunchError(
+            "port-in-use",
+            f"port {port} is already in use by {holder}; stop it or choose another --port",
+        )
     return LaunchedServer(command, port, log_dir).start(ready_timeout)
+
+
+#: Launches on a port the kit chose, when the port turned out to be taken (see port_clash).
+PORT_ATTEMPTS = 3
+
+
+def _on_free_port(spawn, first: LaunchedServer | None = None) -> LaunchedServer:  # type: ignore[no-untyped-def]
+    """`spawn()` and wait until it listens, on another free port if another process took the
+    one chosen between our check and the server's bind(). A server that clashes on every
+    port (it binds a port of its own as well, say) gets its own error after PORT_ATTEMPTS."""
+    server = first or spawn()
+    for attempt in range(1, PORT_ATTEMPTS + 1):
+        try:
+            return server.wait_ready()
+        except LaunchError as exc:
+            if not exc.port_clash or attempt == PORT_ATTEMPTS:
+                raise
+        server = spawn()
+    raise AssertionError("unreachable")
 
 
 class LaunchAhead:
@@ -445,7 +497,7 @@ class LaunchAhead:
         with contextlib.suppress(LaunchError):
             # A command that cannot start fails when its server is taken, with its own error.
             self._next[command] = launch_later(command)
-        return server.wait_ready()
+        return _on_free_port(lambda: launch_later(command), server)
 
     def close(self) -> None:
         """Stop the servers started ahead and never taken."""
