@@ -373,11 +373,9 @@ def conformance_settings(request: pytest.FixtureRequest) -> Settings:
     return settings
 
 
-@pytest.fixture
-def server(request: pytest.FixtureRequest, conformance_settings: Settings) -> Iterator[Server]:
-    """The server under test: a fresh one per check in launch mode, the shared one otherwise."""
+@contextlib.contextmanager
+def _serve(request: pytest.FixtureRequest, settings: Settings) -> Iterator[Server]:
     state = _state(request.config)
-    settings = conformance_settings
     if settings.target.mode == "launch":
         try:
             srv = start_server(settings.target, settings.protocol, state.model)
@@ -388,7 +386,7 @@ def server(request: pytest.FixtureRequest, conformance_settings: Settings) -> It
         finally:
             srv.close_clients()
             assert srv.launched is not None
-            srv.launched.stop()
+            LAUNCH_AHEAD.retire(srv.launched)
         return
     if state.address_server is None:
         state.address_server = attach_server(settings.target, settings.protocol, state.model)
@@ -401,6 +399,23 @@ def server(request: pytest.FixtureRequest, conformance_settings: Settings) -> It
         if not srv.alive() and state.died_during is None:
             req = _requirement_of(request.node)
             state.died_during = req.id if req else request.node.name
+
+
+@pytest.fixture
+def server(request: pytest.FixtureRequest, conformance_settings: Settings) -> Iterator[Server]:
+    """The server under test: a fresh one per check in launch mode, the shared one otherwise."""
+    with _serve(request, conformance_settings) as srv:
+        yield srv
+
+
+@pytest.fixture(scope="module")
+def module_server(
+    request: pytest.FixtureRequest, conformance_settings: Settings
+) -> Iterator[Server]:
+    """One server for the checks of a module that judge one workload from different sides
+    (fd-leak counts descriptors and threads after the same 200 sessions)."""
+    with _serve(request, conformance_settings) as srv:
+        yield srv
 
 
 @pytest.fixture(scope="session")

@@ -134,11 +134,16 @@ def _libc() -> ctypes.CDLL | None:
         return None
 
 
+#: Whether become_subreaper() succeeded (see LaunchedServer._stragglers).
+_subreaper = False
+
+
 def become_subreaper() -> None:
     """Orphaned descendants of launched servers get reparented to us, not to pid 1."""
+    global _subreaper
     libc = _libc()
     if libc is not None and hasattr(libc, "prctl"):
-        libc.prctl(_PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
+        _subreaper = _subreaper or libc.prctl(_PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) == 0
 
 
 #: Held back while a server is spawned, so that Ctrl-C cannot land between the fork and our
@@ -196,6 +201,8 @@ class LaunchedServer:
         self.listener_pid: int | None = None
         self.seen: set[int] = set()
         self.stopped = False
+        #: When terminate() sent SIGTERM, if it did: stop() then waits only what is left.
+        self.terminated_at: float | None = None
 
     # -- starting ---------------------------------------------------------------------------
     def start(self, ready_timeout: float = READY_TIMEOUT) -> LaunchedServer:
@@ -326,6 +333,17 @@ class LaunchedServer:
             self._tree()
 
     # -- stopping ---------------------------------------------------------------------------
+    def terminate(self) -> None:
+        """The first half of stop(): SIGTERM the group and every pid seen, without waiting."""
+        if self.stopped or self.popen is None or self.terminated_at is not None:
+            return
+        with _deferring(_DEFERRED):
+            self.note_descendants()
+            _killpg(self.pid, signal.SIGTERM)
+            for pid in self.seen - {self.pid}:
+                _kill(pid, signal.SIGTERM)
+            self.terminated_at = time.monotonic()
+
     def stop(self, grace: float = STOP_GRACE) -> StopReport:
         """SIGTERM the group, wait `grace`, SIGKILL the group, then every straggler we made."""
         if self.stopped or self.popen is None:
@@ -336,13 +354,12 @@ class LaunchedServer:
 
     def _stop(self, grace: float) -> StopReport:
         report = StopReport()
-        self.stopped = True
         t0 = time.monotonic()
-        self.note_descendants()
-        _killpg(self.pid, signal.SIGTERM)
-        for pid in self.seen - {self.pid}:
-            _kill(pid, signal.SIGTERM)
-        exited, _ = wait_until(lambda: self.popen.poll() is not None, grace)  # type: ignore[union-attr]
+        self.terminate()
+        self.stopped = True
+        assert self.terminated_at is not None
+        left = max(0.0, grace - (time.monotonic() - self.terminated_at))
+        exited, _ = wait_until(lambda: self.popen.poll() is not None, left)  # type: ignore[union-attr]
         _killpg(self.pid, signal.SIGKILL)
         # Descendants that left the group (setsid) or the tree (orphans), by pid and by token.
         # The machine-wide token scan reads every process's environment: done once, not polled.
@@ -364,12 +381,24 @@ class LaunchedServer:
         return report
 
     def _stragglers(self) -> list[int]:
-        """Live (non-zombie) processes we launched: seen pids, the group and the token."""
+        """Live (non-zombie) processes we launched: seen pids, the group and the token.
+
+        As a subreaper we adopt every orphan our servers leave, so whatever they left behind
+        is among our own descendants, and only those need their environment read. Otherwise
+        every process on the machine is a suspect.
+        """
         found = {pid for pid in self.seen if _alive_and_ours(pid, self.token, self.pid)}
-        others = (p.pid for p in psutil.process_iter() if p.pid not in found)
+        suspects: list[int] = []
+        if _subreaper:
+            with contextlib.suppress(*GONE):
+                suspects = [p.pid for p in psutil.Process().children(recursive=True)]
+        else:
+            suspects = [p.pid for p in psutil.process_iter()]
         me = os.getpid()
         found.update(
-            pid for pid in others if pid != me and _alive_and_ours(pid, self.token, self.pid)
+            pid
+            for pid in suspects
+            if pid not in found and pid != me and _alive_and_ours(pid, self.token, self.pid)
         )
         return sorted(found)
 
@@ -487,6 +516,7 @@ class LaunchAhead:
 
     def __init__(self) -> None:
         self._next: dict[str, LaunchedServer] = {}
+        self._retiring: list[LaunchedServer] = []
 
     def take(self, command: str, port: int | None = None) -> LaunchedServer:
         if port is not None or "{port}" not in command:
@@ -499,8 +529,25 @@ class LaunchAhead:
             self._next[command] = launch_later(command)
         return _on_free_port(lambda: launch_later(command), server)
 
+    def retire(self, server: LaunchedServer) -> None:
+        """Stop a used server without waiting for it to exit.
+
+        SIGTERM goes now; the rest of stop() (the wait, SIGKILL, stragglers) happens at the
+        next retire() or close(), when the server has had a whole check to exit. Stopping then
+        costs no waiting, where waiting for each server's exit cost about a second per run.
+        """
+        self.finish()
+        server.terminate()
+        self._retiring.append(server)
+
+    def finish(self) -> None:
+        """Complete the stops that retire() began."""
+        while self._retiring:
+            self._retiring.pop().stop()
+
     def close(self) -> None:
-        """Stop the servers started ahead and never taken."""
+        """Stop the servers started ahead and never taken, and finish the retired ones."""
+        self.finish()
         while self._next:
             _, server = self._next.popitem()
             server.stop(grace=0.2)

@@ -16,7 +16,13 @@ from conformance.harness.failure import Violation, fail, show
 from conformance.harness.polling import wait_until
 from conformance.harness.processes import SocketInfo, holders_of_connection
 from conformance.harness.signals import STORM_SIGNALS
-from conformance.harness.target import Server, Target, attach_server, start_server
+from conformance.harness.target import (
+    LAUNCH_AHEAD,
+    Server,
+    Target,
+    attach_server,
+    start_server,
+)
 from conformance.harness.timeouts import REPLY_TIMEOUT, SETTLE_TIMEOUT
 
 BURST_SIGNALS = 30
@@ -181,7 +187,7 @@ def scenario_server(target: Target, protocol: str) -> Iterator[Server]:
     finally:
         server.close_clients()
         if server.launched is not None:
-            server.launched.stop()
+            LAUNCH_AHEAD.retire(server.launched)
 
 
 def replay_snippet(target: Target, protocol: str, lines: list[str]) -> str:

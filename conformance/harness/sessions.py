@@ -153,19 +153,40 @@ def expect_alive(server: Server, after: str, cause: str | None = None) -> None:
         )
 
 
-def run_sessions(server: Server, count: int, *, max_live_children: int | None = None) -> None:
-    """`count` sequential whole sessions; optionally stop early if ended children pile up."""
+def run_sessions(
+    server: Server, count: int, *, max_live_children: int | None = None, at_once: int = 1
+) -> None:
+    """`count` whole sessions, `at_once` open together; optionally stop early if ended
+    children pile up.
+
+    A wave connects its clients and sends each a message, then takes each reply and ends
+    that session in connection order, so a server that serves one client at a time still
+    gets through the wave (each queued client's message is already waiting for it).
+    """
     __tracebackhide__ = True
-    for i in range(count):
-        full_session(server, 1, name=f"S{i}")
+    done = 0
+    while done < count:
+        before = live_children(server)
+        wave = [server.connect(f"S{done + i}") for i in range(min(at_once, count - done))]
+        for client in wave:
+            client.send(message(0) if server.protocol == "ok" else message(0, 64))
+        for client in wave:
+            client.reply()
+            end_session(server, client)
+        await_release(server, before)
         server.clients.clear()
-        if max_live_children is not None and server.process is not None and i % 20 == 19:
+        previous, done = done, done + len(wave)
+        if (
+            max_live_children is not None
+            and server.process is not None
+            and done // 20 > previous // 20
+        ):
             live = len(server.process.live_children())
             if live > max_live_children:
                 import pytest
 
                 pytest.skip(
-                    f"after {i + 1} sessions {live} children of ended sessions are still "
+                    f"after {done} sessions {live} children of ended sessions are still "
                     "running (see EXIT-4), so counts cannot settle"
                 )
 

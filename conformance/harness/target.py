@@ -10,27 +10,37 @@ from __future__ import annotations
 
 import contextlib
 import itertools
+import shlex
 import socket
 import string
 import sys
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from conformance.harness.client import Client, Transcript
 from conformance.harness.launcher import LaunchAhead, LaunchedServer
 from conformance.harness.processes import ServerProcess, describe_exit, listener_owner
 from conformance.harness.timeouts import LOOPBACK_TIMEOUT
 
+#: Where the reference servers' files are (they are also importable as `reference_servers`).
+_REFERENCES = Path(__file__).resolve().parents[2] / "reference_servers"
+
+
+def _reference(name: str) -> str:
+    """The launch command of a reference server, run by file with `python -S`.
+
+    They use only the standard library, so skipping `site` (and the .pth files it runs) is
+    safe, and saves about 25 ms per launch: the kit starts a fresh server for every check and
+    every generated scenario, dozens per run.
+    """
+    path = shlex.quote(str(_REFERENCES / f"{name}_server.py"))
+    return f"{{python}} -S {path} --host 127.0.0.1 --port {{port}} --protocol {{protocol}}"
+
+
 #: The built-in reference servers (`--server NAME`). {python} is this interpreter.
 BUILTIN_SERVERS: dict[str, str] = {
-    "fork": "{python} -m reference_servers.fork_server --host 127.0.0.1 --port {port} "
-    "--protocol {protocol}",
-    "thread": "{python} -m reference_servers.thread_server --host 127.0.0.1 --port {port} "
-    "--protocol {protocol}",
-    "select": "{python} -m reference_servers.select_server --host 127.0.0.1 --port {port} "
-    "--protocol {protocol}",
-    "pool": "{python} -m reference_servers.pool_server --host 127.0.0.1 --port {port} "
-    "--protocol {protocol}",
+    name: _reference(name) for name in ("fork", "thread", "select", "pool")
 }
 
 

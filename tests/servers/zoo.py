@@ -60,7 +60,7 @@ def command(server: ZooServer, build_dir: Path) -> str:
         if server.protocol == "echo":
             argv.append("echo")
     else:
-        argv = [sys.executable, str(server.source), "--port", "{port}"]
+        argv = [sys.executable, "-S", str(server.source), "--port", "{port}"]
         if server.protocol == "echo":
             argv += ["--protocol", "echo"]
     return " ".join(arg if arg == "{port}" else shlex.quote(arg) for arg in argv)
