@@ -18,8 +18,6 @@ SESSIONS = 200
 WARMUP = 5
 #: Descriptors or threads a server may open lazily on first use (an epoll fd, a log file).
 SLACK = 4
-#: Sessions open together: a fork server forks for the next client while the last one exits.
-AT_ONCE = 4
 #: More live children than this after sequential sessions means they never exit (EXIT-4).
 MAX_LIVE_CHILDREN = 32
 LEAK_CAUSE = (
@@ -77,7 +75,7 @@ class Workload:
         run_sessions(self.server, WARMUP)
         _quiet(proc)
         fds, threads = proc.fd_count(), proc.thread_count()
-        run_sessions(self.server, SESSIONS, max_live_children=MAX_LIVE_CHILDREN, at_once=AT_ONCE)
+        run_sessions(self.server, SESSIONS, max_live_children=MAX_LIVE_CHILDREN, settle=False)
         wait_until(
             lambda: proc.fd_count() <= fds + SLACK and proc.thread_count() <= threads + SLACK,
             2 * SETTLE_TIMEOUT,
@@ -92,7 +90,7 @@ def workload(module_server: Server) -> Workload:
 
 
 DID = [
-    f"ran {WARMUP} warm-up sessions, then {SESSIONS} sessions, {AT_ONCE} at a time "
+    f"ran {WARMUP} warm-up sessions, then {SESSIONS} sessions one after another "
     "(each: connect, one message, end)"
 ]
 

@@ -14,6 +14,8 @@ from dataclasses import dataclass
 
 import psutil
 
+from conformance.harness.sockdiag import holds_any, listening_inodes
+
 GONE = (psutil.NoSuchProcess, psutil.ZombieProcess, psutil.AccessDenied, FileNotFoundError)
 
 
@@ -208,7 +210,11 @@ def listener_owner(port: int, candidates: list[int] | None = None) -> int | None
             if c.status == psutil.CONN_LISTEN and c.laddr and c.laddr[1] == port and c.pid:
                 owners.add(c.pid)
     else:
-        owners = {pid for pid in candidates if listeners_of(pid, port)}
+        inodes = listening_inodes(port)
+        if inodes is None:
+            owners = {pid for pid in candidates if listeners_of(pid, port)}
+        elif inodes:
+            owners = {pid for pid in candidates if holds_any(pid, inodes)}
     if not owners:
         return None
     for pid in sorted(owners):
