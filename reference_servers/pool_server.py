@@ -61,6 +61,7 @@ import socket
 import sys
 import threading
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from types import FrameType
 from typing import NoReturn
@@ -235,7 +236,7 @@ class PoolServer:
             sock.setblocking(False)
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             conn = Connection(sock, f"{addr[0]}:{addr[1]}")
-            with self._lock:
+            with _holding(self._lock):
                 self._connections.add(conn)
             self._selector.register(sock, selectors.EVENT_READ, conn)
             log.debug("connect %s", conn.peer)
@@ -245,7 +246,7 @@ class PoolServer:
         with contextlib.suppress(BlockingIOError):
             while self._wake_r.recv(4096):  # drain: one wake-up covers every returned one
                 pass
-        with self._lock:
+        with _holding(self._lock):
             returned, self._returned = self._returned, []
             open_count = len(self._connections)
         for conn in returned:
@@ -303,6 +304,23 @@ class PoolServer:
         self._selector.close()
         self._wake_r.close()
         self._wake_w.close()
+
+
+@contextlib.contextmanager
+def _holding(lock: threading.Lock) -> Iterator[None]:
+    """The main thread takes `lock` with the shutdown signals blocked.
+
+    The shutdown handler raises in the main thread. Raised while the main thread holds the
+    lock (CPython can run a handler between a `with` statement's acquire and its body), the
+    lock would stay taken and shutdown() would wait for it forever. (C has no such trap:
+    its handler only sets a flag.)
+    """
+    saved_mask = signal.pthread_sigmask(signal.SIG_BLOCK, SHUTDOWN_SIGNALS)
+    try:
+        with lock:
+            yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, saved_mask)
 
 
 # --- Setup ---------------------------------------------------------------------------------

@@ -183,17 +183,21 @@ class ThreadServer:
         thread = threading.Thread(
             target=self._run_session, args=(conn, peer), name=f"session {peer}", daemon=True
         )
-        with self._lock:
-            # Registered before start(), so shutdown() finds it however early it comes.
-            self._sessions[conn] = thread
         # A process-directed signal goes to any thread that does not block it. If it
         # landed in a session thread, that thread's recv() would be retried and the main
         # thread, asleep in accept(), would never notice. A new thread inherits the
         # creator's signal mask, so blocking the signals around start() keeps every
         # session thread deaf to them and delivery goes to the main thread.
         # (C: pthread_sigmask() around pthread_create(), the same idea.)
+        # The registration is inside the blocked stretch too: the shutdown handler raises
+        # in the main thread, and raised while it holds _lock (CPython can run a handler
+        # between a `with` statement's acquire and its body), the lock would stay taken and
+        # shutdown() would wait for it forever.
         saved_mask = signal.pthread_sigmask(signal.SIG_BLOCK, SHUTDOWN_SIGNALS)
         try:
+            with self._lock:
+                # Registered before start(), so shutdown() finds it however early it comes.
+                self._sessions[conn] = thread
             thread.start()
         except RuntimeError as exc:  # "can't start new thread": out of memory or limits
             log.error("%s: %s", peer, exc)
