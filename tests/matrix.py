@@ -31,7 +31,7 @@ SHORT = {"passed": ".", "failed": "F", "skipped": "s", "not-applicable": "-"}
 #: The reference servers, checked like the zoo's correct servers.
 REFERENCES = tuple(
     ZooServer(name, "python", name, None, protocol, frozenset())
-    for name in ("fork", "thread")
+    for name in ("fork", "thread", "select", "pool")
     for protocol in ("ok", "echo")
 )
 
@@ -88,7 +88,7 @@ def main() -> int:
     header = f"{'server':<34} {'model':<10} " + " ".join(f"{c[:6]:>6}" for c in CATEGORIES)
     print(header + "  verdict")
     mismatches = 0
-    agreed = total = exact_runs = all_runs = 0
+    agreed = total = exact_runs = all_runs = req_agreed = req_total = 0
     for server in servers:
         runs = by_server[server.id]
         first = runs[0]
@@ -117,6 +117,14 @@ def main() -> int:
                 total += len(runs)
                 if same != len(runs):
                     print(f"    flaky: {c} agreed in {same}/{len(runs)} runs")
+            firsts = {r["id"]: r["outcome"] for r in first.get("requirements", [])}
+            for run in runs:
+                outcomes = {r["id"]: r["outcome"] for r in run.get("requirements", [])}
+                req_total += len(firsts)
+                req_agreed += sum(outcomes.get(i) == o for i, o in firsts.items())
+                changed = sorted(i for i, o in firsts.items() if outcomes.get(i) != o)
+                if changed:
+                    print(f"    requirements that changed in a run: {', '.join(changed)}")
             exact = sum(failed(r) == server.expected_failures for r in runs)
             exact_runs += exact
             all_runs += len(runs)
@@ -129,7 +137,8 @@ def main() -> int:
         print(
             f"flake figure: {agreed}/{total} (server, category) verdicts agreed with the first "
             f"run over {ns.runs} runs; the failed set was exactly the expected one in "
-            f"{exact_runs}/{all_runs} runs"
+            f"{exact_runs}/{all_runs} runs; {req_agreed}/{req_total} (server, requirement) "
+            "outcomes agreed with the first run"
         )
     caught: dict[str, set[str]] = {}
     for server in servers:
