@@ -1,11 +1,14 @@
 """The matrix: the reference and zoo servers against the kit, as a table of server x category.
 
     python tests/matrix.py [--profile quick] [--jobs 2] [--only SUBSTRING] [--runs K]
+                           [--xdist N] [--json FILE] [--against FILE]
 
 Builds the C servers, runs `conformance run` once per server (K times with --runs, which is
 how the flake figure is measured), and prints one row per server: each category's outcome,
 `F` marking a failure, and whether the failed set is exactly the expected one. With --runs K
 it also prints, per server and category, how many of the K verdicts agreed with the first.
+`--xdist 2 --against FILE` checks that kits run with `-n 2` give, requirement by requirement,
+outcomes seen in an earlier run without it (saved with --json).
 """
 
 from __future__ import annotations
@@ -68,6 +71,11 @@ def main() -> int:
     ap.add_argument("--runs", type=int, default=1)
     ap.add_argument("--json", help="write all reports here")
     ap.add_argument("--xdist", type=int, default=0, help="run each kit with -n N (0: without)")
+    ap.add_argument(
+        "--against",
+        help="a --json file of an earlier run (e.g. without -n): compare every outcome with "
+        "its runs, requirement by requirement",
+    )
     ns = ap.parse_args()
     wanted = [w for w in ns.only.split(",")]
     servers = [s for s in (*REFERENCES, *ZOO) if any(w in s.id for w in wanted)]
@@ -152,7 +160,33 @@ def main() -> int:
     print(f"  never failed here: {', '.join(missing) or 'none'}")
     if ns.json:
         Path(ns.json).write_text(json.dumps(by_server, indent=1))
-    return 1 if mismatches else 0
+    differ = compare(by_server, json.loads(Path(ns.against).read_text())) if ns.against else 0
+    return 1 if mismatches or differ else 0
+
+
+def outcomes(doc: dict) -> dict[str, str]:
+    return {r["id"]: r["outcome"] for r in doc.get("requirements", [])}
+
+
+def compare(ours: dict[str, list[dict]], theirs: dict[str, list[dict]]) -> int:
+    """Print where this run's outcomes differ from every run of the earlier one; count them."""
+    differ = same = 0
+    for server_id, runs in ours.items():
+        earlier = [outcomes(d) for d in theirs.get(server_id, [])]
+        if not earlier:
+            print(f"  {server_id}: not in the earlier run")
+            continue
+        for run in runs:
+            for req, outcome in outcomes(run).items():
+                seen = {e.get(req) for e in earlier}
+                if outcome in seen:
+                    same += 1
+                else:
+                    differ += 1
+                    before = "/".join(sorted(map(str, seen)))
+                    print(f"  {server_id} {req}: {outcome} here, {before} before")
+    print(f"against the earlier run: {same}/{same + differ} (server, requirement) outcomes matched")
+    return differ
 
 
 if __name__ == "__main__":

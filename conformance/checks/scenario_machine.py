@@ -20,6 +20,7 @@ import itertools
 import string
 from collections.abc import Iterator
 
+import pytest
 from hypothesis import reject
 from hypothesis import strategies as st
 from hypothesis.stateful import (
@@ -30,10 +31,12 @@ from hypothesis.stateful import (
     rule,
 )
 
+from conformance.checks.hypothesis_profiles import Unsatisfiable, run_machine
 from conformance.harness import Server, Violation
 from conformance.harness import scenario as step
 from conformance.harness.client import Client
 from conformance.harness.target import Target
+from conformance.plugin import Settings
 
 MAX_CLIENTS = 4
 MESSAGES = st.binary(min_size=1, max_size=64).filter(lambda m: not m.startswith(b"exit"))
@@ -179,13 +182,9 @@ def machine_for(
 
 
 def run_scenarios(
-    settings, profile: str, run_seed: int, judge: str, cause: str | None = None
-) -> None:  # type: ignore[no-untyped-def]
+    settings: Settings, profile: str, run_seed: int, judge: str, cause: str | None = None
+) -> None:
     """Run the machine for one judge; skip (with the reason) if the server died every time."""
-    import pytest
-
-    from conformance.checks.hypothesis_profiles import Unsatisfiable, run_machine
-
     machine = machine_for(settings.target, settings.protocol, judge=judge, cause=cause)
     try:
         run_machine(machine, profile, run_seed)

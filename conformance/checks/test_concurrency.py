@@ -17,6 +17,7 @@ from conformance.harness.timeouts import (
     REPLY_TIMEOUT,
 )
 from conformance.marks import requirement
+from conformance.plugin import Settings
 
 MANY = 64
 #: CONC-2's clients per profile: the spec's 64 at least; thorough holds 1000 at once, which
@@ -163,9 +164,7 @@ def test_open_session_does_not_make_others_wait(server: Server) -> None:
 
 @requirement("CONC-5")
 def test_any_interleaving_is_answered(
-    conformance_settings,
-    conformance_profile: str,
-    conformance_seed: int,  # type: ignore[no-untyped-def]
+    conformance_settings: Settings, conformance_profile: str, conformance_seed: int
 ) -> None:
     """Hypothesis explores client interleavings; each scenario gets a fresh server."""
     run_scenarios(conformance_settings, conformance_profile, conformance_seed, "answers")

@@ -13,6 +13,7 @@ from conformance.harness.processes import fd_targets
 from conformance.harness.sessions import require_process, run_sessions
 from conformance.harness.timeouts import SETTLE_TIMEOUT
 from conformance.marks import requirement
+from conformance.plugin import Settings
 
 SESSIONS = 200
 WARMUP = 5
@@ -124,8 +125,8 @@ def test_threads_return_to_baseline(workload: Workload) -> None:
 
 @requirement("FDL-1")
 def test_descriptors_bounded_in_any_scenario(
-    conformance_settings, conformance_profile: str, conformance_seed: int
-) -> None:  # type: ignore[no-untyped-def]
+    conformance_settings: Settings, conformance_profile: str, conformance_seed: int
+) -> None:
     """Hypothesis drives clients (connect, send, exit, close, reset, signal bursts); after
     every step no server process may keep the connection of an ended session, and the main
     process holds at most one descriptor per open session beyond its start."""

@@ -11,6 +11,7 @@ from conformance.harness import Server, fail, wait_until
 from conformance.harness.sessions import EXIT, message, require_process, run_sessions
 from conformance.harness.timeouts import ANSWER_TIMEOUT, SETTLE_TIMEOUT
 from conformance.marks import requirement
+from conformance.plugin import Settings
 
 BURST = 50
 NO_REAP_CAUSE = (
@@ -70,8 +71,8 @@ def test_burst_of_exiting_children_leaves_no_zombie(server: Server) -> None:
 
 @requirement("ZOMB-1")
 def test_no_zombies_in_any_scenario(
-    conformance_settings, conformance_profile: str, conformance_seed: int
-) -> None:  # type: ignore[no-untyped-def]
+    conformance_settings: Settings, conformance_profile: str, conformance_seed: int
+) -> None:
     """Hypothesis drives clients (connect, send, exit, close, reset, signal bursts); after
     every step the exited children must be reaped within the grace period."""
     run_scenarios(
