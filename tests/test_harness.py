@@ -114,3 +114,23 @@ def test_a_port_taken_before_the_server_binds_is_replaced(monkeypatch: pytest.Mo
             assert server.listener_pid is not None
         finally:
             server.stop()
+
+
+def test_ports_differ_between_generated_examples() -> None:
+    """Hypothesis seeds the `random` module afresh for each example; ports drawn from it came
+    out the same in every example and in every concurrent kit run with the same --seed, so
+    concurrent runs launched on one another's ports (the flake figure caught it)."""
+    from hypothesis import given, settings
+    from hypothesis import strategies as st
+
+    from conformance.harness.launcher import free_port
+
+    ports: list[int] = []
+
+    @settings(max_examples=8, database=None)
+    @given(st.integers())
+    def example(_: int) -> None:
+        ports.append(free_port())
+
+    example()
+    assert len(set(ports)) > 1, ports

@@ -82,13 +82,20 @@ def _ephemeral_low() -> int:
         return 32768
 
 
+#: Ports are drawn from the operating system's randomness, never from the `random` module:
+#: hypothesis seeds that module afresh for every generated example, so the ports drawn inside
+#: examples came out the same every time, and the same in every kit run with the same
+#: --seed. Concurrent runs then chose one another's ports in lockstep, retries included.
+_PORTS = random.SystemRandom()
+
+
 def free_port(host: str = "127.0.0.1") -> int:
     """A port nothing uses (no listener, no connection in any state), outside the ephemeral
     range when there is room below it; else one the kernel picks."""
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     top = _ephemeral_low() - 1
     for _ in range(100 if top > SERVER_PORTS_FROM else 0):
-        port = random.randint(SERVER_PORTS_FROM, top)
+        port = _PORTS.randint(SERVER_PORTS_FROM, top)
         with socket.socket(family, socket.SOCK_STREAM) as s:
             try:
                 # The wildcard address, without SO_REUSEADDR: a listener on any address, or
