@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import contextlib
+import os
+import signal
+from collections.abc import Iterator
 
 import pytest
 
@@ -48,6 +51,31 @@ def test_no_zombies_after_sessions(server: Server) -> None:
     _expect_no_zombies(server, "after 10 sessions ended", NO_REAP_CAUSE)
 
 
+@contextlib.contextmanager
+def _parent_stopped(server: Server) -> Iterator[bool]:
+    """SIGSTOP the server's main process for the block (SIGCONT after, always).
+
+    While the parent is stopped, the SIGCHLD of every child that exits stays pending, and a
+    pending standard signal is one bit: the parent wakes to a single SIGCHLD for all of them.
+    That is the coalescing a busy machine produces by chance, made certain, so a handler that
+    reaps once per signal fails every run instead of most. Yields False when we may not
+    signal the process (another user's server in address mode).
+    """
+    proc = require_process(server, "ZOMB-2")
+    try:
+        os.kill(proc.pid, signal.SIGSTOP)
+    except (PermissionError, ProcessLookupError):
+        yield False
+        return
+    server.transcript.add(f"stopped the server's main process (SIGSTOP to pid {proc.pid})")
+    try:
+        yield True
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(proc.pid, signal.SIGCONT)
+        server.transcript.add("let it continue (SIGCONT): one SIGCHLD for all the exits")
+
+
 @requirement("ZOMB-2")
 def test_burst_of_exiting_children_leaves_no_zombie(server: Server) -> None:
     """50 sessions live at once, all ended in one burst: coalesced SIGCHLD."""
@@ -58,14 +86,20 @@ def test_burst_of_exiting_children_leaves_no_zombie(server: Server) -> None:
             client.request(message(i), ANSWER_TIMEOUT)
         except AssertionError:
             pytest.skip(f"only {i} of {BURST} sessions could be held at once (see concurrency)")
-    live = len(proc.live_children())
-    server.transcript.add(f"{BURST} sessions live ({live} child processes); ending all at once")
-    for client in clients:
-        with contextlib.suppress(OSError):
-            if server.protocol == "ok":
-                client.sock.sendall(EXIT)
-    for client in clients:
-        client.close()
+    live = set(proc.live_children())
+    server.transcript.add(
+        f"{BURST} sessions live ({len(live)} child processes); ending all at once"
+    )
+    with _parent_stopped(server) as stopped:
+        for client in clients:
+            with contextlib.suppress(OSError):
+                if server.protocol == "ok":
+                    client.sock.sendall(EXIT)
+        for client in clients:
+            client.close()
+        if stopped:
+            # The children end their sessions on their own; the parent reaps nothing yet.
+            wait_until(lambda: not live & set(proc.live_children()), SETTLE_TIMEOUT)
     _expect_no_zombies(server, f"after {BURST} children exited together", REAP_ONCE_CAUSE)
 
 
