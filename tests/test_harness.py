@@ -134,3 +134,38 @@ def test_ports_differ_between_generated_examples() -> None:
 
     example()
     assert len(set(ports)) > 1, ports
+
+
+LATE_PREFORK = """
+import os, socket, sys, time
+s = socket.create_server(("127.0.0.1", int(sys.argv[1])))
+time.sleep(0.3)  # the workers start after the server listens, as the kit starts looking
+for _ in range(4):
+    if os.fork() == 0:
+        while True:
+            c = s.accept()[0]
+            while (m := c.recv(1024)) and m != b"exit":
+                c.sendall(b"OK!!!")
+            c.close()
+while True:
+    time.sleep(1)
+"""
+
+
+def test_prefork_workers_started_late_are_not_fork_children(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """A prefork server may start its workers after it listens; the first probes then meet
+    workers that did not exist when detection began (the K=20 run saw one such false fork)."""
+    from conformance.harness.model import detect_model
+    from conformance.harness.processes import ServerProcess
+    from conformance.harness.target import Server
+
+    script = tmp_path / "late_prefork.py"
+    script.write_text(LATE_PREFORK)
+    launched = launch(f"{sys.executable} -S {script} {{port}}")
+    try:
+        assert launched.listener_pid is not None
+        server = Server("127.0.0.1", launched.port, "ok", "unknown", launched)
+        server.process = ServerProcess(launched.listener_pid)
+        assert detect_model(server) == "prefork"
+    finally:
+        launched.stop()

@@ -2,7 +2,9 @@
 
 We open a few sessions and look at who holds the server end of each connection:
 - a child process that did not exist before the connection: `fork` (fork per connection);
-- a child that existed before: `prefork` (workers that legitimately hold the listener);
+- a child that existed before: `prefork` (workers that legitimately hold the listener). A
+  prefork server may still be starting workers when we first look, so a second round of
+  sessions decides: only a fork server serves it with children that are new again;
 - the server process itself, with one more thread per connection: `thread`;
 - the server process itself, without new threads: `event-loop` (multiplexing, or a pool).
 Without a visible process (address mode, another user's server) the model is `unknown`, and
@@ -33,8 +35,32 @@ def _detect(server: Server) -> str:
     if server.process is None:
         return "unknown"
     proc = server.process
-    before = {p.pid for p in proc.descendants()}
     threads_before = proc.thread_count()
+    pids, threads_during = _probe(server)
+    # Children that serve the probes and did not exist before them mean fork per connection,
+    # unless they are prefork workers the server was still starting when we looked. So look
+    # again: a fork server makes new children for the second round too, while a prefork
+    # server, whose workers all exist by now, serves it with children seen already.
+    if any(pid != proc.pid for pid in pids):
+        before = {p.pid for p in proc.descendants()}
+        try:
+            pids, _ = _probe(server)
+        except Exception:
+            pids = []
+        others = [pid for pid in pids if pid != proc.pid]
+        if not others:  # it died after the first round: decide on that round alone
+            return "fork"
+        return "prefork" if all(pid in before for pid in others) else "fork"
+    if threads_during >= threads_before + PROBE_CLIENTS - 1:
+        return "thread"
+    return "event-loop"
+
+
+def _probe(server: Server) -> tuple[list[int], int]:
+    """PROBE_CLIENTS sessions at once: the pids holding their server ends, and the thread
+    count while they were open."""
+    assert server.process is not None
+    proc = server.process
     clients: list[Client] = []
     try:
         for _ in range(PROBE_CLIENTS):
@@ -62,9 +88,4 @@ def _detect(server: Server) -> str:
                     client.sock.sendall(b"exit")
                 client.close()
         server.clients.clear()
-    others = [pid for pid in pids if pid != proc.pid]
-    if others:
-        return "prefork" if all(pid in before for pid in others) else "fork"
-    if threads_during >= threads_before + PROBE_CLIENTS - 1:
-        return "thread"
-    return "event-loop"
+    return pids, threads_during
