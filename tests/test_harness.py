@@ -152,6 +152,42 @@ while True:
 """
 
 
+LATE_POOL = """
+import socket, sys, threading, time
+s = socket.create_server(("127.0.0.1", int(sys.argv[1])))
+time.sleep(0.3)  # the pool starts after the server listens, as the kit starts looking
+def work():
+    while True:
+        c = s.accept()[0]
+        while (m := c.recv(1024)) and m != b"exit":
+            c.sendall(b"OK!!!")
+        c.close()
+for _ in range(4):
+    threading.Thread(target=work, daemon=True).start()
+while True:
+    time.sleep(1)
+"""
+
+
+def test_a_pool_started_late_is_not_a_thread_per_connection(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """The pool's threads appear while the first probes run, as a thread per connection's
+    would; unlike those they outlive the sessions (CI once saw the pool reference so)."""
+    from conformance.harness.model import detect_model
+    from conformance.harness.processes import ServerProcess
+    from conformance.harness.target import Server
+
+    script = tmp_path / "late_pool.py"
+    script.write_text(LATE_POOL)
+    launched = launch(f"{sys.executable} -S {script} {{port}}")
+    try:
+        assert launched.listener_pid is not None
+        server = Server("127.0.0.1", launched.port, "ok", "unknown", launched)
+        server.process = ServerProcess(launched.listener_pid)
+        assert detect_model(server) == "event-loop"
+    finally:
+        launched.stop()
+
+
 def test_prefork_workers_started_late_are_not_fork_children(tmp_path) -> None:  # type: ignore[no-untyped-def]
     """A prefork server may start its workers after it listens; the first probes then meet
     workers that did not exist when detection began (the K=20 run saw one such false fork)."""
