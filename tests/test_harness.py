@@ -205,3 +205,21 @@ def test_prefork_workers_started_late_are_not_fork_children(tmp_path) -> None:  
         assert detect_model(server) == "prefork"
     finally:
         launched.stop()
+
+
+def test_a_launched_server_starts_with_no_signal_blocked(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """The kit holds Ctrl-C back while it spawns a server; the server must not inherit that
+    (a server with SIGTERM blocked would never stop on it, and EXIT-5 would blame it)."""
+    script = tmp_path / "mask.py"
+    script.write_text(
+        "import socket, sys, time\n"
+        "blocked = open('/proc/self/status').read().split('SigBlk:')[1].split()[0]\n"
+        "print(blocked, flush=True)\n"
+        "s = socket.create_server(('127.0.0.1', int(sys.argv[1])))\n"
+        "time.sleep(30)\n"
+    )
+    launched = launch(f"{sys.executable} -S {script} {{port}}")
+    try:
+        assert int(launched.stdout_path.read_text().split()[0], 16) == 0
+    finally:
+        launched.stop()

@@ -1,11 +1,12 @@
-"""Which sockets listen on a port, asked of the kernel's sock_diag netlink interface.
+"""Which TCP sockets use a port, asked of the kernel's sock_diag netlink interface.
 
 psutil finds sockets by reading /proc/net/tcp and /proc/net/tcp6, where the kernel writes
 out every TCP socket on the machine. The kit's own clients leave thousands of them in
 TIME_WAIT, and one look then costs 15 to 25 ms; a launch looks once per check and per
-generated example. sock_diag (what `ss` uses) hands back only the sockets in the states
-asked for, here LISTEN: one round trip, well under a millisecond. Where netlink is not
-available the callers fall back to psutil.
+generated example, and the checks that ask who holds a connection look every few
+milliseconds while they wait. sock_diag (what `ss` uses) hands back only the sockets in the
+states asked for (LISTEN, or the connected ones): one round trip, well under a millisecond.
+Where netlink is not available the callers fall back to psutil.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import contextlib
 import os
 import socket
 import struct
+from dataclasses import dataclass
 
 NETLINK_SOCK_DIAG = 4
 SOCK_DIAG_BY_FAMILY = 20
@@ -22,38 +24,63 @@ NLM_F_DUMP = 0x300
 NLMSG_ERROR = 2
 NLMSG_DONE = 3
 TCP_LISTEN = 10
+TCP_TIME_WAIT = 6
+#: Every state a socket with a descriptor can be in, less LISTEN. TIME_WAIT (and SYN_RECV's
+#: request sockets) have no descriptor: asking for them would return the thousands the kit's
+#: own clients leave behind.
+CONNECTED = ((1 << 12) - 1) & ~(1 << TCP_LISTEN) & ~(1 << TCP_TIME_WAIT) & ~1
+#: psutil's names for the kernel's TCP states (include/net/tcp_states.h).
+STATE_NAMES = {
+    1: "ESTABLISHED", 2: "SYN_SENT", 3: "SYN_RECV", 4: "FIN_WAIT1", 5: "FIN_WAIT2",
+    6: "TIME_WAIT", 7: "CLOSE", 8: "CLOSE_WAIT", 9: "LAST_ACK", 10: "LISTEN", 11: "CLOSING",
+}  # fmt: skip
 
 _HEADER = struct.Struct("=IHHII")  # struct nlmsghdr
 # struct inet_diag_req_v2: family, protocol, ext, pad, states; then struct inet_diag_sockid
 # (ports and addresses big-endian, interface, cookie), which a dump ignores.
 _REQUEST = struct.Struct("=BBBBI48s")
-# struct inet_diag_msg: family, state, timer, retrans; sockid (sport first); expires,
-# rqueue, wqueue, uid, inode.
-_MESSAGE = struct.Struct("=BBBB2s46sIIIII")
+# struct inet_diag_msg: family, state, timer, retrans; sockid (sport, dport, src, dst,
+# interface, cookie); expires, rqueue, wqueue, uid, inode.
+_MESSAGE = struct.Struct("=BBBB2s2s16s16sI8sIIIII")
+
+
+@dataclass(frozen=True)
+class DiagSocket:
+    inode: int
+    state: str
+    local: tuple[str, int]
+    remote: tuple[str, int]
 
 
 def listening_inodes(port: int) -> set[int] | None:
     """Inodes of the TCP sockets (IPv4 and IPv6) listening on `port`; None if we cannot ask."""
-    inodes: set[int] = set()
+    found = tcp_sockets(port, 1 << TCP_LISTEN)
+    return None if found is None else {s.inode for s in found}
+
+
+def tcp_sockets(port: int, states: int = CONNECTED) -> list[DiagSocket] | None:
+    """The TCP sockets (IPv4 and IPv6) whose local port is `port`, in one of `states` (a
+    bit mask of TCP states), that a process may hold (inode not 0); None if we cannot ask."""
+    found: list[DiagSocket] = []
     try:
         with socket.socket(socket.AF_NETLINK, socket.SOCK_DGRAM, NETLINK_SOCK_DIAG) as nl:
             nl.settimeout(1.0)
             for seq, family in enumerate((socket.AF_INET, socket.AF_INET6), start=1):
-                body = _REQUEST.pack(family, socket.IPPROTO_TCP, 0, 0, 1 << TCP_LISTEN, b"")
+                body = _REQUEST.pack(family, socket.IPPROTO_TCP, 0, 0, states, b"")
                 flags = NLM_F_REQUEST | NLM_F_DUMP
                 nl.send(
                     _HEADER.pack(_HEADER.size + len(body), SOCK_DIAG_BY_FAMILY, flags, seq, 0)
                     + body
                 )
-                if not _collect(nl, port, inodes):
+                if not _collect(nl, port, found):
                     return None
     except (OSError, AttributeError):  # no AF_NETLINK here, or sock_diag not permitted
         return None
-    return inodes
+    return found
 
 
-def _collect(nl: socket.socket, port: int, inodes: set[int]) -> bool:
-    """Read one dump's replies into `inodes`; False if the kernel answered with an error."""
+def _collect(nl: socket.socket, port: int, found: list[DiagSocket]) -> bool:
+    """Read one dump's replies into `found`; False if the kernel answered with an error."""
     while True:
         data = nl.recv(1 << 16)
         offset = 0
@@ -64,10 +91,36 @@ def _collect(nl: socket.socket, port: int, inodes: set[int]) -> bool:
             if kind == NLMSG_ERROR or length < _HEADER.size:
                 return False
             if kind == SOCK_DIAG_BY_FAMILY and length >= _HEADER.size + _MESSAGE.size:
-                fields = _MESSAGE.unpack_from(data, offset + _HEADER.size)
-                if int.from_bytes(fields[4], "big") == port:
-                    inodes.add(fields[-1])
+                family, state, _, _, sport, dport, src, dst, *_, inode = _MESSAGE.unpack_from(
+                    data, offset + _HEADER.size
+                )
+                if int.from_bytes(sport, "big") == port and inode:
+                    size = 4 if family == socket.AF_INET else 16
+                    found.append(
+                        DiagSocket(
+                            inode,
+                            STATE_NAMES.get(state, str(state)),
+                            (socket.inet_ntop(family, src[:size]), port),
+                            (socket.inet_ntop(family, dst[:size]), int.from_bytes(dport, "big")),
+                        )
+                    )
             offset += (length + 3) & ~3
+
+
+def socket_fds(pid: int) -> dict[int, int]:
+    """The sockets process `pid` has descriptors on: inode -> the first such fd."""
+    fd_dir = f"/proc/{pid}/fd"
+    try:
+        fds = os.listdir(fd_dir)
+    except OSError:
+        return {}
+    held: dict[int, int] = {}
+    for fd in fds:
+        with contextlib.suppress(OSError):
+            link = os.readlink(f"{fd_dir}/{fd}")
+            if link.startswith("socket:["):
+                held.setdefault(int(link[8:-1]), int(fd))
+    return held
 
 
 def holds_any(pid: int, inodes: set[int]) -> bool:
