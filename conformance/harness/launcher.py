@@ -298,6 +298,9 @@ class LaunchedServer:
     def _wait_ready(self, timeout: float) -> None:
         assert self.popen is not None
         deadline = time.monotonic() + timeout
+        # Look again soon at first (an interpreter listens after some 20 to 40 ms), then
+        # every POLL_INTERVAL: a server is often wanted before it is ready.
+        pause = 0.002
         while True:
             if self.popen.poll() is not None:
                 self._raise_exited()
@@ -310,7 +313,8 @@ class LaunchedServer:
                     return
             if time.monotonic() >= deadline:
                 self._raise_never_listened(timeout, self._tree())
-            time.sleep(POLL_INTERVAL)
+            time.sleep(pause)
+            pause = min(pause * 1.5, POLL_INTERVAL)
 
     def _raise_exited(self) -> None:
         assert self.popen is not None
