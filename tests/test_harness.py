@@ -169,40 +169,30 @@ while True:
 """
 
 
-def test_a_pool_started_late_is_not_a_thread_per_connection(tmp_path) -> None:  # type: ignore[no-untyped-def]
-    """The pool's threads appear while the first probes run, as a thread per connection's
-    would; unlike those they outlive the sessions (CI once saw the pool reference so)."""
+@pytest.mark.parametrize(
+    "source, model",
+    [(LATE_PREFORK, "prefork"), (LATE_POOL, "event-loop")],
+    ids=["prefork-workers-are-not-fork-children", "pool-is-not-thread-per-connection"],
+)
+def test_workers_started_after_listen_do_not_fool_model_detection(  # type: ignore[no-untyped-def]
+    tmp_path, source: str, model: str
+) -> None:
+    """A server may start its workers after it listens, while detection looks. Prefork
+    workers that did not exist when detection began are not fork children (the K=20 run once
+    saw a false fork); a pool's threads appear during the first probes, as a thread per
+    connection's would, but outlive the sessions (CI once saw the pool reference as thread)."""
     from conformance.harness.model import detect_model
     from conformance.harness.processes import ServerProcess
     from conformance.harness.target import Server
 
-    script = tmp_path / "late_pool.py"
-    script.write_text(LATE_POOL)
+    script = tmp_path / "late.py"
+    script.write_text(source)
     launched = launch(f"{sys.executable} -S {script} {{port}}")
     try:
         assert launched.listener_pid is not None
         server = Server("127.0.0.1", launched.port, "ok", "unknown", launched)
         server.process = ServerProcess(launched.listener_pid)
-        assert detect_model(server) == "event-loop"
-    finally:
-        launched.stop()
-
-
-def test_prefork_workers_started_late_are_not_fork_children(tmp_path) -> None:  # type: ignore[no-untyped-def]
-    """A prefork server may start its workers after it listens; the first probes then meet
-    workers that did not exist when detection began (the K=20 run saw one such false fork)."""
-    from conformance.harness.model import detect_model
-    from conformance.harness.processes import ServerProcess
-    from conformance.harness.target import Server
-
-    script = tmp_path / "late_prefork.py"
-    script.write_text(LATE_PREFORK)
-    launched = launch(f"{sys.executable} -S {script} {{port}}")
-    try:
-        assert launched.listener_pid is not None
-        server = Server("127.0.0.1", launched.port, "ok", "unknown", launched)
-        server.process = ServerProcess(launched.listener_pid)
-        assert detect_model(server) == "prefork"
+        assert detect_model(server) == model
     finally:
         launched.stop()
 

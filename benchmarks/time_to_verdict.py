@@ -1,0 +1,108 @@
+"""Time to verdict: how long `conformance run` takes, for the figures in README ("Time").
+
+    python benchmarks/time_to_verdict.py [--runs 3] [--profiles quick,default] [--mute]
+
+Runs the kit against each reference server and protocol, one run at a time, `--runs` times per
+profile, and prints a table of the median wall time (all runs in brackets) and whether every
+run passed. With `--mute` it also times the two servers that never answer: one accepts and
+stays silent, one listens and never accepts; each must get a complete report (every check
+failing on its own deadlines) within the spec's 90 s. A benchmark, not a test: it asserts
+nothing and is not part of the test run. Run it on a quiet machine.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+SERVERS = ("fork", "thread", "select", "pool")
+PROTOCOLS = ("ok", "echo")
+
+#: Accepts every connection and never sends a byte.
+SILENT = """
+import socket, sys
+s = socket.create_server(("127.0.0.1", int(sys.argv[1])), backlog=128)
+held = []
+while True:
+    held.append(s.accept()[0])
+"""
+#: Listens and never accepts: connections wait in the backlog until it is full.
+DEAF = """
+import socket, sys, time
+s = socket.create_server(("127.0.0.1", int(sys.argv[1])), backlog=128)
+while True:
+    time.sleep(1)
+"""
+
+
+def run_kit(where: list[str], args: list[str], report: Path) -> tuple[float, dict]:
+    """One `conformance run`; its wall time and JSON report."""
+    argv = [sys.executable, "-m", "conformance", "run", *where, *args]
+    argv += ["--json-report", str(report)]
+    t0 = time.monotonic()
+    subprocess.run(argv, cwd=ROOT, capture_output=True, timeout=600, check=False)
+    wall = time.monotonic() - t0
+    doc = json.loads(report.read_text()) if report.exists() else {}
+    return wall, doc
+
+
+def failed(doc: dict) -> list[str]:
+    return sorted(c for c, o in doc.get("categories", {}).items() if o == "failed")
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--runs", type=int, default=3)
+    ap.add_argument("--profiles", default="quick,default")
+    ap.add_argument("--mute", action="store_true", help="also time the two mute servers")
+    ns = ap.parse_args()
+    profiles = [p for p in ns.profiles.split(",") if p]
+    with tempfile.TemporaryDirectory(prefix="ttv-") as tmp:
+        out = Path(tmp)
+        columns = [f"{s} {p}" for p in PROTOCOLS for s in SERVERS]
+        print("| profile | " + " | ".join(columns) + " |")
+        print("|---" * (len(columns) + 1) + "|")
+        for profile in profiles:
+            cells = []
+            for protocol in PROTOCOLS:
+                for server in SERVERS:
+                    walls, bad = [], []
+                    for i in range(ns.runs):
+                        report = out / f"{server}-{protocol}-{profile}-{i}.json"
+                        args = ["--protocol", protocol, "--profile", profile]
+                        wall, doc = run_kit(["--server", server], args, report)
+                        walls.append(wall)
+                        bad += failed(doc) or ([] if doc else ["no report"])
+                    runs = "–".join(f"{w:.1f}" for w in (min(walls), max(walls)))
+                    cell = f"{statistics.median(walls):.1f} s"
+                    cell += f" ({runs})" if ns.runs > 1 else ""
+                    cells.append(cell + (f" FAILED {sorted(set(bad))}" if bad else ""))
+            print(f"| {profile} | " + " | ".join(cells) + " |", flush=True)
+        if ns.mute:
+            print()
+            for name, source in (("accepts, never answers", SILENT), ("never accepts", DEAF)):
+                script = out / "mute.py"
+                script.write_text(source)
+                command = f"{sys.executable} -S {script} {{port}}"
+                wall, doc = run_kit(["--server-cmd", command], [], out / "mute.json")
+                slowest = max(
+                    (r.get("duration_s", 0.0) for r in doc.get("requirements", [])), default=0.0
+                )
+                print(
+                    f"mute server ({name}), default profile: {wall:.1f} s; "
+                    f"failed {', '.join(failed(doc)) or 'nothing'}; "
+                    f"slowest check {slowest:.1f} s",
+                    flush=True,
+                )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
