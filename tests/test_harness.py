@@ -85,6 +85,14 @@ def test_launch_errors_say_what_happened(command: str, kind: str) -> None:
     assert info.value.kind == kind
 
 
+def test_a_file_that_is_not_executable_is_reported_as_such(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    script = tmp_path / "server.py"
+    script.write_text("print('never runs')\n")  # no chmod +x
+    with pytest.raises(LaunchError, match="not executable") as info:
+        launch(f"{script} {{port}}")
+    assert info.value.kind == "not-found"
+
+
 def test_stop_ends_descendants_that_left_the_group() -> None:
     server = launch(f"{sys.executable} {PY_SERVERS / 'setsid_forker.py'} --port {{port}}")
     server.note_descendants()

@@ -228,6 +228,25 @@ def build_argv(command: str, port: int) -> list[str]:
     return argv
 
 
+def _check_runnable(program: str, command: str) -> None:
+    """Say why exec() would fail, before we fork: the way exec() looks `program` up (a path
+    when it has a slash, else the PATH), so a missing or non-executable file is reported as
+    such, not as a server that exited with status 126 or 127."""
+    if shutil.which(program) is not None:
+        return
+    if "/" in program and Path(program).is_file():
+        raise LaunchError(
+            "not-found",
+            f"cannot run {program!r}: it is not executable (command: {command!r}). "
+            f"Make it executable (chmod +x {program}) or name its interpreter first.",
+        )
+    raise LaunchError(
+        "not-found",
+        f"the server command {program!r} was not found (command: {command!r}). "
+        "Check the path, build the server first, or use ./name for a file here.",
+    )
+
+
 class LaunchedServer:
     """A server process tree we started, and everything needed to stop all of it."""
 
@@ -258,12 +277,7 @@ class LaunchedServer:
         argv = build_argv(self.command, self.port)
         env = dict(os.environ, PORT=str(self.port), **{TOKEN_VAR: self.token})
         env.setdefault("PYTHONUNBUFFERED", "1")
-        if shutil.which(argv[0]) is None and not Path(argv[0]).exists():
-            raise LaunchError(
-                "not-found",
-                f"the server command {argv[0]!r} was not found (command: {self.command!r}). "
-                "Check the path, build the server first, or use ./name for a file here.",
-            )
+        _check_runnable(argv[0], self.command)
         with (
             open(self.stdout_path, "wb") as out,
             open(self.stderr_path, "wb") as err,
