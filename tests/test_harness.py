@@ -205,9 +205,19 @@ def test_workers_started_after_listen_do_not_fool_model_detection(  # type: igno
         launched.stop()
 
 
-def test_a_launched_server_starts_with_no_signal_blocked(tmp_path) -> None:  # type: ignore[no-untyped-def]
+@pytest.mark.parametrize("setpriv", [True, False], ids=["setpriv", "preexec"])
+def test_a_launched_server_starts_with_no_signal_blocked(  # type: ignore[no-untyped-def]
+    tmp_path, monkeypatch: pytest.MonkeyPatch, setpriv: bool
+) -> None:
     """The kit holds Ctrl-C back while it spawns a server; the server must not inherit that
-    (a server with SIGTERM blocked would never stop on it, and EXIT-5 would blame it)."""
+    (a server with SIGTERM blocked would never stop on it, and EXIT-5 would blame it). Both
+    ways of spawning: through setpriv, and with a preexec_fn where setpriv is missing."""
+    from conformance.harness import launcher
+
+    if not setpriv:
+        monkeypatch.setattr(launcher, "_SETPRIV", None)
+    elif launcher._SETPRIV is None:
+        pytest.skip("setpriv (util-linux) is not installed here")
     script = tmp_path / "mask.py"
     script.write_text(
         "import socket, sys, time\n"
