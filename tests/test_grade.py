@@ -267,11 +267,51 @@ def test_fork_bomb_and_log_flood_are_contained(tmp_path: Path) -> None:
     )
     grace, heidi = docs["grace"], docs["heidi"]
     assert grace["score"] == 0
-    assert any("fork bomb" in n for n in grace["_meta"]["notes"]), grace["_meta"]
+    # Each check stops grace's server, and its bomb, after its own 2 s deadline, so whether
+    # the bomb also held the limit for the watchdog's 3 s depends on the machine's load: the
+    # note says "fork bomb?" or "reached its limit". Either says why; the watchdog's own stop
+    # is proven by test_a_build_that_forks_without_end_is_stopped_as_a_fork_bomb.
+    assert any(
+        "fork bomb" in n or "reached its limit of 512 processes" in n
+        for n in grace["_meta"]["notes"]
+    ), grace["_meta"]
     # Its sessions may end before the limit kills the logging child: it keeps what it did.
     assert any("SIGXFSZ" in n for n in heidi["_meta"]["notes"]), heidi["_meta"]
     output = valid_gradescope(tmp_path / "out" / "heidi" / "results.json")["output"]
     assert output.startswith("NOTE: a process was killed for writing a file larger than 1 MiB")
+
+
+BOMB = r"""
+#include <unistd.h>
+int main(void)
+{
+    for (;;)
+        if (fork() < 0)
+            usleep(10000); /* at the limit: try again, never exit */
+}
+"""
+
+
+@needs_cc
+@needs_root
+def test_a_build_that_forks_without_end_is_stopped_as_a_fork_bomb(tmp_path: Path) -> None:
+    """The watchdog's rule, on its own: a step that holds the process limit for 3 s is
+    stopped as a fork bomb, and nothing of it is left."""
+    subs = tmp_path / "class"
+    (subs / "bomb").mkdir(parents=True)
+    (subs / "bomb" / "bomb.c").write_text(BOMB)
+    (subs / "bomb" / "Makefile").write_text("all:\n\tcc -o bomb bomb.c && ./bomb\n")
+    (subs / "grading.toml").write_text(
+        '[assignment]\nbuild = "make"\nrun = "./server {port}"\nbuild_timeout = 60\n'
+        "[limits]\nnproc = 64\n"
+    )
+    docs = _grade(subs, tmp_path / "out", "--requirement", "PROTO-1", timeout=90)
+    assert docs["bomb"]["score"] == 0
+    assert docs["bomb"]["_meta"]["notes"] == [
+        "the build was stopped: it kept 64 processes and threads running (the limit) for "
+        "3 s: a fork bomb?; see build.log"
+    ]
+    assert docs["bomb"]["_meta"]["duration_s"] < 30
 
 
 @needs_root
