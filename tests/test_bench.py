@@ -43,7 +43,12 @@ def test_bench_on_tiny_sizes_writes_every_field_and_no_errors(tmp_path: Path) ->
         assert set(row) >= ROW_FIELDS
         assert row["served"] == row["clients"]
         assert row["errors"] == 0, row["error_kinds"]
-        assert row["requests"] > 0
+        # Every client's first request of the load phase was answered (its latency counts
+        # even when it ends after the window). How many more fit in 0.5 s is the machine's
+        # business: CI under load once saw none, and `requests` was then rightly 0.
+        assert row["p50_ms"] is not None and row["max_ms"] >= row["p50_ms"] > 0
+        rate = row["requests_per_s"] * row["duration_s"]  # both rounded in the JSON
+        assert row["requests"] == pytest.approx(rate, rel=1e-3, abs=1)
     assert "req/s" in result.stdout  # the table
 
 

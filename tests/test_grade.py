@@ -311,7 +311,6 @@ def test_a_build_that_forks_without_end_is_stopped_as_a_fork_bomb(tmp_path: Path
         "the build was stopped: it kept 64 processes and threads running (the limit) for "
         "3 s: a fork bomb?; see build.log"
     ]
-    assert docs["bomb"]["_meta"]["duration_s"] < 30
 
 
 @needs_root
