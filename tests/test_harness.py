@@ -231,3 +231,31 @@ def test_a_launched_server_starts_with_no_signal_blocked(  # type: ignore[no-unt
         assert int(launched.stdout_path.read_text().split()[0], 16) == 0
     finally:
         launched.stop()
+
+
+@pytest.mark.parametrize("family, host", [(socket.AF_INET, "127.0.0.1"), (socket.AF_INET6, "::1")])
+def test_sock_diag_and_psutil_agree_on_who_holds_a_connection(
+    monkeypatch: pytest.MonkeyPatch, family: socket.AddressFamily, host: str
+) -> None:
+    """The netlink lookup (harness/sockdiag.py) and psutil's /proc/net parse, its fallback
+    where netlink is not allowed, must find the same holders and listeners."""
+    import os
+
+    from conformance.harness import processes
+
+    with socket.create_server((host, 0), family=family) as listener:
+        port = listener.getsockname()[1]
+        with socket.create_connection((host, port), timeout=5) as client:
+            served, _ = listener.accept()
+            with served:
+                pid, addr, served_fd = os.getpid(), client.getsockname()[:2], served.fileno()
+                fast = processes.holders_of_connection([pid], addr, port)
+                owner = processes.listener_owner(port, [pid])
+                monkeypatch.setattr(processes, "tcp_sockets", lambda *a, **k: None)
+                monkeypatch.setattr(processes, "listening_inodes", lambda *a, **k: None)
+                slow = processes.holders_of_connection([pid], addr, port)
+                assert processes.listener_owner(port, [pid]) == owner == pid
+    assert [(h.pid, h.fd, h.inode, h.status) for h in fast] == [
+        (h.pid, h.fd, h.inode, h.status) for h in slow
+    ]
+    assert [(h.fd, h.raddr) for h in fast] == [(served_fd, addr)]
