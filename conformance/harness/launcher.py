@@ -428,9 +428,13 @@ class LaunchedServer:
         for pid in stragglers:
             _kill(pid, signal.SIGKILL)
         report.killed = stragglers
-        wait_until(lambda: not any(is_running(pid) for pid in stragglers), grace)
+        # SIGKILL cannot be refused, but a process dies only once it runs again, which on a
+        # loaded machine can take over a second; one that dies after we stop waiting stays a
+        # zombie nobody reaps (probably what one CI run at load 80 saw after a prefork
+        # server's workers were killed). Only a server that left stragglers waits this long.
+        wait_until(lambda: not any(is_running(pid) for pid in stragglers), max(grace, KILL_WAIT))
         with contextlib.suppress(subprocess.TimeoutExpired):
-            self.popen.wait(timeout=grace)
+            self.popen.wait(timeout=max(grace, KILL_WAIT))  # SIGKILLed with its group above
         # Only a tree that had stragglers can have grown new ones while we killed them.
         report.leftovers = self._stragglers() if stragglers else []
         reap_adopted()
@@ -460,6 +464,10 @@ class LaunchedServer:
             if pid not in found and pid != me and _alive_and_ours(pid, self.token, self.pid)
         )
         return sorted(found)
+
+
+#: How long stop() waits for processes it SIGKILLed to die (see _stop).
+KILL_WAIT = 5.0
 
 
 def reap_adopted() -> None:
