@@ -43,7 +43,7 @@ from conformance.harness.processes import (
     processes_of,
     sockets_of,
 )
-from conformance.harness.timeouts import POLL_INTERVAL, READY_TIMEOUT, STOP_GRACE
+from conformance.harness.timeouts import KILL_WAIT, POLL_INTERVAL, READY_TIMEOUT, STOP_GRACE
 
 TOKEN_VAR = "CONFORMANCE_LAUNCH_TOKEN"
 _SHELL_CHARS = set("|&;<>()$`\\\"'*?[]#~=%")
@@ -464,10 +464,6 @@ class LaunchedServer:
             if pid not in found and pid != me and _alive_and_ours(pid, self.token, self.pid)
         )
         return sorted(found)
-
-
-#: How long stop() waits for processes it SIGKILLed to die (see _stop).
-KILL_WAIT = 5.0
 
 
 def reap_adopted() -> None:

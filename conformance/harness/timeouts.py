@@ -30,6 +30,9 @@ ANSWER_TIMEOUT = 2.0
 READY_TIMEOUT = 5.0
 #: Harness: between SIGTERM and SIGKILL when the kit stops a server it launched.
 STOP_GRACE = 1.0
+#: Harness: how long the kit waits for a process it SIGKILLed to die. SIGKILL cannot be
+#: refused, but a process dies only once it runs again: over a second at a load of 80 here.
+KILL_WAIT = 5.0
 #: Harness: after the expected bytes, how long we listen to be sure nothing more arrives.
 QUIET_PERIOD = 0.05
 #: Harness: how often polling helpers look again.
