@@ -169,8 +169,7 @@ _SETPRIV = shutil.which("setpriv")
 
 
 def _in_child() -> None:
-    # Runs in the forked child before exec. The server must not inherit the blocked signals.
-    signal.pthread_sigmask(signal.SIG_UNBLOCK, _DEFERRED)
+    # Runs in the forked child before exec (only where setpriv is missing).
     # If the kit dies (even by SIGKILL) the server's direct process is killed too, instead of
     # serving forever on a port nobody watches.
     libc = _libc()

@@ -125,14 +125,4 @@ def socket_fds(pid: int) -> dict[int, int]:
 
 def holds_any(pid: int, inodes: set[int]) -> bool:
     """Whether process `pid` has a descriptor on one of the sockets `inodes`."""
-    wanted = {f"socket:[{inode}]" for inode in inodes}
-    fd_dir = f"/proc/{pid}/fd"
-    try:
-        fds = os.listdir(fd_dir)
-    except OSError:
-        return False
-    for fd in fds:
-        with contextlib.suppress(OSError):
-            if os.readlink(f"{fd_dir}/{fd}") in wanted:
-                return True
-    return False
+    return not inodes.isdisjoint(socket_fds(pid))
