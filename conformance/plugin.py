@@ -250,7 +250,7 @@ def pytest_sessionstart(session: pytest.Session) -> None:
                 state.model = detect_model(probe)
             finally:
                 assert probe.launched is not None
-                probe.launched.stop()
+                LAUNCH_AHEAD.retire(probe.launched)
         else:
             probe = attach_server(settings.target, settings.protocol)
             if probe.process is None:

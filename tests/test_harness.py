@@ -286,3 +286,62 @@ def test_a_slow_strace_is_ended_without_failing_the_check() -> None:
     slow = Slow()
     _stop_tracer(slow)  # type: ignore[arg-type]
     assert slow.signals == ["TERM", "KILL"]
+
+
+def test_signal_pending_sees_a_blocked_signal_and_its_delivery() -> None:
+    """EINTR-1 goes on once the parent has taken its child's SIGCHLD: the pending bit must
+    be seen while the signal is blocked, and gone once it is delivered."""
+    import signal
+    import subprocess
+
+    from conformance.harness.polling import wait_until
+    from conformance.harness.processes import ServerProcess
+
+    code = (
+        "import signal, sys, time\n"
+        "signal.signal(signal.SIGCHLD, lambda *a: None)\n"
+        "signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGCHLD})\n"
+        "print('blocked', flush=True); sys.stdin.readline()\n"
+        "signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGCHLD})\n"
+        "time.sleep(30)\n"
+    )
+    child = subprocess.Popen(
+        [sys.executable, "-S", "-c", code], stdin=subprocess.PIPE, stdout=subprocess.PIPE
+    )
+    try:
+        assert child.stdout is not None and child.stdin is not None
+        assert child.stdout.readline() == b"blocked\n"
+        proc = ServerProcess(child.pid)
+        assert not proc.signal_pending(signal.SIGCHLD)
+        child.send_signal(signal.SIGCHLD)
+        assert wait_until(lambda: proc.signal_pending(signal.SIGCHLD), 5)[0]
+        assert not proc.signal_pending(signal.SIGWINCH)
+        child.stdin.write(b"go\n")
+        child.stdin.flush()
+        assert wait_until(lambda: not proc.signal_pending(signal.SIGCHLD), 5)[0]
+    finally:
+        child.kill()
+        child.wait(5)
+
+
+def test_an_orphan_we_adopted_is_reaped() -> None:
+    """As a subreaper the kit adopts what its servers orphan; once dead those are zombies of
+    ours, and stop() must reap them (the usual case, no zombie child, is only looked at)."""
+    import os
+    import subprocess
+
+    from conformance.harness.launcher import become_subreaper, reap_adopted
+    from conformance.harness.polling import wait_until
+    from conformance.harness.processes import proc_table
+
+    become_subreaper()
+    out = subprocess.run(
+        [sys.executable, "-S", "-c", "import subprocess; print(subprocess.Popen(['true']).pid)"],
+        capture_output=True,
+        check=True,
+        timeout=5,
+    )
+    orphan = int(out.stdout)  # `true` outlived its parent, so it was reparented to us
+    assert wait_until(lambda: proc_table().get(orphan) == (os.getpid(), "Z"), 5)[0]
+    reap_adopted()
+    assert orphan not in proc_table()

@@ -10,7 +10,7 @@ import pytest
 from conformance.checks.scenario_machine import run_scenarios
 from conformance.harness import Server, fail, wait_until
 from conformance.harness.processes import fd_targets
-from conformance.harness.sessions import require_process, run_sessions
+from conformance.harness.sessions import churn_sessions, require_process, run_sessions
 from conformance.harness.timeouts import SETTLE_TIMEOUT
 from conformance.marks import requirement
 from conformance.plugin import Settings
@@ -76,7 +76,7 @@ class Workload:
         run_sessions(self.server, WARMUP)
         _quiet(proc)
         fds, threads = proc.fd_count(), proc.thread_count()
-        run_sessions(self.server, SESSIONS, max_live_children=MAX_LIVE_CHILDREN, settle=False)
+        churn_sessions(self.server, SESSIONS, max_live_children=MAX_LIVE_CHILDREN)
         wait_until(
             lambda: proc.fd_count() <= fds + SLACK and proc.thread_count() <= threads + SLACK,
             2 * SETTLE_TIMEOUT,

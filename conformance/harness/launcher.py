@@ -320,7 +320,10 @@ class LaunchedServer:
             # Reading process and socket tables is costly on a busy machine; a failing bind()
             # is a cheap sign that something listens now, and makes no connection (no session).
             if port_taken(self.port):
-                owner = listener_owner(self.port, self._tree())
+                # Usually the launched process listens itself; its tree is read only if not.
+                owner = listener_owner(self.port, [self.pid]) or listener_owner(
+                    self.port, self._tree()
+                )
                 if owner is not None:
                     self.listener_pid = owner
                     return
@@ -472,6 +475,11 @@ def reap_adopted() -> None:
     children when the parent dies first). Once dead they are our zombies; nobody else will
     reap them, and they would be handed to whoever waits for us when we exit.
     """
+    try:  # WNOWAIT: only look. Usually no child of ours is a zombie, and that is all.
+        if os.waitid(os.P_ALL, 0, os.WEXITED | os.WNOHANG | os.WNOWAIT) is None:
+            return
+    except ChildProcessError:
+        return
     owned = {s.popen.pid for s in LaunchedServer._live if s.popen is not None}
     for child in processes_of(descendant_pids(os.getpid(), recursive=False)):
         try:

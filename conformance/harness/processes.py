@@ -68,16 +68,16 @@ class ServerProcess:
     def children(self) -> list[psutil.Process]:
         return processes_of(descendant_pids(self.pid, recursive=False))
 
+    def _descendant_states(self) -> list[tuple[int, str]]:
+        """(pid, state letter) of every descendant, from one reading of the process table."""
+        table = proc_table()
+        return [
+            (pid, table[pid][1]) for pid in descendant_pids(self.pid, table=table) if pid in table
+        ]
+
     def zombie_children(self) -> list[int]:
         """Pids of descendants in state Z (exited, not yet reaped by their parent)."""
-        zombies = []
-        for child in self.descendants():
-            try:
-                if child.status() == psutil.STATUS_ZOMBIE:
-                    zombies.append(child.pid)
-            except GONE:
-                continue
-        return zombies
+        return [pid for pid, state in self._descendant_states() if state in _DEAD]
 
     def live_child_count(self) -> int:
         """Direct children that are not zombies, cheaply: this is polled after every session.
@@ -102,14 +102,23 @@ class ServerProcess:
 
     def live_children(self) -> list[int]:
         """Pids of descendants that are running (not zombies)."""
-        live = []
-        for child in self.descendants():
-            try:
-                if child.status() != psutil.STATUS_ZOMBIE:
-                    live.append(child.pid)
-            except GONE:
-                continue
-        return live
+        return [pid for pid, state in self._descendant_states() if state not in _DEAD]
+
+    def signal_pending(self, signum: int) -> bool:
+        """Whether `signum` waits to be delivered to the server's main process.
+
+        A child's exit makes SIGCHLD pending in its parent and wakes it; the bit clears when
+        the parent takes the signal (runs its handler, or reads it from a signalfd). So a
+        parent with SIGCHLD no longer pending has been through the interruption, and whatever
+        its accept() did about it, it did. Unknown (True) if /proc cannot say.
+        """
+        try:
+            with open(f"/proc/{self.pid}/status") as f:
+                lines = [line for line in f if line.startswith(("SigPnd:", "ShdPnd:"))]
+            masks = [int(line.split()[1], 16) for line in lines]
+        except (OSError, ValueError, IndexError):
+            return True
+        return len(masks) < 2 or any(m >> (signum - 1) & 1 for m in masks)
 
     # -- descriptors and threads ------------------------------------------------------------
     def fd_count(self) -> int:
@@ -146,15 +155,20 @@ class ServerProcess:
         return (self.cpu_seconds() - before) / (time.monotonic() - t0)
 
 
-def ppid_map() -> dict[int, int]:
-    """Every process on the machine: pid -> parent pid.
+#: States of a process that has exited: zombie (Z), and dead (X) for the instant of its reaping.
+_DEAD = ("Z", "X")
 
-    psutil's `children()` builds this map too; here it is read with bare os.open/os.read,
-    about twice as fast, which counts because checks poll a server's tree every few
-    milliseconds (a run of the fork reference asks some 250 times). Linux without
-    /proc/PID/task/TID/children (a kernel option) leaves no cheaper way to find children.
+
+def proc_table() -> dict[int, tuple[int, str]]:
+    """Every process on the machine: pid -> (parent pid, state letter).
+
+    psutil's `children()` builds a parent map too; here it is read with bare os.open/os.read,
+    about twice as fast, and the state comes from the same read, which counts because
+    checks poll a server's tree every few milliseconds (a run of the fork reference asks
+    some 250 times). Linux without /proc/PID/task/TID/children (a kernel option) leaves no
+    cheaper way to find children.
     """
-    parents: dict[int, int] = {}
+    table: dict[int, tuple[int, str]] = {}
     for name in os.listdir("/proc"):
         if not name.isdigit():
             continue
@@ -170,14 +184,17 @@ def ppid_map() -> dict[int, int]:
             os.close(fd)
         # "pid (comm) state ppid ...": comm may hold spaces and parentheses, so cut at the last ")".
         with contextlib.suppress(ValueError, IndexError):
-            parents[int(name)] = int(data[data.rfind(b")") + 2 :].split(None, 2)[1])
-    return parents
+            state, ppid = data[data.rfind(b")") + 2 :].split(None, 2)[:2]
+            table[int(name)] = (int(ppid), state.decode())
+    return table
 
 
-def descendant_pids(root: int, recursive: bool = True) -> list[int]:
+def descendant_pids(
+    root: int, recursive: bool = True, table: dict[int, tuple[int, str]] | None = None
+) -> list[int]:
     """Pids of `root`'s children (and theirs, when `recursive`), parents before children."""
     children: dict[int, list[int]] = {}
-    for pid, ppid in ppid_map().items():
+    for pid, (ppid, _) in (proc_table() if table is None else table).items():
         children.setdefault(ppid, []).append(pid)
     found: list[int] = []
     todo = [root]
@@ -286,8 +303,8 @@ def listener_owner(port: int, candidates: list[int] | None = None) -> int | None
             owners = {pid for pid in candidates if listeners_of(pid, port)}
         elif inodes:
             owners = {pid for pid in candidates if holds_any(pid, inodes)}
-    if not owners:
-        return None
+    if len(owners) <= 1:
+        return next(iter(owners), None)
     for pid in sorted(owners):
         try:
             ancestors = {p.pid for p in psutil.Process(pid).parents()}
