@@ -335,13 +335,39 @@ def test_an_orphan_we_adopted_is_reaped() -> None:
     from conformance.harness.processes import proc_table
 
     become_subreaper()
-    out = subprocess.run(
-        [sys.executable, "-S", "-c", "import subprocess; print(subprocess.Popen(['true']).pid)"],
-        capture_output=True,
-        check=True,
-        timeout=5,
+    # The middle process forks and leaves without waiting: its child (a short sleep) is
+    # reparented to us, alive or already a zombie. (A Popen there would reap it on exit.)
+    middle = (
+        "import os\n"
+        "pid = os.fork()\n"
+        "if pid == 0:\n"
+        "    os.execvp('sleep', ['sleep', '0.05'])\n"
+        "print(pid, flush=True)\n"
+        "os._exit(0)\n"
     )
-    orphan = int(out.stdout)  # `true` outlived its parent, so it was reparented to us
+    out = subprocess.run(
+        [sys.executable, "-S", "-c", middle], capture_output=True, check=True, timeout=5
+    )
+    orphan = int(out.stdout)
     assert wait_until(lambda: proc_table().get(orphan) == (os.getpid(), "Z"), 5)[0]
     reap_adopted()
     assert orphan not in proc_table()
+
+
+def test_accept_queue_counts_connections_not_yet_accepted() -> None:
+    """EXIT-3 waits until the server has accepted every reset connection; sock_diag's count
+    of a listener's queue must see them there, and see them go."""
+    from conformance.harness.polling import wait_until
+    from conformance.harness.sockdiag import accept_queue
+
+    with socket.create_server(("127.0.0.1", 0), backlog=8) as listener:
+        port = listener.getsockname()[1]
+        assert accept_queue(port) == 0
+        clients = [socket.create_connection(("127.0.0.1", port), timeout=5) for _ in range(3)]
+        try:
+            assert wait_until(lambda: accept_queue(port) == 3, 5)[0]
+            listener.accept()[0].close()
+            assert accept_queue(port) == 2
+        finally:
+            for c in clients:
+                c.close()

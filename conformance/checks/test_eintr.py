@@ -8,12 +8,17 @@ from __future__ import annotations
 
 import contextlib
 import signal
-from collections.abc import Iterator
 
 import pytest
 
-from conformance.harness import Server, Violation, wait_until
-from conformance.harness.sessions import end_session, expect_alive, message, require_process
+from conformance.harness import Server, wait_until
+from conformance.harness.sessions import (
+    death_reported,
+    end_session,
+    expect_alive,
+    message,
+    require_process,
+)
 from conformance.harness.signals import Storm, StraceUnavailable, injected_eintr
 from conformance.harness.timeouts import SETTLE_TIMEOUT
 from conformance.marks import requirement
@@ -32,8 +37,6 @@ SESSIONS = 8
 MESSAGES = 3
 #: How long the parent may leave a child's SIGCHLD pending (blocked, say) before we go on.
 SIGNAL_TAKEN = 0.05
-#: How long a server may take to die once a session that it failed shows it dying.
-CHILD_EXIT_GRACE = 0.2
 #: How long each session stays idle between messages, blocked in recv() on the server side.
 PAUSE = 0.02
 
@@ -69,7 +72,7 @@ def test_child_exit_during_accept(server: Server, repeats) -> None:  # type: ign
     for i in range(repeats(CHURN)):
         # From the second session on, a failure may be the death of the last child's SIGCHLD.
         after = f"after the child of session {i} exited"
-        with _attributed(server, after) if i else contextlib.nullcontext():
+        with death_reported(server, after, ACCEPT_CAUSE) if i else contextlib.nullcontext():
             client = server.connect(f"S{i}")
             client.request(_payload(server, i))
         end_session(server, client)
@@ -86,22 +89,12 @@ def test_child_exit_during_accept(server: Server, repeats) -> None:  # type: ign
             lambda: not server.alive() or not proc.signal_pending(signal.SIGCHLD), SIGNAL_TAKEN
         )
         expect_alive(server, f"after the child of session {i + 1} exited", ACCEPT_CAUSE)
-    with _attributed(server, f"after the child of session {repeats(CHURN)} exited"):
+    with death_reported(
+        server, f"after the child of session {repeats(CHURN)} exited", ACCEPT_CAUSE
+    ):
         last = server.connect("N")
         last.request(_payload(server, 0), cause=ACCEPT_CAUSE)
     end_session(server, last)
-
-
-@contextlib.contextmanager
-def _attributed(server: Server, after: str) -> Iterator[None]:
-    """A session that fails because the server died is reported as that death."""
-    __tracebackhide__ = True
-    try:
-        yield
-    except Violation:
-        wait_until(lambda: not server.alive(), CHILD_EXIT_GRACE)
-        expect_alive(server, after, ACCEPT_CAUSE)
-        raise
 
 
 @requirement("EINTR-2")

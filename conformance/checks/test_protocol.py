@@ -11,7 +11,7 @@ from conformance.checks.hypothesis_profiles import run_given
 from conformance.harness import Server, fail, show
 from conformance.harness.scenario import scenario_server
 from conformance.harness.sessions import EXIT, message, session
-from conformance.harness.timeouts import ANSWER_TIMEOUT
+from conformance.harness.timeouts import ANSWER_TIMEOUT, QUIET_PERIOD
 from conformance.marks import requirement
 from conformance.plugin import Settings
 
@@ -58,7 +58,7 @@ def test_many_messages_on_one_connection(server: Server) -> None:
                 cause="after answering, go back to recv() on the same connection until the "
                 "client sends `exit` or closes",
             )
-        extra = client.recv_some(0.1)
+        extra = client.recv_some(QUIET_PERIOD)
         if extra:
             fail("nothing after the 100th reply", f"{show(extra)}", did=client.transcript.tail())
 

@@ -571,28 +571,32 @@ def _on_free_port(spawn, first: LaunchedServer | None = None) -> LaunchedServer:
 
 
 class LaunchAhead:
-    """Fresh servers without the wait: the next one starts while the current check runs.
+    """Fresh servers without the wait: the next ones start while the current check runs.
 
     Every check gets a server nobody has talked to, and starting one (an interpreter, a
-    bind, a listen) costs about 0.1 s; over a suite of checks and hypothesis examples that
-    is seconds of waiting. So when a server is taken, the next one is spawned at once, and
-    it is usually listening by the time it is wanted. A fixed port allows one server at a
-    time, so then each is started when needed.
+    bind, a listen) costs some 60 ms for a Python server; over a suite of checks and
+    hypothesis examples that is seconds of waiting. So when a server is taken, `depth`
+    more are kept starting, and they are usually listening by the time they are wanted.
+    Two, not one: many checks and examples take only a few milliseconds, less than one
+    start-up, so a run of them would still wait for each server in turn. A fixed port
+    allows one server at a time, so then each is started when needed.
     """
 
-    def __init__(self) -> None:
-        self._next: dict[str, LaunchedServer] = {}
+    def __init__(self, depth: int = 2) -> None:
+        self.depth = depth
+        self._next: dict[str, list[LaunchedServer]] = {}
         self._retiring: list[LaunchedServer] = []
 
     def take(self, command: str, port: int | None = None) -> LaunchedServer:
         if port is not None or "{port}" not in command:
             return launch(command, port=port)
-        server = self._next.pop(command, None)
-        if server is None or server.stopped:
-            server = launch_later(command)
+        ahead = self._next.setdefault(command, [])
+        ahead[:] = [s for s in ahead if not s.stopped]
+        server = ahead.pop(0) if ahead else launch_later(command)
         with contextlib.suppress(LaunchError):
             # A command that cannot start fails when its server is taken, with its own error.
-            self._next[command] = launch_later(command)
+            while len(ahead) < self.depth:
+                ahead.append(launch_later(command))
         return _on_free_port(lambda: launch_later(command), server)
 
     def retire(self, server: LaunchedServer) -> None:
@@ -615,8 +619,11 @@ class LaunchAhead:
         """Stop the servers started ahead and never taken, and finish the retired ones."""
         self.finish()
         while self._next:
-            _, server = self._next.popitem()
-            server.stop(grace=0.2)
+            _, servers = self._next.popitem()
+            for server in servers:
+                server.terminate()
+            for server in servers:
+                server.stop(grace=0.2)
 
 
 def launch_later(command: str) -> LaunchedServer:

@@ -14,7 +14,7 @@ import time
 from collections.abc import Iterator
 
 from conformance.harness.client import Client
-from conformance.harness.failure import fail
+from conformance.harness.failure import Violation, fail
 from conformance.harness.polling import wait_until
 from conformance.harness.target import Server
 from conformance.harness.timeouts import QUIET_PERIOD, SETTLE_TIMEOUT
@@ -151,6 +151,28 @@ def expect_alive(server: Server, after: str, cause: str | None = None) -> None:
             did=server.transcript.tail(),
             cause=cause,
         )
+
+
+#: How long a server that failed a step is given to show that it is dying (a death is
+#: reported as such; a server still running failed the step itself).
+DEATH_GRACE = 0.2
+
+
+@contextlib.contextmanager
+def death_reported(server: Server, after: str, cause: str) -> Iterator[None]:
+    """A step that fails because the server died is reported as that death, with `cause`.
+
+    A server killed by SIGPIPE or giving up on EINTR dies a moment after the event, and the
+    kit may first notice it as a refused connect or a missing reply; which one is a race.
+    Reported as the death, the verdict and the message are the same every run.
+    """
+    __tracebackhide__ = True
+    try:
+        yield
+    except Violation:
+        wait_until(lambda: not server.alive(), DEATH_GRACE)
+        expect_alive(server, after, cause)
+        raise
 
 
 def run_sessions(server: Server, count: int) -> None:

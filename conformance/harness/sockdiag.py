@@ -50,12 +50,21 @@ class DiagSocket:
     state: str
     local: tuple[str, int]
     remote: tuple[str, int]
+    #: A listener's accept queue: connections the kernel completed that accept() has not
+    #: yet taken. (For a connected socket, the bytes received and not yet read.)
+    rqueue: int = 0
 
 
 def listening_inodes(port: int) -> set[int] | None:
     """Inodes of the TCP sockets (IPv4 and IPv6) listening on `port`; None if we cannot ask."""
     found = tcp_sockets(port, 1 << TCP_LISTEN)
     return None if found is None else {s.inode for s in found}
+
+
+def accept_queue(port: int) -> int | None:
+    """How many connections wait for accept() on `port`'s listeners; None if we cannot ask."""
+    found = tcp_sockets(port, 1 << TCP_LISTEN)
+    return None if found is None else sum(s.rqueue for s in found)
 
 
 def tcp_sockets(port: int, states: int = CONNECTED) -> list[DiagSocket] | None:
@@ -91,9 +100,10 @@ def _collect(nl: socket.socket, port: int, found: list[DiagSocket]) -> bool:
             if kind == NLMSG_ERROR or length < _HEADER.size:
                 return False
             if kind == SOCK_DIAG_BY_FAMILY and length >= _HEADER.size + _MESSAGE.size:
-                family, state, _, _, sport, dport, src, dst, *_, inode = _MESSAGE.unpack_from(
+                family, state, _, _, sport, dport, src, dst, *rest = _MESSAGE.unpack_from(
                     data, offset + _HEADER.size
                 )
+                rqueue, inode = rest[3], rest[-1]
                 if int.from_bytes(sport, "big") == port and inode:
                     size = 4 if family == socket.AF_INET else 16
                     found.append(
@@ -102,6 +112,7 @@ def _collect(nl: socket.socket, port: int, found: list[DiagSocket]) -> bool:
                             STATE_NAMES.get(state, str(state)),
                             (socket.inet_ntop(family, src[:size]), port),
                             (socket.inet_ntop(family, dst[:size]), int.from_bytes(dport, "big")),
+                            rqueue,
                         )
                     )
             offset += (length + 3) & ~3
