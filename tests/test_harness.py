@@ -205,6 +205,27 @@ def test_workers_started_after_listen_do_not_fool_model_detection(  # type: igno
         launched.stop()
 
 
+def test_a_pool_started_after_listen_is_not_a_thread_leak(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """EXIT-4 counts threads before and after its sessions. A pool that starts after the
+    server listens must not look like threads the sessions left behind (with two servers
+    launched ahead, the pool reference was once taken before its workers had started)."""
+    from conformance.checks.test_exit import test_ended_sessions_free_their_process_or_thread
+    from conformance.harness.processes import ServerProcess
+    from conformance.harness.target import Server
+
+    script = tmp_path / "late.py"
+    script.write_text(LATE_POOL)
+    launched = launch(f"{sys.executable} -S {script} {{port}}")
+    try:
+        assert launched.listener_pid is not None
+        server = Server("127.0.0.1", launched.port, "ok", "event-loop", launched)
+        server.process = ServerProcess(launched.listener_pid)
+        assert server.process.thread_count() == 1  # the pool is not there yet
+        test_ended_sessions_free_their_process_or_thread(server)
+    finally:
+        launched.stop()
+
+
 @pytest.mark.parametrize("setpriv", [True, False], ids=["setpriv", "preexec"])
 def test_a_launched_server_starts_with_no_signal_blocked(  # type: ignore[no-untyped-def]
     tmp_path, monkeypatch: pytest.MonkeyPatch, setpriv: bool

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import signal
+import time
 
 from conformance.harness import Server, fail, show, wait_until
 from conformance.harness.processes import holders_of_connection, is_running
@@ -13,6 +14,7 @@ from conformance.harness.sessions import (
     death_reported,
     end_session,
     expect_alive,
+    full_session,
     live_children,
     message,
     require_process,
@@ -29,6 +31,8 @@ from conformance.harness.timeouts import (
 from conformance.marks import requirement
 
 RESETS = 10
+#: How long a thread count must hold still to be EXIT-4's baseline.
+STEADY = 0.02
 #: How long a server that keeps reset connections open is given to die of SIGPIPE.
 RESET_GRACE = 0.2
 #: A server tree using more than this share of a core while idle is spinning.
@@ -47,6 +51,19 @@ RESET_CAUSE = (
     "default: call signal(SIGPIPE, SIG_IGN) at startup (or send with MSG_NOSIGNAL), and treat "
     "-1 with ECONNRESET/EPIPE as the end of that session only"
 )
+
+
+def _steady_thread_count(proc) -> int:  # type: ignore[no-untyped-def]
+    """The server's thread count once two looks STEADY s apart agree (bounded)."""
+    last = proc.thread_count()
+    deadline = time.monotonic() + SETTLE_TIMEOUT
+    while time.monotonic() < deadline:
+        time.sleep(STEADY)
+        now = proc.thread_count()
+        if now == last:
+            break
+        last = now
+    return last
 
 
 def _sockets_held(server: Server) -> int | None:
@@ -175,10 +192,15 @@ def test_client_reset_leaves_server_running(server: Server, repeats) -> None:  #
 
 @requirement("EXIT-4")
 def test_ended_sessions_free_their_process_or_thread(server: Server) -> None:
-    """After sessions end (by `exit` and by EOF), their children/threads go, CPU goes idle."""
+    """After sessions end (by `exit` and by EOF), their children/threads go, CPU goes idle.
+
+    The counts start after one warm-up session, once the thread count holds still: a server
+    may start its pool's threads after it listens, even while it answers its first session.
+    """
     proc = require_process(server, "EXIT-4")
+    full_session(server, 1, name="W")
     base_children = set(proc.live_children())
-    base_threads = proc.thread_count()
+    base_threads = _steady_thread_count(proc)
     for i in range(6):
         before = live_children(server)
         client = server.connect()
