@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import socket
 import sys
 import threading
@@ -177,6 +178,24 @@ while True:
 """
 
 
+@contextlib.contextmanager
+def _script_server(tmp_path, source: str):  # type: ignore[no-untyped-def]
+    """A Python server from `source`, launched and handed over the moment it listens."""
+    from conformance.harness.processes import ServerProcess
+    from conformance.harness.target import Server
+
+    script = tmp_path / "server.py"
+    script.write_text(source)
+    launched = launch(f"{sys.executable} -S {script} {{port}}")
+    try:
+        assert launched.listener_pid is not None
+        server = Server("127.0.0.1", launched.port, "ok", "unknown", launched)
+        server.process = ServerProcess(launched.listener_pid)
+        yield server
+    finally:
+        launched.stop()
+
+
 @pytest.mark.parametrize(
     "source, model",
     [(LATE_PREFORK, "prefork"), (LATE_POOL, "event-loop")],
@@ -190,19 +209,9 @@ def test_workers_started_after_listen_do_not_fool_model_detection(  # type: igno
     saw a false fork); a pool's threads appear during the first probes, as a thread per
     connection's would, but outlive the sessions (CI once saw the pool reference as thread)."""
     from conformance.harness.model import detect_model
-    from conformance.harness.processes import ServerProcess
-    from conformance.harness.target import Server
 
-    script = tmp_path / "late.py"
-    script.write_text(source)
-    launched = launch(f"{sys.executable} -S {script} {{port}}")
-    try:
-        assert launched.listener_pid is not None
-        server = Server("127.0.0.1", launched.port, "ok", "unknown", launched)
-        server.process = ServerProcess(launched.listener_pid)
+    with _script_server(tmp_path, source) as server:
         assert detect_model(server) == model
-    finally:
-        launched.stop()
 
 
 def test_a_pool_started_after_listen_is_not_a_thread_leak(tmp_path) -> None:  # type: ignore[no-untyped-def]
@@ -210,20 +219,11 @@ def test_a_pool_started_after_listen_is_not_a_thread_leak(tmp_path) -> None:  # 
     server listens must not look like threads the sessions left behind (with two servers
     launched ahead, the pool reference was once taken before its workers had started)."""
     from conformance.checks.test_exit import test_ended_sessions_free_their_process_or_thread
-    from conformance.harness.processes import ServerProcess
-    from conformance.harness.target import Server
 
-    script = tmp_path / "late.py"
-    script.write_text(LATE_POOL)
-    launched = launch(f"{sys.executable} -S {script} {{port}}")
-    try:
-        assert launched.listener_pid is not None
-        server = Server("127.0.0.1", launched.port, "ok", "event-loop", launched)
-        server.process = ServerProcess(launched.listener_pid)
+    with _script_server(tmp_path, LATE_POOL) as server:
+        assert server.process is not None
         assert server.process.thread_count() == 1  # the pool is not there yet
         test_ended_sessions_free_their_process_or_thread(server)
-    finally:
-        launched.stop()
 
 
 @pytest.mark.parametrize("setpriv", [True, False], ids=["setpriv", "preexec"])
