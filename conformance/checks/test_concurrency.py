@@ -132,7 +132,7 @@ def test_connection_burst_is_accepted_quickly(server: Server) -> None:
     pause = None
     if server.launched is not None and server.process is not None:
         # Only a server the kit launched is paused (see harness/burst.py for why).
-        pause = [server.process.pid, *(p.pid for p in server.process.descendants())]
+        pause = server.process.tree_pids()
         server.transcript.add("paused the server with SIGSTOP (the kernel still handshakes)")
     burst = connect_burst(server.host, server.port, MANY, 3 * CONNECT_BURST_TIMEOUT, pause)
     server.transcript.add(f"started {MANY} connections back to back (non-blocking connect)")

@@ -70,7 +70,7 @@ def _sockets_held(server: Server) -> int | None:
     """Sockets the server's processes have descriptors on (None if it is not visible)."""
     if server.process is None:
         return None
-    pids = [server.process.pid, *(p.pid for p in server.process.descendants())]
+    pids = server.process.tree_pids()
     return sum(len(socket_fds(pid)) for pid in pids)
 
 
@@ -84,7 +84,7 @@ def _resets_handled(server: Server, held: int | None) -> bool:
 def _who_holds(server: Server, client) -> str:  # type: ignore[no-untyped-def]
     if server.process is None:
         return ""
-    pids = [server.process.pid, *(p.pid for p in server.process.descendants())]
+    pids = server.process.tree_pids()
     holders = holders_of_connection(pids, client.local_address, server.port)
     if not holders:
         return ""

@@ -17,7 +17,7 @@ def test_child_closes_listening_socket(server: Server) -> None:
     client.request(message(0) if server.protocol == "ok" else message(0, 32))
 
     def serving_children() -> list[int]:
-        pids = [p.pid for p in proc.descendants()]
+        pids = proc.tree_pids()[1:]
         return [s.pid for s in holders_of_connection(pids, client.local_address, server.port)]
 
     found, children = wait_until(serving_children, SETTLE_TIMEOUT)

@@ -17,7 +17,7 @@ def test_parent_closes_connected_socket(server: Server) -> None:
     client.request(message(0) if server.protocol == "ok" else message(0, 32))
 
     def parent_copies() -> list:  # type: ignore[type-arg]
-        children = [p.pid for p in proc.descendants()]
+        children = proc.tree_pids()[1:]
         in_child = holders_of_connection(children, client.local_address, server.port)
         inodes = {s.inode for s in in_child}
         in_parent = holders_of_connection([proc.pid], client.local_address, server.port)

@@ -44,7 +44,7 @@ def _detect(server: Server) -> str:
     # again: a fork server makes new children for the second round too, while a prefork
     # server, whose workers all exist by now, serves it with children seen already.
     if any(pid != proc.pid for pid in pids):
-        before = {p.pid for p in proc.descendants()}
+        before = set(proc.tree_pids()[1:])
         try:
             pids, _ = _probe(server)
         except Exception:
@@ -90,7 +90,7 @@ def _probe(server: Server) -> tuple[list[int], int]:
             client.recv_some(REPLY_TIMEOUT)
 
         def holders() -> list[int]:
-            pids = [proc.pid, *(p.pid for p in proc.descendants())]
+            pids = proc.tree_pids()
             found = []
             for client in clients:
                 found += [

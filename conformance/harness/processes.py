@@ -65,6 +65,10 @@ class ServerProcess:
     def descendants(self) -> list[psutil.Process]:
         return processes_of(descendant_pids(self.pid))
 
+    def tree_pids(self) -> list[int]:
+        """The server's pid, then its descendants' (no psutil object per process)."""
+        return [self.pid, *descendant_pids(self.pid)]
+
     def children(self) -> list[psutil.Process]:
         return processes_of(descendant_pids(self.pid, recursive=False))
 

@@ -43,7 +43,7 @@ class Storm:
         i = 0
         while not self._stop.is_set() and self.sent < self.limit and time.monotonic() < deadline:
             if i % 50 == 0:  # pick up children forked since the last look
-                targets = [self.proc.pid, *(p.pid for p in self.proc.descendants())]
+                targets = self.proc.tree_pids()
             for pid in targets:
                 with contextlib.suppress(ProcessLookupError, PermissionError):
                     os.kill(pid, STORM_SIGNALS[i % len(STORM_SIGNALS)])
