@@ -21,3 +21,17 @@ def requirement(req_id: str) -> Callable[[F], F]:
 
 class NotApplicable(pytest.skip.Exception):  # type: ignore[misc,name-defined]
     """The requirement does not apply to this server (its model or protocol profile)."""
+
+
+class Blocked(pytest.skip.Exception):  # type: ignore[misc,name-defined]
+    """The requirement could not be judged: another requirement's failure stopped its check.
+
+    A check fails only on evidence of its own requirement. When the sessions it needs cannot
+    even run (the server never answers, drops a session on a signal, dies), the failure
+    belongs to the requirement that forbids that (`by`), and this one is reported as
+    blocked by it, with what happened.
+    """
+
+    def __init__(self, by: str, reason: str) -> None:
+        super().__init__(msg=f"blocked by {by}: {reason}")
+        self.by = by

@@ -26,7 +26,15 @@ import pytest
 from conformance import gradeconfig
 from conformance import report as report_mod
 from conformance.exclusions import Exclusions, ExclusionsError
-from conformance.harness.failure import SERVER_GONE, Violation
+from conformance.harness.failure import (
+    KIT_ERROR,
+    SERVER_GONE,
+    KitError,
+    Violation,
+    is_kit_error,
+    unwrap_flaky,
+)
+from conformance.harness.launcher import NOTES as LAUNCH_NOTES
 from conformance.harness.launcher import LaunchError, become_subreaper
 from conformance.harness.limits import CHECK_CLIENTS, DescriptorLimitError, ensure_descriptors
 from conformance.harness.model import detect_model
@@ -40,7 +48,7 @@ from conformance.harness.target import (
     start_server,
 )
 from conformance.harness.timeouts import CHECK_TIMEOUT
-from conformance.marks import NotApplicable
+from conformance.marks import Blocked, NotApplicable
 from conformance.spec import BY_ID, Requirement, select
 
 PROFILES = ("quick", "default", "thorough")
@@ -134,6 +142,8 @@ class RunState:
     address_server: Server | None = None
     #: Address mode under xdist: the lock file that keeps quiet checks alone (see below).
     quiet_lock: str | None = None
+    #: What the kit did that the user should know though no check failed for it.
+    notes: list[str] = field(default_factory=list)
 
 
 STATE = pytest.StashKey[RunState]()
@@ -210,6 +220,16 @@ def pytest_configure(config: pytest.Config) -> None:
     # opens, on both sides. A hard limit too low makes only that check skip, with the reason.
     with contextlib.suppress(DescriptorLimitError):
         ensure_descriptors(CHECK_CLIENTS)
+    if state.settings is not None and state.settings.target.fixed_port and _uses_xdist(config):
+        # One port holds one server, so the checks of a fixed-port server run one at a time
+        # whatever -n says (the same verdicts as -n 0, which is what they then are).
+        config.option.numprocesses = 0
+        config.option.dist = "no"
+        config.option.tx = []
+        state.notes.append(
+            f"port {state.settings.target.port} is fixed, so the checks ran one at a time "
+            "(-n ignored: one port holds one server)"
+        )
     if _is_worker(config):
         state.model = config.workerinput.get("conformance_model", "unknown")  # type: ignore[attr-defined]
         state.quiet_lock = config.workerinput.get("conformance_quiet_lock")  # type: ignore[attr-defined]
@@ -380,6 +400,8 @@ def _serve(request: pytest.FixtureRequest, settings: Settings) -> Iterator[Serve
         try:
             srv = start_server(settings.target, settings.protocol, state.model)
         except LaunchError as exc:
+            if exc.kind == "kit-error":
+                raise KitError(str(exc)) from None
             pytest.fail(f"the server could not be started for this check: {exc}", pytrace=False)
         try:
             yield srv
@@ -449,13 +471,24 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]):  
         return
     if call.excinfo is not None and call.excinfo.errisinstance(NotApplicable):
         rep.user_properties.append(("not_applicable", "1"))
-    if rep.failed and call.excinfo is not None and rep.when == "call":
-        rep.longrepr = _failure_text(item, req, call.excinfo.value)
+    if call.excinfo is not None and call.excinfo.errisinstance(Blocked):
+        rep.user_properties.append(("blocked_by", call.excinfo.value.by))
+    if rep.failed and call.excinfo is not None:
+        exc = unwrap_flaky(call.excinfo.value)
+        if is_kit_error(exc):
+            rep.user_properties.append(("kit_error", "1"))
+        if rep.when == "call" or is_kit_error(exc):
+            rep.longrepr = _failure_text(item, req, exc)
 
 
 def _failure_text(item: pytest.Item, req: Requirement, exc: BaseException) -> str:
     header = f"[{req.id} {req.level}] {req.title}"
-    body = exc.render() if isinstance(exc, Violation) else f"  {type(exc).__name__}: {exc}"
+    if isinstance(exc, Violation):
+        body = exc.render()
+    elif is_kit_error(exc):
+        body = KIT_ERROR.format(error=f"{type(exc).__name__}: {exc}")
+    else:
+        body = f"  {type(exc).__name__}: {exc}"
     # Hypothesis attaches the minimal example as notes ("Falsifying example: ...").
     notes = [n for n in getattr(exc, "__notes__", []) if "Falsifying" in n or "state." in n]
     if notes:
@@ -538,6 +571,7 @@ def _build_report(state: RunState) -> dict[str, object]:
         serialised=state.serialised,
         strict=s.strict,
         points={r.id: s.grading.points_of(r) for r in s.selected},
+        notes=[*state.notes, *LAUNCH_NOTES],
     )
 
 

@@ -1,16 +1,23 @@
 """Verdicts per requirement and category, the JSON report, the summary table, the exit code.
 
 The JSON report is a stable interface (graders and CI read it); its schema is documented in
-the README and checked by the kit's tests. Outcomes are `passed`, `failed`, `skipped` and
-`not-applicable`. A category is failed if a requirement in it failed, passed if one passed
-and none failed, otherwise not-applicable (all were) or skipped. A failed SHOULD makes its
+the README and checked by the kit's tests. Outcomes are `passed`, `failed`, `blocked`, `kit-error`,
+`skipped` and `not-applicable`. A category is failed if a requirement in it failed, then
+kit-error or blocked if one was, passed if one passed, otherwise not-applicable (all were)
+or skipped. A failed SHOULD makes its
 category fail only under --strict; it is always listed as failed in `requirements`.
+
+`blocked` means the check could not judge its requirement because another requirement's
+failure stopped it (`blocked_by` names that one: a server that never answers blocks the
+zombie check, which needs whole sessions); `kit-error` means the kit itself failed there.
 
 Scores: every requirement carries `score` and `max_score`, and so does the report. A passed
 requirement earns its points; a not-applicable one earns them too (a thread server cannot
 break a rule about fork children, and every student's maximum must be the same for a grade
-book); failed and skipped earn none. An excluded requirement counts for nothing (0 of 0), and
-so does one for the other protocol profile: the assignment chose it, not the student.
+book); failed, blocked, kit-error and skipped earn none: a blocked requirement was not shown
+to hold, and its `blocked_by` says which failure to fix first. An excluded requirement counts
+for nothing (0 of 0), and so does one for the other protocol profile: the assignment chose
+it, not the student.
 """
 
 from __future__ import annotations
@@ -25,7 +32,7 @@ import pytest
 from conformance import __version__
 from conformance.spec import CATEGORIES, Requirement
 
-OUTCOMES = ("passed", "failed", "skipped", "not-applicable")
+OUTCOMES = ("passed", "failed", "blocked", "kit-error", "skipped", "not-applicable")
 #: Outcomes that earn a requirement's points.
 EARNING = ("passed", "not-applicable")
 
@@ -46,6 +53,8 @@ class Result:
     detail: str = ""
     duration_s: float = 0.0
     seen: bool = False
+    #: The requirement whose failure kept this one from being judged (outcome "blocked").
+    blocked_by: str | None = None
 
     def add(self, report: pytest.TestReport, props: dict[str, str]) -> None:
         self.duration_s += report.duration
@@ -55,13 +64,18 @@ class Result:
             return
         self.seen = True
         if report.failed:
-            self.outcome = "failed"
+            kit = bool(props.get("kit_error"))
+            if not kit or self.outcome != "failed":
+                self.outcome = "kit-error" if kit else "failed"
             text = _longrepr_text(report)
             if report.when != "call":
                 text = f"error during {report.when}: {text}"
             self.detail = f"{self.detail}\n{text}".strip() if self.detail else text
-        elif report.skipped and self.outcome != "failed":
-            self.outcome = "not-applicable" if props.get("not_applicable") else "skipped"
+        elif report.skipped and self.outcome not in ("failed", "kit-error"):
+            if props.get("blocked_by"):
+                self.outcome, self.blocked_by = "blocked", props["blocked_by"]
+            else:
+                self.outcome = "not-applicable" if props.get("not_applicable") else "skipped"
             self.detail = _skip_reason(report)
 
 
@@ -79,10 +93,11 @@ def _skip_reason(report: pytest.TestReport) -> str:
 
 
 def category_outcome(outcomes: list[str]) -> str:
-    if "failed" in outcomes:
-        return "failed"
-    if "passed" in outcomes:
-        return "passed"
+    """failed > kit-error > blocked > passed > not-applicable > skipped: a category reads
+    passed only when nothing in it failed or could not be judged."""
+    for worst in ("failed", "kit-error", "blocked", "passed"):
+        if worst in outcomes:
+            return worst
     if outcomes and all(o == "not-applicable" for o in outcomes):
         return "not-applicable"
     return "skipped"
@@ -103,15 +118,18 @@ def build(
     serialised: list[str],
     strict: bool,
     points: dict[str, float] | None = None,
+    notes: list[str] | None = None,
 ) -> dict[str, object]:
     requirements = []
     total, most = 0.0, 0.0
     for req in selected:
         result = results.get(req.id)
+        blocked_by = None
         if result is None:
             outcome, detail, duration = "skipped", "not run (deselected with -k?)", 0.0
         else:
             outcome, detail, duration = result.outcome, result.detail, result.duration_s
+            blocked_by = result.blocked_by
         worth = (points or {}).get(req.id, req.default_points)
         counted = req.id not in excluded and protocol in req.protocols
         score, max_score = score_of(outcome, worth, counted)
@@ -127,6 +145,7 @@ def build(
                 "duration_s": round(duration, 3),
                 "score": score,
                 "max_score": max_score,
+                **({"blocked_by": blocked_by} if blocked_by else {}),
             }
         )
     categories = {}
@@ -155,15 +174,24 @@ def build(
         "requirements": requirements,
         "excluded": [{"id": k, "reason": v} for k, v in excluded.items()],
         "serialised": serialised,
+        "notes": list(dict.fromkeys(notes or [])),
     }
 
 
+#: Exit status when the kit itself failed on a requirement it could not then judge.
+KIT_ERROR_EXIT = 3
+
+
 def exit_code(doc: dict[str, object]) -> int:
-    """0 when every MUST passed (and every SHOULD too under --strict); 1 otherwise."""
+    """1 when a MUST failed (or a SHOULD under --strict); else 3 when the kit itself failed
+    on a requirement (its verdict is unknown); else 0."""
     strict = bool(doc["strict"])
-    for r in doc["requirements"]:  # type: ignore[attr-defined]
+    reqs: list[dict[str, str]] = doc["requirements"]  # type: ignore[assignment]
+    for r in reqs:
         if r["outcome"] == "failed" and (r["level"] == "MUST" or strict):
             return 1
+    if any(r["outcome"] == "kit-error" for r in reqs):
+        return KIT_ERROR_EXIT
     return 0
 
 
@@ -181,8 +209,11 @@ def summary_lines(doc: dict[str, object]) -> list[str]:
     for category, outcome in doc["categories"].items():  # type: ignore[attr-defined]
         mine = [r for r in reqs if r["category"] == category]
         failing = [f"{r['id']} ({r['level']})" for r in mine if r["outcome"] == "failed"]
+        blocked = [f"{r['id']} blocked by {r['blocked_by']}" for r in mine if r.get("blocked_by")]
         if failing:
-            note = "failed: " + ", ".join(failing)
+            note = "failed: " + ", ".join(failing + blocked)
+        elif blocked:
+            note = ", ".join(blocked)
         else:
             note = ", ".join(f"{r['id']} {r['outcome']}" for r in mine) or "-"
         lines.append(f"{category:<12} {outcome:<15} {note}")
@@ -192,6 +223,8 @@ def summary_lines(doc: dict[str, object]) -> list[str]:
         f"model: {doc['model']} | protocol: {doc['protocol']} | profile: {doc['profile']} | "
         f"seed: {doc['seed']} | {tally} | score {doc['score']:g}/{doc['max_score']:g}"
     )
+    for note in doc.get("notes") or []:  # type: ignore[attr-defined]
+        lines.append(f"note: {note}")
     if doc.get("serialised"):
         lines.append(
             "kept on one xdist worker (they need a quiet server): " + ", ".join(doc["serialised"])  # type: ignore[arg-type]

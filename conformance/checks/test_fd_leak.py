@@ -69,6 +69,9 @@ class Workload:
             except (Exception, pytest.skip.Exception, pytest.fail.Exception) as exc:
                 self._error = exc
                 raise
+            finally:
+                # Counted once for both checks: the server is no longer needed.
+                self.server.retire()
         return self._counts
 
     def _run(self) -> Counts:

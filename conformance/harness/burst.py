@@ -20,6 +20,8 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
+from conformance.harness.client import close_socket
+
 
 @dataclass
 class Burst:
@@ -91,8 +93,7 @@ def connect_burst(
         stack.close()
         sel.close()
         for s in socks:
-            with contextlib.suppress(OSError):
-                s.close()
+            close_socket(s)
     return burst
 
 

@@ -8,6 +8,7 @@ each check keeping its own log. Receiving helpers never wait without a deadline,
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import socket
 import struct
@@ -37,6 +38,28 @@ class Transcript:
 
 def _family(host: str) -> socket.AddressFamily:
     return socket.AF_INET6 if ":" in host else socket.AF_INET
+
+
+#: Linux's TCP state number for CLOSE_WAIT (include/net/tcp_states.h): the peer sent its FIN.
+_TCP_CLOSE_WAIT = 8
+_ABORT = struct.pack("ii", 1, 0)
+
+
+def close_socket(sock: socket.socket) -> None:
+    """Close a client socket without leaving the server's end of it in TIME_WAIT.
+
+    The side that closes first keeps the connection in TIME_WAIT for a minute, bound to its
+    port. When the server closed first (after `exit`), that side is the server's, on the
+    server's port, and a server that hard-codes its port and does not set SO_REUSEADDR could
+    not be started again on it for a minute. So when the server's FIN has already arrived
+    (CLOSE_WAIT), the kit answers with RST instead of FIN: the server has closed its
+    descriptor already, the connection is over either way, and nothing stays on its port.
+    """
+    with contextlib.suppress(OSError):
+        state = sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_INFO, 1)[0]
+        if state == _TCP_CLOSE_WAIT:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, _ABORT)
+    sock.close()
 
 
 class Client:
@@ -80,7 +103,7 @@ class Client:
     def close(self) -> None:
         if not self.closed:
             self.closed = True
-            self.sock.close()
+            close_socket(self.sock)
             self.transcript.add(f"closed {self.name}")
 
     def half_close(self) -> None:
@@ -92,7 +115,7 @@ class Client:
         """Abortive close: SO_LINGER with a zero timeout makes close() send RST, not FIN."""
         if self.closed:
             return
-        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, _ABORT)
         self.closed = True
         self.sock.close()
         self.transcript.add(f"reset {self.name} (RST)")

@@ -36,6 +36,7 @@ from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from conformance.harness.client import close_socket
 from conformance.harness.limits import ensure_descriptors
 
 #: Connections opened but not yet served, at most (see the module docstring).
@@ -178,7 +179,7 @@ class Driver:
             self.poller.unregister(fd)
         except (OSError, ValueError, KeyError):
             pass
-        sock.close()
+        close_socket(sock)
 
     def _report(self, phase: str, done: int, total: int) -> None:
         if self.progress is not None:
@@ -540,7 +541,7 @@ class Driver:
         for i, sock in enumerate(self.socks):
             if self.state[i] != _DEAD:
                 self.state[i] = _DEAD
-                sock.close()
+                close_socket(sock)
         self.by_fd.clear()
         self.poller.close()
 

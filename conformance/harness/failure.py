@@ -12,7 +12,13 @@ and text from the spec registry, so the message a student reads is complete:
 
 from __future__ import annotations
 
+import builtins
 from dataclasses import dataclass, field
+
+try:
+    _GROUP: type[BaseException] = builtins.BaseExceptionGroup  # type: ignore[attr-defined]
+except AttributeError:  # Python 3.10: hypothesis depends on the backport
+    from exceptiongroup import BaseExceptionGroup as _GROUP  # type: ignore[no-redef]
 
 #: The line the plugin writes when the server under test has died earlier in address mode.
 SERVER_GONE = "the server is no longer running (it died during {check})"
@@ -45,6 +51,48 @@ class Violation(AssertionError):
 
     def __str__(self) -> str:
         return self.render()
+
+
+class KitError(Exception):
+    """The kit itself failed (never the server): reported as `kit-error`, exit status 3."""
+
+
+#: What a requirement's detail says when the kit, not the server, failed while checking it.
+KIT_ERROR = (
+    "  The kit itself failed while checking this requirement, so it says nothing about your "
+    "server:\n    {error}\n  Please report it with this output (exit status 3)."
+)
+
+
+def unwrap_flaky(exc: BaseException) -> BaseException:
+    """The first failure inside a hypothesis Flaky* report, which is the server's evidence.
+
+    When a generated example failed and its replay passed, the server did fail once: the
+    first failure (with its Did/Expected/Actual) is what happened, and hypothesis's summary
+    ("Failed on the first call but did not on a subsequent one") tells a student nothing.
+    """
+    seen = 0
+    while isinstance(exc, _GROUP) and exc.exceptions and seen < 10:  # type: ignore[attr-defined]
+        violations = [e for e in exc.exceptions if isinstance(e, Violation)]
+        exc = violations[0] if violations else exc.exceptions[0]
+        seen += 1
+    return exc
+
+
+def is_kit_error(exc: BaseException) -> bool:
+    """True for an exception that is a bug or limit of the kit, not evidence about the server.
+
+    Violations (and plain assertions) are the server's; an OSError comes from talking to the
+    server. Anything else (a hypothesis health or flakiness error with no failure of the
+    server inside, a TypeError, ...) is the kit's own.
+    """
+    if isinstance(exc, (AssertionError, OSError)):
+        return False
+    name = type(exc).__name__
+    module = type(exc).__module__
+    if module.startswith(("_pytest", "pytest")) or name in ("Failed", "Skipped", "Exit"):
+        return False
+    return isinstance(exc, Exception)
 
 
 def fail(

@@ -112,6 +112,17 @@ def free_port(host: str = "127.0.0.1") -> int:
         return int(s.getsockname()[1])
 
 
+def port_bindable(port: int) -> bool:
+    """True if a server without SO_REUSEADDR could bind `port` on every address now: nothing
+    listens there and no connection on it is left in any state (TIME_WAIT included)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        try:
+            s.bind(("0.0.0.0", port))
+        except OSError:
+            return False
+    return True
+
+
 def port_taken(port: int) -> bool:
     """True if binding the port fails (a listener holds it); TIME_WAIT does not count."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
@@ -251,9 +262,13 @@ class LaunchedServer:
 
     _live: set[LaunchedServer] = set()  # noqa: RUF012 - registry for atexit cleanup
 
-    def __init__(self, command: str, port: int, log_dir: Path | None = None) -> None:
+    def __init__(
+        self, command: str, port: int, log_dir: Path | None = None, fixed_port: bool = False
+    ) -> None:
         self.command = command
         self.port = port
+        #: The port was given (or the command hard-codes it), not chosen by the kit.
+        self.fixed_port = fixed_port
         self.token = uuid.uuid4().hex
         self._own_log_dir = log_dir is None
         self.log_dir = Path(log_dir or tempfile.mkdtemp(prefix="conformance-"))
@@ -541,28 +556,86 @@ def launch(
             "server always uses with --port N",
         )
     if port is None:
-        return _on_free_port(lambda: LaunchedServer(command, free_port(), log_dir).spawn())
-    holder = port_holder(port)
+        return _on_free_port(
+            lambda: LaunchedServer(command, free_port(), log_dir).spawn(),
+            ready_timeout=ready_timeout,
+        )
+    holder = port_holder(port) if port_taken(port) else None
+    ours = [s for s in LaunchedServer._live if s.port == port and not s.stopped]
+    if holder is not None and ours:
+        raise LaunchError(
+            "kit-error",
+            f"port {port} is still held by {holder}, a server the kit started earlier and has "
+            "not stopped: a kit error, not your server's",
+        )
     if holder is not None:
         raise LaunchError(
             "port-in-use",
-            f"port {port} is already in use by {holder}; stop it or choose another --port",
+            f"port {port} is already in use by {holder}, which the kit did not start; stop it "
+            "or choose another --port",
         )
-    return LaunchedServer(command, port, log_dir).start(ready_timeout)
+    return _on_fixed_port(
+        lambda: LaunchedServer(command, port, log_dir, fixed_port=True).spawn(),
+        port,
+        ready_timeout,
+    )
+
+
+#: Linux keeps a connection that was closed first on its side in TIME_WAIT for 60 s
+#: (TCP_TIMEWAIT_LEN), and an orphaned FIN_WAIT2 for tcp_fin_timeout (60 s by default); a
+#: server without SO_REUSEADDR cannot bind its port until they are gone.
+LINGER_LIMIT = 65.0
+#: How long connections of the previous instance may take to finish closing (FIN, ACK) on
+#: loopback before a fixed-port server is started anyway.
+RELEASE_WAIT = 1.0
+
+#: Things the kit did that the user should know, though no check failed for them (the plugin
+#: prints them once in its summary).
+NOTES: list[str] = []
+
+
+def _on_fixed_port(spawn, port: int, ready_timeout: float) -> LaunchedServer:  # type: ignore[no-untyped-def]
+    """Start a server that binds the fixed `port`, once the port can be bound.
+
+    The previous instance's connections may still be closing; the kit closes its clients so
+    that nothing of theirs stays on the server's port (see client.close_socket), so that is
+    over in a moment. If something is still left there (a connection the server closed first
+    and the kit could not reset), a server that sets SO_REUSEADDR starts anyway; one that does
+    not fails to bind, and then the kit waits for the kernel to release the port (at most
+    LINGER_LIMIT) and starts it again, and says so.
+    """
+    released, _ = wait_until(lambda: port_bindable(port), RELEASE_WAIT)
+    try:
+        return spawn().wait_ready(ready_timeout)
+    except LaunchError as exc:
+        if released or exc.kind not in ("exited", "never-listened"):
+            raise
+        t0 = time.monotonic()
+        freed, _ = wait_until(lambda: port_bindable(port), LINGER_LIMIT, interval=0.1)
+        if not freed:
+            raise
+        NOTES.append(
+            f"port {port} still held connections of a stopped instance (TIME_WAIT), and the "
+            f"server could not bind it (it does not set SO_REUSEADDR: see EXIT-6), so the kit "
+            f"waited {time.monotonic() - t0:.1f} s for the kernel to release the port"
+        )
+    return spawn().wait_ready(ready_timeout)
 
 
 #: Launches on a port the kit chose, when the port turned out to be taken (see port_clash).
 PORT_ATTEMPTS = 3
 
 
-def _on_free_port(spawn, first: LaunchedServer | None = None) -> LaunchedServer:  # type: ignore[no-untyped-def]
+def _on_free_port(  # type: ignore[no-untyped-def]
+    spawn, first: LaunchedServer | None = None, ready_timeout: float = READY_TIMEOUT
+) -> LaunchedServer:
     """`spawn()` and wait until it listens, on another free port if another process took the
     one chosen between our check and the server's bind(). A server that clashes on every
     port (it binds a port of its own as well, say) gets its own error after PORT_ATTEMPTS."""
     server = first or spawn()
     for attempt in range(1, PORT_ATTEMPTS + 1):
         try:
-            return server.wait_ready()
+            return server.wait_ready(ready_timeout)
         except LaunchError as exc:
             if not exc.port_clash or attempt == PORT_ATTEMPTS:
                 raise
@@ -589,6 +662,8 @@ class LaunchAhead:
 
     def take(self, command: str, port: int | None = None) -> LaunchedServer:
         if port is not None or "{port}" not in command:
+            # One port holds one server: the previous instance's whole tree is gone first.
+            self.finish()
             return launch(command, port=port)
         ahead = self._next.setdefault(command, [])
         ahead[:] = [s for s in ahead if not s.stopped]
@@ -609,6 +684,9 @@ class LaunchAhead:
         self.finish()
         server.terminate()
         self._retiring.append(server)
+        if server.fixed_port:
+            # Its port is the next server's: nobody else may start before it is gone.
+            self.finish()
 
     def finish(self) -> None:
         """Complete the stops that retire() began."""

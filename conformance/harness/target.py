@@ -124,6 +124,11 @@ class Target:
             )
         return cls("address", host, int(port_text))
 
+    @property
+    def fixed_port(self) -> bool:
+        """Launch mode with a port the server must use (given, or hard-coded in it)."""
+        return self.mode == "launch" and self.port is not None
+
     def describe(self) -> dict[str, object]:
         if self.mode == "launch":
             return {"mode": "launch", "command": self.command, "port": self.port}
@@ -210,6 +215,15 @@ class Server:
         self.clients += clients
         self.transcript.add(f"opened {count} clients {prefix}0..{prefix}{count - 1} at once")
         return clients
+
+    def retire(self) -> None:
+        """Done with it: close the clients and stop a server the kit launched (address mode:
+        only the clients). A check that shares a server across checks (fd-leak's workload)
+        calls this once it has what it needs, so that a server with a fixed port frees the
+        port for the next check at once."""
+        self.close_clients()
+        if self.launched is not None:
+            LAUNCH_AHEAD.retire(self.launched)
 
     def close_clients(self) -> None:
         for client in self.clients:
