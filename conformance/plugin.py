@@ -496,7 +496,8 @@ def _failure_text(item: pytest.Item, req: Requirement, exc: BaseException) -> st
             "    " + line for note in notes for line in note.splitlines()
         )
     srv = item.funcargs.get("server") if hasattr(item, "funcargs") else None  # type: ignore[attr-defined]
-    if isinstance(srv, Server) and not srv.alive():
+    stopped_by_kit = isinstance(srv, Server) and srv.launched is not None and srv.launched.stopped
+    if isinstance(srv, Server) and not stopped_by_kit and not srv.alive():
         body += "\n  Server:   " + srv.death()
     return f"{header}\n{body}"
 

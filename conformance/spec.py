@@ -205,6 +205,17 @@ REQUIREMENTS: tuple[Requirement, ...] = (
         "code and hold the port.",
         launch_only=True,
     ),
+    Requirement(
+        "EXIT-6",
+        "SHOULD",
+        "exit",
+        "After the server stops while a client is still connected, a new instance of it "
+        "listens on the same port at once (SO_REUSEADDR).",
+        "The stopped server's end of that connection stays bound to the port for a minute; "
+        "without SO_REUSEADDR a restart (after a crash, a deploy, the next test run) fails "
+        "with 'Address already in use' until the kernel lets it go.",
+        launch_only=True,
+    ),
     # -- zombies ----------------------------------------------------------------------------
     Requirement(
         "ZOMB-1",

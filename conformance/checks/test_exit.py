@@ -6,7 +6,10 @@ import os
 import signal
 import time
 
+import pytest
+
 from conformance.harness import Server, fail, show, wait_until
+from conformance.harness.launcher import LaunchError, restart_on_port
 from conformance.harness.processes import holders_of_connection, is_running
 from conformance.harness.sessions import (
     EXIT,
@@ -24,6 +27,7 @@ from conformance.harness.sockdiag import accept_queue, socket_fds
 from conformance.harness.timeouts import (
     CPU_WINDOW,
     EOF_TIMEOUT,
+    READY_TIMEOUT,
     REPLY_TIMEOUT,
     SETTLE_TIMEOUT,
     SIGTERM_TIMEOUT,
@@ -276,3 +280,38 @@ def test_sigterm_stops_server_and_children(server: Server) -> None:
             cause="on SIGTERM, the parent should signal its children (kill(pid, SIGTERM)) and "
             "wait for them before exiting",
         )
+
+
+REUSEADDR_CAUSE = (
+    "set SO_REUSEADDR on the listening socket before bind(): int one = 1; "
+    "setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one); without it bind() fails "
+    "with EADDRINUSE while connections of the stopped instance linger on the port"
+)
+
+
+@requirement("EXIT-6")
+def test_restarts_on_its_port_at_once(server: Server) -> None:
+    """Stop the server with a client connected, start it again on the same port."""
+    launched = server.launched
+    if launched is None:
+        pytest.skip("EXIT-6 needs a server the kit launched")
+    a = server.connect("A")
+    a.request(message(0) if server.protocol == "ok" else message(0, 16))
+    launched.stop()
+    server.transcript.add(
+        f"stopped the server while A was connected (its end of A stays on port {server.port})"
+    )
+    server.transcript.add(f"started the same command again on port {server.port}")
+    try:
+        again = restart_on_port(launched)
+    except LaunchError as exc:
+        fail(
+            f"the new instance listening on port {server.port} within {READY_TIMEOUT:.0f} s",
+            str(exc).splitlines()[0],
+            did=server.transcript.tail(),
+            evidence=[line.strip() for line in str(exc).splitlines()[1:] if line.strip()][-4:],
+            cause=REUSEADDR_CAUSE,
+        )
+    finally:
+        a.reset()  # frees the stopped instance's end of A: nothing stays on the port
+    again.stop()

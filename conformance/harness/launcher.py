@@ -622,6 +622,16 @@ def _on_fixed_port(spawn, port: int, ready_timeout: float) -> LaunchedServer:  #
     return spawn().wait_ready(ready_timeout)
 
 
+def restart_on_port(
+    stopped: LaunchedServer, ready_timeout: float = READY_TIMEOUT
+) -> LaunchedServer:
+    """A new instance of a stopped server on the same port, started at once: without waiting
+    for the port to be released, which is what EXIT-6 judges. Raises LaunchError if it does
+    not listen (the new instance is stopped then)."""
+    assert stopped.stopped, "stop the first instance before starting the second"
+    return LaunchedServer(stopped.command, stopped.port, fixed_port=True).start(ready_timeout)
+
+
 #: Launches on a port the kit chose, when the port turned out to be taken (see port_clash).
 PORT_ATTEMPTS = 3
 
