@@ -37,6 +37,7 @@ from conformance.harness.failure import (
 from conformance.harness.launcher import NOTES as LAUNCH_NOTES
 from conformance.harness.launcher import LaunchError, become_subreaper
 from conformance.harness.limits import CHECK_CLIENTS, DescriptorLimitError, ensure_descriptors
+from conformance.harness.liveness import ROOT, silence
 from conformance.harness.model import detect_model
 from conformance.harness.target import (
     LAUNCH_AHEAD,
@@ -142,6 +143,8 @@ class RunState:
     address_server: Server | None = None
     #: Address mode under xdist: the lock file that keeps quiet checks alone (see below).
     quiet_lock: str | None = None
+    #: What the kit saw when the server answered no message before the checks (see liveness).
+    silent: str | None = None
     #: What the kit did that the user should know though no check failed for it.
     notes: list[str] = field(default_factory=list)
 
@@ -233,6 +236,7 @@ def pytest_configure(config: pytest.Config) -> None:
     if _is_worker(config):
         state.model = config.workerinput.get("conformance_model", "unknown")  # type: ignore[attr-defined]
         state.quiet_lock = config.workerinput.get("conformance_quiet_lock")  # type: ignore[attr-defined]
+        state.silent = config.workerinput.get("conformance_silent")  # type: ignore[attr-defined]
     else:
         config.pluginmanager.register(_Recorder(state), "conformance-recorder")
         settings = state.settings
@@ -268,6 +272,7 @@ def pytest_sessionstart(session: pytest.Session) -> None:
             probe = start_server(settings.target, settings.protocol)
             try:
                 state.model = detect_model(probe)
+                state.silent = silence(probe) if probe.alive() else None
             finally:
                 assert probe.launched is not None
                 LAUNCH_AHEAD.retire(probe.launched)
@@ -278,6 +283,7 @@ def pytest_sessionstart(session: pytest.Session) -> None:
                 assert settings.target.port is not None
                 check_reachable(settings.target.host, settings.target.port, settings.protocol)
             state.model = detect_model(probe)
+            state.silent = silence(probe) if probe.alive() else None
     except (LaunchError, TargetError) as exc:
         pytest.exit(f"conformance: the server could not be started: {exc}", returncode=USAGE_EXIT)
     except Violation as exc:
@@ -291,6 +297,7 @@ def pytest_configure_node(node) -> None:  # type: ignore[no-untyped-def]
     """xdist: hand the detected model to every worker so they all judge the same server."""
     node.workerinput["conformance_model"] = _state(node.config).model
     node.workerinput["conformance_quiet_lock"] = _state(node.config).quiet_lock
+    node.workerinput["conformance_silent"] = _state(node.config).silent
 
 
 @pytest.hookimpl(hookwrapper=True, tryfirst=True)
@@ -382,6 +389,13 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
         pytest.skip(f"{req.id} needs a server the kit launched (it signals or traces it)")
     if state.died_during is not None:
         pytest.fail(SERVER_GONE.format(check=state.died_during), pytrace=False)
+    root = ROOT[settings.protocol]
+    if state.silent and req.id != root and req.id not in NEEDS_NO_ANSWER:
+        raise Blocked(root, f"the server answers no message: {state.silent}")
+
+
+#: Requirements judged without any answer from the server, so still judged when it gives none.
+NEEDS_NO_ANSWER = frozenset({"CONC-3", "EXIT-5"})
 
 
 # -- fixtures ---------------------------------------------------------------------------------

@@ -89,7 +89,10 @@ def _skip_reason(report: pytest.TestReport) -> str:
         reason = str(longrepr[2])
     else:
         reason = str(longrepr)
-    return reason.removeprefix("Skipped: ")
+    reason = reason.removeprefix("Skipped: ")
+    for kind in ("NotApplicable", "Blocked"):  # the class name tells a student nothing
+        reason = reason.removeprefix(f"conformance.marks.{kind}: ")
+    return reason
 
 
 def category_outcome(outcomes: list[str]) -> str:

@@ -20,7 +20,6 @@ import itertools
 import string
 from collections.abc import Iterator
 
-import pytest
 from hypothesis import reject
 from hypothesis import strategies as st
 from hypothesis.stateful import (
@@ -36,6 +35,7 @@ from conformance.harness import Server, Violation
 from conformance.harness import scenario as step
 from conformance.harness.client import Client
 from conformance.harness.target import Target
+from conformance.marks import Blocked
 from conformance.plugin import Settings
 
 MAX_CLIENTS = 4
@@ -50,12 +50,28 @@ def _names() -> Iterator[str]:
         yield f"C{i}"
 
 
+#: Why a scenario was rejected, and the requirement that owns that behaviour.
+DIED_ON_RESET = "EXIT-3"
+DIED_ON_SIGNAL = "EINTR-2"
+DROPPED_ON_SIGNAL = "EINTR-2"
+DIED = "EXIT-3"
+
+
 def machine_for(
-    target: Target, protocol: str, judge: str = "answers", cause: str | None = None
+    target: Target,
+    protocol: str,
+    judge: str = "answers",
+    cause: str | None = None,
+    rejected: list[str] | None = None,
 ) -> type[RuleBasedStateMachine]:
-    """The scenario machine for one judge (see the module docstring); `cause` for failures."""
+    """The scenario machine for one judge (see the module docstring); `cause` for failures.
+
+    `rejected` collects, per rejected scenario, the requirement whose rule the server broke
+    there (it died on a reset, or dropped a session on a signal), for the blocked verdict.
+    """
     if judge not in JUDGES:
         raise ValueError(f"unknown judge {judge!r}; one of {JUDGES}")
+    reasons = rejected if rejected is not None else []
 
     class ClientScenarios(RuleBasedStateMachine):
         def __init__(self) -> None:
@@ -68,6 +84,7 @@ def machine_for(
             self.program: list[str] = []
             self.baseline = 0
             self.signalled = False
+            self.resets = False
             if judge == "descriptors":
                 self.program.append("baseline = descriptors(server)")
                 self.baseline = step.descriptors(self.server)
@@ -92,8 +109,18 @@ def machine_for(
                 action()
             except Violation as exc:
                 if not self.server.alive():
+                    # Its death is the evidence of EXIT-3 (reset) or EINTR-2 (signals).
+                    reasons.append(DIED_ON_SIGNAL if self.signalled and not self.resets else DIED)
                     reject()
+                if record and judge != "answers":
+                    # Not this judge's evidence (a session the server dropped, a connect it
+                    # refused): the scenario goes on, and the invariant still judges what
+                    # the server keeps. The client stays in the model, so what is drawn next
+                    # never depends on what the server did.
+                    self.program[-1] += f"   # failed: {exc.actual}"
+                    return
                 if isinstance(exc, step.SessionClosed) and self.signalled:
+                    reasons.append(DROPPED_ON_SIGNAL)
                     reject()  # a session a signal ended: EINTR-2's rule (recv EINTR as EOF)
                 if not record:
                     self.program.append(line)
@@ -149,6 +176,7 @@ def machine_for(
         @precondition(lambda self: self.clients)
         @rule(i=PICK)
         def reset(self, i: int) -> None:
+            self.resets = True
             name, client = self._end(i)
             self._do(f"reset({name.lower()})", lambda: step.reset(client))
 
@@ -181,12 +209,26 @@ def machine_for(
     return ClientScenarios
 
 
+#: What a blocked scenario check says, by the requirement that blocked it.
+BLOCKED_REASON = {
+    "EXIT-3": "the server died in every generated scenario (it did not survive the clients' "
+    "resets and closes), so no scenario ran to the end",
+    "EINTR-2": "in every generated scenario the server died or dropped a session when it got "
+    "signals, so no scenario ran to the end",
+}
+
+
 def run_scenarios(
     settings: Settings, profile: str, run_seed: int, judge: str, cause: str | None = None
 ) -> None:
-    """Run the machine for one judge; skip (with the reason) if the server died every time."""
-    machine = machine_for(settings.target, settings.protocol, judge=judge, cause=cause)
+    """Run the machine for one judge; blocked (by the rule the server broke) when no
+    scenario could run to the end."""
+    rejected: list[str] = []
+    machine = machine_for(
+        settings.target, settings.protocol, judge=judge, cause=cause, rejected=rejected
+    )
     try:
         run_machine(machine, profile, run_seed)
     except Unsatisfiable:
-        pytest.skip("the server died in every generated scenario; see EXIT-3 and EINTR-*")
+        by = max(set(rejected), key=rejected.count) if rejected else DIED
+        raise Blocked(by, BLOCKED_REASON[by]) from None

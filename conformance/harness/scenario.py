@@ -45,7 +45,10 @@ def send(server: Server, client: Client, data: bytes) -> None:
     answer, so a server that mangles bytes fails protocol and not concurrency too.
     """
     __tracebackhide__ = True
-    client.send(data)
+    try:
+        client.send(data)
+    except Violation as exc:  # EPIPE or ECONNRESET: the server ended this session earlier
+        raise SessionClosed(exc.expected, exc.actual, exc.did) from None
     if server.protocol == "ok":
         received = client.recv_some(REPLY_TIMEOUT)
         status = "timeout" if received is None else "ok" if received else "eof"
