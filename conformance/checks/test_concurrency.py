@@ -20,9 +20,6 @@ from conformance.marks import requirement
 from conformance.plugin import Settings
 
 MANY = 64
-#: CONC-2's clients per profile: the spec's 64 at least; thorough holds 1000 at once, which
-#: a fork or thread server without a cap below that must serve too.
-CLIENTS_BY_PROFILE = {"quick": 64, "default": 128, "thorough": 1000}
 ROUNDS = 3
 SERIAL_CAUSE = (
     "the server serves one connection at a time (it sits in recv() on the first client): "
@@ -60,9 +57,11 @@ def test_silent_client_does_not_block_others(server: Server) -> None:
 
 
 @requirement("CONC-2")
-def test_many_clients_served_at_once(server: Server, conformance_profile: str) -> None:
-    """64 clients (128 default, 1000 thorough) held together, three interleaved rounds."""
-    count = CLIENTS_BY_PROFILE[conformance_profile]
+def test_many_clients_served_at_once(server: Server) -> None:
+    """64 clients held together, three interleaved rounds: the number the text names, at
+    every profile, so a server that serves 100 at once (ncat's default cap) passes, and one
+    that serves fewer fails with the number it served."""
+    count = MANY
     with Driver(server.host, server.port, server.protocol, judge=False) as driver:
         try:
             # Connecting is not what the spec times (each round is): a loaded machine may
@@ -98,7 +97,7 @@ def _connect_limit(count: int) -> float:
     """Bound on the connect phase: a slow but steady server must not stretch it for ever.
 
     40 ms per client: the fork reference takes on about 100 clients/s on 2 loaded CPUs (a
-    Python fork per client), so 1000 clients fit in 45 s, inside CHECK_TIMEOUT with the rounds.
+    Python fork per client), so its 64 clients fit with room to spare.
     """
     return LOOPBACK_TIMEOUT + count * 0.04
 
