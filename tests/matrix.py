@@ -28,7 +28,14 @@ from conformance.spec import CATEGORIES, REQUIREMENTS  # noqa: E402
 from tests.servers.build import build_c_servers  # noqa: E402
 from tests.servers.zoo import ZOO, ZooServer, command  # noqa: E402
 
-SHORT = {"passed": ".", "failed": "F", "skipped": "s", "not-applicable": "-"}
+SHORT = {
+    "passed": ".",
+    "failed": "F",
+    "blocked": "b",
+    "kit-error": "E",
+    "skipped": "s",
+    "not-applicable": "-",
+}
 
 
 #: The reference servers, checked like the zoo's correct servers.

@@ -145,6 +145,9 @@ def machine_for(
         def connect(self) -> None:
             name = next(self.names)
             line = f"{name.lower()} = connect(server, {name!r})"
+            # A client whose connect failed is still in the model (see `_do`), as one that
+            # never connected: what is drawn next must not depend on what the server did.
+            self.clients[name] = step.unconnected(self.server, name)
             self._do(line, lambda: self.clients.__setitem__(name, step.connect(self.server, name)))
 
         @precondition(lambda self: self.clients)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import socket
 from collections.abc import Iterator
 
 from conformance.harness.client import Client
@@ -32,6 +33,14 @@ DESCRIPTOR_SLACK = 4
 
 def connect(server: Server, name: str) -> Client:
     return server.connect(name)
+
+
+def unconnected(server: Server, name: str) -> Client:
+    """A client that never connected: every send on it fails, closing it does nothing."""
+    family = socket.AF_INET6 if ":" in server.host else socket.AF_INET
+    client = Client(socket.socket(family, socket.SOCK_STREAM), name, server.transcript)
+    server.clients.append(client)
+    return client
 
 
 class SessionClosed(Violation):
@@ -222,4 +231,5 @@ __all__ = [
     "send",
     "send_only",
     "signal_burst",
+    "unconnected",
 ]

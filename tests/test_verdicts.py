@@ -1,0 +1,145 @@
+"""Verdicts people can trust: one defect fails one rule, and the kit's own errors are its own.
+
+A server that never answers fails PROTO-1 (PROTO-4 with echo), and every check that needs an
+answer is `blocked` by it instead of failing with a cause of its own; a requirement the kit
+could not judge because of its own error is `kit-error` (exit status 3), never `failed`; a
+failure hypothesis saw once and not on replay is reported with the server's own evidence.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import jsonschema
+import pytest
+from hypothesis.errors import FlakyFailure, FlakyStrategyDefinition
+
+from conformance import report as report_mod
+from conformance.harness.failure import KitError, Violation, is_kit_error, unwrap_flaky
+from conformance.harness.liveness import ROOT
+from conformance.plugin import NEEDS_NO_ANSWER
+from conformance.spec import REQUIREMENTS
+from tests.conftest import kit
+
+PY_SERVERS = Path(__file__).resolve().parent / "servers" / "py"
+SCHEMA = json.loads(
+    (Path(__file__).resolve().parent.parent / "conformance" / "report.schema.json").read_text()
+)
+
+
+def _py(name: str) -> str:
+    return f"{sys.executable} -S {PY_SERVERS / name}.py --port {{port}}"
+
+
+def _run(tmp_path: Path, *args: str) -> tuple[int, dict]:
+    out = tmp_path / "report.json"
+    result = kit("run", *args, "--json-report", str(out))
+    assert out.exists(), result.stdout[-3000:] + result.stderr[-3000:]
+    doc = json.loads(out.read_text())
+    jsonschema.validate(doc, SCHEMA)
+    return result.returncode, doc
+
+
+@pytest.mark.parametrize("server", ["never_answers", "never_accepts"])
+@pytest.mark.parametrize("protocol", ["ok", "echo"])
+def test_mute_server_fails_one_rule_and_blocks_the_rest(
+    server: str, protocol: str, tmp_path: Path
+) -> None:
+    code, doc = _run(tmp_path, "--server-cmd", _py(server), "--protocol", protocol)
+    outcomes = {r["id"]: r for r in doc["requirements"]}
+    root = ROOT[protocol]
+    assert outcomes[root]["outcome"] == "failed"
+    assert "never wrote a reply" in outcomes[root]["detail"] or protocol == "echo"
+    failed = {i for i, r in outcomes.items() if r["outcome"] == "failed"}
+    assert failed == {root}, failed
+    blocked = {i for i, r in outcomes.items() if r["outcome"] == "blocked"}
+    assert blocked, "nothing was blocked"
+    assert all(outcomes[i]["blocked_by"] == root for i in blocked)
+    assert all(f"blocked by {root}" in outcomes[i]["detail"] for i in blocked)
+    # Everything else either needs no answer or does not apply to this profile or model.
+    others = set(outcomes) - blocked - {root}
+    assert all(outcomes[i]["outcome"] != "passed" or i in NEEDS_NO_ANSWER for i in others)
+    assert code == 1
+
+
+def test_blocked_earns_nothing_and_does_not_fail_the_run() -> None:
+    selected = [r for r in REQUIREMENTS if r.id in ("PROTO-1", "PROTO-2", "ZOMB-1")]
+    results = {
+        "PROTO-1": report_mod.Result("PROTO-1", "passed"),
+        "PROTO-2": report_mod.Result("PROTO-2", "blocked", "blocked by X", blocked_by="X"),
+        "ZOMB-1": report_mod.Result("ZOMB-1", "passed"),
+    }
+    doc = _build(selected, results)
+    by_id = {r["id"]: r for r in doc["requirements"]}
+    assert by_id["PROTO-2"]["score"] == 0 and by_id["PROTO-2"]["max_score"] == 1
+    assert by_id["PROTO-2"]["blocked_by"] == "X"
+    assert doc["categories"]["protocol"] == "blocked"
+    assert report_mod.exit_code(doc) == 0
+
+
+def test_kit_error_has_its_own_exit_status_and_a_failure_wins() -> None:
+    selected = [r for r in REQUIREMENTS if r.id in ("PROTO-1", "ZOMB-1")]
+    results = {
+        "PROTO-1": report_mod.Result("PROTO-1", "passed"),
+        "ZOMB-1": report_mod.Result("ZOMB-1", "kit-error"),
+    }
+    doc = _build(selected, results)
+    assert doc["categories"]["zombies"] == "kit-error"
+    assert report_mod.exit_code(doc) == report_mod.KIT_ERROR_EXIT
+    results["PROTO-1"] = report_mod.Result("PROTO-1", "failed")
+    assert report_mod.exit_code(_build(selected, results)) == 1
+
+
+def _build(selected, results) -> dict:  # type: ignore[no-untyped-def]
+    return report_mod.build(
+        results=results,
+        selected=selected,
+        target={"mode": "launch", "command": "x", "port": None},
+        protocol="ok",
+        profile="quick",
+        seed=0,
+        model="fork",
+        started_at="",
+        duration_s=0.0,
+        excluded={},
+        serialised=[],
+        strict=False,
+    )
+
+
+def test_a_flaky_failure_reports_the_servers_first_failure() -> None:
+    first = Violation("b'OK!!!' on A within 2.0 s", "nothing after 2.0 s", ["sent b'x' on A"])
+    flaky = FlakyFailure("Hypothesis test_x(...) produces unreliable results", [first])
+    assert unwrap_flaky(flaky) is first
+    assert not is_kit_error(unwrap_flaky(flaky))
+    nested = FlakyFailure("outer", [FlakyFailure("inner", [ValueError("x"), first])])
+    assert unwrap_flaky(nested) is first
+
+
+def test_the_kits_own_errors_are_told_from_the_servers() -> None:
+    assert is_kit_error(FlakyStrategyDefinition("Inconsistent data generation!"))
+    assert is_kit_error(KitError("port still held by a server the kit started"))
+    assert is_kit_error(TypeError("a bug"))
+    assert not is_kit_error(Violation("x", "y"))
+    assert not is_kit_error(BrokenPipeError(32, "Broken pipe"))
+    assert not is_kit_error(pytest.fail.Exception("server could not be started"))
+
+
+def test_exit_6_fails_a_server_without_reuseaddr_and_nothing_else(tmp_path: Path) -> None:
+    code, doc = _run(tmp_path, "--server-cmd", _py("no_reuseaddr"), "--profile", "quick")
+    failed = {r["id"] for r in doc["requirements"] if r["outcome"] == "failed"}
+    assert failed == {"EXIT-6"}
+    detail = next(r["detail"] for r in doc["requirements"] if r["id"] == "EXIT-6")
+    assert "SO_REUSEADDR" in detail and "Address already in use" in detail
+    assert code == 0  # a SHOULD: fails the run only with --strict
+    assert doc["categories"]["exit"] == "passed"
+
+
+def test_exit_6_passes_a_server_with_reuseaddr(tmp_path: Path) -> None:
+    code, doc = _run(
+        tmp_path, "--server-cmd", _py("ok_thread"), "--requirement", "EXIT-6", "--strict"
+    )
+    assert [r["outcome"] for r in doc["requirements"]] == ["passed"]
+    assert code == 0
