@@ -71,6 +71,7 @@ def unrun_report(
         "requirements": requirements,
         "excluded": [{"id": k, "reason": v} for k, v in config.excluded.items()],
         "serialised": [],
+        "notes": [],
     }
 
 

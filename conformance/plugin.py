@@ -37,8 +37,15 @@ from conformance.harness.failure import (
 from conformance.harness.launcher import NOTES as LAUNCH_NOTES
 from conformance.harness.launcher import LaunchError, become_subreaper
 from conformance.harness.limits import CHECK_CLIENTS, DescriptorLimitError, ensure_descriptors
-from conformance.harness.liveness import ROOT, silence
+from conformance.harness.liveness import (
+    DIES_AFTER_SESSIONS,
+    ROOT,
+    death_after_sessions,
+    silence,
+)
 from conformance.harness.model import detect_model
+from conformance.harness.polling import wait_until
+from conformance.harness.sessions import DEATH_GRACE
 from conformance.harness.target import (
     LAUNCH_AHEAD,
     Server,
@@ -145,6 +152,9 @@ class RunState:
     quiet_lock: str | None = None
     #: What the kit saw when the server answered no message before the checks (see liveness).
     silent: str | None = None
+    #: Requirements the server was seen to break before the checks, with what was seen: a
+    #: check that then fails because of it is blocked by it (see liveness).
+    broken: dict[str, str] = field(default_factory=dict)
     #: What the kit did that the user should know though no check failed for it.
     notes: list[str] = field(default_factory=list)
 
@@ -237,6 +247,7 @@ def pytest_configure(config: pytest.Config) -> None:
         state.model = config.workerinput.get("conformance_model", "unknown")  # type: ignore[attr-defined]
         state.quiet_lock = config.workerinput.get("conformance_quiet_lock")  # type: ignore[attr-defined]
         state.silent = config.workerinput.get("conformance_silent")  # type: ignore[attr-defined]
+        state.broken = config.workerinput.get("conformance_broken", {})  # type: ignore[attr-defined]
     else:
         config.pluginmanager.register(_Recorder(state), "conformance-recorder")
         settings = state.settings
@@ -269,13 +280,22 @@ def pytest_sessionstart(session: pytest.Session) -> None:
     settings = state.settings
     try:
         if settings.target.mode == "launch":
+            # Each question on a fresh server: a server that dies after its first sessions
+            # (EINTR-1) must not read as one that never answers.
+            probe = start_server(settings.target, settings.protocol)
+            try:
+                state.silent = silence(probe)
+            finally:
+                probe.retire()
             probe = start_server(settings.target, settings.protocol)
             try:
                 state.model = detect_model(probe)
-                state.silent = silence(probe) if probe.alive() else None
+                if state.model == "fork":
+                    death = death_after_sessions(probe)
+                    if death:
+                        state.broken[DIES_AFTER_SESSIONS] = death
             finally:
-                assert probe.launched is not None
-                LAUNCH_AHEAD.retire(probe.launched)
+                probe.retire()
         else:
             probe = attach_server(settings.target, settings.protocol)
             if probe.process is None:
@@ -298,6 +318,7 @@ def pytest_configure_node(node) -> None:  # type: ignore[no-untyped-def]
     node.workerinput["conformance_model"] = _state(node.config).model
     node.workerinput["conformance_quiet_lock"] = _state(node.config).quiet_lock
     node.workerinput["conformance_silent"] = _state(node.config).silent
+    node.workerinput["conformance_broken"] = _state(node.config).broken
 
 
 @pytest.hookimpl(hookwrapper=True, tryfirst=True)
@@ -485,6 +506,8 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]):  
         return
     if call.excinfo is not None and call.excinfo.errisinstance(NotApplicable):
         rep.user_properties.append(("not_applicable", "1"))
+    if call.excinfo is not None and rep.when == "call":
+        _blocked_by_known_defect(item, req, rep, call.excinfo.value)
     if call.excinfo is not None and call.excinfo.errisinstance(Blocked):
         rep.user_properties.append(("blocked_by", call.excinfo.value.by))
     if rep.failed and call.excinfo is not None:
@@ -493,6 +516,27 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]):  
             rep.user_properties.append(("kit_error", "1"))
         if rep.when == "call" or is_kit_error(exc):
             rep.longrepr = _failure_text(item, req, exc)
+
+
+def _blocked_by_known_defect(
+    item: pytest.Item, req: Requirement, rep: pytest.TestReport, exc: BaseException
+) -> None:
+    """A check that failed because the server died of a defect seen before the checks (it
+    dies once its first sessions end: EINTR-1) is blocked by that requirement, not failed:
+    its own requirement was never reached. The requirement itself is still judged."""
+    state = _state(item.config)
+    servers = [v for v in getattr(item, "funcargs", {}).values() if isinstance(v, Server)]
+    for by, seen in state.broken.items():
+        if by == req.id or not (rep.failed or isinstance(exc, Blocked)):
+            continue
+        # A server giving up on EINTR dies a moment after the step that noticed it.
+        died, _ = wait_until(lambda: any(not s.alive() for s in servers), DEATH_GRACE)
+        if isinstance(exc, Blocked) or died:
+            reason = f"blocked by {by}: {seen}"
+            rep.outcome = "skipped"
+            rep.longrepr = (str(item.path), item.location[1] or 0, f"Skipped: {reason}")
+            rep.user_properties.append(("blocked_by", by))
+            return
 
 
 def _failure_text(item: pytest.Item, req: Requirement, exc: BaseException) -> str:

@@ -32,7 +32,15 @@ CATEGORIES: tuple[str, ...] = (
 )
 
 #: How a server serves its connections, as the kit observes it (see harness/model.py).
-MODELS: tuple[str, ...] = ("fork", "prefork", "thread", "event-loop", "unknown")
+MODELS: tuple[str, ...] = (
+    "fork",
+    "prefork",
+    "thread",
+    "pool",
+    "event-loop",
+    "iterative",
+    "unknown",
+)
 
 BOTH: tuple[Protocol, ...] = ("ok", "echo")
 
@@ -190,8 +198,8 @@ REQUIREMENTS: tuple[Requirement, ...] = (
         "EXIT-4",
         "MUST",
         "exit",
-        "Once a session ends, the process or thread that served it is gone within 1 s, and "
-        "nothing keeps burning CPU.",
+        "Once a session ends, the process or thread that served it is gone within 1 s (a "
+        "pool may keep its threads if it stops growing), and nothing keeps burning CPU.",
         "A child or thread that outlives its session (or spins after it) exhausts processes, "
         "threads or CPU after a few thousand clients.",
         needs_quiet=True,
@@ -272,7 +280,8 @@ REQUIREMENTS: tuple[Requirement, ...] = (
         "FDL-2",
         "MUST",
         "fd-leak",
-        "The server's thread count comes back to its baseline after 200 sessions.",
+        "The server's thread count stops growing: over 200 sessions it may rise to a plateau "
+        "(a pool), but not over the last 50, and the threads kept are idle.",
         "A thread that never ends keeps its stack (8 MiB of address space by default) until "
         "thread creation fails.",
         needs_quiet=True,
@@ -380,9 +389,22 @@ def render_markdown() -> str:
         "A requirement that applies only to some server models (fork per connection, prefork,",
         "thread per connection, event loop) is `not-applicable` to the others.",
         "",
+        "A check fails only on evidence of its own requirement. When what it needs cannot",
+        "happen because the server breaks another requirement (it never answers, it drops a",
+        "session on a signal, it dies on a reset), the requirement is `blocked` by that one,",
+        "which is named (`blocked by PROTO-1`), and its category reads `blocked`, not `failed`.",
+        "A requirement the kit could not judge because of an error of its own is `kit-error`",
+        "(exit status 3), never `failed`.",
+        "",
+        "A server that hard-codes its port is checked one instance at a time on that port: the",
+        "next instance starts once the previous one's whole process tree is gone. Whether it can",
+        "start again at once while a connection of the previous one lingers is EXIT-6's business",
+        "(SO_REUSEADDR), and no other requirement's.",
+        "",
         "When graded, each requirement is worth the points shown (a grading config can change",
-        "them). A passed or not-applicable requirement earns its points; failed or skipped earns",
-        "none; an excluded one is left out of the maximum.",
+        "them). A passed or not-applicable requirement earns its points; failed, blocked,",
+        "kit-error or skipped earns none (a blocked requirement was not shown to hold; fixing",
+        "the one that blocked it lets it be judged); an excluded one is left out of the maximum.",
     ]
     for category in CATEGORIES:
         lines += ["", f"## {category}", ""]

@@ -60,14 +60,18 @@ def _zombie_children() -> list[int]:
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """Longest first, so the xdist workers finish together instead of waiting on one tail.
 
-    The kit runs of the matrix take 5 to 40 s each (a server that fails many checks waits out
-    each check's deadline); everything else takes seconds. Order only: no test is skipped.
+    The kit runs of the matrix take 5 to 40 s each, the references at thorough up to a
+    minute; everything else takes seconds. Order only: no test is skipped.
     """
 
     def cost(item: pytest.Item) -> int:
-        server = getattr(item, "callspec", None) and item.callspec.params.get("server")
+        params = item.callspec.params if hasattr(item, "callspec") else {}
+        if "thorough" in item.name:  # the references at thorough: 30 to 60 s each
+            return 40
+        server = params.get("server")
         if server is not None and hasattr(server, "expected_failures"):
-            return 10 + len(server.expected_failures)
+            slower = 5 if params.get("profile") == "default" else 0
+            return 10 + slower + len(server.expected_failures)
         return 10 if item.get_closest_marker("slow") else 0
 
     items.sort(key=cost, reverse=True)
@@ -121,6 +125,18 @@ def zoo_build(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
     out = tmp_path_factory.mktemp("zoo-build")
     build_c_servers(out)
+    return out
+
+
+@pytest.fixture(scope="session")
+def java_build(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The Java servers of the zoo, built once per session (skipped without a JDK)."""
+    from tests.servers.build import build_java_servers, have_javac
+
+    if not have_javac():
+        pytest.skip("no JDK (javac) on this machine: the Java servers cannot be built")
+    out = tmp_path_factory.mktemp("java-build")
+    build_java_servers(out)
     return out
 
 

@@ -206,13 +206,18 @@ def test_pytest_pyargs_gives_the_same_verdicts(pytester: pytest.Pytester) -> Non
 
 
 def test_check_timeout_fails_the_check_and_cleans_up(tmp_path: Path) -> None:
+    # Answers the first message of each connection, then nothing: PROTO-2 (100 messages on
+    # one connection) waits for the second answer past the 1 s the check is allowed.
     silent = tmp_path / "silent.py"
     silent.write_text(
         "import socket, sys, time\n"
         "s = socket.create_server(('127.0.0.1', int(sys.argv[1])))\n"
         "conns = []\n"
         "while True:\n"
-        "    conns.append(s.accept()[0])\n"
+        "    c = s.accept()[0]\n"
+        "    c.recv(1024)\n"
+        "    c.sendall(b'OK!!!')\n"
+        "    conns.append(c)\n"
     )
     out = tmp_path / "r.json"
     result = kit(

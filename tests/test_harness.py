@@ -198,7 +198,7 @@ def _script_server(tmp_path, source: str):  # type: ignore[no-untyped-def]
 
 @pytest.mark.parametrize(
     "source, model",
-    [(LATE_PREFORK, "prefork"), (LATE_POOL, "event-loop")],
+    [(LATE_PREFORK, "prefork"), (LATE_POOL, "pool")],
     ids=["prefork-workers-are-not-fork-children", "pool-is-not-thread-per-connection"],
 )
 def test_workers_started_after_listen_do_not_fool_model_detection(  # type: ignore[no-untyped-def]

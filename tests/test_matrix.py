@@ -1,7 +1,10 @@
 """The matrix: the kit against every zoo server, asserting the exact set of failed categories.
 
 A correct server must fail nothing; a defective one must fail exactly the categories its one
-defect breaks (tests/servers/zoo.py says which, and why when it is more than one).
+defect breaks (tests/servers/zoo.py says which, and why when it is more than one), at the
+quick and the default profile (the default runs more generated scenarios, and reaches
+interleavings the quick one does not). A requirement the defect keeps from being judged is
+blocked by one of the requirements the defect breaks, never by another.
 """
 
 from __future__ import annotations
@@ -16,17 +19,21 @@ from tests.conftest import kit
 from tests.servers.zoo import BREAKS, DEFECTIVE, ZOO, ZooServer, command
 
 
+@pytest.mark.parametrize("profile", ["quick", "default"])
 @pytest.mark.parametrize("server", ZOO, ids=lambda s: s.id)
-def test_kit_verdict_on_zoo_server(server: ZooServer, zoo_build: Path, tmp_path: Path) -> None:
+def test_kit_verdict_on_zoo_server(
+    server: ZooServer, profile: str, request: pytest.FixtureRequest, tmp_path: Path
+) -> None:
+    build = request.getfixturevalue("java_build" if server.language == "java" else "zoo_build")
     out = tmp_path / "report.json"
     result = kit(
         "run",
         "--server-cmd",
-        command(server, zoo_build),
+        command(server, build),
         "--protocol",
         server.protocol,
         "--profile",
-        "quick",
+        profile,
         "--json-report",
         str(out),
     )
@@ -42,6 +49,10 @@ def test_kit_verdict_on_zoo_server(server: ZooServer, zoo_build: Path, tmp_path:
     assert server.breaks <= failed_ids, (
         f"{sorted(server.breaks - failed_ids)} should fail; failed: {sorted(failed_ids)}"
     )
+    # A requirement that could not be judged names the one this server's defect breaks.
+    blockers = {r["id"]: r["blocked_by"] for r in doc["requirements"] if r["outcome"] == "blocked"}
+    assert set(blockers.values()) <= server.breaks, blockers
+    assert not [r["id"] for r in doc["requirements"] if r["outcome"] == "kit-error"], details
     assert result.returncode == (1 if server.expected_failures else 0)
 
 

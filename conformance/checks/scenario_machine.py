@@ -34,6 +34,8 @@ from conformance.checks.hypothesis_profiles import Unsatisfiable, run_machine
 from conformance.harness import Server, Violation
 from conformance.harness import scenario as step
 from conformance.harness.client import Client
+from conformance.harness.polling import wait_until
+from conformance.harness.sessions import DEATH_GRACE
 from conformance.harness.target import Target
 from conformance.marks import Blocked
 from conformance.plugin import Settings
@@ -108,7 +110,10 @@ def machine_for(
             try:
                 action()
             except Violation as exc:
-                if not self.server.alive():
+                # A server that dies of what this step did dies a moment after it: wait for
+                # that, so whether the scenario counts does not depend on the scheduler.
+                died, _ = wait_until(lambda: not self.server.alive(), DEATH_GRACE)
+                if died:
                     # Its death is the evidence of EXIT-3 (reset) or EINTR-2 (signals).
                     reasons.append(DIED_ON_SIGNAL if self.signalled and not self.resets else DIED)
                     reject()

@@ -10,6 +10,13 @@ import pytest
 
 from conformance.harness import Server, fail, show, wait_until
 from conformance.harness.launcher import LaunchError, restart_on_port
+from conformance.harness.model import (
+    GROWTH_ROUND,
+    GROWTH_SESSIONS,
+    ROUND_SLACK,
+    measure_thread_growth,
+    settled_thread_count,
+)
 from conformance.harness.processes import holders_of_connection, is_running
 from conformance.harness.sessions import (
     EXIT,
@@ -21,6 +28,7 @@ from conformance.harness.sessions import (
     live_children,
     message,
     require_process,
+    run_sessions,
     session,
 )
 from conformance.harness.sockdiag import accept_queue, socket_fds
@@ -35,8 +43,6 @@ from conformance.harness.timeouts import (
 from conformance.marks import requirement
 
 RESETS = 10
-#: How long a thread count must hold still to be EXIT-4's baseline.
-STEADY = 0.02
 #: How long a server that keeps reset connections open is given to die of SIGPIPE.
 RESET_GRACE = 0.2
 #: A server tree using more than this share of a core while idle is spinning.
@@ -55,19 +61,6 @@ RESET_CAUSE = (
     "default: call signal(SIGPIPE, SIG_IGN) at startup (or send with MSG_NOSIGNAL), and treat "
     "-1 with ECONNRESET/EPIPE as the end of that session only"
 )
-
-
-def _steady_thread_count(proc) -> int:  # type: ignore[no-untyped-def]
-    """The server's thread count once two looks STEADY s apart agree (bounded)."""
-    last = proc.thread_count()
-    deadline = time.monotonic() + SETTLE_TIMEOUT
-    while time.monotonic() < deadline:
-        time.sleep(STEADY)
-        now = proc.thread_count()
-        if now == last:
-            break
-        last = now
-    return last
 
 
 def _sockets_held(server: Server) -> int | None:
@@ -199,12 +192,15 @@ def test_ended_sessions_free_their_process_or_thread(server: Server) -> None:
     """After sessions end (by `exit` and by EOF), their children/threads go, CPU goes idle.
 
     The counts start after one warm-up session, once the thread count holds still: a server
-    may start its pool's threads after it listens, even while it answers its first session.
+    may start its pool's threads after it listens, even while it answers its first session,
+    and a runtime (the JVM) starts threads of its own. Threads that stay after the sessions
+    are a pool or a leak: more sessions, one after another, tell. A pool stops growing (at
+    its size, or at once if idle workers take the sessions), a leak grows with each session.
     """
     proc = require_process(server, "EXIT-4")
     full_session(server, 1, name="W")
     base_children = set(proc.live_children())
-    base_threads = _steady_thread_count(proc)
+    base_threads = settled_thread_count(proc)
     for i in range(6):
         before = live_children(server)
         client = server.connect()
@@ -220,17 +216,40 @@ def test_ended_sessions_free_their_process_or_thread(server: Server) -> None:
         return set(proc.live_children()) <= base_children and proc.thread_count() <= base_threads
 
     ok, _ = wait_until(settled, SETTLE_TIMEOUT)
-    if not ok:
-        extra = sorted(set(proc.live_children()) - base_children)
+    extra = sorted(set(proc.live_children()) - base_children)
+    if not ok and extra:
         fail(
-            f"within {SETTLE_TIMEOUT:.1f} s of the sessions' end, their children or threads gone",
+            f"within {SETTLE_TIMEOUT:.1f} s of the sessions' end, their children gone",
             f"{len(extra)} extra child process(es) still running {extra}; "
             f"{proc.thread_count()} threads (before the sessions: {base_threads})",
             did=server.transcript.tail(),
-            cause="the process or thread serving a session must end with it: in a fork "
-            "server the child calls _exit(0) after closing the connection; a thread returns "
-            "from its function (and is detached or joined)",
+            cause="the process serving a session must end with it: in a fork server the "
+            "child calls _exit(0) after closing the connection",
         )
+    if not ok:
+        # Threads stayed: a pool, or threads that outlive their sessions. Only a leak goes
+        # on growing with every session.
+        growth = measure_thread_growth(proc, lambda n: run_sessions(server, n))
+        expect_alive(server, "after sessions one after another")
+        if not growth.stopped:
+            sessions, added = growth.added_over(1)
+            fail(
+                f"within {SETTLE_TIMEOUT:.1f} s of the sessions' end, their threads gone, or "
+                f"kept by a pool that stops growing (at most {ROUND_SLACK} more threads over "
+                f"{sessions} sessions)",
+                f"{growth.threads} threads after {growth.sessions} more sessions, still "
+                f"growing: +{added} over the last {sessions} sessions (before the sessions: "
+                f"{base_threads})",
+                did=[
+                    "ran a warm-up session, then 6 sessions one after another (each ended)",
+                    f"their threads stayed, so ran up to {GROWTH_SESSIONS} more sessions one "
+                    f"after another, counting threads every {GROWTH_ROUND}",
+                ],
+                evidence=[growth.describe().capitalize()],
+                cause="the thread serving a session must end with it: return from its "
+                "function (and detach or join it), never block forever after closing; a pool "
+                "must have a bound, or reuse its idle threads",
+            )
     share = proc.cpu_share(CPU_WINDOW)
     if share > BUSY_SHARE:
         fail(
@@ -248,10 +267,12 @@ def test_sigterm_stops_server_and_children(server: Server) -> None:
     proc = require_process(server, "EXIT-5")
     clients = [server.connect() for _ in range(3)]
     for client in clients:
-        # Live sessions make SIGTERM meaningful; whether they are served at once is not
-        # this requirement's business, so nobody waits long for an answer here.
         client.send(message(0) if server.protocol == "ok" else message(0, 64))
-        client.recv_some(REPLY_TIMEOUT)
+    # Live sessions make SIGTERM meaningful; whether they are served at once is not this
+    # requirement's business, so all three together wait at most REPLY_TIMEOUT for answers.
+    deadline = time.monotonic() + REPLY_TIMEOUT
+    for client in clients:
+        client.recv_some(max(0.0, deadline - time.monotonic()))
     children = set(proc.live_children())
     server.transcript.add(f"sent SIGTERM to the server (pid {proc.pid})")
     os.kill(proc.pid, signal.SIGTERM)

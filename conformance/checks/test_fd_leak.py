@@ -1,4 +1,9 @@
-"""fd-leak: descriptors and threads come back to their baseline (FDL-*). Every model."""
+"""fd-leak: descriptors come back to their baseline, threads stop growing (FDL-*). Every model.
+
+Threads are judged by growth, not by a return to the first count: a pool may start a worker
+per session up to its size (Java's ThreadPoolExecutor, Go's runtime, .NET's thread pool do)
+and keep them all, idle. A leak is growth that goes on with every session; a pool stops.
+"""
 
 from __future__ import annotations
 
@@ -9,22 +14,37 @@ import pytest
 
 from conformance.checks.scenario_machine import run_scenarios
 from conformance.harness import Server, fail, wait_until
+from conformance.harness.model import ThreadGrowth, measure_thread_growth
 from conformance.harness.processes import fd_targets
 from conformance.harness.sessions import churn_sessions, require_process, run_sessions
-from conformance.harness.timeouts import SETTLE_TIMEOUT
+from conformance.harness.timeouts import CPU_WINDOW, SETTLE_TIMEOUT
 from conformance.marks import requirement
 from conformance.plugin import Settings
 
 SESSIONS = 200
 WARMUP = 5
-#: Descriptors or threads a server may open lazily on first use (an epoll fd, a log file).
+#: FDL-2 judges the thread count's growth over the last TAIL of the SESSIONS sessions: the
+#: sessions before may raise it to a plateau (a pool of up to about SESSIONS - TAIL threads).
+TAIL = 50
+#: Sessions between two looks at the thread count (TAIL is a whole number of them).
+ROUND = 25
+#: Descriptors or threads a server may open lazily on first use (an epoll fd, a log file, a
+#: runtime's JIT compiler thread).
 SLACK = 4
 #: More live children than this after sequential sessions means they never exit (EXIT-4).
 MAX_LIVE_CHILDREN = 32
+#: Threads a pool keeps must be idle: a server using more than this share of a core once
+#: the sessions ended is spinning (as in EXIT-4).
+BUSY_SHARE = 0.2
 LEAK_CAUSE = (
     "something opened per session is never closed: close the connection when the session "
     "ends (in a fork server the parent closes its copy after fork()), and every file or pipe "
     "the session opened"
+)
+THREAD_LEAK_CAUSE = (
+    "a session's thread must end when its session ends: return from the thread function (and "
+    "detach it or join it), never block forever after closing; a pool must have a bound "
+    "(Executors.newFixedThreadPool(n) with a sane n), or reuse its idle threads"
 )
 
 
@@ -40,10 +60,12 @@ def _quiet(proc) -> None:  # type: ignore[no-untyped-def]
 
 @dataclass(frozen=True)
 class Counts:
-    """Descriptors and threads after warm-up (baseline) and after SESSIONS more sessions."""
+    """Descriptors after warm-up (baseline) and after SESSIONS more sessions; the thread
+    count after each round of those sessions, and once they settled."""
 
     fds: tuple[int, int]
-    threads: tuple[int, int]
+    growth: ThreadGrowth
+    threads_after: int
     kinds: list[tuple[str, int]]
 
 
@@ -70,7 +92,8 @@ class Workload:
                 self._error = exc
                 raise
             finally:
-                # Counted once for both checks: the server is no longer needed.
+                # Counted once for both checks: the server is no longer needed, and a server
+                # on a fixed port must free it for the next check's.
                 self.server.retire()
         return self._counts
 
@@ -78,14 +101,30 @@ class Workload:
         proc = require_process(self.server, "FDL-1 and FDL-2")
         run_sessions(self.server, WARMUP)
         _quiet(proc)
-        fds, threads = proc.fd_count(), proc.thread_count()
-        churn_sessions(self.server, SESSIONS, max_live_children=MAX_LIVE_CHILDREN)
+        fds = proc.fd_count()
+
+        def churn(count: int) -> None:
+            churn_sessions(self.server, count, max_live_children=MAX_LIVE_CHILDREN)
+
+        growth = measure_thread_growth(
+            proc, churn, sessions=SESSIONS, round_size=ROUND, until_stopped=False
+        )
+        # What is left once the last sessions' descriptors and threads are released: the
+        # baseline, or for a pool the plateau it reached before the last TAIL sessions.
+        _, before_tail = _tail(growth)
+        threads_cap = max(growth.baseline, before_tail) + SLACK
         wait_until(
-            lambda: proc.fd_count() <= fds + SLACK and proc.thread_count() <= threads + SLACK,
+            lambda: proc.fd_count() <= fds + SLACK and proc.thread_count() <= threads_cap,
             2 * SETTLE_TIMEOUT,
         )
         kinds = Counter(fd_targets(proc.pid)).most_common(3)
-        return Counts((fds, proc.fd_count()), (threads, proc.thread_count()), kinds)
+        return Counts((fds, proc.fd_count()), growth, proc.thread_count(), kinds)
+
+
+def _tail(growth: ThreadGrowth) -> tuple[int, int]:
+    """(sessions in the judged tail, the thread count before it)."""
+    sessions, added = growth.added_over(TAIL)
+    return sessions, growth.threads - added
 
 
 @pytest.fixture(scope="module")
@@ -95,7 +134,7 @@ def workload(module_server: Server) -> Workload:
 
 DID = [
     f"ran {WARMUP} warm-up sessions, then {SESSIONS} sessions one after another "
-    "(each: connect, one message, end)"
+    f"(each: connect, one message, end), counting threads every {ROUND}"
 ]
 
 
@@ -114,15 +153,35 @@ def test_descriptors_return_to_baseline(workload: Workload) -> None:
 
 
 @requirement("FDL-2")
-def test_threads_return_to_baseline(workload: Workload) -> None:
-    baseline, after = workload.counts().threads
-    if after > baseline + SLACK:
+def test_threads_stop_growing(workload: Workload) -> None:
+    """Back to the baseline, or a plateau that the last TAIL sessions do not raise and whose
+    threads are idle (a pool)."""
+    counts = workload.counts()
+    growth, after = counts.growth, counts.threads_after
+    if after <= growth.baseline + SLACK:
+        return
+    tail, before_tail = _tail(growth)
+    if after > before_tail + SLACK:
         fail(
-            f"at most {baseline + SLACK} threads after {SESSIONS} sessions (baseline {baseline})",
-            f"{after} threads: about {(after - baseline) / SESSIONS:.1f} left per session",
+            f"the thread count back to its baseline ({growth.baseline}, after warm-up) or "
+            f"stopped growing: at most {SLACK} more threads over the last {tail} sessions",
+            f"{after} threads after {growth.sessions} sessions, still growing: "
+            f"+{after - before_tail} over the last {tail} sessions "
+            f"(about {(after - before_tail) / tail:.1f} left per session)",
             did=DID,
-            cause="a session's thread must end when its session ends: return from the thread "
-            "function (and detach it or join it), never block forever after closing",
+            evidence=[growth.describe().capitalize()],
+            cause=THREAD_LEAK_CAUSE,
+        )
+    share = workload.server.process.cpu_share(CPU_WINDOW)  # type: ignore[union-attr]
+    if share > BUSY_SHARE:
+        fail(
+            f"the {after - growth.baseline} threads kept after the sessions (a pool) idle: "
+            f"under {BUSY_SHARE:.0%} of a core",
+            f"the server used {share:.0%} of a core over {CPU_WINDOW:.1f} s after the sessions",
+            did=DID,
+            evidence=[growth.describe().capitalize()],
+            cause="idle pool threads must block (on a queue, a condition variable, accept()), "
+            "never poll for work in a loop",
         )
 
 

@@ -1,4 +1,5 @@
-"""Does the server answer at all? One session, asked once before any check.
+"""What the server gets wrong before any check: no answer at all, or a death after its first
+sessions. Each is asked once, on a server of its own, before the checks.
 
 A server that accepts and never answers (or never accepts) breaks one rule, the first
 protocol requirement, and every other check would only wait out its own deadline to say the
@@ -11,9 +12,10 @@ from __future__ import annotations
 
 import contextlib
 
-from conformance.harness.sessions import end_session, message
+from conformance.harness.polling import wait_until
+from conformance.harness.sessions import DEATH_GRACE, end_session, message
 from conformance.harness.target import Server
-from conformance.harness.timeouts import ANSWER_TIMEOUT
+from conformance.harness.timeouts import ANSWER_TIMEOUT, SETTLE_TIMEOUT
 
 #: The requirement a server that never answers breaks, per protocol profile.
 ROOT = {"ok": "PROTO-1", "echo": "PROTO-4"}
@@ -40,5 +42,29 @@ def silence(server: Server) -> str | None:
         server.clients.clear()
     if got:
         return None
+    if not server.alive():
+        return None  # a death is not silence: the checks report it, with its cause
     what = "the server closed the connection" if got == b"" else "nothing came back"
     return f"before the checks, a client sent {payload!r} and {what} within {ANSWER_TIMEOUT:.0f} s"
+
+
+#: The requirement a fork server breaks when it dies once its first sessions' children exit.
+DIES_AFTER_SESSIONS = "EINTR-1"
+
+
+def death_after_sessions(server: Server) -> str | None:
+    """Fork servers: how the server died once the sessions it served ended and their
+    children exited (None if it is still running).
+
+    That is EINTR-1's defect (SIGCHLD interrupts accept() and the server gives up), and every
+    check that needs a second session after a first one ended would otherwise fail it again
+    with a cause of its own. Called after model detection, whose sessions have ended.
+    """
+    proc = server.process
+    if proc is None:
+        return None
+    wait_until(lambda: not server.alive() or not proc.live_children(), SETTLE_TIMEOUT)
+    died, _ = wait_until(lambda: not server.alive(), DEATH_GRACE)
+    if not died:
+        return None
+    return f"once the kit's first sessions ended and their children exited, {server.death()}"

@@ -1,29 +1,61 @@
 """Model detection: how does this server serve its connections?
 
-We open a few sessions and look at who holds the server end of each connection:
+We open a few sessions at once and look at who holds the server end of each connection, and
+at the server's thread count:
 - a child process that did not exist before the connection: `fork` (fork per connection);
 - a child that existed before: `prefork` (workers that legitimately hold the listener). A
   prefork server may still be starting workers when we first look, so a second round of
   sessions decides: only a fork server serves it with children that are new again;
-- the server process itself, with one more thread per connection: `thread`;
-- the server process itself, without new threads: `event-loop` (multiplexing, or a pool). A
-  pool may also be started after the server listens; its threads, unlike a thread per
-  connection, outlive the sessions, and a second round of sessions adds none.
+- one of the clients answered and the others not while it stays connected: `iterative` (it
+  serves one client at a time, whatever else it is);
+- the server process itself, with one more thread per connection that ends with it: `thread`;
+- the server process itself, with threads that outlive the sessions: a `pool`, or a thread
+  per connection that leaks them. Sessions one after another tell: a pool stops growing (at
+  its size, or at once when idle workers take the work), a leak grows with every session,
+  and is reported as `thread` (FDL-2 and EXIT-4 then fail it);
+- the server process itself, without new threads: `event-loop` (multiplexing, or a pool
+  whose threads all exist before the first session: counts cannot tell those apart).
 Without a visible process (address mode, another user's server) the model is `unknown`, and
 so it is when the server dies while we look (the checks then report the death, with its cause).
+
+Telling a pool from a leak is also what FDL-2 and EXIT-4 need (a pool's threads never go back
+to the first count), so the measure lives here: `measure_thread_growth`.
 """
 
 from __future__ import annotations
 
 import contextlib
+import os
+import selectors
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
 
 from conformance.harness.client import Client
 from conformance.harness.polling import wait_until
-from conformance.harness.processes import GONE, holders_of_connection
+from conformance.harness.processes import GONE, ServerProcess, holders_of_connection
 from conformance.harness.target import Server
-from conformance.harness.timeouts import REPLY_TIMEOUT, SETTLE_TIMEOUT
+from conformance.harness.timeouts import ANSWER_TIMEOUT, SETTLE_TIMEOUT
 
 PROBE_CLIENTS = 4
+#: How long the probes may take to be answered, all connected at once. A concurrent server
+#: answers them all in milliseconds; only one answered after this long is a server that
+#: serves one client at a time. Generous, so a JVM still compiling is not called iterative.
+PROBE_ANSWER_TIMEOUT = ANSWER_TIMEOUT
+#: How long the thread count must hold still (and no thread of the server run) to count as
+#: settled: threads that end with a session, or that a pool or a runtime is starting, are
+#: gone or there by then.
+STEADY = 0.02
+#: Sessions run one after another between two looks at the thread count, when telling a pool
+#: (its count stops growing) from a leak (the count grows with every session).
+GROWTH_ROUND = 25
+#: The most sessions run to see a pool stop growing. A pool that starts one worker per
+#: session up to its size (Java's ThreadPoolExecutor below its core size) is told from a
+#: leak if its size is below about this.
+GROWTH_SESSIONS = 200
+#: Threads a round of sessions may add and still count as no growth: a runtime starts
+#: threads of its own when it likes (the JVM's JIT compilers and GC workers).
+ROUND_SLACK = 2
 
 
 def detect_model(server: Server) -> str:
@@ -37,8 +69,10 @@ def _detect(server: Server) -> str:
     if server.process is None:
         return "unknown"
     proc = server.process
-    threads_before = proc.thread_count()
-    pids, threads_during = _probe(server)
+    # A runtime (the JVM) or a pool may still be starting threads as the server listens: take
+    # the count once it holds still, so those are not taken for threads of the probes.
+    threads_before = settled_thread_count(proc)
+    pids, threads_during, answered = _probe(server)
     # Children that serve the probes and did not exist before them mean fork per connection,
     # unless they are prefork workers the server was still starting when we looked. So look
     # again: a fork server makes new children for the second round too, while a prefork
@@ -46,38 +80,38 @@ def _detect(server: Server) -> str:
     if any(pid != proc.pid for pid in pids):
         before = set(proc.tree_pids()[1:])
         try:
-            pids, _ = _probe(server)
+            pids, _, _ = _probe(server)
         except Exception:
             pids = []
         others = [pid for pid in pids if pid != proc.pid]
         if not others:  # it died after the first round: decide on that round alone
             return "fork"
         return "prefork" if all(pid in before for pid in others) else "fork"
+    if answered == 1:
+        return "iterative"
     if threads_during < threads_before + PROBE_CLIENTS - 1:
         return "event-loop"
-    # One more thread per probe: thread per connection, unless it is a pool the server was
-    # still starting when we looked (the K=20 run and CI each saw the pool reference do so).
-    # A thread per connection ends with its session; a pool stays.
+    # One more thread per probe: thread per connection, unless it is a pool. A thread per
+    # connection ends with its session; a pool's threads stay.
     ended, _ = wait_until(
         lambda: proc.thread_count() <= threads_during - (PROBE_CLIENTS - 1), SETTLE_TIMEOUT
     )
     if ended:
         return "thread"
-    # The threads stayed: a late pool, or a thread server that leaks them. A second round
-    # tells: only a thread per connection grows again.
-    settled = proc.thread_count()
+    # The threads stayed: a pool (also one the server was still starting when we looked), or
+    # a thread server that leaks them. Sessions one after another tell: only a pool stops.
     try:
-        _, threads_during = _probe(server)
+        growth = measure_thread_growth(proc, lambda n: _plain_sessions(server, n))
     except GONE:
         raise
     except Exception:
         return "thread"
-    return "thread" if threads_during >= settled + PROBE_CLIENTS - 1 else "event-loop"
+    return "pool" if growth.stopped else "thread"
 
 
-def _probe(server: Server) -> tuple[list[int], int]:
-    """PROBE_CLIENTS sessions at once: the pids holding their server ends, and the thread
-    count while they were open."""
+def _probe(server: Server) -> tuple[list[int], int, int]:
+    """PROBE_CLIENTS sessions at once: the pids holding their server ends, the thread count
+    while they were open, and how many of them were answered while all were connected."""
     assert server.process is not None
     proc = server.process
     clients: list[Client] = []
@@ -86,8 +120,7 @@ def _probe(server: Server) -> tuple[list[int], int]:
             client = server.connect()
             clients.append(client)
             client.sock.sendall(b"model probe" if server.protocol == "ok" else b"m")
-        for client in clients:
-            client.recv_some(REPLY_TIMEOUT)
+        answered = _answered(clients, PROBE_ANSWER_TIMEOUT)
 
         def holders() -> list[int]:
             pids = proc.tree_pids()
@@ -107,4 +140,143 @@ def _probe(server: Server) -> tuple[list[int], int]:
                     client.sock.sendall(b"exit")
                 client.close()
         server.clients.clear()
-    return pids, threads_during
+    return pids, threads_during, answered
+
+
+def _answered(clients: list[Client], timeout: float) -> int:
+    """How many of `clients` receive something before `timeout` (all of them: at once)."""
+    waiting = selectors.DefaultSelector()
+    for client in clients:
+        waiting.register(client.sock, selectors.EVENT_READ, client)
+    answered = 0
+    deadline = time.monotonic() + timeout
+    try:
+        while waiting.get_map() and (left := deadline - time.monotonic()) > 0:
+            for key, _ in waiting.select(left):
+                waiting.unregister(key.fileobj)
+                answered += bool(key.data.recv_some(0))
+    finally:
+        waiting.close()
+    return answered
+
+
+def _plain_sessions(server: Server, count: int) -> None:
+    """`count` sessions one after another (connect, one message, `exit`, close), for model
+    detection: any failure ends the measure (the caller decides without it)."""
+    message = b"model probe" if server.protocol == "ok" else b"m"
+    for _ in range(count):
+        client = server.connect()
+        try:
+            client.sock.sendall(message)
+            if not client.recv_some(ANSWER_TIMEOUT):
+                raise ConnectionError("no answer during model detection")
+            if server.protocol == "ok":
+                client.sock.sendall(b"exit")
+        finally:
+            client.close()
+            server.clients.clear()
+
+
+# -- threads: a pool or a leak? -------------------------------------------------------------
+def _running_threads(pid: int) -> int:
+    """How many threads of process `pid` are running or runnable (state R) right now."""
+    running = 0
+    try:
+        tids = os.listdir(f"/proc/{pid}/task")
+    except OSError:
+        return 0
+    for tid in tids:
+        try:
+            with open(f"/proc/{pid}/task/{tid}/stat") as f:
+                running += f.read().rsplit(")", 1)[1].split()[0] == "R"
+        except (OSError, IndexError):
+            continue
+    return running
+
+
+def settled_thread_count(proc: ServerProcess, timeout: float = SETTLE_TIMEOUT) -> int:
+    """The server's thread count once it has held still for STEADY s with none of its
+    threads running (bounded by `timeout`: then the last count).
+
+    Threads that end with their session are gone by then, and threads a starting runtime or
+    pool is creating (they run while they start) are there: a count taken too early would
+    count either as the sessions' doing.
+    """
+    count = proc.thread_count()
+    since = time.monotonic()
+
+    def holds_still() -> bool:
+        nonlocal count, since
+        now = proc.thread_count()
+        if now != count:
+            count, since = now, time.monotonic()
+            return False
+        return time.monotonic() - since >= STEADY and not _running_threads(proc.pid)
+
+    wait_until(holds_still, timeout)
+    return count
+
+
+@dataclass(frozen=True)
+class ThreadGrowth:
+    """The server's settled thread count before and after each round of sessions run one
+    after another: (sessions run so far, threads then), first (0, baseline)."""
+
+    samples: tuple[tuple[int, int], ...]
+
+    @property
+    def baseline(self) -> int:
+        return self.samples[0][1]
+
+    @property
+    def threads(self) -> int:
+        return self.samples[-1][1]
+
+    @property
+    def sessions(self) -> int:
+        return self.samples[-1][0]
+
+    def added_over(self, last: int) -> tuple[int, int]:
+        """(sessions, threads added) over the last rounds covering at least `last` sessions
+        (all of them if fewer were run)."""
+        start = next(
+            (s for s in reversed(self.samples) if self.sessions - s[0] >= last), self.samples[0]
+        )
+        return self.sessions - start[0], self.threads - start[1]
+
+    @property
+    def stopped(self) -> bool:
+        """The last round added (almost) no thread: a pool at its size, or no growth at all."""
+        return len(self.samples) > 1 and self.added_over(1)[1] <= ROUND_SLACK
+
+    def describe(self) -> str:
+        """`threads after 0/25/50 sessions: 21/46/48`, for a failure's evidence."""
+        sessions = "/".join(str(s) for s, _ in self.samples)
+        threads = "/".join(str(t) for _, t in self.samples)
+        return f"threads after {sessions} sessions: {threads}"
+
+
+def measure_thread_growth(
+    proc: ServerProcess,
+    run_round: Callable[[int], None],
+    *,
+    sessions: int = GROWTH_SESSIONS,
+    round_size: int = GROWTH_ROUND,
+    until_stopped: bool = True,
+) -> ThreadGrowth:
+    """Run up to `sessions` sessions in rounds of `round_size` (`run_round(n)` runs n one
+    after another) and take the settled thread count before and after each round.
+
+    With `until_stopped`, stop at the first round that adds (almost) no thread: a pool has
+    reached its size. A leak never stops: every round adds a thread per session.
+    """
+    samples = [(0, settled_thread_count(proc))]
+    done = 0
+    while done < sessions:
+        count = min(round_size, sessions - done)
+        run_round(count)
+        done += count
+        samples.append((done, settled_thread_count(proc)))
+        if until_stopped and samples[-1][1] - samples[-2][1] <= ROUND_SLACK:
+            break
+    return ThreadGrowth(tuple(samples))

@@ -1,25 +1,33 @@
-"""Compile the zoo's C servers.
+"""Compile the zoo's C and Java servers.
 
 Every ``c/*.c`` file is one server, compiled on its own with ``cc -O1 -Wall -pthread``
 (``c/common.h`` holds the correct pieces they share). A binary that is newer than its source
-and the header is not rebuilt. Also a command: ``python tests/servers/build.py OUTDIR``.
+and the header is not rebuilt. Every ``java/*.java`` file is one server too, a class of the
+same name, compiled with ``javac`` into the output directory (``java -cp OUTDIR NAME PORT``).
+Also a command: ``python tests/servers/build.py OUTDIR`` (the Java servers only when javac is
+there).
 """
 
 from __future__ import annotations
 
 import shlex
+import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 C_DIR = Path(__file__).resolve().parent / "c"
+JAVA_DIR = Path(__file__).resolve().parent / "java"
 HEADER = C_DIR / "common.h"
 CC = "cc"
 CFLAGS = ("-O1", "-Wall", "-pthread")
+JAVAC = "javac"
+#: Warnings are errors, as for the C servers' warnings shown on stderr: a zoo server is read.
+JAVACFLAGS = ("-Xlint:all", "-Werror")
 
 
 class BuildError(RuntimeError):
-    """A C server did not compile; the message carries the command and the compiler output."""
+    """A server did not compile; the message carries the command and the compiler output."""
 
 
 def _up_to_date(out: Path, src: Path) -> bool:
@@ -57,12 +65,48 @@ def _compile(src: Path, out: Path) -> None:
         print(f"{src.name}: compiler warnings:\n{result.stderr}", file=sys.stderr)
 
 
+def have_javac() -> bool:
+    """Whether the Java servers can be built here (Debian: default-jdk-headless)."""
+    return shutil.which(JAVAC) is not None
+
+
+def build_java_servers(out_dir: Path) -> dict[str, Path]:
+    """Compiles every Java server into out_dir; returns {class name: class file path}.
+
+    One javac run for all of them (the JVM starts once); skipped when every class file is
+    newer than its source.
+    """
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    sources = sorted(JAVA_DIR.glob("*.java"))
+    built = {src.stem: out_dir / f"{src.stem}.class" for src in sources}
+    stale = [
+        src
+        for src in sources
+        if not built[src.stem].exists() or built[src.stem].stat().st_mtime < src.stat().st_mtime
+    ]
+    if stale:
+        argv = [JAVAC, *JAVACFLAGS, "-d", str(out_dir), *map(str, sources)]
+        try:
+            result = subprocess.run(argv, capture_output=True, text=True, check=False)
+        except FileNotFoundError as exc:
+            raise BuildError(f"cannot compile the Java servers: {JAVAC!r} not found") from exc
+        if result.returncode != 0:
+            raise BuildError(
+                f"compiling the Java servers failed (exit status {result.returncode})\n"
+                f"$ {shlex.join(argv)}\n{result.stdout}{result.stderr}"
+            )
+    return built
+
+
 def main(argv: list[str]) -> int:
     if len(argv) != 1:
         print("usage: python tests/servers/build.py OUTDIR", file=sys.stderr)
         return 2
     try:
         built = build_c_servers(Path(argv[0]))
+        if have_javac():
+            built |= build_java_servers(Path(argv[0]))
     except BuildError as exc:
         print(exc, file=sys.stderr)
         return 1

@@ -1,0 +1,131 @@
+"""Pools that grow on demand are not leaks, and a server that serves one client at a time is
+reported as such.
+
+A pool may start a worker per session up to its size (Java's ThreadPoolExecutor, Go's runtime
+and .NET's thread pool grow that way) and keep them all: FDL-2 and EXIT-4 must pass it, and
+still fail a thread per session that never ends. Model detection must say `pool` for the
+first, `thread` for the second, `iterative` for a server that serves one client at a time.
+These run the detection and the two checks directly against zoo servers, so a failure names
+the judgement that broke, not a whole kit run.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from conformance.harness import Violation, launch
+from conformance.harness.model import ROUND_SLACK, ThreadGrowth, detect_model
+from conformance.harness.processes import ServerProcess
+from conformance.harness.target import Server
+from tests.servers.zoo import ZooServer, command, find
+
+
+@contextlib.contextmanager
+def _zoo_server(server: ZooServer, build: Path | None = None) -> Iterator[Server]:
+    """`server` launched and handed over the moment it listens (as the kit gets it)."""
+    launched = launch(command(server, build or Path(".")))
+    try:
+        assert launched.listener_pid is not None
+        handle = Server("127.0.0.1", launched.port, server.protocol, "unknown", launched)
+        handle.process = ServerProcess(launched.listener_pid)
+        yield handle
+    finally:
+        launched.stop()
+
+
+def _build_for(server: ZooServer, request: pytest.FixtureRequest) -> Path | None:
+    if server.language == "python":
+        return None
+    return request.getfixturevalue("java_build" if server.language == "java" else "zoo_build")
+
+
+@pytest.mark.parametrize(
+    "server_id, model",
+    [
+        ("python-ok_lazy_pool-ok", "pool"),
+        ("python-ok_thread-ok", "thread"),
+        ("python-thread_leak-ok", "thread"),
+        ("python-serial-ok", "iterative"),
+        ("c-serial-ok", "iterative"),
+        ("java-ok_fixed_pool-ok", "pool"),
+        ("java-ok_thread-ok", "thread"),
+        ("java-pool_unbounded-ok", "thread"),
+    ],
+)
+def test_model_detection_reports_what_it_saw(
+    server_id: str, model: str, request: pytest.FixtureRequest
+) -> None:
+    """A pool's threads outlive the sessions and stop growing (the JVM's fixed pool only
+    after 128 sessions, with twenty threads of the JVM's own); a leaking thread server's go
+    on growing, so it is `thread`, like an unbounded pool; one client served at a time, the
+    others connected and waiting, is `iterative` (it used to read `event-loop`)."""
+    server = find(server_id)
+    with _zoo_server(server, _build_for(server, request)) as handle:
+        assert detect_model(handle) == model
+
+
+@pytest.mark.parametrize(
+    "server_id, passes",
+    [("python-ok_lazy_pool-ok", True), ("python-thread_leak-ok", False)],
+    ids=["pool-growing-to-32-passes", "thread-per-session-leak-fails"],
+)
+def test_thread_checks_tell_a_pool_from_a_leak(server_id: str, passes: bool) -> None:
+    """EXIT-4 and FDL-2 pass a pool that grows on demand up to 32 threads and then stays
+    (never back to the first count), and fail a thread left behind by every session, saying
+    that the count was still growing and by how much."""
+    from conformance.checks.test_exit import test_ended_sessions_free_their_process_or_thread
+    from conformance.checks.test_fd_leak import Workload, test_threads_stop_growing
+
+    kept: dict[str, int] = {}
+
+    def fdl_2(handle: Server) -> None:
+        workload = Workload(handle)
+        try:
+            test_threads_stop_growing(workload)
+        finally:
+            # The workload stops its server once counted: its threads are in the counts.
+            kept["FDL-2"] = workload.counts().threads_after
+
+    def exit_4(handle: Server) -> None:
+        test_ended_sessions_free_their_process_or_thread(handle)
+        assert handle.process is not None
+        kept["EXIT-4"] = handle.process.thread_count()
+
+    checks = {"EXIT-4": exit_4, "FDL-2": fdl_2}
+    server = find(server_id)
+    for check, run_check in checks.items():
+        with _zoo_server(server) as handle:  # a fresh server per check, as the kit does
+            assert handle.process is not None
+            run = functools.partial(run_check, handle)
+            if passes:
+                run()
+                assert kept[check] > 2  # it kept a pool, and passed
+            else:
+                with pytest.raises(Violation) as failure:
+                    run()
+                assert "still growing" in failure.value.actual, (check, failure.value)
+                assert "Threads after 0/25/50" in failure.value.render()
+
+
+def test_thread_growth_stops_at_a_plateau() -> None:
+    """The judgement on the counts alone: a round that adds at most ROUND_SLACK threads is a
+    stop; the growth over the last N sessions is taken from the rounds that cover them."""
+    pool = ThreadGrowth(((0, 20), (25, 45), (50, 70), (75, 148), (100, 148 + ROUND_SLACK)))
+    assert pool.stopped
+    assert pool.added_over(50) == (50, 78 + ROUND_SLACK)
+    assert pool.added_over(25) == (25, ROUND_SLACK)
+    assert pool.added_over(1000) == (100, 128 + ROUND_SLACK)
+    leak = ThreadGrowth(((0, 20), (25, 45), (50, 70)))
+    assert not leak.stopped
+    assert leak.describe() == "threads after 0/25/50 sessions: 20/45/70"
+    assert not ThreadGrowth(((0, 20),)).stopped  # no round run: nothing is known
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(pytest.main([__file__, "-q"]))
