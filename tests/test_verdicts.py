@@ -14,9 +14,12 @@ from pathlib import Path
 
 import jsonschema
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 from hypothesis.errors import FlakyFailure, FlakyStrategyDefinition
 
 from conformance import report as report_mod
+from conformance.checks.hypothesis_profiles import NOT_AGAIN, run_given
 from conformance.harness.failure import KitError, Violation, is_kit_error, unwrap_flaky
 from conformance.harness.liveness import ROOT
 from conformance.plugin import NEEDS_NO_ANSWER
@@ -143,3 +146,35 @@ def test_exit_6_passes_a_server_with_reuseaddr(tmp_path: Path) -> None:
     )
     assert [r["outcome"] for r in doc["requirements"]] == ["passed"]
     assert code == 0
+
+
+def test_a_failure_seen_once_is_reported_as_the_servers_own() -> None:
+    """Hypothesis replays a failing example; when the replay passes it raises Flaky. The
+    check raises the first failure instead, with its evidence and a word on what happened."""
+    calls: list[int] = []
+
+    @given(st.integers())
+    def exchange(n: int) -> None:
+        calls.append(n)
+        if len(calls) == 1:
+            raise Violation("b'OK!!!' on A", "b'OK!!!\\n'", ["sent b'x' on A"])
+
+    with pytest.raises(Violation) as failure:
+        run_given(exchange, "quick", 0)
+    assert failure.value.actual == "b'OK!!!\\n'"
+    assert NOT_AGAIN in failure.value.render()
+    assert "Flaky" not in failure.value.render()
+
+
+def test_a_kit_error_inside_hypothesis_stays_a_kit_error() -> None:
+    calls: list[int] = []
+
+    @given(st.integers())
+    def exchange(n: int) -> None:
+        calls.append(n)
+        if len(calls) == 1:
+            raise TypeError("a bug of the kit")
+
+    with pytest.raises(BaseException) as failure:
+        run_given(exchange, "quick", 0)
+    assert is_kit_error(unwrap_flaky(failure.value))

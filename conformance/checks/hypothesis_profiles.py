@@ -9,12 +9,14 @@ against a server costs real seconds per attempt, so it gets a wall-clock budget 
 from __future__ import annotations
 
 import contextlib
+import functools
 from collections.abc import Callable, Iterator
 
 from hypothesis import HealthCheck, seed, settings
-from hypothesis.errors import Unsatisfiable
+from hypothesis.errors import Flaky, Unsatisfiable
 from hypothesis.stateful import RuleBasedStateMachine, get_state_machine_test
 
+from conformance.harness.failure import Violation
 from conformance.harness.timeouts import SHRINK_BUDGET
 
 EXAMPLES = {"quick": 5, "default": 15, "thorough": 200}
@@ -66,15 +68,60 @@ def _shrink_budget(profile: str) -> Iterator[None]:
             engine.MAX_SHRINKING_SECONDS = old  # type: ignore[attr-defined]
 
 
+#: Added to a server failure that hypothesis saw once and not again when it replayed it.
+NOT_AGAIN = (
+    "Seen once: the same example passed when it was replayed, so the server behaves "
+    "differently from run to run (a race); what it did the first time is above."
+)
+
+
+@contextlib.contextmanager
+def _first_failure_wins(failures: list[Violation]) -> Iterator[None]:
+    """A failure hypothesis saw once and not on its replay is the server's first failure.
+
+    Hypothesis then raises Flaky (FlakyFailure, or FlakyStrategyDefinition when the replay
+    took another path): a summary a student cannot act on. The server did fail, and what it
+    did that first time is the evidence, so that is what is raised.
+    """
+    try:
+        yield
+    except Flaky:
+        if not failures:
+            raise  # nothing of the server's: the kit's own error (see failure.is_kit_error)
+        first = failures[0]
+        first.evidence.append(NOT_AGAIN)
+        raise first from None
+
+
 def run_given(test: Callable[..., None], profile: str, run_seed: int) -> None:
     """Run a @given test with the profile's settings and the run's seed."""
+    failures: list[Violation] = []
+    # Hypothesis runs every example through `inner_test`, which it documents as replaceable.
+    inner = test.hypothesis.inner_test  # type: ignore[attr-defined]
+
+    @functools.wraps(inner)
+    def recorded(*args: object, **kwargs: object) -> None:
+        try:
+            inner(*args, **kwargs)
+        except Violation as exc:
+            failures.append(exc)
+            raise
+
+    test.hypothesis.inner_test = recorded  # type: ignore[attr-defined]
     configured = seed(run_seed)(_settings(profile, EXAMPLES[profile])(test))
-    with _shrink_budget(profile):
+    with _shrink_budget(profile), _first_failure_wins(failures):
         configured()
 
 
-def run_machine(machine: type[RuleBasedStateMachine], profile: str, run_seed: int) -> None:
+def run_machine(
+    machine: type[RuleBasedStateMachine],
+    profile: str,
+    run_seed: int,
+    failures: list[Violation] | None = None,
+) -> None:
+    """Run a state machine; `failures` is where the machine records each Violation it
+    raises, so a failure seen once and not on replay is reported as itself."""
     s = _settings(profile, SCENARIOS[profile], stateful_step_count=STEPS[profile])
     test = seed(run_seed)(get_state_machine_test(machine, settings=s))
-    with _shrink_budget(profile):
+    with _shrink_budget(profile), _first_failure_wins(failures if failures is not None else []):
         test()

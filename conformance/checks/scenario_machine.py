@@ -65,6 +65,7 @@ def machine_for(
     judge: str = "answers",
     cause: str | None = None,
     rejected: list[str] | None = None,
+    failures: list[Violation] | None = None,
 ) -> type[RuleBasedStateMachine]:
     """The scenario machine for one judge (see the module docstring); `cause` for failures.
 
@@ -74,6 +75,7 @@ def machine_for(
     if judge not in JUDGES:
         raise ValueError(f"unknown judge {judge!r}; one of {JUDGES}")
     reasons = rejected if rejected is not None else []
+    seen = failures if failures is not None else []
 
     class ClientScenarios(RuleBasedStateMachine):
         def __init__(self) -> None:
@@ -134,9 +136,9 @@ def machine_for(
                 exc.evidence.append(
                     "Replay:\n" + step.replay_snippet(target, protocol, self.program)
                 )
-                raise Violation(
-                    exc.expected, exc.actual, exc.did, exc.cause, exc.evidence
-                ) from None
+                failure = Violation(exc.expected, exc.actual, exc.did, exc.cause, exc.evidence)
+                seen.append(failure)
+                raise failure from None
 
         @initialize()
         def two_clients(self) -> None:
@@ -232,11 +234,17 @@ def run_scenarios(
     """Run the machine for one judge; blocked (by the rule the server broke) when no
     scenario could run to the end."""
     rejected: list[str] = []
+    failures: list[Violation] = []
     machine = machine_for(
-        settings.target, settings.protocol, judge=judge, cause=cause, rejected=rejected
+        settings.target,
+        settings.protocol,
+        judge=judge,
+        cause=cause,
+        rejected=rejected,
+        failures=failures,
     )
     try:
-        run_machine(machine, profile, run_seed)
+        run_machine(machine, profile, run_seed, failures)
     except Unsatisfiable:
         by = max(set(rejected), key=rejected.count) if rejected else DIED
         raise Blocked(by, BLOCKED_REASON[by]) from None
