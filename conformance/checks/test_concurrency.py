@@ -27,6 +27,13 @@ SERIAL_CAUSE = (
 )
 
 
+INTERLEAVE_CAUSE = (
+    "a client's message waited on what another client did: the server serves one connection "
+    "at a time, or blocks on one client (a read, write or accept without select/poll) while "
+    "the others wait; fork, start a thread, or multiplex every connection"
+)
+
+
 def _payload(server: Server, i: int) -> bytes:
     return message(i) if server.protocol == "ok" else message(i, 32)
 
@@ -166,4 +173,6 @@ def test_any_interleaving_is_answered(
     conformance_settings: Settings, conformance_profile: str, conformance_seed: int
 ) -> None:
     """Hypothesis explores client interleavings; each scenario gets a fresh server."""
-    run_scenarios(conformance_settings, conformance_profile, conformance_seed, "answers")
+    run_scenarios(
+        conformance_settings, conformance_profile, conformance_seed, "answers", INTERLEAVE_CAUSE
+    )
