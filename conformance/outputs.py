@@ -4,7 +4,12 @@ Both are derived from the kit's JSON report (the one stable interface), never fr
 directly, so a grade and the report it came from cannot disagree. When there is no report
 (the build failed, the server never listened, the submission was stopped), `unrun_report`
 makes one in which every counted requirement scores zero with the reason as its detail, so
-the student still sees every rule and the maximum is the same as everybody else's.
+the student still sees every rule and the maximum is the same as everybody else's. Such a
+detail starts with NOT_JUDGED, and a student reads it alone: not the requirement's "why it
+matters", which explains a failure of that rule, and this is not one.
+
+Points that are whole numbers are written as integers (`3`, not `3.0`), as the README shows
+them: a grade book or an autograder that compares them as text must not see two spellings.
 
 Gradescope's format: https://gradescope-autograders.readthedocs.io/en/latest/specs/ — a
 top-level `score`, `execution_time`, `output` and `tests`, each test with `name`, `number`,
@@ -23,9 +28,17 @@ from conformance.report import EARNING, summary_lines
 from conformance.spec import BY_ID, CATEGORIES, select
 
 HIDDEN_DETAIL = "The details of this check are hidden by the instructor."
+#: How the detail of a requirement the kit never judged begins (the build failed, the server
+#: never listened, the run was stopped): the reason follows.
+NOT_JUDGED = "not judged: "
 #: The grader's sandbox wrapper in a quoted command line: noise to a student, who wrote the
 #: part after `--`.
 _SANDBOX_PREFIX = re.compile(r"\S*python\S* -m conformance\.sandbox .*?-- ")
+
+
+def without_sandbox(text: str) -> str:
+    """A command line as the student wrote it: the grader's sandbox wrapper taken out."""
+    return _SANDBOX_PREFIX.sub("", text)
 
 
 def unrun_report(
@@ -49,10 +62,10 @@ def unrun_report(
                 "level": req.level,
                 "title": req.title,
                 "outcome": "failed" if counted else "not-applicable",
-                "detail": reason if counted else "not counted in this assignment",
+                "detail": NOT_JUDGED + reason if counted else "not counted in this assignment",
                 "duration_s": 0.0,
                 "score": 0,
-                "max_score": worth,
+                "max_score": whole(worth),
             }
         )
     return {
@@ -66,7 +79,7 @@ def unrun_report(
         "model": "unknown",
         "strict": False,
         "score": 0,
-        "max_score": sum(r["max_score"] for r in requirements),  # type: ignore[misc]
+        "max_score": whole(sum(r["max_score"] for r in requirements)),  # type: ignore[misc]
         "categories": dict.fromkeys(CATEGORIES, "failed"),
         "requirements": requirements,
         "excluded": [{"id": k, "reason": v} for k, v in config.excluded.items()],
@@ -89,21 +102,21 @@ def gradescope(
             {
                 "name": f"{r['id']} {r['title']}",
                 "number": r["id"],
-                "score": r["score"],
-                "max_score": r["max_score"],
+                "score": whole(r["score"]),
+                "max_score": whole(r["max_score"]),
                 "status": "passed" if r["outcome"] in EARNING else "failed",
-                "output": HIDDEN_DETAIL if hidden else _SANDBOX_PREFIX.sub("", _test_output(r)),
+                "output": HIDDEN_DETAIL if hidden else without_sandbox(_test_output(r)),
                 "visibility": config.visibility_for(r["id"]),
             }
         )
     lines = [*(notes or []), *summary_lines(doc)]
     return {
-        "score": doc["score"],
+        "score": whole(doc["score"]),
         "execution_time": round(
             float(execution_time if execution_time is not None else doc["duration_s"]),
             3,  # type: ignore[arg-type]
         ),
-        "output": _SANDBOX_PREFIX.sub("", "\n".join(lines)),
+        "output": without_sandbox("\n".join(lines)),
         "visibility": config.visibility,
         "tests": tests,
     }
@@ -115,14 +128,35 @@ def _test_output(r: dict[str, object]) -> str:
         return "passed"
     if r["outcome"] == "not-applicable":
         return f"full points: {r['detail']}"
+    if str(r["detail"]).startswith(NOT_JUDGED):
+        return str(r["detail"])  # nothing of this rule failed: its "why it matters" is beside it
     why = f"\nWhy it matters: {req.why}" if req else ""
     return f"{r['outcome']}: {r['detail']}{why}"
 
 
 def autolab(doc: dict[str, object]) -> str:
     """Autolab's autoresult: one JSON line, the last line of the grader's output."""
-    scores = {r["id"]: r["score"] for r in counted(doc)}
+    scores = {r["id"]: whole(r["score"]) for r in counted(doc)}
     return json.dumps({"scores": scores}, separators=(",", ":"))
+
+
+def whole(value: object) -> object:
+    """3.0 as 3: points are written as the instructor wrote them, integers when they are."""
+    return int(value) if isinstance(value, float) and value.is_integer() else value
+
+
+def with_whole_scores(doc: dict[str, object]) -> dict[str, object]:
+    """The report with every score and maximum that is a whole number written as an integer."""
+    requirements = [
+        {**r, "score": whole(r["score"]), "max_score": whole(r["max_score"])}
+        for r in doc["requirements"]  # type: ignore[attr-defined]
+    ]
+    return {
+        **doc,
+        "score": whole(doc["score"]),
+        "max_score": whole(doc["max_score"]),
+        "requirements": requirements,
+    }
 
 
 def counted(doc: dict[str, object]) -> list[dict[str, object]]:

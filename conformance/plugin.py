@@ -34,8 +34,8 @@ from conformance.harness.failure import (
     is_kit_error,
     unwrap_flaky,
 )
+from conformance.harness.launcher import LINGER_LIMIT, LaunchError, become_subreaper
 from conformance.harness.launcher import NOTES as LAUNCH_NOTES
-from conformance.harness.launcher import LaunchError, become_subreaper
 from conformance.harness.limits import CHECK_CLIENTS, DescriptorLimitError, ensure_descriptors
 from conformance.harness.liveness import (
     DIES_AFTER_SESSIONS,
@@ -372,7 +372,9 @@ def pytest_collection_modifyitems(
         item.user_properties += [("requirement", req.id), ("category", req.category)]
         if item.get_closest_marker("timeout") is None and config.getoption("timeout", None) is None:
             # The signal method keeps fixture teardown (stopping the server) and JUnit working.
-            item.add_marker(pytest.mark.timeout(CHECK_TIMEOUT, method="signal"))
+            # With a fixed port a launch may have to wait for the kernel to free the port.
+            limit = CHECK_TIMEOUT + (LINGER_LIMIT if settings.target.fixed_port else 0)
+            item.add_marker(pytest.mark.timeout(limit, method="signal"))
         reason = settings.exclusions.reason(req.id)
         if reason is not None:
             item.add_marker(pytest.mark.skip(reason=f"excluded: {reason}"))
@@ -607,13 +609,13 @@ def pytest_terminal_summary(terminalreporter, exitstatus: int, config: pytest.Co
     state = _state(config)
     if state.settings is None or not state.results or _is_worker(config):
         return
-    doc = _build_report(state)
+    doc = _build_report(state, interrupted=exitstatus == pytest.ExitCode.INTERRUPTED)
     terminalreporter.section("conformance summary")
     for line in report_mod.summary_lines(doc):
         terminalreporter.write_line(line)
 
 
-def _build_report(state: RunState) -> dict[str, object]:
+def _build_report(state: RunState, interrupted: bool = False) -> dict[str, object]:
     assert state.settings is not None
     s = state.settings
     return report_mod.build(
@@ -631,6 +633,7 @@ def _build_report(state: RunState) -> dict[str, object]:
         strict=s.strict,
         points={r.id: s.grading.points_of(r) for r in s.selected},
         notes=[*state.notes, *LAUNCH_NOTES],
+        interrupted=interrupted,
     )
 
 
@@ -641,9 +644,10 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     state = _state(config)
     if state.quiet_lock is not None and not _is_worker(config):
         shutil.rmtree(Path(state.quiet_lock).parent, ignore_errors=True)
-    if state.settings is None or _is_worker(config) or not state.results:
+    interrupted = exitstatus == pytest.ExitCode.INTERRUPTED
+    if state.settings is None or _is_worker(config) or not (state.results or interrupted):
         return
-    doc = _build_report(state)
+    doc = _build_report(state, interrupted=interrupted)
     if state.settings.json_report is not None:
         report_mod.write(doc, state.settings.json_report)
     if exitstatus in (pytest.ExitCode.OK, pytest.ExitCode.TESTS_FAILED):

@@ -16,8 +16,9 @@ requirement earns its points; a not-applicable one earns them too (a thread serv
 break a rule about fork children, and every student's maximum must be the same for a grade
 book); failed, blocked, kit-error and skipped earn none: a blocked requirement was not shown
 to hold, and its `blocked_by` says which failure to fix first. An excluded requirement counts
-for nothing (0 of 0), and so does one for the other protocol profile: the assignment chose
-it, not the student.
+for nothing (0 of 0), and so does one for the other protocol profile, or one that needs a
+server the kit launched in a run against an address: the assignment or the mode chose it,
+not the student.
 """
 
 from __future__ import annotations
@@ -122,6 +123,7 @@ def build(
     strict: bool,
     points: dict[str, float] | None = None,
     notes: list[str] | None = None,
+    interrupted: bool = False,
 ) -> dict[str, object]:
     requirements = []
     total, most = 0.0, 0.0
@@ -129,13 +131,18 @@ def build(
         result = results.get(req.id)
         blocked_by = None
         if result is None:
-            outcome, detail, duration = "skipped", "not run (deselected with -k?)", 0.0
+            outcome, duration = "skipped", 0.0
+            detail = NOT_RUN_INTERRUPTED if interrupted else NOT_RUN_DESELECTED
         else:
             outcome, detail, duration = result.outcome, result.detail, result.duration_s
             blocked_by = result.blocked_by
         worth = (points or {}).get(req.id, req.default_points)
-        counted = req.id not in excluded and protocol in req.protocols
-        score, max_score = score_of(outcome, worth, counted)
+        # Left out of the maximum when the assignment or the mode rules it out, not the
+        # server: excluded, for the other profile, or needing a launched server (it
+        # signals or traces it) while the run checks one at an address.
+        mode_rules_out = req.launch_only and target.get("mode") == "address"
+        counted = req.id not in excluded and protocol in req.protocols and not mode_rules_out
+        score, max_score = (_number(x) for x in score_of(outcome, worth, counted))
         total, most = total + score, most + max_score
         requirements.append(
             {
@@ -171,14 +178,25 @@ def build(
         "seed": seed,
         "model": model,
         "strict": strict,
-        "score": total,
-        "max_score": most,
+        "score": _number(total),
+        "max_score": _number(most),
+        "interrupted": interrupted,
         "categories": categories,
         "requirements": requirements,
         "excluded": [{"id": k, "reason": v} for k, v in excluded.items()],
         "serialised": serialised,
         "notes": list(dict.fromkeys(notes or [])),
     }
+
+
+#: Why a selected requirement has no verdict when its check never ran.
+NOT_RUN_INTERRUPTED = "not judged: the run was interrupted (Ctrl-C or SIGTERM) before this check"
+NOT_RUN_DESELECTED = "not judged: its check was not run (deselected with -k?)"
+
+
+def _number(value: float) -> float | int:
+    """Points as the README shows them: 23, not 23.0 (2.5 stays 2.5)."""
+    return int(value) if float(value).is_integer() else value
 
 
 #: Exit status when the kit itself failed on a requirement it could not then judge.
@@ -222,10 +240,16 @@ def summary_lines(doc: dict[str, object]) -> list[str]:
         lines.append(f"{category:<12} {outcome:<15} {note}")
     counts = {o: sum(r["outcome"] == o for r in reqs) for o in OUTCOMES}
     tally = ", ".join(f"{n} {o}" for o, n in counts.items() if n)
+    if doc.get("interrupted"):
+        lines.append("INTERRUPTED: the run was stopped before every check ran")
     lines.append(
         f"model: {doc['model']} | protocol: {doc['protocol']} | profile: {doc['profile']} | "
         f"seed: {doc['seed']} | {tally} | score {doc['score']:g}/{doc['max_score']:g}"
     )
+    for r in reqs:
+        if r["outcome"] == "skipped" and r["detail"] and r["detail"] != NOT_RUN_INTERRUPTED:
+            why = r["detail"].splitlines()[0].removeprefix("not judged: ")
+            lines.append(f"not judged: {r['id']}: {why}")
     for note in doc.get("notes") or []:  # type: ignore[attr-defined]
         lines.append(f"note: {note}")
     if doc.get("serialised"):

@@ -1,9 +1,9 @@
 """Run an untrusted command under limits: `python -m conformance.sandbox [OPTIONS] -- CMD ...`.
 
 A wrapper rather than a hook in the launcher: it sets the limits, drops privileges and then
-exec()s the command, so the pid the launcher (or the grader) started *is* the submission's
-process, its process group and output files are the launcher's as before, and the very same
-wrapper confines a build. In order:
+exec()s the command, so the pid the launcher (or the grader) started is the submission's
+process (or, isolated, its parent that exits as it does), its process group and output files
+are the launcher's as before, and the very same wrapper confines a build. In order:
 
 1. `--netns`: a private network namespace with only loopback, up (root only). The grader puts
    the kit itself in one, so the kit and the server share a loopback no other submission sees:
@@ -14,8 +14,14 @@ wrapper confines a build. In order:
    bind root, so without this a fork bomb run by a root grader is not contained. The uid need
    not exist in /etc/passwd; the grader gives each parallel slot its own, so one submission's
    processes never count against another's limit, and it can kill a slot's leftovers by uid.
-4. `--bwrap DIR`: exec through bubblewrap with the file system read-only except DIR and a
-   private /tmp (stronger isolation, where bwrap is installed).
+4. `--isolate DIR`: the submission sees nothing but itself (see isolation.py): a file system
+   of the system's read-only directories, DIR (writable) and a private /tmp and /dev/shm of
+   `--tmp-mb`, and a PID namespace of its own. As root with plain namespaces; not root, in an
+   unprivileged user namespace.
+5. `--bwrap DIR`: the same view through bubblewrap instead (where it is installed).
+6. The environment: only `ENV_KEEP` and the kit's own `CONFORMANCE_*` tokens (by which the
+   kit finds the submission's processes) reach the command, so nothing secret that the
+   grader's environment holds does; HOME is DIR when isolated.
 
 Without `--uid` (a grader that is not root) NPROC is counted over all of this user's
 processes, so the limit is set to what the user already runs plus `--nproc`.
@@ -33,12 +39,16 @@ import shutil
 import signal
 import socket
 import struct
+import subprocess
 import sys
-from collections.abc import Sequence
+import tempfile
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import NoReturn
 
 import psutil
 
+from conformance import isolation
 from conformance.gradeconfig import Limits
 
 _CLONE_NEWNET = 0x40000000
@@ -46,6 +56,18 @@ _SIOCGIFFLAGS, _SIOCSIFFLAGS = 0x8913, 0x8914
 _IFF_UP, _IFF_RUNNING = 0x1, 0x40
 _PR_SET_PDEATHSIG = 1
 MIB = 1024 * 1024
+#: The variables of its environment a submission gets (and `ENV_KEEP_PREFIXES`): what a
+#: compiler, a shell and a server need; whatever else the grader's environment holds (keys,
+#: tokens, paths of the class) stays out.
+ENV_KEEP = (
+    "PATH", "HOME", "LANG", "LANGUAGE", "TERM", "TZ", "PORT",
+    "PYTHONUNBUFFERED", "PYTHONDONTWRITEBYTECODE",
+)  # fmt: skip
+#: The locale, and the kit's own tokens (CONFORMANCE_LAUNCH_TOKEN, CONFORMANCE_GRADE_TOKEN):
+#: the launcher and the grader find a submission's stray processes by them.
+ENV_KEEP_PREFIXES = ("LC_", "CONFORMANCE_")
+#: Size of the private /tmp (and /dev/shm) when no --tmp-mb is given.
+DEFAULT_TMP_MB = 64
 
 
 class SandboxError(RuntimeError):
@@ -59,6 +81,8 @@ class Sandbox:
     limits: Limits
     uid: int | None = None
     bwrap_dir: str | None = None
+    #: The work directory, the only one of the machine's the submission sees (isolation.py).
+    isolate_dir: str | None = None
 
     def argv(self, command: Sequence[str], netns: bool = False) -> list[str]:
         args = [sys.executable, "-m", "conformance.sandbox", *limit_args(self.limits)]
@@ -66,6 +90,11 @@ class Sandbox:
             args += ["--uid", str(self.uid)]
         if self.bwrap_dir is not None:
             args += ["--bwrap", self.bwrap_dir]
+        if self.isolate_dir is not None:
+            args += ["--isolate", self.isolate_dir]
+        if self.isolate_dir is not None or self.bwrap_dir is not None:
+            # The private /tmp is RAM the disk watch does not see: it gets the disk limit.
+            args.append(f"--tmp-mb={self.limits.disk_mb}")
         if netns:
             args.append("--netns")
         return [*args, "--", *command]
@@ -102,6 +131,27 @@ def enter_netns() -> None:
         fcntl.ioctl(s.fileno(), _SIOCSIFFLAGS, up)
 
 
+#: How long the start-up probe of isolation may take (a Python start on a busy machine).
+PROBE_TIMEOUT = 30.0
+
+
+def isolation_problem() -> str | None:
+    """Why `--isolate` cannot work here (None if it does): tried once, on a throwaway
+    directory, the way a submission would be run."""
+    with tempfile.TemporaryDirectory(prefix="conformance-probe-") as work:
+        argv = [sys.executable, "-m", "conformance.sandbox", "--isolate", work, "--", "/bin/true"]
+        try:
+            done = subprocess.run(
+                argv, cwd=work, capture_output=True, text=True, timeout=PROBE_TIMEOUT
+            )
+        except (OSError, subprocess.TimeoutExpired) as exc:
+            return str(exc)
+    if done.returncode == 0:
+        return None
+    lines = done.stderr.strip().splitlines()
+    return lines[-1].removeprefix("conformance.sandbox: ") if lines else f"status {done.returncode}"
+
+
 def tasks_of(uid: int) -> int:
     """Processes and threads of `uid` (what RLIMIT_NPROC counts)."""
     total = 0
@@ -135,25 +185,41 @@ def apply_limits(ns: argparse.Namespace) -> None:
 
 
 def drop_privileges(uid: int) -> None:
-    os.setgroups([])
-    os.setgid(uid)
-    os.setuid(uid)
+    isolation.become(uid)
     # Changing credentials clears the parent-death signal the launcher asked for: ask again.
     _libc().prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
 
 
-def bwrap_argv(directory: str, command: list[str]) -> list[str]:
+def submission_env(environ: Mapping[str, str], home: str | None = None) -> dict[str, str]:
+    """The environment a submission gets: `ENV_KEEP` and `ENV_KEEP_PREFIXES` only."""
+    env = {k: v for k, v in environ.items() if k in ENV_KEEP or k.startswith(ENV_KEEP_PREFIXES)}
+    if home is not None:
+        env["HOME"] = home
+    return env
+
+
+def bwrap_argv(directory: str, command: list[str], tmp_mb: int = DEFAULT_TMP_MB) -> list[str]:
+    """bubblewrap with the view isolation.py builds: the system directories read-only,
+    `directory` writable, a private /tmp, /dev and /proc, a PID namespace of its own."""
     bwrap = shutil.which("bwrap")
     if bwrap is None:
         raise SandboxError("--sandbox bwrap: bubblewrap (bwrap) is not installed")
+    view: list[str] = []
+    for name in isolation.SYSTEM_DIRS:
+        path = f"/{name}"
+        if os.path.islink(path):
+            view += ["--symlink", os.readlink(path), path]
+        elif os.path.isdir(path):
+            view += ["--ro-bind", path, path]
     return [
         bwrap,
-        "--ro-bind", "/", "/",
+        *view,
         "--dev", "/dev",
         "--proc", "/proc",
-        "--tmpfs", "/tmp",
+        "--size", str(tmp_mb * MIB), "--tmpfs", "/tmp",
         "--bind", directory, directory,
         "--chdir", os.getcwd(),
+        "--unshare-pid",
         "--unshare-ipc",
         "--die-with-parent",
         "--",
@@ -170,6 +236,8 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--fsize-mb", type=int)
     p.add_argument("--uid", type=int)
     p.add_argument("--bwrap", metavar="DIR")
+    p.add_argument("--isolate", metavar="DIR")
+    p.add_argument("--tmp-mb", type=int, default=DEFAULT_TMP_MB)
     p.add_argument("--netns", action="store_true")
     p.add_argument("command", nargs=argparse.REMAINDER)
     return p
@@ -181,23 +249,44 @@ def main(argv: list[str] | None = None) -> int:
     if not command:
         print("conformance.sandbox: no command given (put it after --)", file=sys.stderr)
         return 2
+    if ns.isolate and ns.bwrap:
+        print("conformance.sandbox: --isolate and --bwrap exclude each other", file=sys.stderr)
+        return 2
+    env = submission_env(os.environ, ns.isolate)
     try:
         if ns.netns:
             enter_netns()
         apply_limits(ns)
+        if ns.isolate:
+            isolation.enter(user_namespace=os.geteuid() != 0)
+            isolation.run(ns.isolate, ns.tmp_mb, ns.uid, lambda: _submission(command, env, ns.uid))
         if ns.uid is not None:
             drop_privileges(ns.uid)
         if ns.bwrap:
-            command = bwrap_argv(ns.bwrap, command)
-    except (SandboxError, OSError) as exc:
+            command = bwrap_argv(ns.bwrap, command, ns.tmp_mb)
+    except (SandboxError, isolation.IsolationError, OSError) as exc:
         print(f"conformance.sandbox: {exc}", file=sys.stderr)
         return 126
+    _exec(command, env)
+
+
+def _submission(command: list[str], env: dict[str, str], uid: int | None) -> NoReturn:
+    """In the isolated view (the init's child): become the slot's user and run the command."""
     try:
-        os.execvp(command[0], command)
+        if uid is not None:
+            drop_privileges(uid)
+    except OSError as exc:
+        print(f"conformance.sandbox: {exc}", file=sys.stderr)
+        os._exit(126)
+    _exec(command, env)
+
+
+def _exec(command: list[str], env: dict[str, str]) -> NoReturn:
+    try:
+        os.execvpe(command[0], command, env)
     except OSError as exc:
         print(f"conformance.sandbox: cannot run {command[0]!r}: {exc.strerror}", file=sys.stderr)
-        return 127
-    return 0  # not reached
+    os._exit(127)
 
 
 if __name__ == "__main__":

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+import select
 import signal
 import socket
 import subprocess
@@ -246,7 +248,7 @@ def test_ctrl_c_in_the_middle_leaves_nothing() -> None:
     try:
 
         def a_server_runs() -> bool:
-            return any("fork_server" in " ".join(p.cmdline()) for p in _descendants(kit_proc.pid))
+            return any("fork_server" in _cmdline(p) for p in _descendants(kit_proc.pid))
 
         assert wait_until(a_server_runs, 20)[0]
         kit_proc.send_signal(signal.SIGINT)
@@ -255,6 +257,14 @@ def test_ctrl_c_in_the_middle_leaves_nothing() -> None:
         if kit_proc.poll() is None:
             kit_proc.kill()
             kit_proc.wait()
+
+
+def _cmdline(proc: psutil.Process) -> str:
+    """The command line, or "" for a process that is gone or a zombie (it has none)."""
+    try:
+        return " ".join(proc.cmdline())
+    except psutil.Error:
+        return ""
 
 
 def _descendants(pid: int) -> list[psutil.Process]:
@@ -391,3 +401,64 @@ def test_a_crashed_worker_fails_its_check_and_the_run_goes_on(
     assert outcomes["PROTO-3"][0] == "passed"
     assert outcomes["EXIT-1"][0] == "failed"
     assert "the kit's worker process died while running this check" in outcomes["EXIT-1"][1]
+
+
+def test_address_mode_on_any_loopback_address_and_launch_only_out_of_the_maximum(
+    running_server,  # type: ignore[no-untyped-def]
+    tmp_path: Path,
+) -> None:
+    """127.0.0.0/8 is loopback, not only 127.0.0.1; a requirement that needs a launched
+    server (EINTR-3 traces it with strace) cannot be judged at an address, so it is out of
+    the maximum and says why on the terminal, not only in the JSON."""
+    server = running_server(
+        f"{sys.executable} -m reference_servers.thread_server --host 0.0.0.0 --port {{port}}"
+    )
+    out = tmp_path / "r.json"
+    result = kit(
+        "run", "--target", f"127.0.0.2:{server.port}", "--requirement", "PROTO-3",
+        "--requirement", "EINTR-3", "--json-report", str(out),
+    )  # fmt: skip
+    assert result.returncode == 0, result.stdout + result.stderr
+    doc = report(out)
+    by_id = {r["id"]: r for r in doc["requirements"]}
+    assert by_id["EINTR-3"]["outcome"] == "skipped"
+    assert (by_id["EINTR-3"]["score"], by_id["EINTR-3"]["max_score"]) == (0, 0)
+    assert (doc["score"], doc["max_score"]) == (1, 1)
+    assert isinstance(doc["score"], int)
+    assert "not judged: EINTR-3: EINTR-3 needs a server the kit launched" in result.stdout
+
+
+def test_an_interrupted_run_says_so_in_its_report(tmp_path: Path) -> None:
+    out = tmp_path / "r.json"
+    kit_proc = subprocess.Popen(
+        [sys.executable, "-m", "conformance", "run", "--server", "fork", "--json-report", str(out)],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+    )
+    assert kit_proc.stdout is not None
+    try:
+        # pytest's progress line starts with the first check's outcome: checks are running.
+        output, line_start = b"", True
+        while True:
+            ready, _, _ = select.select([kit_proc.stdout], [], [], 30)
+            char = os.read(kit_proc.stdout.fileno(), 1) if ready else b""
+            assert char, "the kit ended or printed nothing for 30 s: " + output.decode()[-500:]
+            output += char
+            if line_start and char in b".sF":
+                break
+            line_start = char == b"\n"
+        kit_proc.send_signal(signal.SIGTERM)
+        rest, _ = kit_proc.communicate(timeout=30)
+        stdout = (output + rest).decode(errors="replace")
+        assert kit_proc.returncode == 130
+    finally:
+        if kit_proc.poll() is None:
+            kit_proc.kill()
+            kit_proc.wait()
+    doc = report(out)
+    assert doc["interrupted"] is True
+    unrun = [r for r in doc["requirements"] if r["outcome"] == "skipped"]
+    assert unrun and all("the run was interrupted" in r["detail"] for r in unrun)
+    assert not any("deselected" in r["detail"] for r in doc["requirements"])
+    assert "INTERRUPTED" in stdout

@@ -40,7 +40,7 @@ from conformance.grade.submission import (
     up_to_date,
 )
 from conformance.harness.launcher import become_subreaper
-from conformance.sandbox import SandboxError, enter_netns
+from conformance.sandbox import SandboxError, enter_netns, isolation_problem
 from conformance.spec import select
 
 EXIT_USAGE = 2
@@ -97,6 +97,17 @@ def discover(directory: Path, out_dir: Path, only: list[str]) -> list[str]:
     if unknown:
         raise UsageError(f"--only: no submission folder named {', '.join(unknown)} in {directory}")
     return [n for n in names if not only or n in only]
+
+
+def in_summary(directory: Path, out_dir: Path, picked: list[str], only: list[str]) -> list[str]:
+    """Whom the class summary covers. Regrading one resubmission (`--only NAME`) must not
+    drop the rest of the class from the grade book: with --only it covers every folder with
+    a report in out_dir as well as the ones picked; without, every folder (one without a
+    report yet, e.g. another shard's, is listed as not graded yet)."""
+    if not only:
+        return picked
+    everyone = discover(directory, out_dir, [])
+    return [n for n in everyone if n in picked or (out_dir / n / "report.json").exists()]
 
 
 def shard_of(names: list[str], index: int, count: int) -> list[str]:
@@ -197,6 +208,7 @@ def _grade(ns: argparse.Namespace) -> int:
     jobs = max(1, min(ns.jobs, len(mine)))
     uids: list[int | None] = list(_slot_uids(ns.uid_base, jobs)) if root else [None] * jobs
     netns = ns.netns == "always" or (ns.netns == "auto" and root and _netns_works())
+    isolation = _isolation(ns.sandbox)
     if ns.sandbox == "bwrap" and shutil.which("bwrap") is None:
         raise UsageError("--sandbox bwrap: bubblewrap (bwrap) is not installed")
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -208,14 +220,16 @@ def _grade(ns: argparse.Namespace) -> int:
         out_dir=out_dir.resolve(),
         scratch=scratch,
         bwrap=ns.sandbox == "bwrap",
+        isolate=isolation is None,
         netns=netns,
         requirements=tuple(ns.requirement),
         keep_work=ns.keep_work,
     )
     _announce(len(names), mine, index, count, jobs, root, netns, out_dir)
+    _announce_isolation(ns.sandbox, isolation)
     become_subreaper()
     results = _run_all(directory, mine, options, uids, ns.force, config)
-    graded, missing = summary.collect(out_dir, names)
+    graded, missing = summary.collect(out_dir, in_summary(directory, out_dir, names, ns.only))
     summary.write_csv(graded, out_dir / "summary.csv")
     title = f"Class summary: {directory.resolve().name}"
     (out_dir / "summary.md").write_text(summary.markdown(graded, missing, title))
@@ -236,6 +250,43 @@ def _grade(ns: argparse.Namespace) -> int:
         return EXIT_INTERRUPTED
     print(f"reports in {out_dir}/NAME/; class summary: {out_dir}/summary.md, {out_dir}/summary.csv")
     return 0
+
+
+def _isolation(sandbox: str) -> str | None:
+    """None if each submission gets a view of its own (`--sandbox auto`, where namespaces
+    work), else why not."""
+    if sandbox == "limits":
+        return "--sandbox limits"
+    if sandbox == "bwrap":
+        return None  # bubblewrap gives the same view (sandbox.bwrap_argv)
+    problem = isolation_problem()
+    return None if problem is None else f"namespaces are not available here: {problem}"
+
+
+#: What a submission can read when it has no view of its own (the README says the same).
+EXPOSED = (
+    "everything this machine lets {who} read, among them the class directory (every student's "
+    "sources), the other submissions' work copies, the output directory (their reports, as "
+    "they are written), the grading config, and every process's command line"
+)
+
+
+def _announce_isolation(sandbox: str, problem: str | None) -> None:
+    """Said once, at start: what a submission can see."""
+    if problem is None:
+        how = "bubblewrap" if sandbox == "bwrap" else "namespaces"
+        print(
+            f"isolation ({how}): each build and server sees only its work directory, the "
+            "system's read-only directories (/usr, /etc, ...) and a private /tmp, and only "
+            "its own processes",
+            file=sys.stderr,
+        )
+        return
+    who = "the slot's uid" if os.geteuid() == 0 else "this user"
+    print(
+        f"WARNING: no isolation ({problem}): a submission can read {EXPOSED.format(who=who)}",
+        file=sys.stderr,
+    )
 
 
 def _announce(

@@ -18,6 +18,7 @@ import contextlib
 import hashlib
 import json
 import os
+import re
 import shlex
 import shutil
 import signal
@@ -40,6 +41,10 @@ from conformance.sandbox import Sandbox, netns_argv, tasks_of
 WATCH_INTERVAL = 0.5
 #: Seconds at the process limit after which a submission is treated as a fork bomb.
 NPROC_SUSTAINED = 3.0
+#: The share of its process limit at which the watchdog's samples count as the limit reached:
+#: a correct server stays far below it (64 clients at once, 200 sessions' zombies, with the
+#: default 512), and the samples miss the zombies the kernel counts, and the fastest peaks.
+PROCESS_LIMIT_SEEN = 0.9
 #: Between SIGTERM to the kit (it stops its servers and writes a partial report) and SIGKILL.
 KIT_STOP_GRACE = 10.0
 _SHELL_CHARS = set("|&;<>()$`\\\"'*?[]#~=%")
@@ -70,6 +75,9 @@ class Options:
     scratch: Path
     bwrap: bool = False
     netns: bool = False
+    #: Each build and server sees only its work directory, the system's read-only
+    #: directories and a private /tmp, in a PID namespace of its own (isolation.py).
+    isolate: bool = False
     requirements: tuple[str, ...] = ()
     keep_work: bool = False
 
@@ -156,7 +164,12 @@ class Grader:
         #: evidence for a note when a limit stopped something before the kit could say so.
         self.peak_tasks = 0
         self.largest_file = 0
-        self.sandbox = Sandbox(self.config.limits, uid, str(self.work) if options.bwrap else None)
+        self.sandbox = Sandbox(
+            self.config.limits,
+            uid,
+            bwrap_dir=str(self.work) if options.bwrap else None,
+            isolate_dir=str(self.work) if options.isolate and not options.bwrap else None,
+        )
 
     # -- the steps --------------------------------------------------------------------------
     def grade(self) -> Result:
@@ -248,24 +261,55 @@ class Grader:
             argv = netns_argv(argv)
         with open(self.out / "run.log", "wb") as log:
             code, stopped = self._supervise(argv, log, config.timeout, "suite")
-        if stopped:
-            self.notes.append(f"the run was stopped: {stopped}")
-        if report.exists():
-            doc: dict[str, object] = json.loads(report.read_text())
-        else:
-            why = (
-                stopped or _kit_error(self.out / "run.log") or f"the kit exited with status {code}"
-            )
-            if not stopped:
-                self.notes.append(f"the suite could not run: {why}")
-            # A stopped kit's last words are its own shutdown, not news to the student.
-            tail = "" if stopped else "\n" + _tail(self.out / "run.log")
-            doc = self._unrun(f"the suite could not run: {why}{tail}")
-        self._note_limits(doc)
-        return doc
+        return self._judged(report, code, stopped)
 
     def _unrun(self, reason: str) -> dict[str, object]:
         return outputs.unrun_report(self.config, reason, patterns=list(self.options.requirements))
+
+    # -- what the student is told -----------------------------------------------------------
+    def _judged(self, report: Path, code: int, stopped: str | None) -> dict[str, object]:
+        """The report the grade comes from, after the policy for a run the sandbox stopped.
+
+        A run the watchdog stopped (a fork bomb, the disk limit, the wall-clock timeout), or
+        in which the submission reached its process limit at any moment, is not judged at
+        all: every requirement scores 0 and says "not judged: the run was stopped because
+        ...", whatever the kit had checked before the stop. When the stop comes depends on
+        the machine's load (how fast a bomb grows, how long each check takes, when the
+        watchdog looks), so keeping the verdicts reached before it would give the same
+        submission a grade that depends on how busy the grading machine was; and reaching the
+        process limit, unlike the moment of the stop, does not depend on the load (a fork bomb
+        reaches it during the first check that connects, busy machine or not). A process
+        killed by a per-process limit (CPU time, file size) is not a stop: the kernel kills it
+        at a point fixed by what it consumed, the run goes on, the checks judge what the
+        server then did as they judge any crash, and a note names the limit.
+        """
+        stop = self._stop_reason(stopped)
+        if stop is not None:
+            self.notes.append(f"the run was stopped because {stop}: no requirement was judged")
+            doc = self._unrun(f"the run was stopped because {stop}")
+        elif report.exists():
+            doc = _in_students_words(json.loads(report.read_text()))
+        else:
+            why = _kit_error(self.out / "run.log", self.config)
+            tail = "" if why else "\n" + _tail(self.out / "run.log")
+            why = f"the suite could not run: {why or f'the kit exited with status {code}'}"
+            self.notes.append(why)
+            doc = self._unrun(why + tail)
+        self._note_limits(doc)
+        return doc
+
+    def _stop_reason(self, stopped: str | None) -> str | None:
+        """Why the run does not count, in one wording per cause: reaching the process limit
+        first, so a fork bomb reads the same whether or not the watchdog also stopped it.
+
+        The limit counts as reached when the watchdog saw PROCESS_LIMIT_SEEN of it (it samples
+        live tasks every WATCH_INTERVAL, and the kernel's count also holds the zombies it
+        cannot see), or when the kernel refused to start a server because the submission's
+        uid still held its limit (the sandbox wrapper's exec failed with EAGAIN)."""
+        nproc = self.config.limits.nproc
+        if self.peak_tasks >= nproc * PROCESS_LIMIT_SEEN or _start_refused(self.out / "run.log"):
+            return f"it reached its limit of {nproc} processes and threads (a fork bomb?)"
+        return stopped
 
     # -- supervision ------------------------------------------------------------------------
     def _supervise(
@@ -351,8 +395,6 @@ class Grader:
         limits = self.config.limits
         if self.largest_file >= limits.file_size_mb * 1024 * 1024:
             text += "SIGXFSZ"  # the writer died of it, even if the server did not
-        if self.peak_tasks >= limits.nproc - 2 and not any("fork bomb" in n for n in self.notes):
-            text += "Resource temporarily unavailable"
         for sign, note in LIMIT_SIGNS.items():
             if sign in text:
                 self.notes.append(
@@ -363,6 +405,7 @@ class Grader:
 
     def _write(self, doc: dict[str, object], elapsed: float) -> None:
         notes = [f"NOTE: {n}" for n in self.notes]
+        doc = outputs.with_whole_scores(doc)
         outputs.write_json(doc, self.out / "report.json")
         outputs.write_json(
             outputs.gradescope(doc, self.config, notes, execution_time=elapsed),
@@ -390,14 +433,77 @@ def live_children() -> set[int]:
         return set(_LIVE)
 
 
-def _kit_error(log: Path) -> str | None:
-    """The kit's one-line reason for not running (e.g. the server never listened)."""
+def _kit_error(log: Path, config: GradingConfig) -> str | None:
+    """The kit's reason for not running (e.g. the server never listened), said once.
+
+    pytest prints it as `Exit: conformance: ...` with its indented lines (the command, the
+    server's last words), then again between `!` marks: only the first copy is kept, without
+    the sandbox wrapper, and with the grader's hint in place of the command line's."""
     marker = "conformance: "
+    try:
+        lines = log.read_text(errors="replace").splitlines()
+    except OSError:
+        return None
+    for i, line in enumerate(lines):
+        if marker in line:
+            block = [line.split(marker, 1)[1].strip()]
+            for more in lines[i + 1 :]:
+                if not more.startswith(" ") or more.lstrip().startswith("!"):
+                    break
+                block.append(more)
+            return _grader_hint(outputs.without_sandbox("\n".join(block)), config)
+    return None
+
+
+#: The launcher's hint for a server on another port, written for `conformance run`'s options.
+_PORT_HINT = re.compile(
+    r"It listens on port\(s\) (?P<ports>[\d, ]+) instead: does it take the port from its "
+    r"arguments \(\{port\}\) or do you need --port\?"
+)
+
+
+def _grader_hint(text: str, config: GradingConfig) -> str:
+    """The hint for a server listening elsewhere, in the grader's terms: the run command's
+    `{port}`, or the config's `port =` (there is no --port to give to a grader's run)."""
+
+    def hint(match: re.Match[str]) -> str:
+        ports = match["ports"]
+        first = ports.split(",")[0].strip()
+        if config.port is None:
+            return (
+                f"It listens on port(s) {ports} instead: it must listen on the port given in "
+                f"its arguments (the grader runs `{config.run}` with a free port for "
+                f"`{{port}}`); if the assignment fixes the port, the grading config says so "
+                f"with `port = {first}` under [assignment] and a run command without `{{port}}`."
+            )
+        return (
+            f"It listens on port(s) {ports} instead: the grading config has `port = "
+            f"{config.port}` (the port every submission must listen on) and runs `{config.run}`."
+        )
+
+    return _PORT_HINT.sub(hint, text)
+
+
+def _start_refused(log: Path) -> bool:
+    """Did the kernel refuse to start a server for the process limit? (The sandbox wrapper
+    says so in the server's stderr, which the kit quotes in run.log.) Only the wrapper's own
+    line counts: a server's "recv: Resource temporarily unavailable" is EAGAIN of a socket."""
     with contextlib.suppress(OSError):
         for line in log.read_text(errors="replace").splitlines():
-            if marker in line:
-                return line.split(marker, 1)[1].strip()
-    return None
+            if "conformance.sandbox: cannot run" in line and "temporarily unavailable" in line:
+                return True
+    return False
+
+
+def _in_students_words(doc: dict[str, object]) -> dict[str, object]:
+    """The kit's report with what a student reads made for grading: a check that never ran
+    says so in the grader's terms (a grader never deselects anything with -k)."""
+    reqs: list[dict[str, object]] = doc["requirements"]  # type: ignore[assignment]
+    for r in reqs:
+        detail = str(r["detail"])
+        if r["outcome"] == "skipped" and ("deselected" in detail or "interrupted" in detail):
+            r["detail"] = outputs.NOT_JUDGED + "the suite ended before this check ran (see run.log)"
+    return doc
 
 
 def _tail(path: Path, lines: int = 15) -> str:

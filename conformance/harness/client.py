@@ -45,7 +45,7 @@ _TCP_CLOSE_WAIT = 8
 _ABORT = struct.pack("ii", 1, 0)
 
 
-def close_socket(sock: socket.socket) -> None:
+def close_socket(sock: socket.socket, abort: bool = False) -> None:
     """Close a client socket without leaving the server's end of it in TIME_WAIT.
 
     The side that closes first keeps the connection in TIME_WAIT for a minute, bound to its
@@ -54,10 +54,14 @@ def close_socket(sock: socket.socket) -> None:
     not be started again on it for a minute. So when the server's FIN has already arrived
     (CLOSE_WAIT), the kit answers with RST instead of FIN: the server has closed its
     descriptor already, the connection is over either way, and nothing stays on its port.
+
+    `abort`: the session was ended by `exit` and its reply read, so the server is closing
+    too, maybe at this very moment; two FINs that cross leave *both* ends in TIME_WAIT, so
+    the kit resets instead, which the server, done with the session, never reads.
     """
     with contextlib.suppress(OSError):
         state = sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_INFO, 1)[0]
-        if state == _TCP_CLOSE_WAIT:
+        if abort or state == _TCP_CLOSE_WAIT:
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, _ABORT)
     sock.close()
 
@@ -70,6 +74,8 @@ class Client:
         self.name = name
         self.transcript = transcript
         self.closed = False
+        #: `exit` was sent: the server ends the session, and close() resets (close_socket).
+        self.ended_by_exit = False
         #: Kept from the start: a closed socket cannot say which port it used.
         self.local_address: tuple[str, int] = sock.getsockname()[:2]
 
@@ -103,7 +109,7 @@ class Client:
     def close(self) -> None:
         if not self.closed:
             self.closed = True
-            close_socket(self.sock)
+            close_socket(self.sock, abort=self.ended_by_exit)
             self.transcript.add(f"closed {self.name}")
 
     def half_close(self) -> None:
@@ -131,6 +137,7 @@ class Client:
         """Send all of `data` in one call (a message of <= 1023 bytes is one segment)."""
         __tracebackhide__ = True
         self.transcript.add(f"sent {show(data)} on {self.name}")
+        self.ended_by_exit = data == b"exit"
         self.sock.settimeout(timeout)
         try:
             self.sock.sendall(data)

@@ -721,7 +721,28 @@ def launch_later(command: str) -> LaunchedServer:
 
 @atexit.register
 def _stop_all() -> None:
-    """Last line of defence: a run that ends any way at all stops what it launched."""
+    """Last line of defence: a run that ends any way at all stops what it launched.
+
+    Then it waits (at most KILL_WAIT) for the orphans it adopted as a subreaper, killed with
+    their servers, to finish dying, and reaps them: one still dying when this process exits
+    would be handed to whoever waits for us, as a zombie of theirs.
+    """
     for server in list(LaunchedServer._live):
         server.stop(grace=0.2)
+
+    def adopted_gone() -> bool:
+        reap_adopted()
+        return not any(_alive_and_launched(pid) for pid in descendant_pids(os.getpid(), False))
+
+    if _subreaper:
+        wait_until(adopted_gone, KILL_WAIT)
     reap_adopted()
+
+
+def _alive_and_launched(pid: int) -> bool:
+    """A live process that carries a launch token: a server of ours or one of its children."""
+    try:
+        proc = psutil.Process(pid)
+        return proc.status() != psutil.STATUS_ZOMBIE and TOKEN_VAR in proc.environ()
+    except GONE:
+        return False

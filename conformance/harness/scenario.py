@@ -85,6 +85,7 @@ def finish(server: Server, client: Client) -> None:
     with contextlib.suppress(OSError):
         if server.protocol == "ok":
             client.sock.sendall(b"exit")
+            client.ended_by_exit = True
             client.recv_some(REPLY_TIMEOUT)
             client.transcript.add(f"sent b'exit' on {client.name}")
         else:

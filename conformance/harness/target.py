@@ -9,6 +9,7 @@ it, with its own transcript and its clients, closed when the check ends.
 from __future__ import annotations
 
 import contextlib
+import ipaddress
 import itertools
 import shlex
 import socket
@@ -116,10 +117,10 @@ class Target:
             )
         if host == "localhost":
             host = "127.0.0.1"
-        if host not in ("127.0.0.1", "::1"):
+        if not _is_loopback(host):
             raise TargetError(
                 f"--target {address!r}: the kit only sends traffic to loopback "
-                "(127.0.0.1 or ::1), because its load and signal checks are not for shared "
+                "(127.0.0.0/8 or ::1), because its load and signal checks are not for shared "
                 "networks"
             )
         return cls("address", host, int(port_text))
@@ -133,6 +134,14 @@ class Target:
         if self.mode == "launch":
             return {"mode": "launch", "command": self.command, "port": self.port}
         return {"mode": "address", "address": f"{self.host}:{self.port}", "port": self.port}
+
+
+def _is_loopback(host: str) -> bool:
+    """127.0.0.0/8 and ::1, written as addresses (a name could resolve anywhere)."""
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 def _fill(command: str, protocol: str) -> str:
