@@ -16,16 +16,16 @@ import os
 import shutil
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 
 import pytest
 
-from conformance import gradeconfig
 from conformance import report as report_mod
-from conformance.exclusions import Exclusions, ExclusionsError
+from conformance import settings as settings_mod
+from conformance.errors import USAGE_EXIT, UsageError
 from conformance.harness.failure import (
     KIT_ERROR,
     SERVER_GONE,
@@ -49,38 +49,16 @@ from conformance.harness.sessions import DEATH_GRACE
 from conformance.harness.target import (
     LAUNCH_AHEAD,
     Server,
-    Target,
-    TargetError,
     attach_server,
     check_reachable,
     start_server,
 )
 from conformance.harness.timeouts import CHECK_TIMEOUT
 from conformance.marks import Blocked, NotApplicable
-from conformance.spec import BY_ID, Requirement, select
-
-PROFILES = ("quick", "default", "thorough")
-
-# Help text written once, used by the option and the ini key (pytest-timeout's habit).
-HELP = {
-    "server": "check a built-in reference server: fork, thread, select or pool",
-    "server_cmd": "launch this command for every check; {port} is replaced by a free port",
-    "target": "check a server that is already running at HOST:PORT (loopback only)",
-    "port": "the port to use (for a command without {port}, the port it always listens on)",
-    "protocol": "protocol profile: ok (reply OK!!!) or echo (default: ok)",
-    "profile": "how hard to try: quick, default or thorough (number of generated examples)",
-    "seed": "seed for generated scenarios; the same seed gives the same scenarios",
-    "json_report": "write the JSON verdict report to this path",
-    "requirement": "check only these requirement IDs or prefixes (repeatable), e.g. CONC-2, EXIT",
-    "exclusions": "file of requirements to skip, one 'ID: reason' per line",
-    "conformance_strict": "SHOULD requirements that fail also fail the run",
-    "grading_config": "grading config (TOML): points, excluded requirements, visibility",
-}
-USAGE_EXIT = 2
-NO_SERVER = (
-    "conformance checks were collected but no server was given: use --server "
-    "fork|thread|select|pool, --server-cmd 'CMD {port}' or --target HOST:PORT"
-)
+from conformance.profiles import NAMES as PROFILES
+from conformance.profiles import PROFILES as PROFILE_RECORDS
+from conformance.settings import HELP, NO_SERVER, Settings
+from conformance.spec import BY_ID, Requirement
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -104,34 +82,6 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     )
     for name in ("protocol", "profile", "seed", "server_cmd"):
         parser.addini(f"conformance_{name}", HELP[name])
-
-
-def _setting(config: pytest.Config, name: str, default: str | None = None) -> str | None:
-    """Precedence: command line > CONFORMANCE_<NAME> environment variable > ini > default."""
-    value = config.getoption(name, None)
-    if value not in (None, []):
-        return value
-    env = os.environ.get(f"CONFORMANCE_{name.upper()}")
-    if env:
-        return env
-    with contextlib.suppress(ValueError):
-        ini = config.getini(f"conformance_{name}")
-        if ini:
-            return str(ini)
-    return default
-
-
-@dataclass
-class Settings:
-    target: Target
-    protocol: str
-    profile: str
-    seed: int
-    strict: bool
-    selected: list[Requirement]
-    exclusions: Exclusions
-    json_report: Path | None
-    grading: gradeconfig.GradingConfig = gradeconfig.DEFAULT
 
 
 @dataclass
@@ -170,49 +120,6 @@ def _is_worker(config: pytest.Config) -> bool:
     return hasattr(config, "workerinput")
 
 
-def _parse_settings(config: pytest.Config) -> Settings:
-    protocol = _setting(config, "protocol", "ok") or "ok"
-    if protocol not in ("ok", "echo"):
-        raise TargetError(f"--protocol {protocol!r}: choose ok or echo")
-    profile = _setting(config, "profile", "default") or "default"
-    if profile not in PROFILES:
-        raise TargetError(f"--profile {profile!r}: choose one of {', '.join(PROFILES)}")
-    seed_text = _setting(config, "seed", "0")
-    try:
-        seed = int(seed_text or 0)
-    except ValueError as exc:
-        raise TargetError(f"--seed {seed_text!r} is not an integer") from exc
-    target = Target.from_options(
-        config.getoption("server"),
-        _setting(config, "server_cmd"),
-        config.getoption("target"),
-        config.getoption("port"),
-        protocol,
-    )
-    try:
-        selected = select(config.getoption("requirement") or None)
-    except ValueError as exc:
-        raise TargetError(str(exc)) from exc
-    path = config.getoption("exclusions")
-    exclusions = Exclusions.load(Path(path)) if path else Exclusions({})
-    grading_path = config.getoption("grading_config")
-    grading = gradeconfig.load(Path(grading_path)) if grading_path else gradeconfig.DEFAULT
-    # The config's exclusions first, so an exclusions file given on top has the last word.
-    exclusions = Exclusions({**grading.excluded, **exclusions.entries})
-    json_report = config.getoption("json_report")
-    return Settings(
-        target,
-        protocol,
-        profile,
-        seed,
-        bool(config.getoption("conformance_strict")),
-        selected,
-        exclusions,
-        Path(json_report) if json_report else None,
-        grading,
-    )
-
-
 def _wants_conformance(config: pytest.Config) -> bool:
     return any(config.getoption(o, None) for o in ("server", "server_cmd", "target")) or bool(
         os.environ.get("CONFORMANCE_SERVER_CMD")
@@ -226,8 +133,8 @@ def pytest_configure(config: pytest.Config) -> None:
     if not _wants_conformance(config):
         return
     try:
-        state.settings = _parse_settings(config)
-    except (TargetError, ExclusionsError, gradeconfig.ConfigError) as exc:
+        state.settings = settings_mod.parse(config)
+    except UsageError as exc:
         state.error = str(exc)
     # Servers launched for the checks inherit our limits: room for the most clients a check
     # opens, on both sides. A hard limit too low makes only that check skip, with the reason.
@@ -304,7 +211,7 @@ def pytest_sessionstart(session: pytest.Session) -> None:
                 check_reachable(settings.target.host, settings.target.port, settings.protocol)
             state.model = detect_model(probe)
             state.silent = silence(probe) if probe.alive() else None
-    except (LaunchError, TargetError) as exc:
+    except (LaunchError, UsageError) as exc:
         pytest.exit(f"conformance: the server could not be started: {exc}", returncode=USAGE_EXIT)
     except Violation as exc:
         pytest.exit(
@@ -482,15 +389,10 @@ def conformance_profile(conformance_settings: Settings) -> str:
     return conformance_settings.profile
 
 
-#: How many times the checks repeat what the spec does not count (resets, churn, rounds).
-EFFORT = {"quick": 0.5, "default": 1.0, "thorough": 3.0}
-
-
 @pytest.fixture(scope="session")
-def repeats(conformance_settings: Settings):  # type: ignore[no-untyped-def]
+def repeats(conformance_settings: Settings) -> Callable[[int], int]:
     """`repeats(n)`: n scaled by the profile (never below 2). Spec counts never scale."""
-    factor = EFFORT[conformance_settings.profile]
-    return lambda n: max(2, round(n * factor))
+    return PROFILE_RECORDS[conformance_settings.profile].repeats
 
 
 @pytest.fixture(scope="session")

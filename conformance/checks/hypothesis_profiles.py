@@ -17,11 +17,7 @@ from hypothesis.errors import Flaky, Unsatisfiable
 from hypothesis.stateful import RuleBasedStateMachine, get_state_machine_test
 
 from conformance.harness.failure import Violation
-from conformance.harness.timeouts import SHRINK_BUDGET
-
-EXAMPLES = {"quick": 5, "default": 15, "thorough": 200}
-SCENARIOS = {"quick": 3, "default": 8, "thorough": 60}
-STEPS = {"quick": 8, "default": 15, "thorough": 30}
+from conformance.profiles import PROFILES
 
 __all__ = ["Unsatisfiable", "run_given", "run_machine"]
 
@@ -53,7 +49,7 @@ def _shrink_budget(profile: str) -> Iterator[None]:
         yield
         return
     old = getattr(engine, "MAX_SHRINKING_SECONDS", None)
-    engine.MAX_SHRINKING_SECONDS = SHRINK_BUDGET[profile]  # type: ignore[attr-defined]
+    engine.MAX_SHRINKING_SECONDS = PROFILES[profile].shrink_budget  # type: ignore[attr-defined]
     outer = current_reporter()
 
     def report(value: object) -> None:
@@ -108,7 +104,7 @@ def run_given(test: Callable[..., None], profile: str, run_seed: int) -> None:
             raise
 
     test.hypothesis.inner_test = recorded  # type: ignore[attr-defined]
-    configured = seed(run_seed)(_settings(profile, EXAMPLES[profile])(test))
+    configured = seed(run_seed)(_settings(profile, PROFILES[profile].examples)(test))
     with _shrink_budget(profile), _first_failure_wins(failures):
         configured()
 
@@ -121,7 +117,7 @@ def run_machine(
 ) -> None:
     """Run a state machine; `failures` is where the machine records each Violation it
     raises, so a failure seen once and not on replay is reported as itself."""
-    s = _settings(profile, SCENARIOS[profile], stateful_step_count=STEPS[profile])
+    s = _settings(profile, PROFILES[profile].scenarios, stateful_step_count=PROFILES[profile].steps)
     test = seed(run_seed)(get_state_machine_test(machine, settings=s))
     with _shrink_budget(profile), _first_failure_wins(failures if failures is not None else []):
         test()

@@ -37,11 +37,12 @@ from conformance.harness.client import Client
 from conformance.harness.polling import wait_until
 from conformance.harness.sessions import DEATH_GRACE
 from conformance.harness.target import Target
+from conformance.harness.wire import EXIT
 from conformance.marks import Blocked
-from conformance.plugin import Settings
+from conformance.settings import Settings
 
 MAX_CLIENTS = 4
-MESSAGES = st.binary(min_size=1, max_size=64).filter(lambda m: not m.startswith(b"exit"))
+MESSAGES = st.binary(min_size=1, max_size=64).filter(lambda m: not m.startswith(EXIT))
 PICK = st.integers(min_value=0, max_value=MAX_CLIENTS - 1)
 JUDGES = ("answers", "zombies", "descriptors")
 

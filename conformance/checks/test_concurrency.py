@@ -5,11 +5,11 @@ from __future__ import annotations
 import pytest
 
 from conformance.checks.scenario_machine import run_scenarios
-from conformance.harness import Server, fail
+from conformance.harness import Server, fail, wire
 from conformance.harness.burst import connect_burst
 from conformance.harness.driver import WINDOW, Driver
 from conformance.harness.limits import DescriptorLimitError
-from conformance.harness.sessions import message, session
+from conformance.harness.sessions import session
 from conformance.harness.timeouts import (
     ANSWER_TIMEOUT,
     CONNECT_BURST_TIMEOUT,
@@ -17,7 +17,7 @@ from conformance.harness.timeouts import (
     REPLY_TIMEOUT,
 )
 from conformance.marks import requirement
-from conformance.plugin import Settings
+from conformance.settings import Settings
 
 MANY = 64
 ROUNDS = 3
@@ -35,7 +35,7 @@ INTERLEAVE_CAUSE = (
 
 
 def _payload(server: Server, i: int) -> bytes:
-    return message(i) if server.protocol == "ok" else message(i, 32)
+    return wire.payload(server.protocol, i)
 
 
 def _state(server: Server) -> list[str]:

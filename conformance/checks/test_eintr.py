@@ -11,12 +11,11 @@ import signal
 
 import pytest
 
-from conformance.harness import Server, wait_until
+from conformance.harness import Server, wait_until, wire
 from conformance.harness.sessions import (
     death_reported,
     end_session,
     expect_alive,
-    message,
     require_process,
 )
 from conformance.harness.signals import Storm, StraceUnavailable, injected_eintr
@@ -42,7 +41,7 @@ PAUSE = 0.02
 
 
 def _payload(server: Server, i: int) -> bytes:
-    return message(i) if server.protocol == "ok" else message(i, 64)
+    return wire.payload(server.protocol, i, 64)
 
 
 def _sessions_survive(

@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from conformance.harness import Server, fail, show, wait_until
+from conformance.harness import Server, fail, show, wait_until, wire
 from conformance.harness.launcher import LaunchError, restart_on_port
 from conformance.harness.model import (
     GROWTH_ROUND,
@@ -115,7 +115,7 @@ def test_exit_closes_connection(server: Server) -> None:
 def test_client_eof_ends_session(server: Server) -> None:
     """The client half-closes; the server answers what it got, then closes within 1 s."""
     client = server.connect()
-    payload = message(1) if server.protocol == "ok" else message(1, 4096)
+    payload = wire.payload(server.protocol, 1, 4096)
     client.send(payload)
     if server.protocol == "ok":
         client.reply()
@@ -204,7 +204,7 @@ def test_ended_sessions_free_their_process_or_thread(server: Server) -> None:
     for i in range(6):
         before = live_children(server)
         client = server.connect()
-        client.request(message(i) if server.protocol == "ok" else message(i, 64))
+        client.request(wire.payload(server.protocol, i, 64))
         if i % 2 == 0:
             end_session(server, client)
         else:
@@ -267,7 +267,7 @@ def test_sigterm_stops_server_and_children(server: Server) -> None:
     proc = require_process(server, "EXIT-5")
     clients = [server.connect() for _ in range(3)]
     for client in clients:
-        client.send(message(0) if server.protocol == "ok" else message(0, 64))
+        client.send(wire.payload(server.protocol, 0, 64))
     # Live sessions make SIGTERM meaningful; whether they are served at once is not this
     # requirement's business, so all three together wait at most REPLY_TIMEOUT for answers.
     deadline = time.monotonic() + REPLY_TIMEOUT
@@ -317,7 +317,7 @@ def test_restarts_on_its_port_at_once(server: Server) -> None:
     if launched is None:
         pytest.skip("EXIT-6 needs a server the kit launched")
     a = server.connect("A")
-    a.request(message(0) if server.protocol == "ok" else message(0, 16))
+    a.request(wire.payload(server.protocol, 0, 16))
     launched.stop()
     server.transcript.add(
         f"stopped the server while A was connected (its end of A stays on port {server.port})"

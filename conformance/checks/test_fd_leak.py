@@ -19,7 +19,7 @@ from conformance.harness.processes import fd_targets
 from conformance.harness.sessions import churn_sessions, require_process, run_sessions
 from conformance.harness.timeouts import CPU_WINDOW, SETTLE_TIMEOUT
 from conformance.marks import requirement
-from conformance.plugin import Settings
+from conformance.settings import Settings
 
 SESSIONS = 200
 WARMUP = 5

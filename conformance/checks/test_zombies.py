@@ -14,7 +14,7 @@ from conformance.harness import Server, fail, wait_until
 from conformance.harness.sessions import EXIT, message, require_process, run_sessions
 from conformance.harness.timeouts import ANSWER_TIMEOUT, SETTLE_TIMEOUT
 from conformance.marks import requirement
-from conformance.plugin import Settings
+from conformance.settings import Settings
 
 BURST = 50
 NO_REAP_CAUSE = (

@@ -38,6 +38,7 @@ from dataclasses import dataclass, field
 
 from conformance.harness.client import close_socket
 from conformance.harness.limits import ensure_descriptors
+from conformance.harness.wire import EXIT, OK_REPLY
 
 #: Connections opened but not yet served, at most (see the module docstring).
 WINDOW = 128
@@ -50,8 +51,6 @@ CONNECT_STALL = 5.0
 TICK = 0.25
 #: One recv() per readiness event; replies are 5 bytes (ok) or the message size (echo).
 RECV_SIZE = 4096
-OK_REPLY = b"OK!!!"
-EXIT = b"exit"
 
 Progress = Callable[[str, int, int], None]
 

@@ -12,8 +12,9 @@ from __future__ import annotations
 
 import contextlib
 
+from conformance.harness import wire
 from conformance.harness.polling import wait_until
-from conformance.harness.sessions import DEATH_GRACE, end_session, message
+from conformance.harness.sessions import DEATH_GRACE, end_session
 from conformance.harness.target import Server
 from conformance.harness.timeouts import ANSWER_TIMEOUT, SETTLE_TIMEOUT
 
@@ -26,7 +27,7 @@ def silence(server: Server) -> str | None:
 
     Any byte counts as an answer: whether the bytes are right is the protocol checks' call.
     """
-    payload = message(0) if server.protocol == "ok" else message(0, 16)
+    payload = wire.payload(server.protocol, 0, 16)
     try:
         client = server.connect("P")
     except AssertionError:

@@ -25,6 +25,7 @@ from conformance.harness.target import (
     start_server,
 )
 from conformance.harness.timeouts import REPLY_TIMEOUT, SETTLE_TIMEOUT
+from conformance.harness.wire import EXIT
 
 BURST_SIGNALS = 30
 #: Descriptors a server may open lazily on first use (an epoll fd, a log file).
@@ -84,7 +85,7 @@ def finish(server: Server, client: Client) -> None:
     """`exit` (ok) or EOF (echo), then close without waiting for the server's EOF."""
     with contextlib.suppress(OSError):
         if server.protocol == "ok":
-            client.sock.sendall(b"exit")
+            client.sock.sendall(EXIT)
             client.ended_by_exit = True
             client.recv_some(REPLY_TIMEOUT)
             client.transcript.add(f"sent b'exit' on {client.name}")

@@ -13,19 +13,15 @@ import selectors
 import time
 from collections.abc import Iterator
 
+from conformance.harness import wire
 from conformance.harness.client import Client
 from conformance.harness.failure import Violation, fail
 from conformance.harness.polling import wait_until
 from conformance.harness.target import Server
 from conformance.harness.timeouts import QUIET_PERIOD, SETTLE_TIMEOUT
+from conformance.harness.wire import EXIT, message
 
-EXIT = b"exit"
-
-
-def message(i: int, size: int = 16) -> bytes:
-    """A distinct, printable message that never starts with `exit`."""
-    text = f"msg-{i:06d}-"
-    return (text * (size // len(text) + 1)).encode()[:size]
+__all__ = ["EXIT", "message"]  # the wire protocol's, re-exported for the checks
 
 
 def end_session(server: Server, client: Client) -> None:
@@ -78,7 +74,7 @@ def full_session(server: Server, messages: int = 1, name: str | None = None) -> 
     __tracebackhide__ = True
     with session(server, name) as client:
         for i in range(messages):
-            payload = message(i) if server.protocol == "ok" else message(i, 64)
+            payload = wire.payload(server.protocol, i, 64)
             client.request(payload)
     return client
 
@@ -194,7 +190,7 @@ def churn_sessions(server: Server, count: int, *, max_live_children: int) -> Non
     children of ended sessions pile up (EXIT-4), since counts cannot settle then.
     """
     __tracebackhide__ = True
-    payload = message(0) if server.protocol == "ok" else message(0, 64)
+    payload = wire.payload(server.protocol, 0, 64)
     for i in range(count):
         client = server.connect(f"S{i}")
         client.request(payload)

@@ -39,7 +39,5 @@ QUIET_PERIOD = 0.05
 POLL_INTERVAL = 0.01
 #: Harness: the window over which CPU use is measured to detect a busy loop (EXIT-4).
 CPU_WINDOW = 0.5
-#: Harness: wall-clock budget for hypothesis to shrink a failure, per profile.
-SHRINK_BUDGET = {"quick": 2.0, "default": 6.0, "thorough": 60.0}
 #: Harness: pytest-timeout backstop per check; every check fails on its own deadlines first.
 CHECK_TIMEOUT = 60.0
