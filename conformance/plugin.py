@@ -34,7 +34,7 @@ from conformance.harness.failure import (
     is_kit_error,
     unwrap_flaky,
 )
-from conformance.harness.launcher import LINGER_LIMIT, LaunchError, become_subreaper
+from conformance.harness.launcher import LINGER_LIMIT, LaunchError
 from conformance.harness.launcher import NOTES as LAUNCH_NOTES
 from conformance.harness.limits import CHECK_CLIENTS, DescriptorLimitError, ensure_descriptors
 from conformance.harness.liveness import (
@@ -45,6 +45,7 @@ from conformance.harness.liveness import (
 )
 from conformance.harness.model import detect_model
 from conformance.harness.polling import wait_until
+from conformance.harness.reaper import become_subreaper
 from conformance.harness.sessions import DEATH_GRACE
 from conformance.harness.target import (
     LAUNCH_AHEAD,

@@ -351,7 +351,7 @@ def test_an_orphan_we_adopted_is_reaped() -> None:
     import os
     import subprocess
 
-    from conformance.harness.launcher import become_subreaper, reap_adopted
+    from conformance.harness.reaper import become_subreaper, reap_adopted
     from conformance.harness.polling import wait_until
     from conformance.harness.processes import proc_table
 
@@ -371,7 +371,7 @@ def test_an_orphan_we_adopted_is_reaped() -> None:
     )
     orphan = int(out.stdout)
     assert wait_until(lambda: proc_table().get(orphan) == (os.getpid(), "Z"), 5)[0]
-    reap_adopted()
+    reap_adopted(owned=set())
     assert orphan not in proc_table()
 
 

@@ -39,7 +39,7 @@ from conformance.grade.submission import (
     load_result,
     up_to_date,
 )
-from conformance.harness.launcher import become_subreaper
+from conformance.harness.reaper import become_subreaper
 from conformance.sandbox import SandboxError, enter_netns, isolation_problem
 from conformance.spec import select
 

@@ -21,7 +21,8 @@ from pathlib import Path
 
 from conformance.errors import UsageError
 from conformance.harness.client import Client, Transcript
-from conformance.harness.launcher import LaunchAhead, LaunchedServer
+from conformance.harness.launch_ahead import LaunchAhead
+from conformance.harness.launcher import LaunchedServer
 from conformance.harness.polling import wait_until
 from conformance.harness.processes import ServerProcess, describe_exit, listener_owner
 from conformance.harness.timeouts import LOOPBACK_TIMEOUT
