@@ -56,7 +56,7 @@ CLOSE_WAIT = 5.0
 BENCH_READY_TIMEOUT = 10.0
 
 
-def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "bench",
         help="measure throughput and latency against clients",

@@ -30,7 +30,7 @@ EXIT_USAGE = 2
 EXIT_INTERRUPTED = 130
 
 
-def _run_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def _run_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("run", help="check a server", description="Check a server against the spec.")
     where = p.add_mutually_exclusive_group(required=True)
     where.add_argument("--server", help="a built-in reference server: fork, thread, select or pool")

@@ -20,6 +20,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -152,10 +153,12 @@ def pytest_configure(config: pytest.Config) -> None:
             "(-n ignored: one port holds one server)"
         )
     if _is_worker(config):
-        state.model = config.workerinput.get("conformance_model", "unknown")  # type: ignore[attr-defined]
-        state.quiet_lock = config.workerinput.get("conformance_quiet_lock")  # type: ignore[attr-defined]
-        state.silent = config.workerinput.get("conformance_silent")  # type: ignore[attr-defined]
-        state.broken = config.workerinput.get("conformance_broken", {})  # type: ignore[attr-defined]
+        # pytest-xdist gives a worker's config `workerinput`, the dict the controller filled.
+        inputs: dict[str, Any] = getattr(config, "workerinput")  # noqa: B009
+        state.model = inputs.get("conformance_model", "unknown")
+        state.quiet_lock = inputs.get("conformance_quiet_lock")
+        state.silent = inputs.get("conformance_silent")
+        state.broken = inputs.get("conformance_broken", {})
     else:
         config.pluginmanager.register(_Recorder(state), "conformance-recorder")
         settings = state.settings
@@ -221,7 +224,7 @@ def pytest_sessionstart(session: pytest.Session) -> None:
         )
 
 
-def pytest_configure_node(node) -> None:  # type: ignore[no-untyped-def]
+def pytest_configure_node(node) -> None:
     """xdist: hand the detected model to every worker so they all judge the same server."""
     node.workerinput["conformance_model"] = _state(node.config).model
     node.workerinput["conformance_quiet_lock"] = _state(node.config).quiet_lock
@@ -230,7 +233,7 @@ def pytest_configure_node(node) -> None:  # type: ignore[no-untyped-def]
 
 
 @pytest.hookimpl(hookwrapper=True, tryfirst=True)
-def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None):  # type: ignore[no-untyped-def]
+def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None):
     """Address mode under xdist: a check that counts descriptors, threads or zombies runs alone.
 
     Keeping those checks on one worker (xdist_group) is not enough: the other workers' clients
@@ -403,7 +406,7 @@ def conformance_seed(conformance_settings: Settings) -> int:
 
 # -- verdicts ---------------------------------------------------------------------------------
 @pytest.hookimpl(hookwrapper=True)
-def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]):  # type: ignore[no-untyped-def]
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]):
     outcome = yield
     rep: pytest.TestReport = outcome.get_result()
     req = _requirement_of(item)
@@ -414,7 +417,7 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]):  
     if call.excinfo is not None and rep.when == "call":
         _blocked_by_known_defect(item, req, rep, call.excinfo.value)
     if call.excinfo is not None and call.excinfo.errisinstance(Blocked):
-        rep.user_properties.append(("blocked_by", call.excinfo.value.by))
+        rep.user_properties.append(("blocked_by", getattr(call.excinfo.value, "by", "")))
     if rep.failed and call.excinfo is not None:
         exc = unwrap_flaky(call.excinfo.value)
         if is_kit_error(exc):
@@ -458,7 +461,7 @@ def _failure_text(item: pytest.Item, req: Requirement, exc: BaseException) -> st
         body += "\n  Minimal example (shrunk by hypothesis):\n" + "\n".join(
             "    " + line for note in notes for line in note.splitlines()
         )
-    srv = item.funcargs.get("server") if hasattr(item, "funcargs") else None  # type: ignore[attr-defined]
+    srv = item.funcargs.get("server") if hasattr(item, "funcargs") else None
     stopped_by_kit = isinstance(srv, Server) and srv.launched is not None and srv.launched.stopped
     if isinstance(srv, Server) and not stopped_by_kit and not srv.alive():
         body += "\n  Server:   " + srv.death()
@@ -472,7 +475,7 @@ class _Recorder:
         self.state = state
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
-        props = dict(report.user_properties)
+        props = {str(k): str(v) for k, v in report.user_properties}
         req_id = props.get("requirement")
         if req_id is None and report.failed and "crashed" in str(report.longrepr):
             # pytest-xdist reports a worker that died mid-check without the check's
@@ -508,7 +511,7 @@ def _check_requirements() -> dict[str, str]:
     return found
 
 
-def pytest_terminal_summary(terminalreporter, exitstatus: int, config: pytest.Config) -> None:  # type: ignore[no-untyped-def]
+def pytest_terminal_summary(terminalreporter, exitstatus: int, config: pytest.Config) -> None:
     state = _state(config)
     if state.settings is None or not state.results or _is_worker(config):
         return

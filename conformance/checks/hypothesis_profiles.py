@@ -22,8 +22,8 @@ from conformance.profiles import PROFILES
 __all__ = ["Unsatisfiable", "run_given", "run_machine"]
 
 
-def _settings(profile: str, examples: int, **extra: int) -> settings:
-    return settings(
+def _settings(profile: str, examples: int, steps: int | None = None) -> settings:
+    base = settings(
         max_examples=examples,
         deadline=None,
         database=None,
@@ -31,8 +31,8 @@ def _settings(profile: str, examples: int, **extra: int) -> settings:
         print_blob=False,
         report_multiple_bugs=False,
         suppress_health_check=list(HealthCheck),
-        **extra,
     )
+    return base if steps is None else settings(base, stateful_step_count=steps)
 
 
 @contextlib.contextmanager
@@ -49,7 +49,8 @@ def _shrink_budget(profile: str) -> Iterator[None]:
         yield
         return
     old = getattr(engine, "MAX_SHRINKING_SECONDS", None)
-    engine.MAX_SHRINKING_SECONDS = PROFILES[profile].shrink_budget  # type: ignore[attr-defined]
+    # Declared an int by hypothesis; it is compared with seconds, so a float works.
+    engine.MAX_SHRINKING_SECONDS = PROFILES[profile].shrink_budget  # type: ignore[assignment]
     outer = current_reporter()
 
     def report(value: object) -> None:
@@ -61,7 +62,7 @@ def _shrink_budget(profile: str) -> Iterator[None]:
             yield
     finally:
         if old is not None:
-            engine.MAX_SHRINKING_SECONDS = old  # type: ignore[attr-defined]
+            engine.MAX_SHRINKING_SECONDS = old
 
 
 #: Added to a server failure that hypothesis saw once and not again when it replayed it.
@@ -93,7 +94,8 @@ def run_given(test: Callable[..., None], profile: str, run_seed: int) -> None:
     """Run a @given test with the profile's settings and the run's seed."""
     failures: list[Violation] = []
     # Hypothesis runs every example through `inner_test`, which it documents as replaceable.
-    inner = test.hypothesis.inner_test  # type: ignore[attr-defined]
+    handle = getattr(test, "hypothesis")  # noqa: B009 - set by @given, unknown to type checkers
+    inner = handle.inner_test
 
     @functools.wraps(inner)
     def recorded(*args: object, **kwargs: object) -> None:
@@ -103,7 +105,7 @@ def run_given(test: Callable[..., None], profile: str, run_seed: int) -> None:
             failures.append(exc)
             raise
 
-    test.hypothesis.inner_test = recorded  # type: ignore[attr-defined]
+    handle.inner_test = recorded
     configured = seed(run_seed)(_settings(profile, PROFILES[profile].examples)(test))
     with _shrink_budget(profile), _first_failure_wins(failures):
         configured()
@@ -117,7 +119,7 @@ def run_machine(
 ) -> None:
     """Run a state machine; `failures` is where the machine records each Violation it
     raises, so a failure seen once and not on replay is reported as itself."""
-    s = _settings(profile, PROFILES[profile].scenarios, stateful_step_count=PROFILES[profile].steps)
+    s = _settings(profile, PROFILES[profile].scenarios, steps=PROFILES[profile].steps)
     test = seed(run_seed)(get_state_machine_test(machine, settings=s))
     with _shrink_budget(profile), _first_failure_wins(failures if failures is not None else []):
         test()

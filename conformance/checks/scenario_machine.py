@@ -107,7 +107,7 @@ def machine_for(
             name = order[-1 - i % len(order)]
             return name, self.clients[name]
 
-        def _do(self, line: str, action, record: bool = True) -> None:  # type: ignore[no-untyped-def]
+        def _do(self, line: str, action, record: bool = True) -> None:
             if record:
                 self.program.append(line)
             try:

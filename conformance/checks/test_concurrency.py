@@ -85,9 +85,11 @@ def test_many_clients_served_at_once(server: Server) -> None:
                 server, count, served, dict(driver.errors), "while connecting", LOOPBACK_TIMEOUT
             )
         for r in range(ROUNDS):
-            silent = driver.round(
-                ANSWER_TIMEOUT, lambda i, r=r: _payload(server, (r + 1) * count + i)
-            )
+
+            def round_payload(i: int, r: int = r) -> bytes:
+                return _payload(server, (r + 1) * count + i)
+
+            silent = driver.round(ANSWER_TIMEOUT, round_payload)
             server.transcript.add(f"round {r + 1}: one message on each of the {count} clients")
             if silent:
                 _fail_unserved(

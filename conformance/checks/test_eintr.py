@@ -65,7 +65,7 @@ def _sessions_survive(
 
 
 @requirement("EINTR-1")
-def test_child_exit_during_accept(server: Server, repeats) -> None:  # type: ignore[no-untyped-def]
+def test_child_exit_during_accept(server: Server, repeats) -> None:
     """One session at a time; each child exits while the parent waits in accept()."""
     proc = require_process(server, "EINTR-1")
     for i in range(repeats(CHURN)):
@@ -97,7 +97,7 @@ def test_child_exit_during_accept(server: Server, repeats) -> None:  # type: ign
 
 
 @requirement("EINTR-2")
-def test_signal_storm_during_sessions(server: Server, repeats) -> None:  # type: ignore[no-untyped-def]
+def test_signal_storm_during_sessions(server: Server, repeats) -> None:
     """SIGCHLD/SIGWINCH/SIGURG at a high rate to the server and its children."""
     proc = require_process(server, "EINTR-2")
     with Storm(proc) as storm:
@@ -107,7 +107,7 @@ def test_signal_storm_during_sessions(server: Server, repeats) -> None:  # type:
 
 
 @requirement("EINTR-3")
-def test_injected_eintr(server: Server, tmp_path, repeats) -> None:  # type: ignore[no-untyped-def]
+def test_injected_eintr(server: Server, tmp_path, repeats) -> None:
     """strace makes every second accept/read/recv fail with EINTR; nothing may notice."""
     proc = require_process(server, "EINTR-3")
     try:

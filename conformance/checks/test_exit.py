@@ -78,7 +78,7 @@ def _resets_handled(server: Server, held: int | None) -> bool:
     return queued == 0 and held is not None and now is not None and now <= held
 
 
-def _who_holds(server: Server, client) -> str:  # type: ignore[no-untyped-def]
+def _who_holds(server: Server, client) -> str:
     if server.process is None:
         return ""
     pids = server.process.tree_pids()
@@ -147,7 +147,7 @@ def test_client_eof_ends_session(server: Server) -> None:
 
 
 @requirement("EXIT-3")
-def test_client_reset_leaves_server_running(server: Server, repeats) -> None:  # type: ignore[no-untyped-def]
+def test_client_reset_leaves_server_running(server: Server, repeats) -> None:
     """Resets right after connect, just after a message (before the reply), after a reply.
 
     Only the bystander B needs the server to hold two sessions, and B is served before the

@@ -16,7 +16,7 @@ def test_parent_closes_connected_socket(server: Server) -> None:
     client = server.connect()
     client.request(wire.payload(server.protocol, 0))
 
-    def parent_copies() -> list:  # type: ignore[type-arg]
+    def parent_copies() -> list:
         children = proc.tree_pids()[1:]
         in_child = holders_of_connection(children, client.local_address, server.port)
         inodes = {s.inode for s in in_child}
@@ -24,7 +24,7 @@ def test_parent_closes_connected_socket(server: Server) -> None:
         return [s for s in in_parent if not inodes or s.inode in inodes]
 
     # The parent closes right after fork(); give it the grace period, judge the last look.
-    closed, copies = wait_until(lambda: not parent_copies(), SETTLE_TIMEOUT)
+    closed, _ = wait_until(lambda: not parent_copies(), SETTLE_TIMEOUT)
     if not closed:
         copies = parent_copies()
         s = copies[0]

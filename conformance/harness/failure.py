@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import builtins
 from dataclasses import dataclass, field
+from typing import NoReturn
 
 try:
     _GROUP: type[BaseException] = builtins.BaseExceptionGroup  # type: ignore[attr-defined]
@@ -71,11 +72,12 @@ def unwrap_flaky(exc: BaseException) -> BaseException:
     first failure (with its Did/Expected/Actual) is what happened, and hypothesis's summary
     ("Failed on the first call but did not on a subsequent one") tells a student nothing.
     """
-    seen = 0
-    while isinstance(exc, _GROUP) and exc.exceptions and seen < 10:  # type: ignore[attr-defined]
-        violations = [e for e in exc.exceptions if isinstance(e, Violation)]
-        exc = violations[0] if violations else exc.exceptions[0]
-        seen += 1
+    for _ in range(10):  # groups nest; a bound, not a loop that could run for ever
+        inner: tuple[BaseException, ...] = getattr(exc, "exceptions", ())
+        if not isinstance(exc, _GROUP) or not inner:
+            break
+        violations = [e for e in inner if isinstance(e, Violation)]
+        exc = violations[0] if violations else inner[0]
     return exc
 
 
@@ -102,7 +104,7 @@ def fail(
     did: list[str] | None = None,
     cause: str | None = None,
     evidence: list[str] | None = None,
-) -> None:
+) -> NoReturn:
     """Raise a Violation; the traceback stops at the check that called it."""
     __tracebackhide__ = True
     raise Violation(expected, actual, list(did or []), cause, list(evidence or []))

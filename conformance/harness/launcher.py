@@ -333,9 +333,10 @@ class LaunchedServer:
         t0 = time.monotonic()
         self.terminate()
         self.stopped = True
-        assert self.terminated_at is not None
+        popen = self.popen
+        assert self.terminated_at is not None and popen is not None
         left = max(0.0, grace - (time.monotonic() - self.terminated_at))
-        exited, _ = wait_until(lambda: self.popen.poll() is not None, left)  # type: ignore[union-attr]
+        exited, _ = wait_until(lambda: popen.poll() is not None, left)
         _killpg(self.pid, signal.SIGKILL)
         # Descendants that left the group (setsid) or the tree (orphans), by pid and by token.
         # The machine-wide token scan reads every process's environment: done once, not polled.
@@ -350,7 +351,7 @@ class LaunchedServer:
         # server's workers were killed). Only a server that left stragglers waits this long.
         wait_until(lambda: not any(is_running(pid) for pid in stragglers), max(grace, KILL_WAIT))
         with contextlib.suppress(subprocess.TimeoutExpired):
-            self.popen.wait(timeout=max(grace, KILL_WAIT))  # SIGKILLed with its group above
+            popen.wait(timeout=max(grace, KILL_WAIT))  # SIGKILLed with its group above
         # Only a tree that had stragglers can have grown new ones while we killed them.
         report.leftovers = self._stragglers() if stragglers else []
         reap_adopted(_owned())
@@ -479,7 +480,7 @@ RELEASE_WAIT = 1.0
 NOTES: list[str] = []
 
 
-def _on_fixed_port(spawn, port: int, ready_timeout: float) -> LaunchedServer:  # type: ignore[no-untyped-def]
+def _on_fixed_port(spawn, port: int, ready_timeout: float) -> LaunchedServer:
     """Start a server that binds the fixed `port`, once the port can be bound.
 
     The previous instance's connections may still be closing; the kit closes its clients so
@@ -521,7 +522,7 @@ def restart_on_port(
 PORT_ATTEMPTS = 3
 
 
-def on_free_port(  # type: ignore[no-untyped-def]
+def on_free_port(
     spawn, first: LaunchedServer | None = None, ready_timeout: float = READY_TIMEOUT
 ) -> LaunchedServer:
     """`spawn()` and wait until it listens, on another free port if another process took the

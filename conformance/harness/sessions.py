@@ -125,7 +125,7 @@ def round_trip_all(
     return got, silent
 
 
-def require_process(server: Server, what: str):  # type: ignore[no-untyped-def]
+def require_process(server: Server, what: str):
     """The server's process, or skip: process-level checks are never passed blind."""
     import pytest
 
