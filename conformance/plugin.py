@@ -30,6 +30,7 @@ from conformance.errors import USAGE_EXIT, UsageError
 from conformance.harness.failure import (
     KIT_ERROR,
     SERVER_GONE,
+    CannotJudge,
     KitError,
     Violation,
     is_kit_error,
@@ -405,6 +406,15 @@ def conformance_seed(conformance_settings: Settings) -> int:
 
 
 # -- verdicts ---------------------------------------------------------------------------------
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_call(item: pytest.Item) -> object:
+    """The harness says when a check cannot judge (CannotJudge); pytest calls that a skip."""
+    try:
+        return (yield)
+    except CannotJudge as exc:
+        pytest.skip(str(exc))
+
+
 @pytest.hookimpl(hookwrapper=True)
 def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]):
     outcome = yield

@@ -54,6 +54,12 @@ class Violation(AssertionError):
         return self.render()
 
 
+class CannotJudge(Exception):
+    """The check cannot judge its requirement here, for a reason that is not the server's
+    fault (its process is not visible from here, a count cannot settle): the plugin reports
+    the requirement as skipped with this reason. The harness knows nothing of pytest."""
+
+
 class KitError(Exception):
     """The kit itself failed (never the server): reported as `kit-error`, exit status 3."""
 
