@@ -351,9 +351,9 @@ def test_an_orphan_we_adopted_is_reaped() -> None:
     import os
     import subprocess
 
-    from conformance.harness.reaper import become_subreaper, reap_adopted
     from conformance.harness.polling import wait_until
     from conformance.harness.processes import proc_table
+    from conformance.harness.reaper import become_subreaper, reap_adopted
 
     become_subreaper()
     # The middle process forks and leaves without waiting: its child (a short sleep) is
