@@ -1,11 +1,11 @@
 """Verdicts per requirement and category, the JSON report, the summary table, the exit code.
 
 The JSON report is a stable interface (graders and CI read it); its schema is
-conformance/report.schema.json, which the kit's tests check every report against. Outcomes are `passed`, `failed`, `blocked`, `kit-error`,
-`skipped` and `not-applicable`. A category is failed if a requirement in it failed, then
-kit-error or blocked if one was, passed if one passed, otherwise not-applicable (all were)
-or skipped. A failed SHOULD makes its
-category fail only under --strict; it is always listed as failed in `requirements`.
+conformance/report.schema.json, which the kit's tests check every report against. Outcomes
+are `passed`, `failed`, `blocked`, `kit-error`, `skipped` and `not-applicable`. A category is
+failed if a requirement in it failed, then kit-error or blocked if one was, passed if one
+passed, otherwise not-applicable (all were) or skipped. A failed SHOULD makes its category
+fail only under --strict; it is always listed as failed in `requirements`.
 
 `blocked` means the check could not judge its requirement because another requirement's
 failure stopped it (`blocked_by` names that one: a server that never answers blocks the
