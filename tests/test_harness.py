@@ -205,9 +205,9 @@ def test_workers_started_after_listen_do_not_fool_model_detection(  # type: igno
     tmp_path, source: str, model: str
 ) -> None:
     """A server may start its workers after it listens, while detection looks. Prefork
-    workers that did not exist when detection began are not fork children (the K=20 run once
-    saw a false fork); a pool's threads appear during the first probes, as a thread per
-    connection's would, but outlive the sessions (CI once saw the pool reference as thread)."""
+    workers that did not exist when detection began are not fork children; a pool's threads
+    appear during the first probes, as a thread per connection's would, but outlive the
+    sessions."""
     from conformance.harness.model import detect_model
 
     with _script_server(tmp_path, source) as server:

@@ -347,8 +347,8 @@ class LaunchedServer:
         report.killed = stragglers
         # SIGKILL cannot be refused, but a process dies only once it runs again, which on a
         # loaded machine can take over a second; one that dies after we stop waiting stays a
-        # zombie nobody reaps (probably what one CI run at load 80 saw after a prefork
-        # server's workers were killed). Only a server that left stragglers waits this long.
+        # zombie nobody reaps (a prefork server's killed workers, say). Only a server that
+        # left stragglers waits this long.
         wait_until(lambda: not any(is_running(pid) for pid in stragglers), max(grace, KILL_WAIT))
         with contextlib.suppress(subprocess.TimeoutExpired):
             popen.wait(timeout=max(grace, KILL_WAIT))  # SIGKILLed with its group above

@@ -31,7 +31,7 @@ READY_TIMEOUT = 5.0
 #: Harness: between SIGTERM and SIGKILL when the kit stops a server it launched.
 STOP_GRACE = 1.0
 #: Harness: how long the kit waits for a process it SIGKILLed to die. SIGKILL cannot be
-#: refused, but a process dies only once it runs again: over a second at a load of 80 here.
+#: refused, but a process dies only once it runs again: over a second on a loaded machine.
 KILL_WAIT = 5.0
 #: Harness: after the expected bytes, how long we listen to be sure nothing more arrives.
 QUIET_PERIOD = 0.05
