@@ -40,7 +40,7 @@ from conformance.harness.driver import Driver, RunStats
 from conformance.harness.launcher import LaunchedServer, LaunchError, launch
 from conformance.harness.limits import DescriptorLimitError, ensure_descriptors
 from conformance.harness.processes import GONE, listener_owner
-from conformance.harness.target import Target, check_reachable
+from conformance.harness.server import Target, check_reachable
 from conformance.settings import target_from_options
 
 EXIT_ERRORS = 1

@@ -48,14 +48,14 @@ from conformance.harness.liveness import (
 from conformance.harness.model import detect_model
 from conformance.harness.polling import wait_until
 from conformance.harness.reaper import become_subreaper
-from conformance.harness.sessions import DEATH_GRACE
-from conformance.harness.target import (
+from conformance.harness.server import (
     LAUNCH_AHEAD,
     Server,
     attach_server,
     check_reachable,
     start_server,
 )
+from conformance.harness.sessions import DEATH_GRACE
 from conformance.harness.timeouts import CHECK_TIMEOUT
 from conformance.marks import Blocked, NotApplicable
 from conformance.profiles import NAMES as PROFILES

@@ -18,7 +18,7 @@ import pytest
 from conformance import gradeconfig
 from conformance.errors import UsageError
 from conformance.exclusions import Exclusions
-from conformance.harness.target import BUILTIN_SERVERS, Target, fill_command, is_loopback
+from conformance.harness.server import BUILTIN_SERVERS, Target, fill_command, is_loopback
 from conformance.profiles import NAMES as PROFILES
 from conformance.spec import Requirement, select
 

@@ -32,11 +32,11 @@ from hypothesis.stateful import (
 
 from conformance.checks.hypothesis_profiles import Unsatisfiable, run_machine
 from conformance.harness import Server, Violation
-from conformance.harness import scenario as step
+from conformance.harness import scenario_steps as step
 from conformance.harness.client import Client
 from conformance.harness.polling import wait_until
+from conformance.harness.server import Target
 from conformance.harness.sessions import DEATH_GRACE
-from conformance.harness.target import Target
 from conformance.harness.wire import EXIT
 from conformance.marks import Blocked
 from conformance.settings import Settings

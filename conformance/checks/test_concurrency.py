@@ -42,7 +42,7 @@ def _state(server: Server) -> list[str]:
     if server.process is None:
         return []
     return [
-        f"Server:   {len(server.process.live_children())} child process(es), "
+        f"Server:   {len(server.process.live_descendants())} child process(es), "
         f"{server.process.thread_count()} thread(s)"
     ]
 

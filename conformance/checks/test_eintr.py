@@ -76,7 +76,7 @@ def test_child_exit_during_accept(server: Server, repeats) -> None:
             client.request(_payload(server, i))
         end_session(server, client)
         # Wait for that child to be gone: its SIGCHLD arrives while the parent is in accept().
-        ended, _ = wait_until(lambda: not proc.live_children(), SETTLE_TIMEOUT)
+        ended, _ = wait_until(lambda: not proc.live_descendants(), SETTLE_TIMEOUT)
         if not ended:
             pytest.skip(
                 "the children of ended sessions do not exit (see EXIT-4), so no SIGCHLD "

@@ -24,8 +24,8 @@ from conformance.harness.sessions import (
     death_reported,
     end_session,
     expect_alive,
+    fork_children_count,
     full_session,
-    live_children,
     message,
     require_process,
     run_sessions,
@@ -160,7 +160,7 @@ def test_client_reset_leaves_server_running(server: Server, repeats) -> None:
     # A server killed by SIGPIPE may first show it as a refused connect or a lost reply.
     with death_reported(server, "after clients reset their connections", RESET_CAUSE):
         for i in range(resets):
-            before = live_children(server)
+            before = fork_children_count(server)
             early = server.connect(f"R{i}a")
             early.reset()
             racing = server.connect(f"R{i}b")
@@ -173,11 +173,11 @@ def test_client_reset_leaves_server_running(server: Server, repeats) -> None:
         wait_until(lambda: not server.alive() or _resets_handled(server, held), RESET_GRACE)
         expect_alive(server, "after clients reset their connections", RESET_CAUSE)
         bystander.request(message(1), cause="the reset of other clients ended this session too")
-        before = live_children(server)
+        before = fork_children_count(server)
         end_session(server, bystander)
         await_release(server, before - 1 if before else before)
         for i in range(resets):
-            before = live_children(server)
+            before = fork_children_count(server)
             late = server.connect(f"R{i}c")
             late.request(message(i), cause=RESET_CAUSE)
             late.reset()
@@ -199,10 +199,10 @@ def test_ended_sessions_free_their_process_or_thread(server: Server) -> None:
     """
     proc = require_process(server, "EXIT-4")
     full_session(server, 1, name="W")
-    base_children = set(proc.live_children())
+    base_children = set(proc.live_descendants())
     base_threads = settled_thread_count(proc)
     for i in range(6):
-        before = live_children(server)
+        before = fork_children_count(server)
         client = server.connect()
         client.request(wire.payload(server.protocol, i, 64))
         if i % 2 == 0:
@@ -213,10 +213,10 @@ def test_ended_sessions_free_their_process_or_thread(server: Server) -> None:
     expect_alive(server, "after six sessions ended")
 
     def settled() -> bool:
-        return set(proc.live_children()) <= base_children and proc.thread_count() <= base_threads
+        return set(proc.live_descendants()) <= base_children and proc.thread_count() <= base_threads
 
     ok, _ = wait_until(settled, SETTLE_TIMEOUT)
-    extra = sorted(set(proc.live_children()) - base_children)
+    extra = sorted(set(proc.live_descendants()) - base_children)
     if not ok and extra:
         fail(
             f"within {SETTLE_TIMEOUT:.1f} s of the sessions' end, their children gone",
@@ -273,7 +273,7 @@ def test_sigterm_stops_server_and_children(server: Server) -> None:
     deadline = time.monotonic() + REPLY_TIMEOUT
     for client in clients:
         client.recv_some(max(0.0, deadline - time.monotonic()))
-    children = set(proc.live_children())
+    children = set(proc.live_descendants())
     server.transcript.add(f"sent SIGTERM to the server (pid {proc.pid})")
     os.kill(proc.pid, signal.SIGTERM)
     gone, _ = wait_until(lambda: not proc.alive(), SIGTERM_TIMEOUT)

@@ -50,10 +50,10 @@ THREAD_LEAK_CAUSE = (
 
 def _quiet(proc) -> None:
     """Wait until ended sessions' children and threads are gone (they hold descriptors)."""
-    children = set(proc.live_children())
+    children = set(proc.live_descendants())
     threads = proc.thread_count()
     wait_until(
-        lambda: not set(proc.live_children()) - children and proc.thread_count() <= threads,
+        lambda: not set(proc.live_descendants()) - children and proc.thread_count() <= threads,
         SETTLE_TIMEOUT,
     )
 

@@ -9,7 +9,7 @@ from hypothesis import strategies as st
 
 from conformance.checks.hypothesis_profiles import run_given
 from conformance.harness import Server, Violation, fail, show
-from conformance.harness.scenario import scenario_server
+from conformance.harness.scenario_steps import scenario_server
 from conformance.harness.sessions import session
 from conformance.harness.timeouts import ANSWER_TIMEOUT, QUIET_PERIOD
 from conformance.harness.wire import EXIT, OK_REPLY, message

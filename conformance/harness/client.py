@@ -1,4 +1,4 @@
-"""The client driver: blocking sockets with a timeout on every operation, and a transcript.
+"""Clients of the server under test: sockets with a timeout on every operation, and a transcript.
 
 Every action a check takes through a `Client` is written to the shared `Transcript`, so a
 failure can say exactly what the kit did ("opened client A; sent b'ping' on A; ...") without

@@ -14,8 +14,8 @@ import contextlib
 
 from conformance.harness import wire
 from conformance.harness.polling import wait_until
+from conformance.harness.server import Server
 from conformance.harness.sessions import DEATH_GRACE, end_session
-from conformance.harness.target import Server
 from conformance.harness.timeouts import ANSWER_TIMEOUT, SETTLE_TIMEOUT
 
 #: The requirement a server that never answers breaks, per protocol profile.
@@ -64,7 +64,7 @@ def death_after_sessions(server: Server) -> str | None:
     proc = server.process
     if proc is None:
         return None
-    wait_until(lambda: not server.alive() or not proc.live_children(), SETTLE_TIMEOUT)
+    wait_until(lambda: not server.alive() or not proc.live_descendants(), SETTLE_TIMEOUT)
     died, _ = wait_until(lambda: not server.alive(), DEATH_GRACE)
     if not died:
         return None

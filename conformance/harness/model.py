@@ -34,7 +34,7 @@ from dataclasses import dataclass
 from conformance.harness.client import Client
 from conformance.harness.polling import wait_until
 from conformance.harness.processes import GONE, ServerProcess, holders_of_connection
-from conformance.harness.target import Server
+from conformance.harness.server import Server
 from conformance.harness.timeouts import ANSWER_TIMEOUT, SETTLE_TIMEOUT
 from conformance.harness.wire import EXIT
 

@@ -79,7 +79,7 @@ class ServerProcess:
             (pid, table[pid][1]) for pid in descendant_pids(self.pid, table=table) if pid in table
         ]
 
-    def zombie_children(self) -> list[int]:
+    def zombie_descendants(self) -> list[int]:
         """Pids of descendants in state Z (exited, not yet reaped by their parent)."""
         return [pid for pid, state in self._descendant_states() if state in _DEAD]
 
@@ -93,7 +93,7 @@ class ServerProcess:
             with open(f"/proc/{self.pid}/task/{self.pid}/children") as f:
                 pids = f.read().split()
         except OSError:
-            return len(self.live_children())
+            return len(self.live_descendants())
         live = 0
         for pid in pids:
             try:
@@ -104,7 +104,7 @@ class ServerProcess:
             live += state != "Z"
         return live
 
-    def live_children(self) -> list[int]:
+    def live_descendants(self) -> list[int]:
         """Pids of descendants that are running (not zombies)."""
         return [pid for pid, state in self._descendant_states() if state not in _DEAD]
 

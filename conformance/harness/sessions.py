@@ -17,7 +17,7 @@ from conformance.harness import wire
 from conformance.harness.client import Client
 from conformance.harness.failure import CannotJudge, Violation, fail
 from conformance.harness.polling import wait_until
-from conformance.harness.target import Server
+from conformance.harness.server import Server
 from conformance.harness.timeouts import QUIET_PERIOD, SETTLE_TIMEOUT
 from conformance.harness.wire import EXIT, message
 
@@ -34,7 +34,7 @@ def end_session(server: Server, client: Client) -> None:
     client.close()
 
 
-def live_children(server: Server) -> int | None:
+def fork_children_count(server: Server) -> int | None:
     """How many children a fork server has now; None when there is nothing to wait for."""
     if server.model != "fork" or server.process is None or server.lingering:
         return None
@@ -60,7 +60,7 @@ def await_release(server: Server, before: int | None) -> None:
 @contextlib.contextmanager
 def session(server: Server, name: str | None = None) -> Iterator[Client]:
     """A client whose session is ended with `end_session` (and released) when the block ends."""
-    before = live_children(server)
+    before = fork_children_count(server)
     client = server.connect(name)
     try:
         yield client
@@ -195,7 +195,7 @@ def churn_sessions(server: Server, count: int, *, max_live_children: int) -> Non
         end_session(server, client)
         server.clients.clear()
         if server.process is not None and i % 20 == 19:
-            live = len(server.process.live_children())
+            live = len(server.process.live_descendants())
             if live > max_live_children:
                 raise CannotJudge(
                     f"after {i + 1} sessions {live} children of ended sessions are still "

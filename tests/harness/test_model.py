@@ -22,7 +22,7 @@ import pytest
 from conformance.harness import Violation, launch
 from conformance.harness.model import ROUND_SLACK, ThreadGrowth, detect_model
 from conformance.harness.processes import ServerProcess
-from conformance.harness.target import Server
+from conformance.harness.server import Server
 from tests.conftest import ROOT
 from tests.servers.zoo import ZooServer, command, find
 
@@ -171,7 +171,7 @@ while True:
 def _script_server(tmp_path, source: str):  # type: ignore[no-untyped-def]
     """A Python server from `source`, launched and handed over the moment it listens."""
     from conformance.harness.processes import ServerProcess
-    from conformance.harness.target import Server
+    from conformance.harness.server import Server
 
     script = tmp_path / "server.py"
     script.write_text(source)

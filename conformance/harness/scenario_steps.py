@@ -16,14 +16,14 @@ from conformance.harness.client import Client
 from conformance.harness.failure import Violation, fail, show
 from conformance.harness.polling import wait_until
 from conformance.harness.processes import SocketInfo, holders_of_connection
-from conformance.harness.signals import STORM_SIGNALS
-from conformance.harness.target import (
+from conformance.harness.server import (
     LAUNCH_AHEAD,
     Server,
     Target,
     attach_server,
     start_server,
 )
+from conformance.harness.signals import STORM_SIGNALS
 from conformance.harness.timeouts import REPLY_TIMEOUT, SETTLE_TIMEOUT
 from conformance.harness.wire import EXIT
 
@@ -125,9 +125,9 @@ def no_zombies(server: Server, cause: str | None = None) -> None:
     if server.process is None:
         return
     proc = server.process
-    settled, _ = wait_until(lambda: not proc.zombie_children(), SETTLE_TIMEOUT)
+    settled, _ = wait_until(lambda: not proc.zombie_descendants(), SETTLE_TIMEOUT)
     if not settled:
-        zombies = proc.zombie_children()
+        zombies = proc.zombie_descendants()
         fail(
             f"no zombie children within {SETTLE_TIMEOUT:.1f} s of any step",
             f"{len(zombies)} zombie(s) after {SETTLE_TIMEOUT:.1f} s: pids {zombies[:10]}",
@@ -213,8 +213,8 @@ def replay_snippet(target: Target, protocol: str, lines: list[str]) -> str:
     )
     body = "\n".join("    " + line for line in lines) or "    pass"
     return (
-        "from conformance.harness.scenario import *\n"
-        "from conformance.harness.target import Target\n\n"
+        "from conformance.harness.scenario_steps import *\n"
+        "from conformance.harness.server import Target\n\n"
         f"with scenario_server({where}, {protocol!r}) as server:\n{body}\n"
     )
 
