@@ -37,7 +37,13 @@ def _run_parser(sub: argparse._SubParsersAction) -> None:
     where.add_argument("--server-cmd", help="launch command, {port} is replaced by a free port")
     where.add_argument("--target", help="HOST:PORT of a server that is already running")
     p.add_argument("--port", type=int, help="fixed port (for a command without {port})")
-    p.add_argument("--protocol", choices=("ok", "echo"), default="ok")
+    p.add_argument(
+        "--protocol",
+        default="ok",
+        help="ok, echo, line, http, resp, or package.module:ClassName (docs/adapters.md)",
+    )
+    p.add_argument("--line-reply", metavar="REGEX", help="protocol line: reply lines match REGEX")
+    p.add_argument("--http-path", metavar="PATH", help="protocol http: GET this path")
     p.add_argument("--profile", choices=("quick", "default", "thorough"), default="default")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--json-report", metavar="PATH")
@@ -74,6 +80,8 @@ def pytest_args(ns: argparse.Namespace) -> list[str]:
         ("--target", ns.target),
         ("--port", ns.port),
         ("--protocol", ns.protocol),
+        ("--line-reply", ns.line_reply),
+        ("--http-path", ns.http_path),
         ("--profile", ns.profile),
         ("--seed", ns.seed),
         ("--json-report", ns.json_report),
@@ -108,9 +116,10 @@ def _validate(ns: argparse.Namespace) -> str | None:
     from conformance.errors import UsageError
     from conformance.exclusions import Exclusions
     from conformance.gradeconfig import load
-    from conformance.settings import target_from_options
+    from conformance.settings import adapter_options, target_from_options
 
     try:
+        adapter_options(ns.protocol, ns.line_reply, ns.http_path)
         target_from_options(ns.server, ns.server_cmd, ns.target, ns.port, ns.protocol)
         select(ns.requirement or None)
         if ns.exclusions:

@@ -24,6 +24,7 @@ from typing import Any
 
 import pytest
 
+from conformance import protocols
 from conformance import report as report_mod
 from conformance import settings as settings_mod
 from conformance.errors import USAGE_EXIT, UsageError
@@ -41,8 +42,8 @@ from conformance.harness.launcher import NOTES as LAUNCH_NOTES
 from conformance.harness.limits import CHECK_CLIENTS, DescriptorLimitError, ensure_descriptors
 from conformance.harness.liveness import (
     DIES_AFTER_SESSIONS,
-    ROOT,
     death_after_sessions,
+    root,
     silence,
 )
 from conformance.harness.model import detect_model
@@ -70,7 +71,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--server-cmd", dest="server_cmd", help=HELP["server_cmd"])
     group.addoption("--target", help=HELP["target"])
     group.addoption("--port", type=int, help=HELP["port"])
-    group.addoption("--protocol", choices=("ok", "echo"), help=HELP["protocol"])
+    group.addoption("--protocol", help=HELP["protocol"])
+    group.addoption("--line-reply", dest="line_reply", help=HELP["line_reply"])
+    group.addoption("--http-path", dest="http_path", help=HELP["http_path"])
     group.addoption("--profile", choices=PROFILES, help=HELP["profile"])
     group.addoption("--seed", type=int, help=HELP["seed"])
     group.addoption("--json-report", dest="json_report", help=HELP["json_report"])
@@ -281,7 +284,11 @@ def pytest_collection_modifyitems(
         if req is None:
             continue
         # On the item, so every phase's report (and JUnit XML, from teardown) carries them.
-        item.user_properties += [("requirement", req.id), ("category", req.category)]
+        item.user_properties += [
+            ("requirement", req.id),
+            ("category", req.category),
+            ("protocol", protocols.get(settings.protocol).name),
+        ]
         if item.get_closest_marker("timeout") is None and config.getoption("timeout", None) is None:
             # The signal method keeps fixture teardown (stopping the server) and JUnit working.
             # With a fixed port a launch may have to wait for the kernel to free the port.
@@ -305,11 +312,9 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
     if req is None or state.settings is None:
         return
     settings = state.settings
-    if settings.protocol not in req.protocols:
-        raise NotApplicable(
-            msg=f"not applicable: {req.id} is for the {'/'.join(req.protocols)} profile; "
-            f"this run uses --protocol {settings.protocol}"
-        )
+    reason = protocols.inapplicable(req, protocols.get(settings.protocol))
+    if reason is not None:
+        raise NotApplicable(msg=reason)
     if req.models is not None and state.model not in req.models:
         if state.model == "unknown":
             pytest.skip(
@@ -324,9 +329,9 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
         pytest.skip(f"{req.id} needs a server the kit launched (it signals or traces it)")
     if state.died_during is not None:
         pytest.fail(SERVER_GONE.format(check=state.died_during), pytrace=False)
-    root = ROOT[settings.protocol]
-    if state.silent and req.id != root and req.id not in NEEDS_NO_ANSWER:
-        raise Blocked(root, f"the server answers no message: {state.silent}")
+    by = root(settings.protocol)
+    if state.silent and req.id != by and req.id not in NEEDS_NO_ANSWER:
+        raise Blocked(by, f"the server answers no message: {state.silent}")
 
 
 #: Requirements judged without any answer from the server, so still judged when it gives none.

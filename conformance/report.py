@@ -31,7 +31,7 @@ from typing import cast
 
 import pytest
 
-from conformance import __version__
+from conformance import __version__, protocols
 from conformance.spec import CATEGORIES, Requirement
 
 OUTCOMES = ("passed", "failed", "blocked", "kit-error", "skipped", "not-applicable")
@@ -128,6 +128,7 @@ def build(
 ) -> dict[str, object]:
     requirements = []
     total, most = 0.0, 0.0
+    adapter = protocols.get(protocol)
     for req in selected:
         result = results.get(req.id)
         blocked_by = None
@@ -142,7 +143,8 @@ def build(
         # server: excluded, for the other profile, or needing a launched server (it
         # signals or traces it) while the run checks one at an address.
         mode_rules_out = req.launch_only and target.get("mode") == "address"
-        counted = req.id not in excluded and protocol in req.protocols and not mode_rules_out
+        protocol_rules_out = protocols.inapplicable(req, adapter) is not None
+        counted = req.id not in excluded and not protocol_rules_out and not mode_rules_out
         score, max_score = (_number(x) for x in score_of(outcome, worth, counted))
         total, most = total + score, most + max_score
         entry: dict[str, object] = {
@@ -174,7 +176,7 @@ def build(
         "started_at": started_at,
         "duration_s": round(duration_s, 3),
         "target": target,
-        "protocol": protocol,
+        "protocol": adapter.name,
         "profile": profile,
         "seed": seed,
         "model": model,

@@ -10,12 +10,13 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
-from conformance import gradeconfig
+from conformance import gradeconfig, protocols
 from conformance.errors import UsageError
 from conformance.exclusions import Exclusions
 from conformance.harness.server import BUILTIN_SERVERS, Target, fill_command, is_loopback
@@ -27,7 +28,10 @@ HELP = {
     "server_cmd": "launch this command for every check; {port} is replaced by a free port",
     "target": "check a server that is already running at HOST:PORT (loopback only)",
     "port": "the port to use (for a command without {port}, the port it always listens on)",
-    "protocol": "protocol profile: ok (reply OK!!!) or echo (default: ok)",
+    "protocol": "the protocol: ok (reply OK!!!), echo, line, http, resp, or your adapter as "
+    "package.module:ClassName (default: ok; see docs/adapters.md)",
+    "line_reply": "protocol line: a regular expression every reply line must match",
+    "http_path": "protocol http: the path of the GET requests (default: /)",
     "profile": "how hard to try: quick, default or thorough (number of generated examples)",
     "seed": "seed for generated scenarios; the same seed gives the same scenarios",
     "json_report": "write the JSON verdict report to this path",
@@ -73,8 +77,9 @@ def setting(config: pytest.Config, name: str, default: str | None = None) -> str
 def parse(config: pytest.Config) -> Settings:
     """The settings of this run, or UsageError (exit status 2) naming the bad option."""
     protocol = setting(config, "protocol", "ok") or "ok"
-    if protocol not in ("ok", "echo"):
-        raise UsageError(f"--protocol {protocol!r}: choose ok or echo")
+    adapter_options(
+        protocol, config.getoption("line_reply", None), config.getoption("http_path", None)
+    )
     profile = setting(config, "profile", "default") or "default"
     if profile not in PROFILES:
         raise UsageError(f"--profile {profile!r}: choose one of {', '.join(PROFILES)}")
@@ -112,6 +117,20 @@ def parse(config: pytest.Config) -> Settings:
         Path(json_report) if json_report else None,
         grading,
     )
+
+
+def adapter_options(protocol: str, line_reply: str | None, http_path: str | None) -> None:
+    """Load and configure the run's protocol adapter (UsageError if it is unusable)."""
+    if line_reply is not None:
+        try:
+            re.compile(line_reply)
+        except re.error as exc:
+            raise UsageError(
+                f"--line-reply {line_reply!r} is not a regular expression: {exc}"
+            ) from None
+    if http_path is not None and not http_path.startswith("/"):
+        raise UsageError(f"--http-path {http_path!r} must start with /")
+    protocols.configure(protocol, {"line_reply": line_reply, "http_path": http_path})
 
 
 def target_from_options(

@@ -16,7 +16,9 @@ Level = Literal["MUST", "SHOULD"]
 #: Default points per level when a requirement names none: a SHOULD is advice, worth nothing
 #: unless a grading config says otherwise (see conformance/scoring.py).
 DEFAULT_POINTS: dict[str, float] = {"MUST": 1, "SHOULD": 0}
-Protocol = Literal["ok", "echo"]
+#: `ok` and `echo` are the teaching profiles; `adapter`: requirements written for every other
+#: protocol adapter that declares them (see conformance/protocols/).
+Protocol = Literal["ok", "echo", "adapter"]
 
 #: Category names are part of the JSON report's stable format: graders key on them.
 CATEGORIES: tuple[str, ...] = (
@@ -123,6 +125,16 @@ REQUIREMENTS: tuple[Requirement, ...] = (
         "send() may write fewer bytes than asked when the socket buffer is full; a server that "
         "ignores its return value silently loses data under load.",
         protocols=("echo",),
+    ),
+    Requirement(
+        "PROTO-6",
+        "MUST",
+        "protocol",
+        "Every request gets one complete, well-formed reply within 1 s, in order, several per "
+        "connection (the protocol adapter says what a request and its reply are).",
+        "A client of any request/response protocol waits for each reply before it goes on; a "
+        "missing, short or malformed reply stalls or desynchronises every later exchange.",
+        protocols=("adapter",),
     ),
     # -- concurrency ------------------------------------------------------------------------
     Requirement(
@@ -413,7 +425,11 @@ def render_markdown() -> str:
                 continue
             scope = []
             if r.protocols != BOTH:
-                scope.append(f"profile `{r.protocols[0]}` only")
+                scope.append(
+                    "protocol adapters other than ok and echo"
+                    if r.protocols == ("adapter",)
+                    else f"profile `{r.protocols[0]}` only"
+                )
             if r.models is not None:
                 scope.append("models: " + ", ".join(r.models))
             if r.launch_only:

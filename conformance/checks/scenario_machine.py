@@ -30,6 +30,7 @@ from hypothesis.stateful import (
     rule,
 )
 
+from conformance import protocols
 from conformance.checks.hypothesis_profiles import Unsatisfiable, run_machine
 from conformance.harness import Server, Violation
 from conformance.harness import scenario_steps as step
@@ -37,12 +38,10 @@ from conformance.harness.client import Client
 from conformance.harness.polling import wait_until
 from conformance.harness.server import Target
 from conformance.harness.sessions import DEATH_GRACE
-from conformance.harness.wire import EXIT
 from conformance.marks import Blocked
 from conformance.settings import Settings
 
 MAX_CLIENTS = 4
-MESSAGES = st.binary(min_size=1, max_size=64).filter(lambda m: not m.startswith(EXIT))
 PICK = st.integers(min_value=0, max_value=MAX_CLIENTS - 1)
 JUDGES = ("answers", "zombies", "descriptors")
 
@@ -77,6 +76,8 @@ def machine_for(
         raise ValueError(f"unknown judge {judge!r}; one of {JUDGES}")
     reasons = rejected if rejected is not None else []
     seen = failures if failures is not None else []
+    #: Requests come from the protocol's adapter, and shrink as its strategy does.
+    messages = protocols.get(protocol).requests()
 
     class ClientScenarios(RuleBasedStateMachine):
         def __init__(self) -> None:
@@ -162,7 +163,7 @@ def machine_for(
             self._do(line, lambda: self.clients.__setitem__(name, step.connect(self.server, name)))
 
         @precondition(lambda self: self.clients)
-        @rule(i=PICK, data=MESSAGES)
+        @rule(i=PICK, data=messages)
         def send(self, i: int, data: bytes) -> None:
             name, client = self._pick(i)
             if judge == "answers":

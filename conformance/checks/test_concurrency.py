@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from conformance.checks.scenario_machine import run_scenarios
-from conformance.harness import Server, fail, wire
+from conformance.harness import Server, fail
 from conformance.harness.burst import connect_burst
 from conformance.harness.driver import WINDOW, Driver
 from conformance.harness.limits import DescriptorLimitError
@@ -35,7 +35,7 @@ INTERLEAVE_CAUSE = (
 
 
 def _payload(server: Server, i: int) -> bytes:
-    return wire.payload(server.protocol, i)
+    return server.adapter.request(i)
 
 
 def _state(server: Server) -> list[str]:

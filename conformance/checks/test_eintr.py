@@ -11,7 +11,7 @@ import signal
 
 import pytest
 
-from conformance.harness import Server, wait_until, wire
+from conformance.harness import Server, wait_until
 from conformance.harness.sessions import (
     death_reported,
     end_session,
@@ -41,7 +41,7 @@ PAUSE = 0.02
 
 
 def _payload(server: Server, i: int) -> bytes:
-    return wire.payload(server.protocol, i, 64)
+    return server.adapter.request(i, 64)
 
 
 def _sessions_survive(

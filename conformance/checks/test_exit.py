@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from conformance.harness import Server, fail, show, wait_until, wire
+from conformance.harness import Server, fail, show, wait_until
 from conformance.harness.launcher import LaunchError, restart_on_port
 from conformance.harness.model import (
     GROWTH_ROUND,
@@ -19,14 +19,12 @@ from conformance.harness.model import (
 )
 from conformance.harness.processes import holders_of_connection, is_running
 from conformance.harness.sessions import (
-    EXIT,
     await_release,
     death_reported,
     end_session,
     expect_alive,
     fork_children_count,
     full_session,
-    message,
     require_process,
     run_sessions,
     session,
@@ -96,8 +94,8 @@ def _who_holds(server: Server, client) -> str:
 def test_exit_closes_connection(server: Server) -> None:
     """`exit`, then EOF within 1 s (whether the reply came first is PROTO-3's business)."""
     client = server.connect()
-    client.request(message(0))
-    client.send(EXIT)
+    client.request(server.adapter.request(0, 16))
+    client.send(server.adapter.exit_request or b"")
     data, closed = client.read_until_eof(EOF_TIMEOUT)
     if not closed:
         holder = _who_holds(server, client)
@@ -115,13 +113,14 @@ def test_exit_closes_connection(server: Server) -> None:
 def test_client_eof_ends_session(server: Server) -> None:
     """The client half-closes; the server answers what it got, then closes within 1 s."""
     client = server.connect()
-    payload = wire.payload(server.protocol, 1, 4096)
+    adapter = server.adapter
+    payload = adapter.request(1, 4096)
     client.send(payload)
-    if server.protocol == "ok":
+    if not adapter.streaming:
         client.reply()
     client.half_close()
     data, closed = client.read_until_eof(EOF_TIMEOUT)
-    expected = b"" if server.protocol == "ok" else payload
+    expected = payload if adapter.streaming else b""
     if not closed:
         fail(
             f"EOF on {client.name} within {EOF_TIMEOUT:.1f} s after it sent EOF",
@@ -130,14 +129,14 @@ def test_client_eof_ends_session(server: Server) -> None:
             did=client.transcript.tail(),
             cause=EOF_CAUSE,
         )
-    if server.protocol == "echo" and data != expected:
+    if adapter.streaming and data != expected:
         fail(
             f"the {len(expected)} echoed bytes, then EOF",
             f"{show(data)} then EOF",
             did=client.transcript.tail(),
             cause="finish writing what was received before closing",
         )
-    if server.protocol == "ok" and data:
+    if not adapter.streaming and data:
         fail(
             "EOF and no more bytes after the client's EOF",
             f"{show(data)} then EOF",
@@ -154,7 +153,8 @@ def test_client_reset_leaves_server_running(server: Server, repeats) -> None:
     resets begin, so even a one-client-at-a-time server is judged on resets alone here.
     """
     bystander = server.connect("B")
-    bystander.request(message(0))
+    message = server.adapter.request
+    bystander.request(message(0, 16))
     held = _sockets_held(server)
     resets = repeats(RESETS)
     # A server killed by SIGPIPE may first show it as a refused connect or a lost reply.
@@ -164,7 +164,7 @@ def test_client_reset_leaves_server_running(server: Server, repeats) -> None:
             early = server.connect(f"R{i}a")
             early.reset()
             racing = server.connect(f"R{i}b")
-            racing.send(message(i))
+            racing.send(message(i, 16))
             racing.reset()  # the server is about to write its reply to a reset connection
             await_release(server, before)
         # The server writes to a reset connection, and dies of SIGPIPE if it is going to,
@@ -172,18 +172,18 @@ def test_client_reset_leaves_server_running(server: Server, repeats) -> None:
         # closed, it has survived them all; one that keeps them open gets RESET_GRACE to die.
         wait_until(lambda: not server.alive() or _resets_handled(server, held), RESET_GRACE)
         expect_alive(server, "after clients reset their connections", RESET_CAUSE)
-        bystander.request(message(1), cause="the reset of other clients ended this session too")
+        bystander.request(message(1, 16), cause="the reset of other clients ended this session too")
         before = fork_children_count(server)
         end_session(server, bystander)
         await_release(server, before - 1 if before else before)
         for i in range(resets):
             before = fork_children_count(server)
             late = server.connect(f"R{i}c")
-            late.request(message(i), cause=RESET_CAUSE)
+            late.request(message(i, 16), cause=RESET_CAUSE)
             late.reset()
             await_release(server, before)
         with session(server, "N") as newcomer:
-            newcomer.request(message(2), cause=RESET_CAUSE)
+            newcomer.request(message(2, 16), cause=RESET_CAUSE)
     expect_alive(server, "after clients reset their connections", RESET_CAUSE)
 
 
@@ -204,7 +204,7 @@ def test_ended_sessions_free_their_process_or_thread(server: Server) -> None:
     for i in range(6):
         before = fork_children_count(server)
         client = server.connect()
-        client.request(wire.payload(server.protocol, i, 64))
+        client.request(server.adapter.request(i, 64))
         if i % 2 == 0:
             end_session(server, client)
         else:
@@ -267,7 +267,7 @@ def test_sigterm_stops_server_and_children(server: Server) -> None:
     proc = require_process(server, "EXIT-5")
     clients = [server.connect() for _ in range(3)]
     for client in clients:
-        client.send(wire.payload(server.protocol, 0, 64))
+        client.send(server.adapter.request(0, 64))
     # Live sessions make SIGTERM meaningful; whether they are served at once is not this
     # requirement's business, so all three together wait at most REPLY_TIMEOUT for answers.
     deadline = time.monotonic() + REPLY_TIMEOUT
@@ -317,7 +317,7 @@ def test_restarts_on_its_port_at_once(server: Server) -> None:
     if launched is None:
         pytest.skip("EXIT-6 needs a server the kit launched")
     a = server.connect("A")
-    a.request(wire.payload(server.protocol, 0, 16))
+    a.request(server.adapter.request(0, 16))
     launched.stop()
     server.transcript.add(
         f"stopped the server while A was connected (its end of A stays on port {server.port})"

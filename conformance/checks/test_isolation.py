@@ -78,7 +78,7 @@ def test_replies_go_to_their_own_connection(server: Server) -> None:
     """
     clients = server.connect_many(ISO2_CLIENTS)
     newest = server.connect("N")
-    newest.send(b"hello")
+    newest.send(server.adapter.wrap(b"hello"))
     first = newest.recv_some(LOOPBACK_TIMEOUT)
     if not first:
         pytest.skip("the newest of 33 connected clients got no reply (see concurrency)")
@@ -91,7 +91,7 @@ def test_replies_go_to_their_own_connection(server: Server) -> None:
         # the 33 clients completes on a SYN-ACK retransmit, 1 to 3 s later (a concurrency
         # matter); waiting that out keeps this verdict about cross-talk alone, every run.
         got, silent = round_trip_all(
-            server, everyone, [b"msg-%d" % r] * len(everyone), LOOPBACK_TIMEOUT
+            server, everyone, [server.adapter.wrap(b"msg-%d" % r)] * len(everyone), LOOPBACK_TIMEOUT
         )
         for i, data in got.items():
             totals[i] += len(data)

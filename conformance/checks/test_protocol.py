@@ -1,4 +1,8 @@
-"""protocol: the bytes of the replies (PROTO-*). The other categories never judge bytes."""
+"""protocol: the bytes of the replies (PROTO-*). The other categories never judge bytes.
+
+PROTO-1..5 are about the teaching profiles' bytes (ok, echo); PROTO-6 judges any other
+protocol through its adapter (conformance/protocols): framing, then the adapter's judge.
+"""
 
 from __future__ import annotations
 
@@ -7,8 +11,9 @@ import threading
 from hypothesis import example, given
 from hypothesis import strategies as st
 
+from conformance import protocols
 from conformance.checks.hypothesis_profiles import run_given
-from conformance.harness import Server, Violation, fail, show
+from conformance.harness import Client, Server, Violation, fail, show
 from conformance.harness.scenario_steps import scenario_server
 from conformance.harness.sessions import session
 from conformance.harness.timeouts import ANSWER_TIMEOUT, QUIET_PERIOD
@@ -133,3 +138,51 @@ def test_echo_one_mebibyte(server: Server) -> None:
                 cause="send()/write() may write fewer bytes than asked: loop until every byte "
                 "is written, advancing by the return value",
             )
+
+
+ROUND_TRIP_CAUSE = (
+    "each request must get exactly one complete reply, in order, on the same connection, and "
+    "the connection must stay open for the next request until the client ends the session"
+)
+
+
+@requirement("PROTO-6")
+def test_every_request_gets_its_reply(conformance_settings: Settings) -> None:
+    """Requests drawn from the adapter's strategy, several per connection; each reply is
+    complete (the adapter's framing) within 1 s and right (the adapter's judge)."""
+    s = conformance_settings
+    adapter = protocols.get(s.protocol)
+
+    @example([adapter.request(0)])  # first, for the same reason as PROTO-1's
+    @given(st.lists(adapter.requests(), min_size=1, max_size=4))
+    def exchange(requests: list[bytes]) -> None:
+        with scenario_server(s.target, s.protocol) as server, session(server) as client:
+            for request in requests:
+                client.send(request)
+                reply = client.reply(ANSWER_TIMEOUT, cause=ROUND_TRIP_CAUSE)
+                _judge(adapter, client, request, reply)
+
+    run_given(exchange, s.profile, s.seed)
+
+
+def _judge(
+    adapter: protocols.ProtocolAdapter, client: Client, request: bytes, reply: bytes
+) -> None:
+    """Fail unless `reply` (complete, per the adapter's framing) is one right reply."""
+    __tracebackhide__ = True
+    expected = f"a well-formed {adapter.name} reply to {show(request)} on {client.name}"
+    try:
+        n = adapter.reply_length(request, reply)
+    except ValueError as exc:
+        n, wrong = None, f"a malformed reply {show(reply)}: {exc}"
+    else:
+        wrong = adapter.judge(request, reply[:n]) if n else f"an incomplete reply {show(reply)}"
+    if wrong:
+        fail(expected, wrong, did=client.transcript.tail(), cause=ROUND_TRIP_CAUSE)
+    if n is not None and n < len(reply):
+        fail(
+            f"exactly one reply to {show(request)} on {client.name}",
+            f"{show(reply)}: {len(reply) - n} byte(s) after the reply",
+            did=client.transcript.tail(),
+            cause=ROUND_TRIP_CAUSE,
+        )

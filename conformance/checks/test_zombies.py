@@ -11,7 +11,7 @@ import pytest
 
 from conformance.checks.scenario_machine import run_scenarios
 from conformance.harness import Server, fail, wait_until
-from conformance.harness.sessions import EXIT, message, require_process, run_sessions
+from conformance.harness.sessions import require_process, run_sessions
 from conformance.harness.timeouts import ANSWER_TIMEOUT, SETTLE_TIMEOUT
 from conformance.marks import requirement
 from conformance.settings import Settings
@@ -83,7 +83,7 @@ def test_burst_of_exiting_children_leaves_no_zombie(server: Server) -> None:
     clients = server.connect_many(BURST)
     for i, client in enumerate(clients):
         try:
-            client.request(message(i), ANSWER_TIMEOUT)
+            client.request(server.adapter.request(i, 16), ANSWER_TIMEOUT)
         except AssertionError:
             pytest.skip(f"only {i} of {BURST} sessions could be held at once (see concurrency)")
     live = set(proc.live_descendants())
@@ -93,8 +93,8 @@ def test_burst_of_exiting_children_leaves_no_zombie(server: Server) -> None:
     with _parent_stopped(server) as stopped:
         for client in clients:
             with contextlib.suppress(OSError):
-                if server.protocol == "ok":
-                    client.sock.sendall(EXIT)
+                if server.adapter.exit_request is not None:
+                    client.sock.sendall(server.adapter.exit_request)
         for client in clients:
             client.close()
         if stopped:

@@ -14,10 +14,14 @@ import socket
 import struct
 import time
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from conformance.harness.failure import fail, show
 from conformance.harness.timeouts import ANSWER_TIMEOUT, LOOPBACK_TIMEOUT, QUIET_PERIOD
-from conformance.harness.wire import is_exit
+from conformance.harness.wire import EXIT
+
+if TYPE_CHECKING:
+    from conformance.protocols.base import ProtocolAdapter
 
 RECV_SIZE = 65536
 
@@ -79,6 +83,12 @@ class Client:
         self.ended_by_exit = False
         #: Kept from the start: a closed socket cannot say which port it used.
         self.local_address: tuple[str, int] = sock.getsockname()[:2]
+        #: The protocol's adapter (set by Server): how much of what arrives is one reply.
+        self.adapter: ProtocolAdapter | None = None
+        #: The bytes that end a session politely, and the last request sent (its reply's
+        #: framing may depend on it).
+        self.exit_bytes: bytes = EXIT
+        self.last_request: bytes = b""
 
     # -- opening and closing ----------------------------------------------------------------
     @classmethod
@@ -138,7 +148,8 @@ class Client:
         """Send all of `data` in one call (a message of <= 1023 bytes is one segment)."""
         __tracebackhide__ = True
         self.transcript.add(f"sent {show(data)} on {self.name}")
-        self.ended_by_exit = is_exit(data)
+        self.ended_by_exit = data == self.exit_bytes
+        self.last_request = data
         self.sock.settimeout(timeout)
         try:
             self.sock.sendall(data)
@@ -284,8 +295,55 @@ class Client:
                 did=self.transcript.tail(),
                 cause=cause,
             )
+        if self.adapter is not None and self.adapter.framed:
+            data = self._rest_of_reply(data, timeout, cause)
         self.transcript.add(f"received {show(data)} on {self.name}")
         return data
+
+    def _rest_of_reply(self, data: bytes, timeout: float, cause: str | None) -> bytes:
+        """Read on until `data` holds the whole reply (the adapter's framing), bounded."""
+        __tracebackhide__ = True
+        assert self.adapter is not None
+        data, status = self.read_reply(self.last_request, timeout, data)
+        if status == "timeout":
+            fail(
+                f"a complete reply on {self.name} within {timeout:.1f} s",
+                f"only {show(data)} after {timeout:.1f} s",
+                did=self.transcript.tail(),
+                cause=cause,
+            )
+        if status == "eof":
+            fail(
+                f"a complete reply on {self.name}",
+                f"the server closed the connection after sending {show(data)}",
+                did=self.transcript.tail(),
+                cause=cause,
+            )
+        return data
+
+    def read_reply(self, request: bytes, timeout: float, data: bytes = b"") -> tuple[bytes, str]:
+        """Read until the adapter says the reply to `request` is complete, EOF or the
+        deadline. Returns (bytes, "ok"|"eof"|"timeout"); without an adapter, one recv()."""
+        adapter = self.adapter
+        deadline = time.monotonic() + timeout
+        while adapter is None or not data or not adapter.complete(request, data):
+            if adapter is None and data:
+                break
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                return data, "timeout"
+            size = adapter.read_size(request, len(data)) if adapter is not None else RECV_SIZE
+            self.sock.settimeout(remaining)
+            try:
+                chunk = self.sock.recv(max(size, 1))
+            except TimeoutError:
+                return data, "timeout"
+            except ConnectionResetError:
+                return data, "eof"
+            if not chunk:
+                return data, "eof"
+            data += chunk
+        return data, "ok"
 
     def request(
         self, message: bytes, timeout: float = ANSWER_TIMEOUT, cause: str | None = None

@@ -36,9 +36,9 @@ from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from conformance import protocols
 from conformance.harness.client import close_socket
 from conformance.harness.limits import ensure_descriptors
-from conformance.harness.wire import EXIT, OK_REPLY
 
 #: Connections opened but not yet served, at most (see the module docstring).
 WINDOW = 128
@@ -148,6 +148,7 @@ class Driver:
         an echo at as many bytes as were sent; stray bytes between messages are ignored.
         """
         self.host, self.port, self.protocol = host, port, protocol
+        self.adapter = protocols.get(protocol)
         self.message_size = message_size
         self.judge = judge
         self.progress = progress
@@ -251,9 +252,14 @@ class Driver:
             return False
         got = self.got[i] + data if self.got[i] else data
         want = self.want[i]
-        if not self.judge:
+        if not self.judge or self.adapter.framed:
+            # Framed adapters (want is the request): complete by the adapter's framing,
+            # then judged by the adapter when judging.
             self.got[i] = got
-            if len(got) < (len(want) if self.protocol == "echo" else 1):
+            if not self.adapter.complete(want, got):
+                return False
+            if self.judge and self.adapter.judge(want, got) is not None:
+                self._fail(i, "wrong-reply")
                 return False
             self.state[i] = _IDLE
             return True
@@ -270,7 +276,15 @@ class Driver:
         return True
 
     def _expected(self, data: bytes) -> bytes:
-        return data if self.protocol == "echo" else OK_REPLY
+        """The reply expected to `data` (the teaching profiles), else `data` itself: a framed
+        adapter's reply is judged by the adapter, which needs the request."""
+        expected = self.adapter.expected_reply(data)
+        return data if expected is None else expected
+
+    def _message(self, i: int) -> bytes:
+        if self.adapter.framed:
+            return self.adapter.request(i, self.message_size)
+        return payload(i, self.protocol, self.message_size)
 
     # -- phase 1: connect -------------------------------------------------------------------
     def connect(
@@ -365,7 +379,7 @@ class Driver:
             return False
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         self.poller.modify(sock.fileno(), _EPOLLIN)
-        data = payload(i, self.protocol, self.message_size)
+        data = self._message(i)
         self._send(i, data, self._expected(data))
         return False
 
@@ -382,7 +396,7 @@ class Driver:
         for i in live:
             if self.state[i] == _WAITING:
                 self.state[i] = _IDLE  # the previous round's straggler: give up on it
-            data = messages(i) if messages else payload(i, self.protocol, self.message_size)
+            data = messages(i) if messages else self._message(i)
             self._send(i, data, self._expected(data))
             self.replied[i] = False
         deadline = time.monotonic() + timeout
@@ -406,10 +420,10 @@ class Driver:
         live = self.served
         stats = RunStats(len(live), duration, 0)
         lat = stats.latencies_ns
-        echo = self.protocol == "echo"
-        msgs = {i: payload(i, self.protocol, self.message_size) for i in live}
+        msgs = {i: self._message(i) for i in live}
+        expected = {i: self._expected(m) for i, m in msgs.items()}
         for i in live:
-            self._send(i, msgs[i], msgs[i] if echo else OK_REPLY)
+            self._send(i, msgs[i], expected[i])
         start = time.monotonic()
         end, stop_at = start + duration, start + duration + request_timeout
         next_tick = start + TICK
@@ -474,7 +488,7 @@ class Driver:
                 lat.append(perf() - sent_at[i])
                 if sending:
                     done += 1
-                    self._send(i, msgs[i], msgs[i] if echo else OK_REPLY)
+                    self._send(i, msgs[i], expected[i])
                     if state[i] == _DEAD:
                         outstanding -= 1
                 else:
@@ -516,8 +530,8 @@ class Driver:
             self.state[i] = _CLOSING
             self.got[i] = b""
             try:
-                if self.protocol == "ok":
-                    self.socks[i].send(EXIT)
+                if self.adapter.exit_request is not None:
+                    self.socks[i].send(self.adapter.exit_request)
                 else:
                     self.socks[i].shutdown(socket.SHUT_WR)
             except OSError:
@@ -541,8 +555,7 @@ class Driver:
         if data:
             self.got[i] += data
             return False
-        expected = OK_REPLY if self.protocol == "ok" else b""
-        if self.got[i] == expected:
+        if self.adapter.exit_reply_ok(self.got[i]) is None:
             self._closed_well += 1
         else:
             self.errors["close-reply"] += 1

@@ -12,14 +12,17 @@ from __future__ import annotations
 
 import contextlib
 
-from conformance.harness import wire
 from conformance.harness.polling import wait_until
 from conformance.harness.server import Server
 from conformance.harness.sessions import DEATH_GRACE, end_session
 from conformance.harness.timeouts import ANSWER_TIMEOUT, SETTLE_TIMEOUT
 
-#: The requirement a server that never answers breaks, per protocol profile.
-ROOT = {"ok": "PROTO-1", "echo": "PROTO-4"}
+
+def root(protocol: str) -> str:
+    """The requirement a server that never answers breaks: the adapter's `root`."""
+    from conformance import protocols
+
+    return protocols.get(protocol).root
 
 
 def silence(server: Server) -> str | None:
@@ -27,7 +30,7 @@ def silence(server: Server) -> str | None:
 
     Any byte counts as an answer: whether the bytes are right is the protocol checks' call.
     """
-    payload = wire.payload(server.protocol, 0, 16)
+    payload = server.adapter.request(0, 16)
     try:
         client = server.connect("P")
     except AssertionError:

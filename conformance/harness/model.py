@@ -36,7 +36,6 @@ from conformance.harness.polling import wait_until
 from conformance.harness.processes import GONE, ServerProcess, holders_of_connection
 from conformance.harness.server import Server
 from conformance.harness.timeouts import ANSWER_TIMEOUT, SETTLE_TIMEOUT
-from conformance.harness.wire import EXIT
 
 PROBE_CLIENTS = 4
 #: How long the probes may take to be answered, all connected at once. A concurrent server
@@ -120,7 +119,7 @@ def _probe(server: Server) -> tuple[list[int], int, int]:
         for _ in range(PROBE_CLIENTS):
             client = server.connect()
             clients.append(client)
-            client.sock.sendall(b"model probe" if server.protocol == "ok" else b"m")
+            client.sock.sendall(server.adapter.probe())
         answered = _answered(clients, PROBE_ANSWER_TIMEOUT)
 
         def holders() -> list[int]:
@@ -137,8 +136,8 @@ def _probe(server: Server) -> tuple[list[int], int, int]:
     finally:
         for client in clients:
             with contextlib.suppress(OSError):
-                if server.protocol == "ok":
-                    client.sock.sendall(EXIT)
+                if server.adapter.exit_request is not None:
+                    client.sock.sendall(server.adapter.exit_request)
                 client.close()
         server.clients.clear()
     return pids, threads_during, answered
@@ -164,15 +163,16 @@ def _answered(clients: list[Client], timeout: float) -> int:
 def _plain_sessions(server: Server, count: int) -> None:
     """`count` sessions one after another (connect, one message, `exit`, close), for model
     detection: any failure ends the measure (the caller decides without it)."""
-    message = b"model probe" if server.protocol == "ok" else b"m"
+    message = server.adapter.probe()
+    exit_request = server.adapter.exit_request
     for _ in range(count):
         client = server.connect()
         try:
             client.sock.sendall(message)
             if not client.recv_some(ANSWER_TIMEOUT):
                 raise ConnectionError("no answer during model detection")
-            if server.protocol == "ok":
-                client.sock.sendall(EXIT)
+            if exit_request is not None:
+                client.sock.sendall(exit_request)
         finally:
             client.close()
             server.clients.clear()

@@ -25,7 +25,6 @@ from conformance.harness.server import (
 )
 from conformance.harness.signals import STORM_SIGNALS
 from conformance.harness.timeouts import REPLY_TIMEOUT, SETTLE_TIMEOUT
-from conformance.harness.wire import EXIT
 
 BURST_SIGNALS = 30
 #: Descriptors a server may open lazily on first use (an epoll fd, a log file).
@@ -40,6 +39,7 @@ def unconnected(server: Server, name: str) -> Client:
     """A client that never connected: every send on it fails, closing it does nothing."""
     family = socket.AF_INET6 if ":" in server.host else socket.AF_INET
     client = Client(socket.socket(family, socket.SOCK_STREAM), name, server.transcript)
+    client.adapter = server.adapter
     server.clients.append(client)
     return client
 
@@ -49,9 +49,10 @@ class SessionClosed(Violation):
 
 
 def send(server: Server, client: Client, data: bytes) -> None:
-    """Send one message and wait for an answer: any reply (ok), or echoed bytes (echo).
+    """Send one message and wait for its answer, complete as the protocol's adapter frames
+    it (any reply in ok; the echoed bytes in echo).
 
-    Whether the bytes are right is the protocol checks' business; here a partial echo is an
+    Whether the bytes are right is the protocol checks' business; here a partial reply is an
     answer, so a server that mangles bytes fails protocol and not concurrency too.
     """
     __tracebackhide__ = True
@@ -59,13 +60,9 @@ def send(server: Server, client: Client, data: bytes) -> None:
         client.send(data)
     except Violation as exc:  # EPIPE or ECONNRESET: the server ended this session earlier
         raise SessionClosed(exc.expected, exc.actual, exc.did) from None
-    if server.protocol == "ok":
-        received = client.recv_some(REPLY_TIMEOUT)
-        status = "timeout" if received is None else "ok" if received else "eof"
-    else:
-        received, status = client.recv_exactly(len(data), REPLY_TIMEOUT)
-        if received and status == "timeout":
-            status = "ok"
+    received, status = client.read_reply(data, REPLY_TIMEOUT)
+    if received and status == "timeout":
+        status = "ok"
     if status == "eof":
         raise SessionClosed(
             f"an answer on {client.name} within {REPLY_TIMEOUT:.1f} s",
@@ -82,13 +79,15 @@ def send(server: Server, client: Client, data: bytes) -> None:
 
 
 def finish(server: Server, client: Client) -> None:
-    """`exit` (ok) or EOF (echo), then close without waiting for the server's EOF."""
+    """The exit request (`exit` in ok) or EOF (echo), then close without waiting for the
+    server's EOF."""
+    exit_request = server.adapter.exit_request
     with contextlib.suppress(OSError):
-        if server.protocol == "ok":
-            client.sock.sendall(EXIT)
+        if exit_request is not None:
+            client.sock.sendall(exit_request)
             client.ended_by_exit = True
             client.recv_some(REPLY_TIMEOUT)
-            client.transcript.add(f"sent b'exit' on {client.name}")
+            client.transcript.add(f"sent {exit_request!r} on {client.name}")
         else:
             client.half_close()
     client.close()

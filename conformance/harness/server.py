@@ -18,6 +18,7 @@ import sys
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from conformance.errors import UsageError
 from conformance.harness.client import Client, Transcript
@@ -26,7 +27,9 @@ from conformance.harness.launcher import LaunchedServer
 from conformance.harness.polling import wait_until
 from conformance.harness.processes import ServerProcess, describe_exit, listener_owner
 from conformance.harness.timeouts import LOOPBACK_TIMEOUT
-from conformance.harness.wire import EXIT
+
+if TYPE_CHECKING:
+    from conformance.protocols.base import ProtocolAdapter
 
 #: How long the exit status of a server seen dead may take to become available.
 DEATH_STATUS_WAIT = 0.5
@@ -111,9 +114,12 @@ def check_reachable(host: str, port: int, protocol: str = "ok") -> None:
                 f"nothing accepts connections at {host}:{port} ({exc.strerror or exc}); "
                 "start your server first, or let the kit launch it with --server-cmd"
             ) from exc
+        from conformance import protocols
+
+        exit_request = protocols.get(protocol).exit_request
         with contextlib.suppress(OSError):
-            if protocol == "ok":
-                s.sendall(EXIT)
+            if exit_request is not None:
+                s.sendall(exit_request)
                 s.recv(64)
             else:
                 s.shutdown(socket.SHUT_WR)
@@ -145,8 +151,22 @@ class Server:
         if name is None:
             name = _NAMES[n] if n < len(_NAMES) else f"C{n}"
         client = Client.connect(self.host, self.port, name, self.transcript, timeout)
+        self._speak(client)
         self.clients.append(client)
         return client
+
+    @property
+    def adapter(self) -> ProtocolAdapter:
+        """The protocol adapter this server is checked with (see conformance/protocols)."""
+        from conformance import protocols
+
+        return protocols.get(self.protocol)
+
+    def _speak(self, client: Client) -> None:
+        adapter = self.adapter
+        client.adapter = adapter
+        if adapter.exit_request is not None:
+            client.exit_bytes = adapter.exit_request
 
     def connect_many(
         self, count: int, prefix: str = "C", timeout: float = LOOPBACK_TIMEOUT
@@ -167,7 +187,9 @@ class Server:
         clients = []
         for i, sock in enumerate(socks):
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-            clients.append(Client(sock, f"{prefix}{i}", self.transcript))
+            client = Client(sock, f"{prefix}{i}", self.transcript)
+            self._speak(client)
+            clients.append(client)
         self.clients += clients
         self.transcript.add(f"opened {count} clients {prefix}0..{prefix}{count - 1} at once")
         return clients

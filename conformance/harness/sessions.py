@@ -1,7 +1,8 @@
 """Whole sessions and groups of clients, the building blocks checks share.
 
 Checks outside `protocol` and `exit` end their sessions in a way that does not depend on the
-behaviour those categories judge: they send `exit` *and* close their side without waiting for
+behaviour those categories judge: they send the protocol's exit request (`exit` in `ok`;
+see conformance/protocols) *and* close their side without waiting for
 EOF, so a server that forgets to close after `exit` (an exit defect) still sees its session end
 by the client's EOF, and is not also failed for leaking descriptors or zombies.
 """
@@ -13,7 +14,6 @@ import selectors
 import time
 from collections.abc import Iterator
 
-from conformance.harness import wire
 from conformance.harness.client import Client
 from conformance.harness.failure import CannotJudge, Violation, fail
 from conformance.harness.polling import wait_until
@@ -26,9 +26,10 @@ __all__ = ["EXIT", "message"]  # the wire protocol's, re-exported for the checks
 
 def end_session(server: Server, client: Client) -> None:
     """End a session without judging how the server ends it (see the module docstring)."""
+    exit_request = server.adapter.exit_request
     with contextlib.suppress(OSError):
-        if server.protocol == "ok":
-            client.sock.sendall(EXIT)
+        if exit_request is not None:
+            client.sock.sendall(exit_request)
         else:
             client.sock.shutdown(2)
     client.close()
@@ -74,8 +75,7 @@ def full_session(server: Server, messages: int = 1, name: str | None = None) -> 
     __tracebackhide__ = True
     with session(server, name) as client:
         for i in range(messages):
-            payload = wire.payload(server.protocol, i, 64)
-            client.request(payload)
+            client.request(server.adapter.request(i, 64))
     return client
 
 
@@ -90,7 +90,7 @@ def round_trip_all(
     for client, payload in zip(clients, payloads):
         client.send(payload)
     got: dict[int, bytes] = {i: b"" for i in range(len(clients))}
-    want = {i: len(p) if server.protocol == "echo" else 1 for i, p in enumerate(payloads)}
+    adapter = server.adapter
     sel = selectors.DefaultSelector()
     for i, client in enumerate(clients):
         client.sock.setblocking(False)
@@ -112,14 +112,14 @@ def round_trip_all(
                     pending.discard(i)
                     continue
                 got[i] += chunk
-                if len(got[i]) >= want[i]:
+                if adapter.complete(payloads[i], got[i]):
                     pending.discard(i)
                     sel.unregister(clients[i].sock)
     finally:
         sel.close()
         for client in clients:
             client.sock.setblocking(True)
-    silent = [i for i in range(len(clients)) if len(got[i]) < want[i]]
+    silent = [i for i in range(len(clients)) if not adapter.complete(payloads[i], got[i])]
     for i, client in enumerate(clients):
         client.transcript.add(f"received {len(got[i])} bytes on {client.name}")
     return got, silent
@@ -188,7 +188,7 @@ def churn_sessions(server: Server, count: int, *, max_live_children: int) -> Non
     children of ended sessions pile up (EXIT-4), since counts cannot settle then.
     """
     __tracebackhide__ = True
-    payload = wire.payload(server.protocol, 0, 64)
+    payload = server.adapter.request(0, 64)
     for i in range(count):
         client = server.connect(f"S{i}")
         client.request(payload)
