@@ -77,7 +77,8 @@ def machine_for(
     reasons = rejected if rejected is not None else []
     seen = failures if failures is not None else []
     #: Requests come from the protocol's adapter, and shrink as its strategy does.
-    messages = protocols.get(protocol).requests()
+    adapter = protocols.get(protocol)
+    messages = adapter.requests()
 
     class ClientScenarios(RuleBasedStateMachine):
         def __init__(self) -> None:
@@ -150,7 +151,7 @@ def machine_for(
             # verdict depend on the examples drawn. Here every scenario forces it.
             self.connect()
             self.connect()
-            self.send(0, b"second client first")
+            self.send(0, adapter.wrap(b"second client first"))
 
         @precondition(lambda self: len(self.clients) < MAX_CLIENTS)
         @rule()

@@ -187,7 +187,11 @@ DEFECTS: tuple[Defect, ...] = (
         "open fails too: CONC-2/4 and EXIT-3 (its bystander), besides ISO-2",
     ),
     Defect(
-        "no_reuseaddr", "thread", _cats(), _ids("EXIT-6"), languages=("python",),
+        "no_reuseaddr",
+        "thread",
+        _cats(),
+        _ids("EXIT-6"),
+        languages=("python",),
         why="EXIT-6 is a SHOULD: it fails without failing its category (or the run) unless "
         "--strict; the tutorial-style C servers in tests/servers/fixed/ break it too",
     ),

@@ -1,0 +1,189 @@
+"""Protocol adapters end to end: each built-in adapter (line, http, resp) and a user's own
+(netstring, defined below) passes a correct server and catches a planted defect; a bad
+adapter is a usage error. The servers are tests/servers/py/adapters/proto_server.py."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import ClassVar
+
+import jsonschema
+import pytest
+from hypothesis import strategies as st
+
+from conformance import protocols
+from conformance.errors import UsageError
+from conformance.protocols import ProtocolAdapter
+from conformance.protocols.http import response_length
+from conformance.protocols.resp import command, value_length
+from tests.conftest import ROOT, kit
+
+SERVER = ROOT / "tests" / "servers" / "py" / "adapters" / "proto_server.py"
+SCHEMA = json.loads((ROOT / "conformance" / "report.schema.json").read_text())
+
+
+class NetstringAdapter(ProtocolAdapter):
+    """netstring: `N:text,` gets `N:TEXT,` back (the text upper-cased)."""
+
+    name: ClassVar[str] = "netstring"
+
+    def request(self, i: int, size: int = 16) -> bytes:
+        return self.encode(b"msg-%06d" % i)
+
+    @staticmethod
+    def encode(text: bytes) -> bytes:
+        return b"%d:%s," % (len(text), text)
+
+    def reply_length(self, request: bytes, data: bytes) -> int | None:
+        colon = data.find(b":")
+        if colon < 0:
+            return None
+        if not data[:colon].isdigit():
+            raise ValueError(f"not a netstring length: {data[:colon][:20]!r}")
+        end = colon + 1 + int(data[:colon])
+        if len(data) <= end:
+            return None
+        if data[end : end + 1] != b",":
+            raise ValueError("a netstring without its closing comma")
+        return end + 1
+
+    def judge(self, request: bytes, reply: bytes) -> str | None:
+        text = request[request.index(b":") + 1 : -1]
+        want = self.encode(text.upper())
+        return None if reply == want else f"{reply!r} instead of {want!r}"
+
+    def requests(self) -> st.SearchStrategy[bytes]:
+        return st.binary(min_size=1, max_size=64).map(self.encode)
+
+
+def run(tmp_path: Path, protocol: str, model: str, defect: str = "", *extra: str) -> dict:
+    command = f"{sys.executable} {SERVER} --port {{port}} --protocol {{protocol}} --model {model}"
+    if defect:
+        command += f" --defect {defect}"
+    if ":" in protocol:
+        command = command.replace("{protocol}", "netstring")
+    out = tmp_path / "report.json"
+    junit = tmp_path / "junit.xml"
+    result = kit(
+        "run",
+        "--server-cmd",
+        command,
+        "--protocol",
+        protocol,
+        "--profile",
+        "quick",
+        "-n",
+        "2",
+        "--json-report",
+        str(out),
+        "--junit-xml",
+        str(junit),
+        *extra,
+    )
+    assert out.exists(), result.stdout + result.stderr
+    doc = json.loads(out.read_text())
+    jsonschema.validate(doc, SCHEMA)
+    doc["exit"] = result.returncode
+    doc["junit"] = junit.read_text()
+    doc["stdout"] = result.stdout
+    return doc
+
+
+def failed(doc: dict) -> set[str]:
+    return {r["id"] for r in doc["requirements"] if r["outcome"] == "failed"}
+
+
+USER = "tests.test_adapters:NetstringAdapter"
+CASES = [
+    # protocol, model, defect, the requirement the defect breaks
+    ("line", "thread", "leak", "FDL-1"),
+    ("http", "fork", "no_reap", "ZOMB-1"),
+    ("resp", "select", "quit_no_close", "EXIT-1"),
+    (USER, "thread", "lowercase", "PROTO-6"),
+]
+
+
+@pytest.mark.parametrize(("protocol", "model", "defect", "breaks"), CASES)
+def test_adapter_passes_a_correct_server(
+    tmp_path: Path, protocol: str, model: str, defect: str, breaks: str
+) -> None:
+    doc = run(tmp_path, protocol, model)
+    assert failed(doc) == set(), doc["stdout"]
+    assert doc["exit"] == 0
+    name = protocol.rsplit(":", 1)[-1].replace("Adapter", "").lower()
+    assert doc["protocol"] == name
+    assert f'<property name="protocol" value="{name}"' in doc["junit"]
+    outcomes = {r["id"]: r["outcome"] for r in doc["requirements"]}
+    assert outcomes["PROTO-6"] == "passed"
+    assert outcomes["PROTO-1"] == outcomes["PROTO-4"] == "not-applicable"
+
+
+@pytest.mark.parametrize(("protocol", "model", "defect", "breaks"), CASES)
+def test_adapter_catches_a_planted_defect(
+    tmp_path: Path, protocol: str, model: str, defect: str, breaks: str
+) -> None:
+    doc = run(tmp_path, protocol, model, defect)
+    assert breaks in failed(doc), doc["stdout"]
+    assert doc["exit"] == 1
+
+
+def test_line_reply_regex_judges_the_reply_lines(tmp_path: Path) -> None:
+    doc = run(tmp_path, "line", "thread", "", "--line-reply", "nope .*", "--requirement", "PROTO")
+    assert failed(doc) == {"PROTO-6"}
+    detail = next(r["detail"] for r in doc["requirements"] if r["id"] == "PROTO-6")
+    assert "does not match 'nope .*'" in detail
+
+
+# -- a bad adapter is a usage error, said before anything runs ---------------------------------
+class NotAnAdapter:
+    pass
+
+
+class BrokenAdapter(NetstringAdapter):
+    def request(self, i: int, size: int = 16) -> bytes:
+        raise RuntimeError("boom")
+
+
+@pytest.mark.parametrize(
+    ("spec", "message"),
+    [
+        ("nope", "choose one of ok, echo, line, http, resp"),
+        ("no_such_module_xyz:Adapter", "cannot import 'no_such_module_xyz'"),
+        ("tests.test_adapters:Missing", "has no 'Missing'"),
+        ("tests.test_adapters:NotAnAdapter", "is not a subclass"),
+        ("tests.test_adapters:BrokenAdapter", "failed a dry run: RuntimeError: boom"),
+    ],
+)
+def test_a_bad_adapter_is_a_usage_error(spec: str, message: str) -> None:
+    with pytest.raises(UsageError, match=message.replace("(", r"\(")):
+        protocols.load(spec)
+    result = kit("run", "--server", "fork", "--protocol", spec)
+    assert result.returncode == 2
+    assert message in result.stderr + result.stdout
+
+
+# -- the built-in adapters' framing, off the wire -----------------------------------------------
+def test_http_framing() -> None:
+    head = b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\n"
+    assert response_length(head + b"ab") is None
+    assert response_length(head + b"abcNEXT") == len(head) + 3
+    chunked = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n"
+    assert response_length(chunked) == len(chunked)
+    assert response_length(chunked[:-2]) is None
+    with pytest.raises(ValueError, match="status line"):
+        response_length(b"OK!!!\r\n\r\n")
+    with pytest.raises(ValueError, match="neither Content-Length nor chunked"):
+        response_length(b"HTTP/1.1 200 OK\r\n\r\nbody")
+    assert response_length(b"HTTP/1.1 200 OK\r\n\r\nbody", to_close=True) == 23
+
+
+def test_resp_framing() -> None:
+    assert command(b"PING") == b"*1\r\n$4\r\nPING\r\n"
+    assert value_length(b"+PONG\r\n") == 7
+    assert value_length(b"$3\r\nabc\r\n") == 9
+    assert value_length(b"$3\r\nab") is None
+    assert value_length(b"*2\r\n:1\r\n$1\r\nx\r\n") == 15
+    with pytest.raises(ValueError):
+        value_length(b"PONG\r\n")
