@@ -50,8 +50,7 @@ class NetstringAdapter(ProtocolAdapter):
         return end + 1
 
     def judge(self, request: bytes, reply: bytes) -> str | None:
-        text = request[request.index(b":") + 1 : -1]
-        want = self.encode(text.upper())
+        want = self.encode(request[request.index(b":") + 1 : -1].upper())
         return None if reply == want else f"{reply!r} instead of {want!r}"
 
     def requests(self) -> st.SearchStrategy[bytes]:

@@ -171,6 +171,7 @@ def _judge(
     """Fail unless `reply` (complete, per the adapter's framing) is one right reply."""
     __tracebackhide__ = True
     expected = f"a well-formed {adapter.name} reply to {show(request)} on {client.name}"
+    wrong: str | None
     try:
         n = adapter.reply_length(request, reply)
     except ValueError as exc:

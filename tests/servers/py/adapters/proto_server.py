@@ -27,7 +27,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from _common import accept, fork_child, make_listener, reap_children, start_thread  # noqa: E402
+from _common import accept, fork_child, make_listener, reap_children, start_thread
 
 #: handler(buffer) -> None while a request is incomplete, else (bytes used, reply, close).
 Handler = Callable[[bytes], "tuple[int, bytes, bool] | None"]
