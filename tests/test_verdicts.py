@@ -21,7 +21,7 @@ from hypothesis.errors import FlakyFailure, FlakyStrategyDefinition
 from conformance import report as report_mod
 from conformance.checks.hypothesis_profiles import NOT_AGAIN, run_given
 from conformance.harness.failure import KitError, Violation, is_kit_error, unwrap_flaky
-from conformance.harness.liveness import ROOT
+from conformance.harness.liveness import root as root_of
 from conformance.plugin import NEEDS_NO_ANSWER
 from conformance.spec import REQUIREMENTS
 from tests.conftest import kit
@@ -52,7 +52,7 @@ def test_mute_server_fails_one_rule_and_blocks_the_rest(
 ) -> None:
     code, doc = _run(tmp_path, "--server-cmd", _py(server), "--protocol", protocol)
     outcomes = {r["id"]: r for r in doc["requirements"]}
-    root = ROOT[protocol]
+    root = root_of(protocol)
     assert outcomes[root]["outcome"] == "failed"
     assert "never wrote a reply" in outcomes[root]["detail"] or protocol == "echo"
     failed = {i for i, r in outcomes.items() if r["outcome"] == "failed"}
