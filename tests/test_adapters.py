@@ -5,6 +5,7 @@ adapter is a usage error. The servers are tests/servers/py/adapters/proto_server
 from __future__ import annotations
 
 import json
+import subprocess
 import sys
 from pathlib import Path
 from typing import ClassVar
@@ -186,3 +187,50 @@ def test_resp_framing() -> None:
     assert value_length(b"*2\r\n:1\r\n$1\r\nx\r\n") == 15
     with pytest.raises(ValueError):
         value_length(b"PONG\r\n")
+
+
+def test_a_mute_server_fails_the_adapters_root_and_blocks_the_rest(tmp_path: Path) -> None:
+    mute = ROOT / "tests" / "servers" / "py" / "never_answers.py"
+    result = kit(
+        "run",
+        "--server-cmd",
+        f"{sys.executable} {mute} --port {{port}}",
+        "--protocol",
+        "line",
+        "--profile",
+        "quick",
+        "--json-report",
+        str(tmp_path / "r.json"),
+    )
+    doc = json.loads((tmp_path / "r.json").read_text())
+    outcomes = {r["id"]: r for r in doc["requirements"]}
+    assert result.returncode == 1
+    assert failed(doc) == {"PROTO-6"}
+    assert outcomes["ZOMB-1"]["outcome"] in ("blocked", "not-applicable")
+    assert outcomes["FDL-1"]["blocked_by"] == "PROTO-6"
+
+
+def test_a_shrunk_scenario_replays_through_the_adapter(tmp_path: Path) -> None:
+    """CONC-5 on a one-client-at-a-time RESP server: the minimal scenario's snippet names the
+    protocol, and run on its own it fails the same way."""
+    command = f"{sys.executable} {SERVER} --port {{port}} --protocol resp --defect serial"
+    result = kit(
+        "run",
+        "--server-cmd",
+        command,
+        "--protocol",
+        "resp",
+        "--profile",
+        "quick",
+        "--requirement",
+        "CONC-5",
+    )
+    assert result.returncode == 1, result.stdout
+    snippet = result.stdout.split("Replay:\n", 1)[1].split("\n\n  Likely cause", 1)[0]
+    assert "'resp') as server:" in snippet
+    assert "send(server, b, b'*1\\r\\n$4\\r\\nPING\\r\\n')" in snippet
+    replay = subprocess.run(
+        [sys.executable, "-c", snippet], capture_output=True, text=True, timeout=60, cwd=ROOT
+    )
+    assert replay.returncode != 0
+    assert "an answer on B" in replay.stderr

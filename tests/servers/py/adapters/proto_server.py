@@ -12,7 +12,8 @@ of tests/test_adapters.py). Without `--defect` every one is correct; each defect
 * `leak`: one descriptor per connection is duplicated and never closed (FDL-1);
 * `no_reap`: a fork server that never waits for its children (ZOMB-1);
 * `quit_no_close`: the exit request is answered but the connection stays open (EXIT-1);
-* `lowercase`: netstring replies are not upper-cased (PROTO-6, judged by the user adapter).
+* `lowercase`: netstring replies are not upper-cased (PROTO-6, judged by the user adapter);
+* `serial`: the thread model serves one connection at a time, in the accept loop (CONC-*).
 """
 
 from __future__ import annotations
@@ -138,6 +139,9 @@ def run_thread(listener: socket.socket, handler: Handler) -> None:
         conn = accept(listener)
         if DEFECT == "leak":
             os.dup(conn.fileno())  # DEFECT: a descriptor per connection, never closed
+        if DEFECT == "serial":
+            serve(conn, handler)  # DEFECT: no thread, the next client waits for this one
+            continue
         start_thread(serve, conn, handler)
 
 
