@@ -200,7 +200,9 @@ def list_requirements(ns: argparse.Namespace) -> int:
     for r in chosen:
         scope = []
         if len(r.protocols) == 1:
-            scope.append(f"{r.protocols[0]} profile")
+            scope.append(
+                "protocol adapters" if r.protocols == ("adapter",) else f"{r.protocols[0]} profile"
+            )
         if r.models:
             scope.append("/".join(r.models) + " servers")
         if r.launch_only:

@@ -2,9 +2,9 @@
 
 Profile `ok`: a client sends a message of 1..1023 bytes in one send and the server replies
 exactly `OK_REPLY`; the message `EXIT` gets `OK_REPLY` too, then the server closes. Profile
-`echo`: every byte comes back; the client's half-close ends the session. Every part of the
-kit that talks to a server (checks, model detection, the load driver, the liveness probes)
-builds its bytes here, so the protocol is written once.
+`echo`: every byte comes back; the client's half-close ends the session. These are the
+teaching profiles' bytes; the kit talks to a server through its protocol adapter
+(conformance/protocols), and the `ok` and `echo` adapters build their bytes here.
 """
 
 from __future__ import annotations

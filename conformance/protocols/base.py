@@ -77,8 +77,9 @@ class ProtocolAdapter(ABC):
         return None if n is not None else "no complete reply"
 
     def wrap(self, text: bytes) -> bytes:
-        """A request carrying `text` (printable ASCII) where the protocol has room for it."""
-        return self.request(int.from_bytes(text[-4:].ljust(4, b"\0"), "big") % 1_000_000)
+        """A request carrying `text` (printable ASCII) where the protocol has room for it;
+        by default request(0), for protocols without room for free text."""
+        return self.request(0)
 
     def probe(self) -> bytes:
         """The request model detection sends (any answer counts)."""
@@ -112,7 +113,3 @@ class ProtocolAdapter(ABC):
                 break
             count, data = count + 1, data[n:]
         return count
-
-    def describe(self) -> str:
-        """One line for the report's notes and --help: what this adapter speaks."""
-        return (self.__doc__ or self.name).strip().splitlines()[0]
