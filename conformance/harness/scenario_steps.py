@@ -211,9 +211,18 @@ def replay_snippet(target: Target, protocol: str, lines: list[str]) -> str:
         else f"Target('address', {target.host!r}, {target.port!r})"
     )
     body = "\n".join("    " + line for line in lines) or "    pass"
+    from conformance import protocols
+
+    options = protocols.options_of(protocol)
+    setup = (
+        f"from conformance import protocols\n\nprotocols.configure({protocol!r}, {options!r})\n"
+        if options
+        else ""
+    )
     return (
         "from conformance.harness.scenario_steps import *\n"
-        "from conformance.harness.server import Target\n\n"
+        "from conformance.harness.server import Target\n"
+        f"{setup}\n"
         f"with scenario_server({where}, {protocol!r}) as server:\n{body}\n"
     )
 

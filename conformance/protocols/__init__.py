@@ -27,6 +27,7 @@ __all__ = [
     "get",
     "inapplicable",
     "load",
+    "options_of",
 ]
 
 #: Built-in adapters by `--protocol` name (module, class).
@@ -44,6 +45,7 @@ OPTIONS: dict[str, dict[str, str]] = {
 }
 _REQUIRED = ("request", "reply_length")
 _configured: dict[str, ProtocolAdapter] = {}
+_options: dict[str, dict[str, Any]] = {}
 
 
 def load(spec: str, options: dict[str, Any] | None = None) -> ProtocolAdapter:
@@ -133,7 +135,13 @@ def configure(spec: str, options: dict[str, Any] | None = None) -> ProtocolAdapt
     """Load the run's adapter and make it what `get(spec)` returns in this process."""
     adapter = load(spec, options)
     _configured[spec] = adapter
+    _options[spec] = {k: v for k, v in (options or {}).items() if v is not None}
     return adapter
+
+
+def options_of(spec: str) -> dict[str, Any]:
+    """The options `spec` was configured with (for a replay snippet to configure it again)."""
+    return dict(_options.get(spec, {}))
 
 
 def get(spec: str) -> ProtocolAdapter:
