@@ -129,6 +129,13 @@ def test_adapter_catches_a_planted_defect(
     assert doc["exit"] == 1
 
 
+def test_replies_on_another_connection_fail_iso2_counted_by_the_framing(tmp_path: Path) -> None:
+    doc = run(tmp_path, "http", "thread", "shared_conn", "--requirement", "ISO-2")
+    assert failed(doc) == {"ISO-2"}
+    detail = next(r["detail"] for r in doc["requirements"] if r["id"] == "ISO-2")
+    assert "at most one reply per message" in detail
+
+
 def test_line_reply_regex_judges_the_reply_lines(tmp_path: Path) -> None:
     doc = run(tmp_path, "line", "thread", "", "--line-reply", "nope .*", "--requirement", "PROTO")
     assert failed(doc) == {"PROTO-6"}

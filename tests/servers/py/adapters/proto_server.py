@@ -13,7 +13,8 @@ of tests/test_adapters.py). Without `--defect` every one is correct; each defect
 * `no_reap`: a fork server that never waits for its children (ZOMB-1);
 * `quit_no_close`: the exit request is answered but the connection stays open (EXIT-1);
 * `lowercase`: netstring replies are not upper-cased (PROTO-6, judged by the user adapter);
-* `serial`: the thread model serves one connection at a time, in the accept loop (CONC-*).
+* `serial`: the thread model serves one connection at a time, in the accept loop (CONC-*);
+* `shared_conn`: the thread model replies on the newest connection, kept in a global (ISO-2).
 """
 
 from __future__ import annotations
@@ -33,6 +34,8 @@ from _common import accept, fork_child, make_listener, reap_children, start_thre
 #: handler(buffer) -> None while a request is incomplete, else (bytes used, reply, close).
 Handler = Callable[[bytes], "tuple[int, bytes, bool] | None"]
 DEFECT = ""
+#: The newest connection (the shared_conn defect replies on it).
+NEWEST: socket.socket | None = None
 
 
 def handle_line(buf: bytes) -> tuple[int, bytes, bool] | None:
@@ -126,8 +129,9 @@ def serve(conn: socket.socket, handler: Handler) -> None:
             while (done := handler(buf)) is not None:
                 used, reply, close = done
                 buf = buf[used:]
+                out = NEWEST if DEFECT == "shared_conn" and NEWEST is not None else conn
                 try:
-                    conn.sendall(reply)
+                    out.sendall(reply)  # DEFECT (shared_conn): maybe another client's socket
                 except OSError:
                     return
                 if close:
@@ -135,8 +139,9 @@ def serve(conn: socket.socket, handler: Handler) -> None:
 
 
 def run_thread(listener: socket.socket, handler: Handler) -> None:
+    global NEWEST
     while True:
-        conn = accept(listener)
+        conn = NEWEST = accept(listener)
         if DEFECT == "leak":
             os.dup(conn.fileno())  # DEFECT: a descriptor per connection, never closed
         if DEFECT == "serial":
