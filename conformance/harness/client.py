@@ -326,9 +326,11 @@ class Client:
         deadline. Returns (bytes, "ok"|"eof"|"timeout"); without an adapter, one recv()."""
         adapter = self.adapter
         deadline = time.monotonic() + timeout
-        while adapter is None or not data or not adapter.complete(request, data):
-            if adapter is None and data:
-                break
+
+        def whole() -> bool:
+            return bool(data) and (adapter is None or adapter.complete(request, data))
+
+        while not whole():
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 return data, "timeout"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import socket
 import threading
 from collections.abc import Iterator
@@ -67,3 +68,52 @@ def test_connect_failure_is_a_violation() -> None:
         port = s.getsockname()[1]  # bound, not listening: connections are refused
         with pytest.raises(Violation, match="accepts a connection"):
             Client.connect("127.0.0.1", port, "A", Transcript())
+
+
+@pytest.fixture
+def replying_in_pieces() -> Iterator:  # type: ignore[type-arg]
+    """A one-connection server that answers every message with `pieces`, sent apart."""
+    listeners: list[socket.socket] = []
+
+    def start(*pieces: bytes) -> int:
+        listener = socket.create_server(("127.0.0.1", 0))
+        listeners.append(listener)
+
+        def serve() -> None:
+            conn, _ = listener.accept()
+            with conn:
+                while conn.recv(1024):
+                    for piece in pieces:
+                        conn.sendall(piece)
+                        threading.Event().wait(0.05)
+
+        threading.Thread(target=serve, daemon=True).start()
+        return listener.getsockname()[1]
+
+    yield start
+    for listener in listeners:
+        listener.close()
+
+
+def _framed_client(port: int) -> Client:
+    from conformance.protocols.http import HttpAdapter
+
+    client = Client.connect("127.0.0.1", port, "A", Transcript())
+    client.adapter = HttpAdapter()
+    return client
+
+
+def test_a_framed_reply_is_read_whole(replying_in_pieces) -> None:  # type: ignore[no-untyped-def]
+    head = b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\n"
+    with _framed_client(replying_in_pieces(head, b"he", b"llo")) as client:
+        assert client.request(client.adapter.request(0), timeout=2.0) == head + b"hello"
+
+
+def test_a_framed_reply_cut_short_is_the_servers_failure(replying_in_pieces) -> None:  # type: ignore[no-untyped-def]
+    head = b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\n"
+    expected = re.escape("a complete reply on A within 0.5 s")
+    with (
+        _framed_client(replying_in_pieces(head, b"he")) as client,
+        pytest.raises(Violation, match=expected),
+    ):
+        client.request(client.adapter.request(0), timeout=0.5)
