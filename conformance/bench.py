@@ -24,7 +24,7 @@ from pathlib import Path
 
 import psutil
 
-from conformance import __version__
+from conformance import __version__, protocols
 from conformance.bench_report import (
     HEADER,
     PLOT_MISSING,
@@ -67,7 +67,11 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     where.add_argument("--server-cmd", help="launch command, {port} is replaced by a free port")
     where.add_argument("--target", help="HOST:PORT of a server that is already running")
     p.add_argument("--port", type=int, help="fixed port (for a command without {port})")
-    p.add_argument("--protocol", choices=("ok", "echo"), default="ok")
+    p.add_argument(
+        "--protocol",
+        default="ok",
+        help="ok, echo, line, http, resp, or package.module:ClassName (docs/adapters.md)",
+    )
     p.add_argument(
         "--clients",
         default=DEFAULT_CLIENTS,
@@ -97,6 +101,7 @@ def parse_clients(text: str) -> list[int]:
 
 def _validate(ns: argparse.Namespace) -> tuple[Target, list[int]]:
     """Everything that can be wrong before a server starts; raises ValueError to print."""
+    protocols.configure(ns.protocol)
     target = target_from_options(ns.server, ns.server_cmd, ns.target, ns.port, ns.protocol)
     counts = parse_clients(ns.clients)
     if not 0 < ns.duration <= MAX_DURATION:

@@ -45,7 +45,9 @@ else:  # pragma: no cover - exercised on 3.10 only
 
 VISIBILITIES = ("visible", "hidden", "after_due_date", "after_published")
 PROFILES = profiles.NAMES
-PROTOCOLS = ("ok", "echo")
+#: The built-in protocol adapters (conformance/protocols): a user's own adapter is for
+#: `conformance run --protocol package.module:ClassName`, not for a class's grading config.
+PROTOCOLS = ("ok", "echo", "line", "http", "resp")
 
 
 class ConfigError(UsageError):
@@ -172,7 +174,10 @@ def _assignment(table: dict[str, Any], source: str) -> dict[str, Any]:
     _only(table, set(_ASSIGNMENT_KEYS), source, "[assignment] ")
     out = {k: _typed(v, _ASSIGNMENT_KEYS[k], source, f"assignment.{k}") for k, v in table.items()}
     if out.get("protocol", "ok") not in PROTOCOLS:
-        raise ConfigError(f"{source}: assignment.protocol must be ok or echo")
+        raise ConfigError(
+            f"{source}: assignment.protocol must be one of {', '.join(PROTOCOLS)} (the built-in "
+            "protocol adapters)"
+        )
     if out.get("profile", "default") not in PROFILES:
         raise ConfigError(f"{source}: assignment.profile must be one of {', '.join(PROFILES)}")
     port = out.get("port")
