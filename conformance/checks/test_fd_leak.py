@@ -67,6 +67,9 @@ class Counts:
     growth: ThreadGrowth
     threads_after: int
     kinds: list[tuple[str, int]]
+    #: The server's share of a core once the sessions ended, measured only when it kept
+    #: threads (a pool's must be idle); 0 otherwise.
+    idle_share: float = 0.0
 
 
 class Workload:
@@ -118,7 +121,10 @@ class Workload:
             2 * SETTLE_TIMEOUT,
         )
         kinds = Counter(fd_targets(proc.pid)).most_common(3)
-        return Counts((fds, proc.fd_count()), growth, proc.thread_count(), kinds)
+        threads = proc.thread_count()
+        # Measured now: the server is stopped once counted (see counts()).
+        share = proc.cpu_share(CPU_WINDOW) if threads > growth.baseline + SLACK else 0.0
+        return Counts((fds, proc.fd_count()), growth, threads, kinds, share)
 
 
 def _tail(growth: ThreadGrowth) -> tuple[int, int]:
@@ -172,7 +178,7 @@ def test_threads_stop_growing(workload: Workload) -> None:
             evidence=[growth.describe().capitalize()],
             cause=THREAD_LEAK_CAUSE,
         )
-    share = workload.server.process.cpu_share(CPU_WINDOW)  # type: ignore[union-attr]
+    share = counts.idle_share
     if share > BUSY_SHARE:
         fail(
             f"the {after - growth.baseline} threads kept after the sessions (a pool) idle: "
