@@ -281,7 +281,16 @@ def _submission(command: list[str], env: dict[str, str], uid: int | None) -> NoR
     _exec(command, env)
 
 
+#: Python starts with these ignored, and an ignored signal stays ignored across exec(): a
+#: server would get EPIPE where it should die of SIGPIPE (EXIT-3), and a log flood a write
+#: error where it should die of SIGXFSZ (the file-size limit). The submission gets the
+#: defaults, as it would when started from a shell.
+_DEFAULT_BEFORE_EXEC = (signal.SIGPIPE, signal.SIGXFSZ)
+
+
 def _exec(command: list[str], env: dict[str, str]) -> NoReturn:
+    for sig in _DEFAULT_BEFORE_EXEC:
+        signal.signal(sig, signal.SIG_DFL)
     try:
         os.execvpe(command[0], command, env)
     except OSError as exc:

@@ -227,7 +227,8 @@ class Grader:
 
     def _build(self) -> str | None:
         assert self.config.build is not None
-        argv = self.sandbox.argv(["/bin/sh", "-c", self.config.build])
+        # A network namespace of its own too: a build reaches nothing but its own loopback.
+        argv = self.sandbox.argv(["/bin/sh", "-c", self.config.build], netns=self.options.netns)
         with open(self.out / "build.log", "wb") as log:
             code, stopped = self._supervise(argv, log, self.config.build_timeout, "build")
         if stopped:

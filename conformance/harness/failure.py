@@ -71,6 +71,9 @@ def unwrap_flaky(exc: BaseException) -> BaseException:
     first failure (with its Did/Expected/Actual) is what happened, and hypothesis's summary
     ("Failed on the first call but did not on a subsequent one") tells a student nothing.
     """
+    if type(exc).__name__ == "_WrappedBaseException" and exc.__cause__ is not None:
+        # Hypothesis wraps a BaseException raised in an example (pytest-timeout's "Timeout").
+        return unwrap_flaky(exc.__cause__)
     seen = 0
     while isinstance(exc, _GROUP) and exc.exceptions and seen < 10:  # type: ignore[attr-defined]
         violations = [e for e in exc.exceptions if isinstance(e, Violation)]
