@@ -1,4 +1,4 @@
-"""Time to verdict: how long `conformance run` takes, for the figures in README ("Time").
+"""Time to verdict: how long `conformance run` takes, for the README's figure (its kit tests).
 
     python benchmarks/time_to_verdict.py [--runs 3] [--profiles quick,default] [--mute]
 

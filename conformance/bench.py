@@ -35,11 +35,13 @@ from conformance.bench_report import (
     write_json,
     write_plot,
 )
+from conformance.errors import UsageError
 from conformance.harness.driver import Driver, RunStats
 from conformance.harness.launcher import LaunchedServer, LaunchError, launch
 from conformance.harness.limits import DescriptorLimitError, ensure_descriptors
 from conformance.harness.processes import GONE, listener_owner
-from conformance.harness.target import Target, TargetError, check_reachable
+from conformance.harness.server import Target, check_reachable
+from conformance.settings import target_from_options
 
 EXIT_ERRORS = 1
 EXIT_USAGE = 2
@@ -54,7 +56,7 @@ CLOSE_WAIT = 5.0
 BENCH_READY_TIMEOUT = 10.0
 
 
-def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "bench",
         help="measure throughput and latency against clients",
@@ -95,7 +97,7 @@ def parse_clients(text: str) -> list[int]:
 
 def _validate(ns: argparse.Namespace) -> tuple[Target, list[int]]:
     """Everything that can be wrong before a server starts; raises ValueError to print."""
-    target = Target.from_options(ns.server, ns.server_cmd, ns.target, ns.port, ns.protocol)
+    target = target_from_options(ns.server, ns.server_cmd, ns.target, ns.port, ns.protocol)
     counts = parse_clients(ns.clients)
     if not 0 < ns.duration <= MAX_DURATION:
         raise ValueError(f"--duration {ns.duration}: give seconds in (0, {MAX_DURATION:.0f}]")
@@ -217,7 +219,7 @@ def _one(ns: argparse.Namespace, target: Target, clients: int, progress: _Progre
 def run(ns: argparse.Namespace) -> int:
     try:
         target, counts = _validate(ns)
-    except (TargetError, DescriptorLimitError, ValueError) as exc:
+    except (UsageError, DescriptorLimitError, ValueError) as exc:
         print(f"conformance bench: {exc}", file=sys.stderr)
         return EXIT_USAGE
 

@@ -30,7 +30,7 @@ EXIT_USAGE = 2
 EXIT_INTERRUPTED = 130
 
 
-def _run_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def _run_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("run", help="check a server", description="Check a server against the spec.")
     where = p.add_mutually_exclusive_group(required=True)
     where.add_argument("--server", help="a built-in reference server: fork, thread, select or pool")
@@ -105,18 +105,19 @@ class _Observer:
 
 def _validate(ns: argparse.Namespace) -> str | None:
     """Catch bad input before pytest starts, to say it in one clean line."""
-    from conformance.exclusions import Exclusions, ExclusionsError
-    from conformance.gradeconfig import ConfigError, load
-    from conformance.harness.target import Target, TargetError
+    from conformance.errors import UsageError
+    from conformance.exclusions import Exclusions
+    from conformance.gradeconfig import load
+    from conformance.settings import target_from_options
 
     try:
-        Target.from_options(ns.server, ns.server_cmd, ns.target, ns.port, ns.protocol)
+        target_from_options(ns.server, ns.server_cmd, ns.target, ns.port, ns.protocol)
         select(ns.requirement or None)
         if ns.exclusions:
             Exclusions.load(Path(ns.exclusions))
         if ns.grading_config:
             load(Path(ns.grading_config))
-    except (TargetError, ExclusionsError, ConfigError, ValueError) as exc:
+    except (UsageError, ValueError) as exc:
         return str(exc)
     return None
 

@@ -14,10 +14,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from conformance.errors import UsageError
 from conformance.spec import BY_ID
 
 
-class ExclusionsError(ValueError):
+class ExclusionsError(UsageError):
     pass
 
 

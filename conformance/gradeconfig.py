@@ -34,6 +34,8 @@ from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
+from conformance import profiles
+from conformance.errors import UsageError
 from conformance.spec import BY_ID, REQUIREMENTS, Requirement, select
 
 if sys.version_info >= (3, 11):
@@ -42,11 +44,11 @@ else:  # pragma: no cover - exercised on 3.10 only
     import tomli as tomllib
 
 VISIBILITIES = ("visible", "hidden", "after_due_date", "after_published")
-PROFILES = ("quick", "default", "thorough")
+PROFILES = profiles.NAMES
 PROTOCOLS = ("ok", "echo")
 
 
-class ConfigError(ValueError):
+class ConfigError(UsageError):
     """A grading config that cannot be used; str() is one line for the instructor."""
 
 
@@ -106,7 +108,7 @@ class GradingConfig:
 DEFAULT = GradingConfig()
 
 _SECTIONS = ("assignment", "points", "exclude", "gradescope", "limits")
-_ASSIGNMENT_KEYS = {
+_ASSIGNMENT_KEYS: dict[str, type | tuple[type, ...]] = {
     "build": str,
     "run": str,
     "port": int,

@@ -153,7 +153,7 @@ def run(work: str, tmp_mb: int, uid: int | None, submission: Callable[[], NoRetu
     """
     watch = _parent_pidfd()
     mine, theirs = socket.socketpair()
-    held = signal.pthread_sigmask(signal.SIG_BLOCK, FORWARDED)
+    held = {signal.Signals(s) for s in signal.pthread_sigmask(signal.SIG_BLOCK, FORWARDED)}
     pid = os.fork()
     if pid == 0:
         mine.close()

@@ -16,14 +16,16 @@ def requirement(req_id: str) -> Callable[[F], F]:
     """Mark a check as the check of `req_id`; an unknown ID fails at import, loudly."""
     if req_id not in BY_ID:
         raise ValueError(f"@requirement({req_id!r}): no such requirement in conformance/spec.py")
-    return pytest.mark.requirement(req_id)  # type: ignore[return-value]
+    return pytest.mark.requirement(req_id)
 
 
-class NotApplicable(pytest.skip.Exception):  # type: ignore[misc,name-defined]
+# pytest.skip.Exception is pytest's public name for its Skipped class, but an attribute of a
+# function as far as a type checker knows: hence the two ignores below.
+class NotApplicable(pytest.skip.Exception):  # type: ignore[name-defined]
     """The requirement does not apply to this server (its model or protocol profile)."""
 
 
-class Blocked(pytest.skip.Exception):  # type: ignore[misc,name-defined]
+class Blocked(pytest.skip.Exception):  # type: ignore[name-defined]
     """The requirement could not be judged: another requirement's failure stopped its check.
 
     A check fails only on evidence of its own requirement. When the sessions it needs cannot

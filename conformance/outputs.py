@@ -106,15 +106,14 @@ def gradescope(
                 "max_score": whole(r["max_score"]),
                 "status": "passed" if r["outcome"] in EARNING else "failed",
                 "output": HIDDEN_DETAIL if hidden else without_sandbox(_test_output(r)),
-                "visibility": config.visibility_for(r["id"]),
+                "visibility": config.visibility_for(str(r["id"])),
             }
         )
     lines = [*(notes or []), *summary_lines(doc)]
     return {
         "score": whole(doc["score"]),
         "execution_time": round(
-            float(execution_time if execution_time is not None else doc["duration_s"]),
-            3,  # type: ignore[arg-type]
+            execution_time if execution_time is not None else float(str(doc["duration_s"])), 3
         ),
         "output": without_sandbox("\n".join(lines)),
         "visibility": config.visibility,

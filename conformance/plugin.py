@@ -16,25 +16,27 @@ import os
 import shutil
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-from conformance import gradeconfig
 from conformance import report as report_mod
-from conformance.exclusions import Exclusions, ExclusionsError
+from conformance import settings as settings_mod
+from conformance.errors import USAGE_EXIT, UsageError
 from conformance.harness.failure import (
     KIT_ERROR,
     SERVER_GONE,
+    CannotJudge,
     KitError,
     Violation,
     is_kit_error,
     unwrap_flaky,
 )
-from conformance.harness.launcher import LINGER_LIMIT, LaunchError, become_subreaper
+from conformance.harness.launcher import LINGER_LIMIT, LaunchError
 from conformance.harness.launcher import NOTES as LAUNCH_NOTES
 from conformance.harness.limits import CHECK_CLIENTS, DescriptorLimitError, ensure_descriptors
 from conformance.harness.liveness import (
@@ -45,42 +47,20 @@ from conformance.harness.liveness import (
 )
 from conformance.harness.model import detect_model
 from conformance.harness.polling import wait_until
-from conformance.harness.sessions import DEATH_GRACE
-from conformance.harness.target import (
+from conformance.harness.reaper import become_subreaper
+from conformance.harness.server import (
     LAUNCH_AHEAD,
     Server,
-    Target,
-    TargetError,
     attach_server,
     check_reachable,
     start_server,
 )
-from conformance.harness.timeouts import CHECK_TIMEOUT
+from conformance.harness.sessions import DEATH_GRACE
 from conformance.marks import Blocked, NotApplicable
-from conformance.spec import BY_ID, Requirement, select
-
-PROFILES = ("quick", "default", "thorough")
-
-# Help text written once, used by the option and the ini key (pytest-timeout's habit).
-HELP = {
-    "server": "check a built-in reference server: fork, thread, select or pool",
-    "server_cmd": "launch this command for every check; {port} is replaced by a free port",
-    "target": "check a server that is already running at HOST:PORT (loopback only)",
-    "port": "the port to use (for a command without {port}, the port it always listens on)",
-    "protocol": "protocol profile: ok (reply OK!!!) or echo (default: ok)",
-    "profile": "how hard to try: quick, default or thorough (number of generated examples)",
-    "seed": "seed for generated scenarios; the same seed gives the same scenarios",
-    "json_report": "write the JSON verdict report to this path",
-    "requirement": "check only these requirement IDs or prefixes (repeatable), e.g. CONC-2, EXIT",
-    "exclusions": "file of requirements to skip, one 'ID: reason' per line",
-    "conformance_strict": "SHOULD requirements that fail also fail the run",
-    "grading_config": "grading config (TOML): points, excluded requirements, visibility",
-}
-USAGE_EXIT = 2
-NO_SERVER = (
-    "conformance checks were collected but no server was given: use --server "
-    "fork|thread|select|pool, --server-cmd 'CMD {port}' or --target HOST:PORT"
-)
+from conformance.profiles import NAMES as PROFILES
+from conformance.profiles import PROFILES as PROFILE_RECORDS
+from conformance.settings import HELP, NO_SERVER, Settings
+from conformance.spec import BY_ID, Requirement
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -104,34 +84,6 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     )
     for name in ("protocol", "profile", "seed", "server_cmd"):
         parser.addini(f"conformance_{name}", HELP[name])
-
-
-def _setting(config: pytest.Config, name: str, default: str | None = None) -> str | None:
-    """Precedence: command line > CONFORMANCE_<NAME> environment variable > ini > default."""
-    value = config.getoption(name, None)
-    if value not in (None, []):
-        return value
-    env = os.environ.get(f"CONFORMANCE_{name.upper()}")
-    if env:
-        return env
-    with contextlib.suppress(ValueError):
-        ini = config.getini(f"conformance_{name}")
-        if ini:
-            return str(ini)
-    return default
-
-
-@dataclass
-class Settings:
-    target: Target
-    protocol: str
-    profile: str
-    seed: int
-    strict: bool
-    selected: list[Requirement]
-    exclusions: Exclusions
-    json_report: Path | None
-    grading: gradeconfig.GradingConfig = gradeconfig.DEFAULT
 
 
 @dataclass
@@ -170,49 +122,6 @@ def _is_worker(config: pytest.Config) -> bool:
     return hasattr(config, "workerinput")
 
 
-def _parse_settings(config: pytest.Config) -> Settings:
-    protocol = _setting(config, "protocol", "ok") or "ok"
-    if protocol not in ("ok", "echo"):
-        raise TargetError(f"--protocol {protocol!r}: choose ok or echo")
-    profile = _setting(config, "profile", "default") or "default"
-    if profile not in PROFILES:
-        raise TargetError(f"--profile {profile!r}: choose one of {', '.join(PROFILES)}")
-    seed_text = _setting(config, "seed", "0")
-    try:
-        seed = int(seed_text or 0)
-    except ValueError as exc:
-        raise TargetError(f"--seed {seed_text!r} is not an integer") from exc
-    target = Target.from_options(
-        config.getoption("server"),
-        _setting(config, "server_cmd"),
-        config.getoption("target"),
-        config.getoption("port"),
-        protocol,
-    )
-    try:
-        selected = select(config.getoption("requirement") or None)
-    except ValueError as exc:
-        raise TargetError(str(exc)) from exc
-    path = config.getoption("exclusions")
-    exclusions = Exclusions.load(Path(path)) if path else Exclusions({})
-    grading_path = config.getoption("grading_config")
-    grading = gradeconfig.load(Path(grading_path)) if grading_path else gradeconfig.DEFAULT
-    # The config's exclusions first, so an exclusions file given on top has the last word.
-    exclusions = Exclusions({**grading.excluded, **exclusions.entries})
-    json_report = config.getoption("json_report")
-    return Settings(
-        target,
-        protocol,
-        profile,
-        seed,
-        bool(config.getoption("conformance_strict")),
-        selected,
-        exclusions,
-        Path(json_report) if json_report else None,
-        grading,
-    )
-
-
 def _wants_conformance(config: pytest.Config) -> bool:
     return any(config.getoption(o, None) for o in ("server", "server_cmd", "target")) or bool(
         os.environ.get("CONFORMANCE_SERVER_CMD")
@@ -226,8 +135,8 @@ def pytest_configure(config: pytest.Config) -> None:
     if not _wants_conformance(config):
         return
     try:
-        state.settings = _parse_settings(config)
-    except (TargetError, ExclusionsError, gradeconfig.ConfigError) as exc:
+        state.settings = settings_mod.parse(config)
+    except UsageError as exc:
         state.error = str(exc)
     # Servers launched for the checks inherit our limits: room for the most clients a check
     # opens, on both sides. A hard limit too low makes only that check skip, with the reason.
@@ -244,10 +153,12 @@ def pytest_configure(config: pytest.Config) -> None:
             "(-n ignored: one port holds one server)"
         )
     if _is_worker(config):
-        state.model = config.workerinput.get("conformance_model", "unknown")  # type: ignore[attr-defined]
-        state.quiet_lock = config.workerinput.get("conformance_quiet_lock")  # type: ignore[attr-defined]
-        state.silent = config.workerinput.get("conformance_silent")  # type: ignore[attr-defined]
-        state.broken = config.workerinput.get("conformance_broken", {})  # type: ignore[attr-defined]
+        # pytest-xdist gives a worker's config `workerinput`, the dict the controller filled.
+        inputs: dict[str, Any] = getattr(config, "workerinput")  # noqa: B009
+        state.model = inputs.get("conformance_model", "unknown")
+        state.quiet_lock = inputs.get("conformance_quiet_lock")
+        state.silent = inputs.get("conformance_silent")
+        state.broken = inputs.get("conformance_broken", {})
     else:
         config.pluginmanager.register(_Recorder(state), "conformance-recorder")
         settings = state.settings
@@ -304,7 +215,7 @@ def pytest_sessionstart(session: pytest.Session) -> None:
                 check_reachable(settings.target.host, settings.target.port, settings.protocol)
             state.model = detect_model(probe)
             state.silent = silence(probe) if probe.alive() else None
-    except (LaunchError, TargetError) as exc:
+    except (LaunchError, UsageError) as exc:
         pytest.exit(f"conformance: the server could not be started: {exc}", returncode=USAGE_EXIT)
     except Violation as exc:
         pytest.exit(
@@ -313,7 +224,7 @@ def pytest_sessionstart(session: pytest.Session) -> None:
         )
 
 
-def pytest_configure_node(node) -> None:  # type: ignore[no-untyped-def]
+def pytest_configure_node(node) -> None:
     """xdist: hand the detected model to every worker so they all judge the same server."""
     node.workerinput["conformance_model"] = _state(node.config).model
     node.workerinput["conformance_quiet_lock"] = _state(node.config).quiet_lock
@@ -322,7 +233,7 @@ def pytest_configure_node(node) -> None:  # type: ignore[no-untyped-def]
 
 
 @pytest.hookimpl(hookwrapper=True, tryfirst=True)
-def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None):  # type: ignore[no-untyped-def]
+def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None):
     """Address mode under xdist: a check that counts descriptors, threads or zombies runs alone.
 
     Keeping those checks on one worker (xdist_group) is not enough: the other workers' clients
@@ -373,7 +284,9 @@ def pytest_collection_modifyitems(
         if item.get_closest_marker("timeout") is None and config.getoption("timeout", None) is None:
             # The signal method keeps fixture teardown (stopping the server) and JUnit working.
             # With a fixed port a launch may have to wait for the kernel to free the port.
-            limit = CHECK_TIMEOUT + (LINGER_LIMIT if settings.target.fixed_port else 0)
+            limit = PROFILE_RECORDS[settings.profile].check_timeout + (
+                LINGER_LIMIT if settings.target.fixed_port else 0
+            )
             item.add_marker(pytest.mark.timeout(limit, method="signal"))
         reason = settings.exclusions.reason(req.id)
         if reason is not None:
@@ -482,15 +395,10 @@ def conformance_profile(conformance_settings: Settings) -> str:
     return conformance_settings.profile
 
 
-#: How many times the checks repeat what the spec does not count (resets, churn, rounds).
-EFFORT = {"quick": 0.5, "default": 1.0, "thorough": 3.0}
-
-
 @pytest.fixture(scope="session")
-def repeats(conformance_settings: Settings):  # type: ignore[no-untyped-def]
+def repeats(conformance_settings: Settings) -> Callable[[int], int]:
     """`repeats(n)`: n scaled by the profile (never below 2). Spec counts never scale."""
-    factor = EFFORT[conformance_settings.profile]
-    return lambda n: max(2, round(n * factor))
+    return PROFILE_RECORDS[conformance_settings.profile].repeats
 
 
 @pytest.fixture(scope="session")
@@ -499,8 +407,17 @@ def conformance_seed(conformance_settings: Settings) -> int:
 
 
 # -- verdicts ---------------------------------------------------------------------------------
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_call(item: pytest.Item) -> object:
+    """The harness says when a check cannot judge (CannotJudge); pytest calls that a skip."""
+    try:
+        return (yield)
+    except CannotJudge as exc:
+        pytest.skip(str(exc))
+
+
 @pytest.hookimpl(hookwrapper=True)
-def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]):  # type: ignore[no-untyped-def]
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]):
     outcome = yield
     rep: pytest.TestReport = outcome.get_result()
     req = _requirement_of(item)
@@ -511,7 +428,7 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]):  
     if call.excinfo is not None and rep.when == "call":
         _blocked_by_known_defect(item, req, rep, call.excinfo.value)
     if call.excinfo is not None and call.excinfo.errisinstance(Blocked):
-        rep.user_properties.append(("blocked_by", call.excinfo.value.by))
+        rep.user_properties.append(("blocked_by", getattr(call.excinfo.value, "by", "")))
     if rep.failed and call.excinfo is not None:
         exc = unwrap_flaky(call.excinfo.value)
         if is_kit_error(exc):
@@ -555,7 +472,7 @@ def _failure_text(item: pytest.Item, req: Requirement, exc: BaseException) -> st
         body += "\n  Minimal example (shrunk by hypothesis):\n" + "\n".join(
             "    " + line for note in notes for line in note.splitlines()
         )
-    srv = item.funcargs.get("server") if hasattr(item, "funcargs") else None  # type: ignore[attr-defined]
+    srv = item.funcargs.get("server") if hasattr(item, "funcargs") else None
     stopped_by_kit = isinstance(srv, Server) and srv.launched is not None and srv.launched.stopped
     if isinstance(srv, Server) and not stopped_by_kit and not srv.alive():
         body += "\n  Server:   " + srv.death()
@@ -569,7 +486,7 @@ class _Recorder:
         self.state = state
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
-        props = dict(report.user_properties)
+        props = {str(k): str(v) for k, v in report.user_properties}
         req_id = props.get("requirement")
         if req_id is None and report.failed and "crashed" in str(report.longrepr):
             # pytest-xdist reports a worker that died mid-check without the check's
@@ -605,7 +522,7 @@ def _check_requirements() -> dict[str, str]:
     return found
 
 
-def pytest_terminal_summary(terminalreporter, exitstatus: int, config: pytest.Config) -> None:  # type: ignore[no-untyped-def]
+def pytest_terminal_summary(terminalreporter, exitstatus: int, config: pytest.Config) -> None:
     state = _state(config)
     if state.settings is None or not state.results or _is_worker(config):
         return

@@ -1,11 +1,11 @@
 """Verdicts per requirement and category, the JSON report, the summary table, the exit code.
 
-The JSON report is a stable interface (graders and CI read it); its schema is documented in
-the README and checked by the kit's tests. Outcomes are `passed`, `failed`, `blocked`, `kit-error`,
-`skipped` and `not-applicable`. A category is failed if a requirement in it failed, then
-kit-error or blocked if one was, passed if one passed, otherwise not-applicable (all were)
-or skipped. A failed SHOULD makes its
-category fail only under --strict; it is always listed as failed in `requirements`.
+The JSON report is a stable interface (graders and CI read it); its schema is
+conformance/report.schema.json, which the kit's tests check every report against. Outcomes
+are `passed`, `failed`, `blocked`, `kit-error`, `skipped` and `not-applicable`. A category is
+failed if a requirement in it failed, then kit-error or blocked if one was, passed if one
+passed, otherwise not-applicable (all were) or skipped. A failed SHOULD makes its category
+fail only under --strict; it is always listed as failed in `requirements`.
 
 `blocked` means the check could not judge its requirement because another requirement's
 failure stopped it (`blocked_by` names that one: a server that never answers blocks the
@@ -27,6 +27,7 @@ import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import cast
 
 import pytest
 
@@ -144,30 +145,30 @@ def build(
         counted = req.id not in excluded and protocol in req.protocols and not mode_rules_out
         score, max_score = (_number(x) for x in score_of(outcome, worth, counted))
         total, most = total + score, most + max_score
-        requirements.append(
-            {
-                "id": req.id,
-                "category": req.category,
-                "level": req.level,
-                "title": req.title,
-                "outcome": outcome,
-                "detail": detail,
-                "duration_s": round(duration, 3),
-                "score": score,
-                "max_score": max_score,
-                **({"blocked_by": blocked_by} if blocked_by else {}),
-            }
-        )
+        entry: dict[str, object] = {
+            "id": req.id,
+            "category": req.category,
+            "level": req.level,
+            "title": req.title,
+            "outcome": outcome,
+            "detail": detail,
+            "duration_s": round(duration, 3),
+            "score": score,
+            "max_score": max_score,
+        }
+        if blocked_by:
+            entry["blocked_by"] = blocked_by
+        requirements.append(entry)
     categories = {}
     for category in CATEGORIES:
-        counted = [
-            r["outcome"]
+        judged = [
+            str(r["outcome"])
             if (r["level"] == "MUST" or strict or r["outcome"] != "failed")
             else "passed"
             for r in requirements
             if r["category"] == category
         ]
-        categories[category] = category_outcome(counted)
+        categories[category] = category_outcome(judged)
     return {
         "kit_version": __version__,
         "started_at": started_at,
@@ -207,7 +208,7 @@ def exit_code(doc: dict[str, object]) -> int:
     """1 when a MUST failed (or a SHOULD under --strict); else 3 when the kit itself failed
     on a requirement (its verdict is unknown); else 0."""
     strict = bool(doc["strict"])
-    reqs: list[dict[str, str]] = doc["requirements"]  # type: ignore[assignment]
+    reqs = cast("list[dict[str, str]]", doc["requirements"])
     for r in reqs:
         if r["outcome"] == "failed" and (r["level"] == "MUST" or strict):
             return 1
@@ -225,9 +226,9 @@ def write(doc: dict[str, object], path: Path) -> None:
 
 def summary_lines(doc: dict[str, object]) -> list[str]:
     """One row per category: outcome and the IDs that failed (or why it did not apply)."""
-    reqs: list[dict[str, str]] = doc["requirements"]  # type: ignore[assignment]
+    reqs = cast("list[dict[str, str]]", doc["requirements"])
     lines = [f"{'category':<12} {'outcome':<15} requirements"]
-    for category, outcome in doc["categories"].items():  # type: ignore[attr-defined]
+    for category, outcome in cast("dict[str, str]", doc["categories"]).items():
         mine = [r for r in reqs if r["category"] == category]
         failing = [f"{r['id']} ({r['level']})" for r in mine if r["outcome"] == "failed"]
         blocked = [f"{r['id']} blocked by {r['blocked_by']}" for r in mine if r.get("blocked_by")]
@@ -250,10 +251,11 @@ def summary_lines(doc: dict[str, object]) -> list[str]:
         if r["outcome"] == "skipped" and r["detail"] and r["detail"] != NOT_RUN_INTERRUPTED:
             why = r["detail"].splitlines()[0].removeprefix("not judged: ")
             lines.append(f"not judged: {r['id']}: {why}")
-    for note in doc.get("notes") or []:  # type: ignore[attr-defined]
+    for note in cast("list[str]", doc.get("notes") or []):
         lines.append(f"note: {note}")
     if doc.get("serialised"):
         lines.append(
-            "kept on one xdist worker (they need a quiet server): " + ", ".join(doc["serialised"])  # type: ignore[arg-type]
+            "kept on one xdist worker (they need a quiet server): "
+            + ", ".join(cast("list[str]", doc["serialised"]))
         )
     return lines

@@ -20,8 +20,8 @@ from pathlib import Path
 import psutil
 import pytest
 
-from conformance.harness.launcher import become_subreaper
 from conformance.harness.polling import wait_until
+from conformance.harness.reaper import become_subreaper
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))

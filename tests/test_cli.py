@@ -16,8 +16,8 @@ import jsonschema
 import psutil
 import pytest
 
-from conformance.harness.launcher import free_port
 from conformance.harness.polling import wait_until
+from conformance.harness.ports import free_port
 from conformance.spec import CATEGORIES, REQUIREMENTS
 from tests.conftest import ROOT, kit
 

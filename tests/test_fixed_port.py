@@ -23,7 +23,7 @@ from typing import Any
 
 import pytest
 
-from conformance.harness.launcher import free_port
+from conformance.harness.ports import free_port
 from tests.conftest import kit
 from tests.servers.fixed import FIXED, FixedServer, build, find
 

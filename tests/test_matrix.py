@@ -16,7 +16,7 @@ import pytest
 
 from conformance.spec import REQUIREMENTS
 from tests.conftest import kit
-from tests.servers.zoo import BREAKS, DEFECTIVE, ZOO, ZooServer, command
+from tests.servers.zoo import BREAKS, DEFECTIVE, DEFECTS, ZOO, ZooServer, command
 
 
 @pytest.mark.parametrize("profile", ["quick", "default"])
@@ -69,3 +69,18 @@ def test_every_must_is_broken_by_some_zoo_server(language: str) -> None:
         musts.discard("EINTR-3")
     assert musts - broken == set()
     assert {s.defect for s in DEFECTIVE} <= set(BREAKS)
+
+
+def test_the_zoo_readme_table_says_what_the_manifest_says() -> None:
+    """tests/servers/README.md lists every defect with the categories it must fail, as the
+    manifest does (SPEC.md is guarded the same way against the registry)."""
+    table = (Path(__file__).parent / "servers" / "README.md").read_text()
+    rows = {}
+    for line in table.splitlines():
+        cells = [c.strip() for c in line.strip().strip("|").split("|")]
+        if len(cells) >= 4 and cells[0].startswith("`"):
+            rows.setdefault(cells[0].strip("`"), cells[-1])
+    for defect in DEFECTS:
+        assert defect.name in rows, f"{defect.name} has no row in tests/servers/README.md"
+        listed = {c.strip() for c in rows[defect.name].split(",") if c.strip()}
+        assert listed == set(defect.expected), (defect.name, listed, set(defect.expected))

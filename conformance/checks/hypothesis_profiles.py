@@ -17,17 +17,13 @@ from hypothesis.errors import Flaky, Unsatisfiable
 from hypothesis.stateful import RuleBasedStateMachine, get_state_machine_test
 
 from conformance.harness.failure import Violation
-from conformance.harness.timeouts import SHRINK_BUDGET
-
-EXAMPLES = {"quick": 5, "default": 15, "thorough": 200}
-SCENARIOS = {"quick": 3, "default": 8, "thorough": 60}
-STEPS = {"quick": 8, "default": 15, "thorough": 30}
+from conformance.profiles import PROFILES
 
 __all__ = ["Unsatisfiable", "run_given", "run_machine"]
 
 
-def _settings(profile: str, examples: int, **extra: int) -> settings:
-    return settings(
+def _settings(profile: str, examples: int, steps: int | None = None) -> settings:
+    base = settings(
         max_examples=examples,
         deadline=None,
         database=None,
@@ -35,8 +31,8 @@ def _settings(profile: str, examples: int, **extra: int) -> settings:
         print_blob=False,
         report_multiple_bugs=False,
         suppress_health_check=list(HealthCheck),
-        **extra,
     )
+    return base if steps is None else settings(base, stateful_step_count=steps)
 
 
 @contextlib.contextmanager
@@ -53,7 +49,8 @@ def _shrink_budget(profile: str) -> Iterator[None]:
         yield
         return
     old = getattr(engine, "MAX_SHRINKING_SECONDS", None)
-    engine.MAX_SHRINKING_SECONDS = SHRINK_BUDGET[profile]  # type: ignore[attr-defined]
+    # Declared an int by hypothesis; it is compared with seconds, so a float works.
+    engine.MAX_SHRINKING_SECONDS = PROFILES[profile].shrink_budget  # type: ignore[assignment]
     outer = current_reporter()
 
     def report(value: object) -> None:
@@ -65,7 +62,7 @@ def _shrink_budget(profile: str) -> Iterator[None]:
             yield
     finally:
         if old is not None:
-            engine.MAX_SHRINKING_SECONDS = old  # type: ignore[attr-defined]
+            engine.MAX_SHRINKING_SECONDS = old
 
 
 #: Added to a server failure that hypothesis saw once and not again when it replayed it.
@@ -97,7 +94,8 @@ def run_given(test: Callable[..., None], profile: str, run_seed: int) -> None:
     """Run a @given test with the profile's settings and the run's seed."""
     failures: list[Violation] = []
     # Hypothesis runs every example through `inner_test`, which it documents as replaceable.
-    inner = test.hypothesis.inner_test  # type: ignore[attr-defined]
+    handle = getattr(test, "hypothesis")  # noqa: B009 - set by @given, unknown to type checkers
+    inner = handle.inner_test
 
     @functools.wraps(inner)
     def recorded(*args: object, **kwargs: object) -> None:
@@ -107,8 +105,8 @@ def run_given(test: Callable[..., None], profile: str, run_seed: int) -> None:
             failures.append(exc)
             raise
 
-    test.hypothesis.inner_test = recorded  # type: ignore[attr-defined]
-    configured = seed(run_seed)(_settings(profile, EXAMPLES[profile])(test))
+    handle.inner_test = recorded
+    configured = seed(run_seed)(_settings(profile, PROFILES[profile].examples)(test))
     with _shrink_budget(profile), _first_failure_wins(failures):
         configured()
 
@@ -121,7 +119,7 @@ def run_machine(
 ) -> None:
     """Run a state machine; `failures` is where the machine records each Violation it
     raises, so a failure seen once and not on replay is reported as itself."""
-    s = _settings(profile, SCENARIOS[profile], stateful_step_count=STEPS[profile])
+    s = _settings(profile, PROFILES[profile].scenarios, steps=PROFILES[profile].steps)
     test = seed(run_seed)(get_state_machine_test(machine, settings=s))
     with _shrink_budget(profile), _first_failure_wins(failures if failures is not None else []):
         test()

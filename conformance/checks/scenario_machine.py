@@ -32,16 +32,17 @@ from hypothesis.stateful import (
 
 from conformance.checks.hypothesis_profiles import Unsatisfiable, run_machine
 from conformance.harness import Server, Violation
-from conformance.harness import scenario as step
+from conformance.harness import scenario_steps as step
 from conformance.harness.client import Client
 from conformance.harness.polling import wait_until
+from conformance.harness.server import Target
 from conformance.harness.sessions import DEATH_GRACE
-from conformance.harness.target import Target
+from conformance.harness.wire import EXIT
 from conformance.marks import Blocked
-from conformance.plugin import Settings
+from conformance.settings import Settings
 
 MAX_CLIENTS = 4
-MESSAGES = st.binary(min_size=1, max_size=64).filter(lambda m: not m.startswith(b"exit"))
+MESSAGES = st.binary(min_size=1, max_size=64).filter(lambda m: not m.startswith(EXIT))
 PICK = st.integers(min_value=0, max_value=MAX_CLIENTS - 1)
 JUDGES = ("answers", "zombies", "descriptors")
 
@@ -106,7 +107,7 @@ def machine_for(
             name = order[-1 - i % len(order)]
             return name, self.clients[name]
 
-        def _do(self, line: str, action, record: bool = True) -> None:  # type: ignore[no-untyped-def]
+        def _do(self, line: str, action, record: bool = True) -> None:
             if record:
                 self.program.append(line)
             try:

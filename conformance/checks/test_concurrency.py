@@ -5,11 +5,11 @@ from __future__ import annotations
 import pytest
 
 from conformance.checks.scenario_machine import run_scenarios
-from conformance.harness import Server, fail
+from conformance.harness import Server, fail, wire
 from conformance.harness.burst import connect_burst
 from conformance.harness.driver import WINDOW, Driver
 from conformance.harness.limits import DescriptorLimitError
-from conformance.harness.sessions import message, session
+from conformance.harness.sessions import session
 from conformance.harness.timeouts import (
     ANSWER_TIMEOUT,
     CONNECT_BURST_TIMEOUT,
@@ -17,7 +17,7 @@ from conformance.harness.timeouts import (
     REPLY_TIMEOUT,
 )
 from conformance.marks import requirement
-from conformance.plugin import Settings
+from conformance.settings import Settings
 
 MANY = 64
 ROUNDS = 3
@@ -35,14 +35,14 @@ INTERLEAVE_CAUSE = (
 
 
 def _payload(server: Server, i: int) -> bytes:
-    return message(i) if server.protocol == "ok" else message(i, 32)
+    return wire.payload(server.protocol, i)
 
 
 def _state(server: Server) -> list[str]:
     if server.process is None:
         return []
     return [
-        f"Server:   {len(server.process.live_children())} child process(es), "
+        f"Server:   {len(server.process.live_descendants())} child process(es), "
         f"{server.process.thread_count()} thread(s)"
     ]
 
@@ -85,9 +85,11 @@ def test_many_clients_served_at_once(server: Server) -> None:
                 server, count, served, dict(driver.errors), "while connecting", LOOPBACK_TIMEOUT
             )
         for r in range(ROUNDS):
-            silent = driver.round(
-                ANSWER_TIMEOUT, lambda i, r=r: _payload(server, (r + 1) * count + i)
-            )
+
+            def round_payload(i: int, r: int = r) -> bytes:
+                return _payload(server, (r + 1) * count + i)
+
+            silent = driver.round(ANSWER_TIMEOUT, round_payload)
             server.transcript.add(f"round {r + 1}: one message on each of the {count} clients")
             if silent:
                 _fail_unserved(

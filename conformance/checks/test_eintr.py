@@ -11,12 +11,11 @@ import signal
 
 import pytest
 
-from conformance.harness import Server, wait_until
+from conformance.harness import Server, wait_until, wire
 from conformance.harness.sessions import (
     death_reported,
     end_session,
     expect_alive,
-    message,
     require_process,
 )
 from conformance.harness.signals import Storm, StraceUnavailable, injected_eintr
@@ -42,7 +41,7 @@ PAUSE = 0.02
 
 
 def _payload(server: Server, i: int) -> bytes:
-    return message(i) if server.protocol == "ok" else message(i, 64)
+    return wire.payload(server.protocol, i, 64)
 
 
 def _sessions_survive(
@@ -66,7 +65,7 @@ def _sessions_survive(
 
 
 @requirement("EINTR-1")
-def test_child_exit_during_accept(server: Server, repeats) -> None:  # type: ignore[no-untyped-def]
+def test_child_exit_during_accept(server: Server, repeats) -> None:
     """One session at a time; each child exits while the parent waits in accept()."""
     proc = require_process(server, "EINTR-1")
     for i in range(repeats(CHURN)):
@@ -77,7 +76,7 @@ def test_child_exit_during_accept(server: Server, repeats) -> None:  # type: ign
             client.request(_payload(server, i))
         end_session(server, client)
         # Wait for that child to be gone: its SIGCHLD arrives while the parent is in accept().
-        ended, _ = wait_until(lambda: not proc.live_children(), SETTLE_TIMEOUT)
+        ended, _ = wait_until(lambda: not proc.live_descendants(), SETTLE_TIMEOUT)
         if not ended:
             pytest.skip(
                 "the children of ended sessions do not exit (see EXIT-4), so no SIGCHLD "
@@ -98,7 +97,7 @@ def test_child_exit_during_accept(server: Server, repeats) -> None:  # type: ign
 
 
 @requirement("EINTR-2")
-def test_signal_storm_during_sessions(server: Server, repeats) -> None:  # type: ignore[no-untyped-def]
+def test_signal_storm_during_sessions(server: Server, repeats) -> None:
     """SIGCHLD/SIGWINCH/SIGURG at a high rate to the server and its children."""
     proc = require_process(server, "EINTR-2")
     with Storm(proc) as storm:
@@ -108,7 +107,7 @@ def test_signal_storm_during_sessions(server: Server, repeats) -> None:  # type:
 
 
 @requirement("EINTR-3")
-def test_injected_eintr(server: Server, tmp_path, repeats) -> None:  # type: ignore[no-untyped-def]
+def test_injected_eintr(server: Server, tmp_path, repeats) -> None:
     """strace makes every second accept/read/recv fail with EINTR; nothing may notice."""
     proc = require_process(server, "EINTR-3")
     try:

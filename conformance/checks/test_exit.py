@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from conformance.harness import Server, fail, show, wait_until
+from conformance.harness import Server, fail, show, wait_until, wire
 from conformance.harness.launcher import LaunchError, restart_on_port
 from conformance.harness.model import (
     GROWTH_ROUND,
@@ -24,8 +24,8 @@ from conformance.harness.sessions import (
     death_reported,
     end_session,
     expect_alive,
+    fork_children_count,
     full_session,
-    live_children,
     message,
     require_process,
     run_sessions,
@@ -78,7 +78,7 @@ def _resets_handled(server: Server, held: int | None) -> bool:
     return queued == 0 and held is not None and now is not None and now <= held
 
 
-def _who_holds(server: Server, client) -> str:  # type: ignore[no-untyped-def]
+def _who_holds(server: Server, client) -> str:
     if server.process is None:
         return ""
     pids = server.process.tree_pids()
@@ -115,7 +115,7 @@ def test_exit_closes_connection(server: Server) -> None:
 def test_client_eof_ends_session(server: Server) -> None:
     """The client half-closes; the server answers what it got, then closes within 1 s."""
     client = server.connect()
-    payload = message(1) if server.protocol == "ok" else message(1, 4096)
+    payload = wire.payload(server.protocol, 1, 4096)
     client.send(payload)
     if server.protocol == "ok":
         client.reply()
@@ -147,7 +147,7 @@ def test_client_eof_ends_session(server: Server) -> None:
 
 
 @requirement("EXIT-3")
-def test_client_reset_leaves_server_running(server: Server, repeats) -> None:  # type: ignore[no-untyped-def]
+def test_client_reset_leaves_server_running(server: Server, repeats) -> None:
     """Resets right after connect, just after a message (before the reply), after a reply.
 
     Only the bystander B needs the server to hold two sessions, and B is served before the
@@ -160,7 +160,7 @@ def test_client_reset_leaves_server_running(server: Server, repeats) -> None:  #
     # A server killed by SIGPIPE may first show it as a refused connect or a lost reply.
     with death_reported(server, "after clients reset their connections", RESET_CAUSE):
         for i in range(resets):
-            before = live_children(server)
+            before = fork_children_count(server)
             early = server.connect(f"R{i}a")
             early.reset()
             racing = server.connect(f"R{i}b")
@@ -173,11 +173,11 @@ def test_client_reset_leaves_server_running(server: Server, repeats) -> None:  #
         wait_until(lambda: not server.alive() or _resets_handled(server, held), RESET_GRACE)
         expect_alive(server, "after clients reset their connections", RESET_CAUSE)
         bystander.request(message(1), cause="the reset of other clients ended this session too")
-        before = live_children(server)
+        before = fork_children_count(server)
         end_session(server, bystander)
         await_release(server, before - 1 if before else before)
         for i in range(resets):
-            before = live_children(server)
+            before = fork_children_count(server)
             late = server.connect(f"R{i}c")
             late.request(message(i), cause=RESET_CAUSE)
             late.reset()
@@ -199,12 +199,12 @@ def test_ended_sessions_free_their_process_or_thread(server: Server) -> None:
     """
     proc = require_process(server, "EXIT-4")
     full_session(server, 1, name="W")
-    base_children = set(proc.live_children())
+    base_children = set(proc.live_descendants())
     base_threads = settled_thread_count(proc)
     for i in range(6):
-        before = live_children(server)
+        before = fork_children_count(server)
         client = server.connect()
-        client.request(message(i) if server.protocol == "ok" else message(i, 64))
+        client.request(wire.payload(server.protocol, i, 64))
         if i % 2 == 0:
             end_session(server, client)
         else:
@@ -213,10 +213,10 @@ def test_ended_sessions_free_their_process_or_thread(server: Server) -> None:
     expect_alive(server, "after six sessions ended")
 
     def settled() -> bool:
-        return set(proc.live_children()) <= base_children and proc.thread_count() <= base_threads
+        return set(proc.live_descendants()) <= base_children and proc.thread_count() <= base_threads
 
     ok, _ = wait_until(settled, SETTLE_TIMEOUT)
-    extra = sorted(set(proc.live_children()) - base_children)
+    extra = sorted(set(proc.live_descendants()) - base_children)
     if not ok and extra:
         fail(
             f"within {SETTLE_TIMEOUT:.1f} s of the sessions' end, their children gone",
@@ -267,13 +267,13 @@ def test_sigterm_stops_server_and_children(server: Server) -> None:
     proc = require_process(server, "EXIT-5")
     clients = [server.connect() for _ in range(3)]
     for client in clients:
-        client.send(message(0) if server.protocol == "ok" else message(0, 64))
+        client.send(wire.payload(server.protocol, 0, 64))
     # Live sessions make SIGTERM meaningful; whether they are served at once is not this
     # requirement's business, so all three together wait at most REPLY_TIMEOUT for answers.
     deadline = time.monotonic() + REPLY_TIMEOUT
     for client in clients:
         client.recv_some(max(0.0, deadline - time.monotonic()))
-    children = set(proc.live_children())
+    children = set(proc.live_descendants())
     server.transcript.add(f"sent SIGTERM to the server (pid {proc.pid})")
     os.kill(proc.pid, signal.SIGTERM)
     gone, _ = wait_until(lambda: not proc.alive(), SIGTERM_TIMEOUT)
@@ -317,7 +317,7 @@ def test_restarts_on_its_port_at_once(server: Server) -> None:
     if launched is None:
         pytest.skip("EXIT-6 needs a server the kit launched")
     a = server.connect("A")
-    a.request(message(0) if server.protocol == "ok" else message(0, 16))
+    a.request(wire.payload(server.protocol, 0, 16))
     launched.stop()
     server.transcript.add(
         f"stopped the server while A was connected (its end of A stays on port {server.port})"

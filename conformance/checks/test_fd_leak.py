@@ -19,7 +19,7 @@ from conformance.harness.processes import fd_targets
 from conformance.harness.sessions import churn_sessions, require_process, run_sessions
 from conformance.harness.timeouts import CPU_WINDOW, SETTLE_TIMEOUT
 from conformance.marks import requirement
-from conformance.plugin import Settings
+from conformance.settings import Settings
 
 SESSIONS = 200
 WARMUP = 5
@@ -48,12 +48,12 @@ THREAD_LEAK_CAUSE = (
 )
 
 
-def _quiet(proc) -> None:  # type: ignore[no-untyped-def]
+def _quiet(proc) -> None:
     """Wait until ended sessions' children and threads are gone (they hold descriptors)."""
-    children = set(proc.live_children())
+    children = set(proc.live_descendants())
     threads = proc.thread_count()
     wait_until(
-        lambda: not set(proc.live_children()) - children and proc.thread_count() <= threads,
+        lambda: not set(proc.live_descendants()) - children and proc.thread_count() <= threads,
         SETTLE_TIMEOUT,
     )
 

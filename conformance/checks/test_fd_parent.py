@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from conformance.harness import Server, fail, wait_until
+from conformance.harness import Server, fail, wait_until, wire
 from conformance.harness.processes import holders_of_connection
-from conformance.harness.sessions import message, require_process
+from conformance.harness.sessions import require_process
 from conformance.harness.timeouts import SETTLE_TIMEOUT
 from conformance.marks import requirement
 
@@ -14,9 +14,9 @@ def test_parent_closes_connected_socket(server: Server) -> None:
     """The child holds the connection; the parent must not hold the same socket (by inode)."""
     proc = require_process(server, "FDP-1")
     client = server.connect()
-    client.request(message(0) if server.protocol == "ok" else message(0, 32))
+    client.request(wire.payload(server.protocol, 0))
 
-    def parent_copies() -> list:  # type: ignore[type-arg]
+    def parent_copies() -> list:
         children = proc.tree_pids()[1:]
         in_child = holders_of_connection(children, client.local_address, server.port)
         inodes = {s.inode for s in in_child}
@@ -24,7 +24,7 @@ def test_parent_closes_connected_socket(server: Server) -> None:
         return [s for s in in_parent if not inodes or s.inode in inodes]
 
     # The parent closes right after fork(); give it the grace period, judge the last look.
-    closed, copies = wait_until(lambda: not parent_copies(), SETTLE_TIMEOUT)
+    closed, _ = wait_until(lambda: not parent_copies(), SETTLE_TIMEOUT)
     if not closed:
         copies = parent_copies()
         s = copies[0]

@@ -6,7 +6,7 @@ import time
 
 import pytest
 
-from conformance.harness import Server, fail, show
+from conformance.harness import Client, Server, fail, show
 from conformance.harness.sessions import drain, end_session, round_trip_all
 from conformance.harness.timeouts import ANSWER_TIMEOUT, LOOPBACK_TIMEOUT
 from conformance.marks import requirement
@@ -25,7 +25,7 @@ ISO2_CLIENTS = 32
 ROUNDS_ISO2 = 10
 
 
-def _hold_sessions(server: Server, count: int):  # type: ignore[no-untyped-def]
+def _hold_sessions(server: Server, count: int) -> list[Client]:
     clients = server.connect_many(count)
     first = [b"x" * 8 if server.protocol == "echo" else b"hello" for _ in clients]
     _, silent = round_trip_all(server, clients, first, LOOPBACK_TIMEOUT)

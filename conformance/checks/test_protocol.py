@@ -9,13 +9,14 @@ from hypothesis import strategies as st
 
 from conformance.checks.hypothesis_profiles import run_given
 from conformance.harness import Server, Violation, fail, show
-from conformance.harness.scenario import scenario_server
-from conformance.harness.sessions import EXIT, message, session
+from conformance.harness.scenario_steps import scenario_server
+from conformance.harness.sessions import session
 from conformance.harness.timeouts import ANSWER_TIMEOUT, QUIET_PERIOD
+from conformance.harness.wire import EXIT, OK_REPLY, message
 from conformance.marks import requirement
-from conformance.plugin import Settings
+from conformance.settings import Settings
 
-OK = b"OK!!!"
+OK = OK_REPLY
 #: Any bytes, NUL and high bytes included, 1..1023 of them; never starting with `exit`.
 MESSAGES = st.binary(min_size=1, max_size=1023).filter(lambda m: not m.startswith(EXIT))
 ECHO_CHUNKS = st.lists(st.binary(min_size=1, max_size=8192), min_size=1, max_size=12)

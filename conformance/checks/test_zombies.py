@@ -14,7 +14,7 @@ from conformance.harness import Server, fail, wait_until
 from conformance.harness.sessions import EXIT, message, require_process, run_sessions
 from conformance.harness.timeouts import ANSWER_TIMEOUT, SETTLE_TIMEOUT
 from conformance.marks import requirement
-from conformance.plugin import Settings
+from conformance.settings import Settings
 
 BURST = 50
 NO_REAP_CAUSE = (
@@ -31,9 +31,9 @@ REAP_ONCE_CAUSE = (
 def _expect_no_zombies(server: Server, after: str, cause: str) -> None:
     __tracebackhide__ = True
     proc = require_process(server, "zombie detection")
-    settled, zombies = wait_until(lambda: not proc.zombie_children(), SETTLE_TIMEOUT)
+    settled, zombies = wait_until(lambda: not proc.zombie_descendants(), SETTLE_TIMEOUT)
     if not settled:
-        zombies = proc.zombie_children()
+        zombies = proc.zombie_descendants()
         fail(
             f"no zombie children within {SETTLE_TIMEOUT:.1f} s {after}",
             f"{len(zombies)} zombie(s) still there after {SETTLE_TIMEOUT:.1f} s: pids "
@@ -86,7 +86,7 @@ def test_burst_of_exiting_children_leaves_no_zombie(server: Server) -> None:
             client.request(message(i), ANSWER_TIMEOUT)
         except AssertionError:
             pytest.skip(f"only {i} of {BURST} sessions could be held at once (see concurrency)")
-    live = set(proc.live_children())
+    live = set(proc.live_descendants())
     server.transcript.add(
         f"{BURST} sessions live ({len(live)} child processes); ending all at once"
     )
@@ -99,7 +99,7 @@ def test_burst_of_exiting_children_leaves_no_zombie(server: Server) -> None:
             client.close()
         if stopped:
             # The children end their sessions on their own; the parent reaps nothing yet.
-            wait_until(lambda: not live & set(proc.live_children()), SETTLE_TIMEOUT)
+            wait_until(lambda: not live & set(proc.live_descendants()), SETTLE_TIMEOUT)
     _expect_no_zombies(server, f"after {BURST} children exited together", REAP_ONCE_CAUSE)
 
 

@@ -39,7 +39,7 @@ from conformance.grade.submission import (
     load_result,
     up_to_date,
 )
-from conformance.harness.launcher import become_subreaper
+from conformance.harness.reaper import become_subreaper
 from conformance.sandbox import SandboxError, enter_netns, isolation_problem
 from conformance.spec import select
 
@@ -54,7 +54,7 @@ class UsageError(ValueError):
     pass
 
 
-def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("grade", help="grade a class of submissions", description=__doc__)
     p.add_argument("submissions", metavar="SUBMISSIONS_DIR")
     p.add_argument("--config", metavar="TOML", help=f"grading config (default: DIR/{CONFIG_NAME})")
@@ -118,9 +118,10 @@ def shard_of(names: list[str], index: int, count: int) -> list[str]:
 def _config(
     ns: argparse.Namespace, directory: Path
 ) -> tuple[gradeconfig.GradingConfig, Path | None]:
-    path = Path(ns.config) if ns.config else directory / CONFIG_NAME
-    if ns.config or path.exists():
-        config = gradeconfig.load(path)
+    given = Path(ns.config) if ns.config else directory / CONFIG_NAME
+    path: Path | None = given
+    if ns.config or given.exists():
+        config = gradeconfig.load(given)
     else:
         config, path = gradeconfig.DEFAULT, None
     changes = {

@@ -8,7 +8,7 @@ from conformance.harness.client import Client, Transcript
 from conformance.harness.failure import Violation, fail, show
 from conformance.harness.launcher import LaunchedServer, LaunchError, launch
 from conformance.harness.polling import wait_until
-from conformance.harness.target import Server, Target, TargetError
+from conformance.harness.server import Server, Target, TargetError
 
 __all__ = [
     "Client",

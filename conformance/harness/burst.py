@@ -19,6 +19,7 @@ import socket
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from typing import cast
 
 from conformance.harness.client import close_socket
 
@@ -84,7 +85,7 @@ def connect_burst(
             for key, _ in sel.select(max(0.0, wake - time.monotonic())):
                 sock = key.fileobj
                 sel.unregister(sock)
-                if sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR) == 0:  # type: ignore[union-attr]
+                if cast(socket.socket, sock).getsockopt(socket.SOL_SOCKET, socket.SO_ERROR) == 0:
                     burst.connect_times.append(time.monotonic() - t0)
                 else:
                     burst.failed += 1
@@ -114,7 +115,9 @@ def connect_all(host: str, port: int, count: int, timeout: float) -> list[socket
         while sel.get_map() and time.monotonic() < deadline:
             for key, _ in sel.select(max(0.0, deadline - time.monotonic())):
                 sel.unregister(key.fileobj)
-                err = key.fileobj.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)  # type: ignore[union-attr]
+                err = cast(socket.socket, key.fileobj).getsockopt(
+                    socket.SOL_SOCKET, socket.SO_ERROR
+                )
                 if err:
                     raise ConnectionRefusedError(err, os.strerror(err))
         if sel.get_map():

@@ -1,4 +1,4 @@
-"""The client driver: blocking sockets with a timeout on every operation, and a transcript.
+"""Clients of the server under test: sockets with a timeout on every operation, and a transcript.
 
 Every action a check takes through a `Client` is written to the shared `Transcript`, so a
 failure can say exactly what the kit did ("opened client A; sent b'ping' on A; ...") without
@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 
 from conformance.harness.failure import fail, show
 from conformance.harness.timeouts import ANSWER_TIMEOUT, LOOPBACK_TIMEOUT, QUIET_PERIOD
+from conformance.harness.wire import is_exit
 
 RECV_SIZE = 65536
 
@@ -137,7 +138,7 @@ class Client:
         """Send all of `data` in one call (a message of <= 1023 bytes is one segment)."""
         __tracebackhide__ = True
         self.transcript.add(f"sent {show(data)} on {self.name}")
-        self.ended_by_exit = data == b"exit"
+        self.ended_by_exit = is_exit(data)
         self.sock.settimeout(timeout)
         try:
             self.sock.sendall(data)

@@ -38,6 +38,7 @@ from dataclasses import dataclass, field
 
 from conformance.harness.client import close_socket
 from conformance.harness.limits import ensure_descriptors
+from conformance.harness.wire import EXIT, OK_REPLY
 
 #: Connections opened but not yet served, at most (see the module docstring).
 WINDOW = 128
@@ -50,8 +51,17 @@ CONNECT_STALL = 5.0
 TICK = 0.25
 #: One recv() per readiness event; replies are 5 bytes (ok) or the message size (echo).
 RECV_SIZE = 4096
-OK_REPLY = b"OK!!!"
-EXIT = b"exit"
+
+
+def _closed_socket() -> socket.socket:
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.close()
+    return sock
+
+
+#: The socket of a connection that never opened (its state is _DEAD, so nothing uses it): a
+#: closed socket holds no descriptor, and keeps every column one type.
+_UNOPENED = _closed_socket()
 
 Progress = Callable[[str, int, int], None]
 
@@ -62,7 +72,7 @@ _EPOLLIN = getattr(select, "EPOLLIN", select.POLLIN)
 _EPOLLOUT = getattr(select, "EPOLLOUT", select.POLLOUT)
 
 
-def _poller():  # type: ignore[no-untyped-def]
+def _poller():
     """epoll where there is one; poll() elsewhere (same calls, timeout in ms)."""
     if hasattr(select, "epoll"):
         return select.epoll()
@@ -142,7 +152,7 @@ class Driver:
         self.judge = judge
         self.progress = progress
         self.errors: Counter[str] = Counter()
-        self.socks: list[socket.socket | None] = []  # None: never opened
+        self.socks: list[socket.socket] = []  # _UNOPENED: never opened
         self.state: list[int] = []
         self.sent_at: list[int] = []  # perf_counter_ns of the message in flight
         self.got: list[bytes] = []  # reply bytes received so far for the message in flight
@@ -323,11 +333,13 @@ class Driver:
 
     def _open(self, i: int) -> bool:
         """Start connecting connection i (always appended, even when it fails at once)."""
-        for column, blank in (
-            (self.state, _DEAD), (self.sent_at, 0), (self.got, b""), (self.want, b""),
-            (self.unsent, b""), (self.replied, False), (self.socks, None),
-        ):  # fmt: skip
-            column.append(blank)  # type: ignore[attr-defined]
+        self.state.append(_DEAD)
+        self.sent_at.append(0)
+        self.got.append(b"")
+        self.want.append(b"")
+        self.unsent.append(b"")
+        self.replied.append(False)
+        self.socks.append(_UNOPENED)
         try:
             sock = socket.socket(self._family, socket.SOCK_STREAM)
         except OSError as exc:  # EMFILE/ENFILE/ENOBUFS: the kit itself ran out
@@ -377,9 +389,9 @@ class Driver:
         pending = sum(1 for i in live if self.state[i] == _WAITING)
         while pending and time.monotonic() < deadline:
             for fd, ev in self.poller.poll(min(TICK, max(0.0, deadline - time.monotonic()))):
-                i = self.by_fd.get(fd)
-                if i is not None and self._on_event(i, ev):
-                    self.replied[i] = True
+                ready = self.by_fd.get(fd)
+                if ready is not None and self._on_event(ready, ev):
+                    self.replied[ready] = True
                     pending -= 1
             pending = sum(1 for i in live if self.state[i] == _WAITING)
         return [i for i in self.members if self.state[i] == _DEAD or not self.replied[i]]
@@ -416,9 +428,10 @@ class Driver:
         while outstanding and (now := time.monotonic()) < stop_at:
             sending = now < end
             for fd, ev in poll(max(0.0, min(next_tick, stop_at) - now)):
-                i = by_fd.get(fd)
-                if i is None:
+                found = by_fd.get(fd)
+                if found is None:
                     continue
+                i = found
                 was = state[i]
                 if was == _WAITING and ev == _EPOLLIN and not got[i]:
                     try:
@@ -513,9 +526,9 @@ class Driver:
             deadline = time.monotonic() + wait
             while time.monotonic() < deadline and any(self.state[i] == _CLOSING for i in live):
                 for fd, ev in self.poller.poll(min(TICK, max(0.0, deadline - time.monotonic()))):
-                    i = self.by_fd.get(fd)
-                    if i is not None:
-                        self._on_event(i, ev)
+                    ready = self.by_fd.get(fd)
+                    if ready is not None:
+                        self._on_event(ready, ev)
             for i in live:
                 if self.state[i] == _CLOSING:
                     self._fail(i, "close-timeout")

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import builtins
 from dataclasses import dataclass, field
+from typing import NoReturn
 
 try:
     _GROUP: type[BaseException] = builtins.BaseExceptionGroup  # type: ignore[attr-defined]
@@ -53,6 +54,12 @@ class Violation(AssertionError):
         return self.render()
 
 
+class CannotJudge(Exception):
+    """The check cannot judge its requirement here, for a reason that is not the server's
+    fault (its process is not visible from here, a count cannot settle): the plugin reports
+    the requirement as skipped with this reason. The harness knows nothing of pytest."""
+
+
 class KitError(Exception):
     """The kit itself failed (never the server): reported as `kit-error`, exit status 3."""
 
@@ -74,11 +81,12 @@ def unwrap_flaky(exc: BaseException) -> BaseException:
     if type(exc).__name__ == "_WrappedBaseException" and exc.__cause__ is not None:
         # Hypothesis wraps a BaseException raised in an example (pytest-timeout's "Timeout").
         return unwrap_flaky(exc.__cause__)
-    seen = 0
-    while isinstance(exc, _GROUP) and exc.exceptions and seen < 10:  # type: ignore[attr-defined]
-        violations = [e for e in exc.exceptions if isinstance(e, Violation)]
-        exc = violations[0] if violations else exc.exceptions[0]
-        seen += 1
+    for _ in range(10):  # groups nest; a bound, not a loop that could run for ever
+        inner: tuple[BaseException, ...] = getattr(exc, "exceptions", ())
+        if not isinstance(exc, _GROUP) or not inner:
+            break
+        violations = [e for e in inner if isinstance(e, Violation)]
+        exc = violations[0] if violations else inner[0]
     return exc
 
 
@@ -105,7 +113,7 @@ def fail(
     did: list[str] | None = None,
     cause: str | None = None,
     evidence: list[str] | None = None,
-) -> None:
+) -> NoReturn:
     """Raise a Violation; the traceback stops at the check that called it."""
     __tracebackhide__ = True
     raise Violation(expected, actual, list(did or []), cause, list(evidence or []))

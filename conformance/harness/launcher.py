@@ -15,13 +15,10 @@ from __future__ import annotations
 
 import atexit
 import contextlib
-import ctypes
 import os
-import random
 import shlex
 import shutil
 import signal
-import socket
 import subprocess
 import tempfile
 import threading
@@ -33,22 +30,23 @@ from pathlib import Path
 
 import psutil
 
+from conformance.harness import reaper
 from conformance.harness.polling import wait_until
+from conformance.harness.ports import free_port, port_bindable, port_holder, port_taken
 from conformance.harness.processes import (
     GONE,
     descendant_pids,
     describe_exit,
     is_running,
     listener_owner,
-    processes_of,
     sockets_of,
 )
+from conformance.harness.reaper import prctl
 from conformance.harness.timeouts import KILL_WAIT, POLL_INTERVAL, READY_TIMEOUT, STOP_GRACE
 
 TOKEN_VAR = "CONFORMANCE_LAUNCH_TOKEN"
 _SHELL_CHARS = set("|&;<>()$`\\\"'*?[]#~=%")
 _PR_SET_PDEATHSIG = 1
-_PR_SET_CHILD_SUBREAPER = 36
 
 
 class LaunchError(Exception):
@@ -70,103 +68,6 @@ class StopReport:
     leftovers: list[int] = field(default_factory=list)
 
 
-#: Where launched servers get their ports: below the kernel's ephemeral range (see
-#: `_ephemeral_low`), so that no outgoing connection takes the port between our choice and
-#: the server's bind(). The kit's own clients open thousands of connections while the next
-#: server starts (LaunchAhead), and each takes an ephemeral port.
-SERVER_PORTS_FROM = 10000
-
-
-def _ephemeral_low() -> int:
-    try:
-        with open("/proc/sys/net/ipv4/ip_local_port_range") as f:
-            return int(f.read().split()[0])
-    except (OSError, ValueError, IndexError):
-        return 32768
-
-
-#: Ports are drawn from the operating system's randomness, never from the `random` module:
-#: hypothesis seeds that module afresh for every generated example, so the ports drawn inside
-#: examples came out the same every time, and the same in every kit run with the same
-#: --seed. Concurrent runs then chose one another's ports in lockstep, retries included.
-_PORTS = random.SystemRandom()
-
-
-def free_port(host: str = "127.0.0.1") -> int:
-    """A port nothing uses (no listener, no connection in any state), outside the ephemeral
-    range when there is room below it; else one the kernel picks."""
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    top = _ephemeral_low() - 1
-    for _ in range(100 if top > SERVER_PORTS_FROM else 0):
-        port = _PORTS.randint(SERVER_PORTS_FROM, top)
-        with socket.socket(family, socket.SOCK_STREAM) as s:
-            try:
-                # The wildcard address, without SO_REUSEADDR: a listener on any address, or
-                # a connection in TIME_WAIT, makes it fail (a student server binds 0.0.0.0).
-                s.bind(("::" if family == socket.AF_INET6 else "0.0.0.0", port))
-            except OSError:
-                continue
-            return port
-    with socket.socket(family, socket.SOCK_STREAM) as s:
-        s.bind((host, 0))
-        return int(s.getsockname()[1])
-
-
-def port_bindable(port: int) -> bool:
-    """True if a server without SO_REUSEADDR could bind `port` on every address now: nothing
-    listens there and no connection on it is left in any state (TIME_WAIT included)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        try:
-            s.bind(("0.0.0.0", port))
-        except OSError:
-            return False
-    return True
-
-
-def port_taken(port: int) -> bool:
-    """True if binding the port fails (a listener holds it); TIME_WAIT does not count."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            s.bind(("0.0.0.0", port))
-        except OSError:
-            return True
-    return False
-
-
-def port_holder(port: int) -> str | None:
-    """Who listens on `port` already, as 'pid 123 (name)' or 'another process'; None if free."""
-    with contextlib.suppress(psutil.AccessDenied):
-        for c in psutil.net_connections(kind="tcp"):
-            if c.status == psutil.CONN_LISTEN and c.laddr and c.laddr[1] == port:
-                if c.pid:
-                    try:
-                        return f"pid {c.pid} ({psutil.Process(c.pid).name()})"
-                    except GONE:
-                        return f"pid {c.pid}"
-                return "another process"
-    return None
-
-
-def _libc() -> ctypes.CDLL | None:
-    try:
-        return ctypes.CDLL(None, use_errno=True)
-    except OSError:
-        return None
-
-
-#: Whether become_subreaper() succeeded (see LaunchedServer._stragglers).
-_subreaper = False
-
-
-def become_subreaper() -> None:
-    """Orphaned descendants of launched servers get reparented to us, not to pid 1."""
-    global _subreaper
-    libc = _libc()
-    if libc is not None and hasattr(libc, "prctl"):
-        _subreaper = _subreaper or libc.prctl(_PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) == 0
-
-
 #: Held back while a server is spawned, so that Ctrl-C cannot land between the fork and our
 #: record of the new process (a server nobody would stop); delivered right after.
 _DEFERRED = {signal.SIGINT, signal.SIGTERM}
@@ -183,9 +84,7 @@ def _in_child() -> None:
     # Runs in the forked child before exec (only where setpriv is missing).
     # If the kit dies (even by SIGKILL) the server's direct process is killed too, instead of
     # serving forever on a port nobody watches.
-    libc = _libc()
-    if libc is not None and hasattr(libc, "prctl"):
-        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+    prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
 
 
 @contextlib.contextmanager
@@ -434,9 +333,10 @@ class LaunchedServer:
         t0 = time.monotonic()
         self.terminate()
         self.stopped = True
-        assert self.terminated_at is not None
+        popen = self.popen
+        assert self.terminated_at is not None and popen is not None
         left = max(0.0, grace - (time.monotonic() - self.terminated_at))
-        exited, _ = wait_until(lambda: self.popen.poll() is not None, left)  # type: ignore[union-attr]
+        exited, _ = wait_until(lambda: popen.poll() is not None, left)
         _killpg(self.pid, signal.SIGKILL)
         # Descendants that left the group (setsid) or the tree (orphans), by pid and by token.
         # The machine-wide token scan reads every process's environment: done once, not polled.
@@ -447,14 +347,14 @@ class LaunchedServer:
         report.killed = stragglers
         # SIGKILL cannot be refused, but a process dies only once it runs again, which on a
         # loaded machine can take over a second; one that dies after we stop waiting stays a
-        # zombie nobody reaps (probably what one CI run at load 80 saw after a prefork
-        # server's workers were killed). Only a server that left stragglers waits this long.
+        # zombie nobody reaps (a prefork server's killed workers, say). Only a server that
+        # left stragglers waits this long.
         wait_until(lambda: not any(is_running(pid) for pid in stragglers), max(grace, KILL_WAIT))
         with contextlib.suppress(subprocess.TimeoutExpired):
-            self.popen.wait(timeout=max(grace, KILL_WAIT))  # SIGKILLed with its group above
+            popen.wait(timeout=max(grace, KILL_WAIT))  # SIGKILLed with its group above
         # Only a tree that had stragglers can have grown new ones while we killed them.
         report.leftovers = self._stragglers() if stragglers else []
-        reap_adopted()
+        reap_adopted(_owned())
         report.waited_s = time.monotonic() - t0
         LaunchedServer._live.discard(self)
         if self._own_log_dir and not report.leftovers:
@@ -470,7 +370,7 @@ class LaunchedServer:
         """
         found = {pid for pid in self.seen if _alive_and_ours(pid, self.token, self.pid)}
         suspects: list[int] = []
-        if _subreaper:
+        if reaper.is_subreaper():
             suspects = descendant_pids(os.getpid())
         else:
             suspects = [p.pid for p in psutil.process_iter()]
@@ -483,28 +383,14 @@ class LaunchedServer:
         return sorted(found)
 
 
-def reap_adopted() -> None:
-    """Wait for zombie children of ours that no Popen will wait for.
+def _owned() -> set[int]:
+    """Pids of the servers' own processes, which their Popen objects wait for."""
+    return {s.popen.pid for s in LaunchedServer._live if s.popen is not None}
 
-    As a subreaper this process adopts the orphans of the servers it launched (a fork server's
-    children when the parent dies first). Once dead they are our zombies; nobody else will
-    reap them, and they would be handed to whoever waits for us when we exit.
-    """
-    try:  # WNOWAIT: only look. Usually no child of ours is a zombie, and that is all.
-        if os.waitid(os.P_ALL, 0, os.WEXITED | os.WNOHANG | os.WNOWAIT) is None:
-            return
-    except ChildProcessError:
-        return
-    owned = {s.popen.pid for s in LaunchedServer._live if s.popen is not None}
-    for child in processes_of(descendant_pids(os.getpid(), recursive=False)):
-        try:
-            if child.pid in owned or child.status() != psutil.STATUS_ZOMBIE:
-                continue
-            # A zombie Popen child of ours (a pytest-xdist worker at exit) would only read
-            # returncode 0 from its own wait(); no such child is a zombie while a check runs.
-            os.waitpid(child.pid, os.WNOHANG)
-        except (*GONE, ChildProcessError, OSError):
-            continue
+
+def reap_adopted(owned: set[int] | None = None) -> None:
+    """Reap the orphans we adopted (see reaper.reap_adopted), leaving our servers to Popen."""
+    reaper.reap_adopted(_owned() if owned is None else owned)
 
 
 def _alive_and_ours(pid: int, token: str, root: int) -> bool:
@@ -556,7 +442,7 @@ def launch(
             "server always uses with --port N",
         )
     if port is None:
-        return _on_free_port(
+        return on_free_port(
             lambda: LaunchedServer(command, free_port(), log_dir).spawn(),
             ready_timeout=ready_timeout,
         )
@@ -594,7 +480,7 @@ RELEASE_WAIT = 1.0
 NOTES: list[str] = []
 
 
-def _on_fixed_port(spawn, port: int, ready_timeout: float) -> LaunchedServer:  # type: ignore[no-untyped-def]
+def _on_fixed_port(spawn, port: int, ready_timeout: float) -> LaunchedServer:
     """Start a server that binds the fixed `port`, once the port can be bound.
 
     The previous instance's connections may still be closing; the kit closes its clients so
@@ -636,7 +522,7 @@ def restart_on_port(
 PORT_ATTEMPTS = 3
 
 
-def _on_free_port(  # type: ignore[no-untyped-def]
+def on_free_port(
     spawn, first: LaunchedServer | None = None, ready_timeout: float = READY_TIMEOUT
 ) -> LaunchedServer:
     """`spawn()` and wait until it listens, on another free port if another process took the
@@ -653,72 +539,6 @@ def _on_free_port(  # type: ignore[no-untyped-def]
     raise AssertionError("unreachable")
 
 
-class LaunchAhead:
-    """Fresh servers without the wait: the next ones start while the current check runs.
-
-    Every check gets a server nobody has talked to, and starting one (an interpreter, a
-    bind, a listen) costs some 60 ms for a Python server; over a suite of checks and
-    hypothesis examples that is seconds of waiting. So when a server is taken, `depth`
-    more are kept starting, and they are usually listening by the time they are wanted.
-    Two, not one: many checks and examples take only a few milliseconds, less than one
-    start-up, so a run of them would still wait for each server in turn. A fixed port
-    allows one server at a time, so then each is started when needed.
-    """
-
-    def __init__(self, depth: int = 2) -> None:
-        self.depth = depth
-        self._next: dict[str, list[LaunchedServer]] = {}
-        self._retiring: list[LaunchedServer] = []
-
-    def take(self, command: str, port: int | None = None) -> LaunchedServer:
-        if port is not None or "{port}" not in command:
-            # One port holds one server: the previous instance's whole tree is gone first.
-            self.finish()
-            return launch(command, port=port)
-        ahead = self._next.setdefault(command, [])
-        ahead[:] = [s for s in ahead if not s.stopped]
-        server = ahead.pop(0) if ahead else launch_later(command)
-        with contextlib.suppress(LaunchError):
-            # A command that cannot start fails when its server is taken, with its own error.
-            while len(ahead) < self.depth:
-                ahead.append(launch_later(command))
-        return _on_free_port(lambda: launch_later(command), server)
-
-    def retire(self, server: LaunchedServer) -> None:
-        """Stop a used server without waiting for it to exit.
-
-        SIGTERM goes now; the rest of stop() (the wait, SIGKILL, stragglers) happens at the
-        next retire() or close(), when the server has had a whole check to exit. Stopping then
-        costs no waiting, where waiting for each server's exit cost about a second per run.
-        """
-        self.finish()
-        server.terminate()
-        self._retiring.append(server)
-        if server.fixed_port:
-            # Its port is the next server's: nobody else may start before it is gone.
-            self.finish()
-
-    def finish(self) -> None:
-        """Complete the stops that retire() began."""
-        while self._retiring:
-            self._retiring.pop().stop()
-
-    def close(self) -> None:
-        """Stop the servers started ahead and never taken, and finish the retired ones."""
-        self.finish()
-        while self._next:
-            _, servers = self._next.popitem()
-            for server in servers:
-                server.terminate()
-            for server in servers:
-                server.stop(grace=0.2)
-
-
-def launch_later(command: str) -> LaunchedServer:
-    """Spawn `command` on a free port; `wait_ready()` on the result before using it."""
-    return LaunchedServer(command, free_port()).spawn()
-
-
 @atexit.register
 def _stop_all() -> None:
     """Last line of defence: a run that ends any way at all stops what it launched.
@@ -731,12 +551,12 @@ def _stop_all() -> None:
         server.stop(grace=0.2)
 
     def adopted_gone() -> bool:
-        reap_adopted()
+        reap_adopted(_owned())
         return not any(_alive_and_launched(pid) for pid in descendant_pids(os.getpid(), False))
 
-    if _subreaper:
+    if reaper.is_subreaper():
         wait_until(adopted_gone, KILL_WAIT)
-    reap_adopted()
+    reap_adopted(_owned())
 
 
 def _alive_and_launched(pid: int) -> bool:

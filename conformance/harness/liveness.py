@@ -12,9 +12,10 @@ from __future__ import annotations
 
 import contextlib
 
+from conformance.harness import wire
 from conformance.harness.polling import wait_until
-from conformance.harness.sessions import DEATH_GRACE, end_session, message
-from conformance.harness.target import Server
+from conformance.harness.server import Server
+from conformance.harness.sessions import DEATH_GRACE, end_session
 from conformance.harness.timeouts import ANSWER_TIMEOUT, SETTLE_TIMEOUT
 
 #: The requirement a server that never answers breaks, per protocol profile.
@@ -26,7 +27,7 @@ def silence(server: Server) -> str | None:
 
     Any byte counts as an answer: whether the bytes are right is the protocol checks' call.
     """
-    payload = message(0) if server.protocol == "ok" else message(0, 16)
+    payload = wire.payload(server.protocol, 0, 16)
     try:
         client = server.connect("P")
     except AssertionError:
@@ -63,7 +64,7 @@ def death_after_sessions(server: Server) -> str | None:
     proc = server.process
     if proc is None:
         return None
-    wait_until(lambda: not server.alive() or not proc.live_children(), SETTLE_TIMEOUT)
+    wait_until(lambda: not server.alive() or not proc.live_descendants(), SETTLE_TIMEOUT)
     died, _ = wait_until(lambda: not server.alive(), DEATH_GRACE)
     if not died:
         return None

@@ -34,8 +34,9 @@ from dataclasses import dataclass
 from conformance.harness.client import Client
 from conformance.harness.polling import wait_until
 from conformance.harness.processes import GONE, ServerProcess, holders_of_connection
-from conformance.harness.target import Server
+from conformance.harness.server import Server
 from conformance.harness.timeouts import ANSWER_TIMEOUT, SETTLE_TIMEOUT
+from conformance.harness.wire import EXIT
 
 PROBE_CLIENTS = 4
 #: How long the probes may take to be answered, all connected at once. A concurrent server
@@ -137,7 +138,7 @@ def _probe(server: Server) -> tuple[list[int], int, int]:
         for client in clients:
             with contextlib.suppress(OSError):
                 if server.protocol == "ok":
-                    client.sock.sendall(b"exit")
+                    client.sock.sendall(EXIT)
                 client.close()
         server.clients.clear()
     return pids, threads_during, answered
@@ -171,7 +172,7 @@ def _plain_sessions(server: Server, count: int) -> None:
             if not client.recv_some(ANSWER_TIMEOUT):
                 raise ConnectionError("no answer during model detection")
             if server.protocol == "ok":
-                client.sock.sendall(b"exit")
+                client.sock.sendall(EXIT)
         finally:
             client.close()
             server.clients.clear()

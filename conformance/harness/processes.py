@@ -79,7 +79,7 @@ class ServerProcess:
             (pid, table[pid][1]) for pid in descendant_pids(self.pid, table=table) if pid in table
         ]
 
-    def zombie_children(self) -> list[int]:
+    def zombie_descendants(self) -> list[int]:
         """Pids of descendants in state Z (exited, not yet reaped by their parent)."""
         return [pid for pid, state in self._descendant_states() if state in _DEAD]
 
@@ -93,7 +93,7 @@ class ServerProcess:
             with open(f"/proc/{self.pid}/task/{self.pid}/children") as f:
                 pids = f.read().split()
         except OSError:
-            return len(self.live_children())
+            return len(self.live_descendants())
         live = 0
         for pid in pids:
             try:
@@ -104,7 +104,7 @@ class ServerProcess:
             live += state != "Z"
         return live
 
-    def live_children(self) -> list[int]:
+    def live_descendants(self) -> list[int]:
         """Pids of descendants that are running (not zombies)."""
         return [pid for pid, state in self._descendant_states() if state not in _DEAD]
 
@@ -253,7 +253,7 @@ def descendant_pids(
 def processes_of(pids: list[int]) -> list[psutil.Process]:
     found = []
     for pid in pids:
-        with contextlib.suppress(GONE):
+        with contextlib.suppress(*GONE):
             found.append(psutil.Process(pid))
     return found
 
@@ -298,17 +298,17 @@ def holders_of_connection(
                     s = mine[inode]
                     held.append(SocketInfo(pid, fd, inode, s.local, s.remote, s.state))
         return held
-    found = []
+    found: list[SocketInfo] = []
     for pid in pids:
-        for s in sockets_of(pid):
+        for info in sockets_of(pid):
             if (
-                s.raddr is not None
-                and s.laddr is not None
-                and s.raddr[1] == client_addr[1]
-                and s.laddr[1] == server_port
-                and _same_host(s.raddr[0], client_addr[0])
+                info.raddr is not None
+                and info.laddr is not None
+                and info.raddr[1] == client_addr[1]
+                and info.laddr[1] == server_port
+                and _same_host(info.raddr[0], client_addr[0])
             ):
-                found.append(s)
+                found.append(info)
     return found
 
 
@@ -376,7 +376,7 @@ def describe_exit(returncode: int | None) -> str:
 
 def fd_targets(pid: int) -> list[str]:
     """What each descriptor points at ('socket', '/dev/null', 'pipe', ...), for diagnosis."""
-    out = []
+    out: list[str] = []
     try:
         fds = os.listdir(f"/proc/{pid}/fd")
     except OSError:

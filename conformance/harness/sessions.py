@@ -13,19 +13,15 @@ import selectors
 import time
 from collections.abc import Iterator
 
+from conformance.harness import wire
 from conformance.harness.client import Client
-from conformance.harness.failure import Violation, fail
+from conformance.harness.failure import CannotJudge, Violation, fail
 from conformance.harness.polling import wait_until
-from conformance.harness.target import Server
+from conformance.harness.server import Server
 from conformance.harness.timeouts import QUIET_PERIOD, SETTLE_TIMEOUT
+from conformance.harness.wire import EXIT, message
 
-EXIT = b"exit"
-
-
-def message(i: int, size: int = 16) -> bytes:
-    """A distinct, printable message that never starts with `exit`."""
-    text = f"msg-{i:06d}-"
-    return (text * (size // len(text) + 1)).encode()[:size]
+__all__ = ["EXIT", "message"]  # the wire protocol's, re-exported for the checks
 
 
 def end_session(server: Server, client: Client) -> None:
@@ -38,7 +34,7 @@ def end_session(server: Server, client: Client) -> None:
     client.close()
 
 
-def live_children(server: Server) -> int | None:
+def fork_children_count(server: Server) -> int | None:
     """How many children a fork server has now; None when there is nothing to wait for."""
     if server.model != "fork" or server.process is None or server.lingering:
         return None
@@ -64,7 +60,7 @@ def await_release(server: Server, before: int | None) -> None:
 @contextlib.contextmanager
 def session(server: Server, name: str | None = None) -> Iterator[Client]:
     """A client whose session is ended with `end_session` (and released) when the block ends."""
-    before = live_children(server)
+    before = fork_children_count(server)
     client = server.connect(name)
     try:
         yield client
@@ -78,7 +74,7 @@ def full_session(server: Server, messages: int = 1, name: str | None = None) -> 
     __tracebackhide__ = True
     with session(server, name) as client:
         for i in range(messages):
-            payload = message(i) if server.protocol == "ok" else message(i, 64)
+            payload = wire.payload(server.protocol, i, 64)
             client.request(payload)
     return client
 
@@ -129,12 +125,10 @@ def round_trip_all(
     return got, silent
 
 
-def require_process(server: Server, what: str):  # type: ignore[no-untyped-def]
+def require_process(server: Server, what: str):
     """The server's process, or skip: process-level checks are never passed blind."""
-    import pytest
-
     if server.process is None:
-        pytest.skip(
+        raise CannotJudge(
             f"{what} needs the server's process, which is not visible from here (address mode "
             "with a server owned by another user or on another host)"
         )
@@ -194,18 +188,16 @@ def churn_sessions(server: Server, count: int, *, max_live_children: int) -> Non
     children of ended sessions pile up (EXIT-4), since counts cannot settle then.
     """
     __tracebackhide__ = True
-    payload = message(0) if server.protocol == "ok" else message(0, 64)
+    payload = wire.payload(server.protocol, 0, 64)
     for i in range(count):
         client = server.connect(f"S{i}")
         client.request(payload)
         end_session(server, client)
         server.clients.clear()
         if server.process is not None and i % 20 == 19:
-            live = len(server.process.live_children())
+            live = len(server.process.live_descendants())
             if live > max_live_children:
-                import pytest
-
-                pytest.skip(
+                raise CannotJudge(
                     f"after {i + 1} sessions {live} children of ended sessions are still "
                     "running (see EXIT-4), so counts cannot settle"
                 )

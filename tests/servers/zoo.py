@@ -42,7 +42,8 @@ class ZooServer:
     @property
     def breaks(self) -> frozenset[str]:
         """The requirements this server's defect is built to break (see BREAKS)."""
-        extra = BREAKS_IN_C.get(self.defect or "", frozenset()) if self.language == "c" else set()
+        defect = BY_NAME.get(self.defect or "")
+        extra = defect.breaks_only_in_c if defect and self.language == "c" else frozenset()
         return BREAKS.get(self.defect or "", frozenset()) | extra
 
     @property
@@ -82,80 +83,137 @@ def _cats(*names: str) -> frozenset[str]:
     return frozenset(names)
 
 
-# name -> (design, expected failures). Each is built in both C and Python.
-_DEFECTS: dict[str, tuple[str, frozenset[str]]] = {
-    "no_reap": ("fork", _cats("zombies")),
-    "reap_once": ("fork", _cats("zombies")),
-    "child_keeps_listener": ("fork", _cats("fd-child")),
-    # The client never sees EOF (EXIT-1, EXIT-2) and the parent gains one fd per session.
-    "parent_keeps_conn": ("fork", _cats("fd-parent", "exit", "fd-leak")),
-    # The server dies when its first session's child exits. The kit sees that before the
-    # checks, so every check that needs a second session after one ended (CONC-4, EXIT-3/4,
-    # ZOMB-1, FDL-*, EINTR-2/3) is blocked by EINTR-1 instead of failing with its own cause.
-    "accept_eintr_fatal": ("fork", _cats("eintr")),
-    "recv_eintr_disconnect": ("fork", _cats("eintr")),
-    "serial": ("iterative", _cats("concurrency")),
-    # Dies at the first client that leaves without exit (EXIT-2, EXIT-3).
-    "sigpipe_eof": ("thread", _cats("exit")),
-    "fd_leak": ("thread", _cats("fd-leak")),
-    "thread_cap2": ("thread", _cats("concurrency")),
-    "wrong_reply": ("thread", _cats("protocol")),
-    "exit_no_close": ("thread", _cats("exit")),
-    "shared_buffer": ("thread", _cats("isolation")),
-    "busy_child": ("fork", _cats("exit")),
-    "backlog3": ("thread", _cats("concurrency")),
-    # FDL-2 (still growing over the last 50 of 200 sessions), and EXIT-4: the threads stay
-    # after the sessions, and rounds of sessions one after another never stop adding one per
-    # session, as a pool that reached its size would.
-    "thread_leak": ("thread", _cats("fd-leak", "exit")),
-    # Every session with a second message breaks, so concurrency, exit and eintr fail too
-    # (CONC-2/4, EXIT-1/3, EINTR-2/3 all send more than one message on a connection).
-    "one_message": ("thread", _cats("protocol", "concurrency", "exit", "eintr")),
-    "no_exit_reply": ("thread", _cats("protocol")),
-    "echo_cstring": ("thread", _cats("protocol")),
-    # A fixed 64 KiB SO_SNDBUF (not a defect) makes the loss show with PROTO-5's 1 MiB.
-    "partial_write": ("event-loop", _cats("protocol")),
-    # Every reply goes to the newest connection, so any check with an older session still
-    # open fails too: CONC-2/4 and EXIT-3 (its bystander), besides ISO-2.
-    "shared_conn": ("thread", _cats("isolation", "concurrency", "exit")),
-}
+@dataclass(frozen=True, slots=True)
+class Defect:
+    """Everything the zoo knows about one defect, in one place.
 
-#: The requirements each defect is built to break: the matrix asserts they fail (besides the
-#: exact categories above), and that together they cover every MUST in both languages.
+    `expected` are the categories that must fail, `breaks` the requirements it is built to
+    break (the matrix asserts they fail, and that together the defects cover every MUST in
+    each language); `why` says why `expected` holds more than the defect's own category.
+    """
+
+    name: str
+    design: str
+    expected: frozenset[str]
+    breaks: frozenset[str]
+    #: What only the C build breaks: Python retries a system call an injected EINTR
+    #: interrupts (PEP 475), so its recv_eintr_disconnect hangs up only on a real signal.
+    breaks_only_in_c: frozenset[str] = frozenset()
+    #: It shows only in the echo profile, so it runs with echo.
+    echo: bool = False
+    languages: tuple[Language, ...] = ("c", "python")
+    why: str = ""
+
+
+def _ids(*names: str) -> frozenset[str]:
+    return frozenset(names)
+
+
+DEFECTS: tuple[Defect, ...] = (
+    Defect("no_reap", "fork", _cats("zombies"), _ids("ZOMB-1")),
+    Defect("reap_once", "fork", _cats("zombies"), _ids("ZOMB-2")),
+    Defect("child_keeps_listener", "fork", _cats("fd-child"), _ids("FDC-1")),
+    Defect(
+        "parent_keeps_conn",
+        "fork",
+        _cats("fd-parent", "exit", "fd-leak"),
+        _ids("FDP-1"),
+        why="the client never sees EOF (EXIT-1, EXIT-2) and the parent gains one descriptor "
+        "per session (FDL-1)",
+    ),
+    Defect(
+        "accept_eintr_fatal",
+        "fork",
+        _cats("eintr"),
+        _ids("EINTR-1"),
+        why="the server dies when its first session's child exits; the kit sees that before "
+        "the checks, so every check that needs a second session after one ended (CONC-4, "
+        "EXIT-3/4, ZOMB-1, FDL-*, EINTR-2/3) is blocked by EINTR-1 instead of failing",
+    ),
+    Defect(
+        "recv_eintr_disconnect",
+        "fork",
+        _cats("eintr"),
+        _ids("EINTR-2"),
+        breaks_only_in_c=_ids("EINTR-3"),
+    ),
+    Defect("serial", "iterative", _cats("concurrency"), _ids("CONC-1", "CONC-4", "CONC-5")),
+    Defect(
+        "sigpipe_eof",
+        "thread",
+        _cats("exit"),
+        _ids("EXIT-2", "EXIT-3"),
+        why="it dies at the first client that leaves without exit",
+    ),
+    Defect("fd_leak", "thread", _cats("fd-leak"), _ids("FDL-1")),
+    Defect("thread_cap2", "thread", _cats("concurrency"), _ids("CONC-2")),
+    Defect("wrong_reply", "thread", _cats("protocol"), _ids("PROTO-1")),
+    Defect("exit_no_close", "thread", _cats("exit"), _ids("EXIT-1")),
+    Defect("shared_buffer", "thread", _cats("isolation"), _ids("ISO-1"), echo=True),
+    Defect("busy_child", "fork", _cats("exit"), _ids("EXIT-4")),
+    Defect("backlog3", "thread", _cats("concurrency"), _ids("CONC-3")),
+    Defect(
+        "thread_leak",
+        "thread",
+        _cats("fd-leak", "exit"),
+        _ids("FDL-2"),
+        why="FDL-2 (still growing over the last 50 of 200 sessions), and EXIT-4: the threads "
+        "stay after the sessions, and more sessions never stop adding one each",
+    ),
+    Defect(
+        "one_message",
+        "thread",
+        _cats("protocol", "concurrency", "exit", "eintr"),
+        _ids("PROTO-2"),
+        why="every session with a second message breaks: CONC-2/4, EXIT-1/3 and EINTR-2/3 "
+        "all send more than one message on a connection",
+    ),
+    Defect("no_exit_reply", "thread", _cats("protocol"), _ids("PROTO-3")),
+    Defect("echo_cstring", "thread", _cats("protocol"), _ids("PROTO-4"), echo=True),
+    Defect(
+        "partial_write",
+        "event-loop",
+        _cats("protocol"),
+        _ids("PROTO-5"),
+        echo=True,
+        why="a fixed 64 KiB SO_SNDBUF (not a defect) makes the loss show with PROTO-5's 1 MiB",
+    ),
+    Defect(
+        "shared_conn",
+        "thread",
+        _cats("isolation", "concurrency", "exit"),
+        _ids("ISO-2"),
+        why="every reply goes to the newest connection, so any check with an older session "
+        "open fails too: CONC-2/4 and EXIT-3 (its bystander), besides ISO-2",
+    ),
+    Defect(
+        "no_reuseaddr",
+        "thread",
+        _cats(),
+        _ids("EXIT-6"),
+        languages=("python",),
+        why="EXIT-6 is a SHOULD: it fails without failing its category (or the run) unless "
+        "--strict; the tutorial-style C servers in tests/servers/fixed/ break it too",
+    ),
+    Defect(
+        "pool_unbounded",
+        "pool",
+        _cats("fd-leak", "exit"),
+        _ids("FDL-2", "EXIT-4"),
+        languages=("java",),
+        why="Executors.newFixedThreadPool(Integer.MAX_VALUE): a new worker per session, for "
+        "ever, so FDL-2 and EXIT-4 see the count still growing",
+    ),
+)
+BY_NAME: dict[str, Defect] = {d.name: d for d in DEFECTS}
+
+#: The requirements each defect is built to break (the launch misbehaviours too).
 BREAKS: dict[str, frozenset[str]] = {
-    "no_reap": frozenset({"ZOMB-1"}),
-    "reap_once": frozenset({"ZOMB-2"}),
-    "child_keeps_listener": frozenset({"FDC-1"}),
-    "parent_keeps_conn": frozenset({"FDP-1"}),
-    "accept_eintr_fatal": frozenset({"EINTR-1"}),
-    "recv_eintr_disconnect": frozenset({"EINTR-2"}),
-    "serial": frozenset({"CONC-1", "CONC-4", "CONC-5"}),
-    "sigpipe_eof": frozenset({"EXIT-2", "EXIT-3"}),
-    "fd_leak": frozenset({"FDL-1"}),
-    "thread_cap2": frozenset({"CONC-2"}),
-    "wrong_reply": frozenset({"PROTO-1"}),
-    "exit_no_close": frozenset({"EXIT-1"}),
-    "shared_buffer": frozenset({"ISO-1"}),
-    "busy_child": frozenset({"EXIT-4"}),
-    "backlog3": frozenset({"CONC-3"}),
-    "thread_leak": frozenset({"FDL-2"}),
-    "one_message": frozenset({"PROTO-2"}),
-    "no_exit_reply": frozenset({"PROTO-3"}),
-    "echo_cstring": frozenset({"PROTO-4"}),
-    "partial_write": frozenset({"PROTO-5"}),
-    "shared_conn": frozenset({"ISO-2"}),
-    "pool_unbounded": frozenset({"FDL-2", "EXIT-4"}),
+    **{d.name: d.breaks for d in DEFECTS},
     # Launch misbehaviours (Python only): the SHOULD on SIGTERM.
-    "ignores_sigterm": frozenset({"EXIT-5"}),
-    "setsid_forker": frozenset({"EXIT-5"}),
+    "ignores_sigterm": _ids("EXIT-5"),
+    "setsid_forker": _ids("EXIT-5"),
 }
-
-#: What only the C version breaks: Python retries a system call that an injected EINTR
-#: interrupts (PEP 475), so its recv_eintr_disconnect hangs up only on a real signal.
-BREAKS_IN_C: dict[str, frozenset[str]] = {"recv_eintr_disconnect": frozenset({"EINTR-3"})}
-
-#: Defects that show only in the echo profile, so these run with it; the rest run with ok.
-_ECHO_DEFECTS = frozenset({"shared_buffer", "echo_cstring", "partial_write"})
 
 _CORRECT: dict[Language, dict[str, str]] = {
     "c": {"ok_fork": "fork", "ok_thread": "thread", "ok_epoll": "event-loop",
@@ -167,14 +225,6 @@ _CORRECT: dict[Language, dict[str, str]] = {
     "java": {"ok_thread": "thread", "ok_fixed_pool": "pool"},
 }  # fmt: skip
 
-# Java only: name -> (design, expected failures).
-_JAVA_DEFECTS: dict[str, tuple[str, frozenset[str]]] = {
-    # Executors.newFixedThreadPool(Integer.MAX_VALUE): a new worker per session, for ever.
-    # FDL-2 (still growing over the last 50 of 200 sessions), and EXIT-4: its threads stay
-    # after the sessions, and rounds of sessions one after another never stop adding one
-    # per session, as a pool that reached its size would.
-    "pool_unbounded": ("pool", _cats("fd-leak", "exit")),
-}
 
 #: Python servers for the kit's launch error handling (see README.md): they are correct or never
 #: serve at all; what they get wrong is how they start or stop.
@@ -195,10 +245,10 @@ def _zoo() -> tuple[ZooServer, ...]:
         for name, design in _CORRECT[language].items():
             for protocol in ("ok", "echo"):
                 servers.append(ZooServer(name, language, design, None, protocol, frozenset()))
-        defects = _JAVA_DEFECTS if language == "java" else _DEFECTS
-        for name, (design, failures) in defects.items():
-            protocol = "echo" if name in _ECHO_DEFECTS else "ok"
-            servers.append(ZooServer(name, language, design, name, protocol, failures))
+        for d in DEFECTS:
+            if language in d.languages:
+                protocol = "echo" if d.echo else "ok"
+                servers.append(ZooServer(d.name, language, d.design, d.name, protocol, d.expected))
     return tuple(servers)
 
 

@@ -19,11 +19,14 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from conformance.errors import UsageError
 from conformance.harness.client import Client, Transcript
-from conformance.harness.launcher import LaunchAhead, LaunchedServer
+from conformance.harness.launch_ahead import LaunchAhead
+from conformance.harness.launcher import LaunchedServer
 from conformance.harness.polling import wait_until
 from conformance.harness.processes import ServerProcess, describe_exit, listener_owner
 from conformance.harness.timeouts import LOOPBACK_TIMEOUT
+from conformance.harness.wire import EXIT
 
 #: How long the exit status of a server seen dead may take to become available.
 DEATH_STATUS_WAIT = 0.5
@@ -58,8 +61,8 @@ BUILTIN_SERVERS: dict[str, str] = {
 }
 
 
-class TargetError(ValueError):
-    """A target given on the command line that cannot work, with the reason."""
+class TargetError(UsageError):
+    """A server to check that cannot work (nothing listens at its address), with the reason."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,62 +71,6 @@ class Target:
     host: str
     port: int | None
     command: str | None = None
-
-    @classmethod
-    def from_options(
-        cls,
-        server: str | None,
-        server_cmd: str | None,
-        address: str | None,
-        port: int | None,
-        protocol: str,
-    ) -> Target:
-        given = [
-            name
-            for name, v in (
-                ("--server", server),
-                ("--server-cmd", server_cmd),
-                ("--target", address),
-            )
-            if v
-        ]
-        if len(given) != 1:
-            raise TargetError(
-                "choose exactly one server to check: --server fork|thread|select|pool (a built-in "
-                "reference), --server-cmd 'CMD {port}' (launch yours), or --target HOST:PORT "
-                f"(one already running); got {', '.join(given) or 'none'}"
-            )
-        if server is not None:
-            if server not in BUILTIN_SERVERS:
-                raise TargetError(
-                    f"unknown --server {server!r}; built-in servers: "
-                    + ", ".join(sorted(BUILTIN_SERVERS))
-                )
-            command = BUILTIN_SERVERS[server]
-            return cls("launch", "127.0.0.1", port, _fill(command, protocol))
-        if server_cmd is not None:
-            if "{port}" not in server_cmd and port is None:
-                raise TargetError(
-                    f"the command {server_cmd!r} has no {{port}} placeholder: put {{port}} "
-                    "where the port goes, or give the port it always uses with --port N"
-                )
-            return cls("launch", "127.0.0.1", port, _fill(server_cmd, protocol))
-        assert address is not None
-        host, sep, port_text = address.rpartition(":")
-        host = host.strip("[]")
-        if not sep or not host or not port_text.isdigit() or not 0 < int(port_text) < 65536:
-            raise TargetError(
-                f"--target {address!r} is not HOST:PORT (for example 127.0.0.1:8080 or [::1]:8080)"
-            )
-        if host == "localhost":
-            host = "127.0.0.1"
-        if not _is_loopback(host):
-            raise TargetError(
-                f"--target {address!r}: the kit only sends traffic to loopback "
-                "(127.0.0.0/8 or ::1), because its load and signal checks are not for shared "
-                "networks"
-            )
-        return cls("address", host, int(port_text))
 
     @property
     def fixed_port(self) -> bool:
@@ -136,7 +83,7 @@ class Target:
         return {"mode": "address", "address": f"{self.host}:{self.port}", "port": self.port}
 
 
-def _is_loopback(host: str) -> bool:
+def is_loopback(host: str) -> bool:
     """127.0.0.0/8 and ::1, written as addresses (a name could resolve anywhere)."""
     try:
         return ipaddress.ip_address(host).is_loopback
@@ -144,7 +91,7 @@ def _is_loopback(host: str) -> bool:
         return False
 
 
-def _fill(command: str, protocol: str) -> str:
+def fill_command(command: str, protocol: str) -> str:
     return command.replace("{python}", sys.executable).replace("{protocol}", protocol)
 
 
@@ -166,7 +113,7 @@ def check_reachable(host: str, port: int, protocol: str = "ok") -> None:
             ) from exc
         with contextlib.suppress(OSError):
             if protocol == "ok":
-                s.sendall(b"exit")
+                s.sendall(EXIT)
                 s.recv(64)
             else:
                 s.shutdown(socket.SHUT_WR)

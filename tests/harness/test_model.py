@@ -22,8 +22,11 @@ import pytest
 from conformance.harness import Violation, launch
 from conformance.harness.model import ROUND_SLACK, ThreadGrowth, detect_model
 from conformance.harness.processes import ServerProcess
-from conformance.harness.target import Server
+from conformance.harness.server import Server
+from tests.conftest import ROOT
 from tests.servers.zoo import ZooServer, command, find
+
+PY_SERVERS = ROOT / "tests" / "servers" / "py"
 
 
 @contextlib.contextmanager
@@ -129,3 +132,84 @@ def test_thread_growth_stops_at_a_plateau() -> None:
 
 if __name__ == "__main__":  # pragma: no cover
     sys.exit(pytest.main([__file__, "-q"]))
+
+
+LATE_PREFORK = """
+import os, socket, sys, time
+s = socket.create_server(("127.0.0.1", int(sys.argv[1])))
+time.sleep(0.3)  # the workers start after the server listens, as the kit starts looking
+for _ in range(4):
+    if os.fork() == 0:
+        while True:
+            c = s.accept()[0]
+            while (m := c.recv(1024)) and m != b"exit":
+                c.sendall(b"OK!!!")
+            c.close()
+while True:
+    time.sleep(1)
+"""
+
+
+LATE_POOL = """
+import socket, sys, threading, time
+s = socket.create_server(("127.0.0.1", int(sys.argv[1])))
+time.sleep(0.3)  # the pool starts after the server listens, as the kit starts looking
+def work():
+    while True:
+        c = s.accept()[0]
+        while (m := c.recv(1024)) and m != b"exit":
+            c.sendall(b"OK!!!")
+        c.close()
+for _ in range(4):
+    threading.Thread(target=work, daemon=True).start()
+while True:
+    time.sleep(1)
+"""
+
+
+@contextlib.contextmanager
+def _script_server(tmp_path, source: str):  # type: ignore[no-untyped-def]
+    """A Python server from `source`, launched and handed over the moment it listens."""
+    from conformance.harness.processes import ServerProcess
+    from conformance.harness.server import Server
+
+    script = tmp_path / "server.py"
+    script.write_text(source)
+    launched = launch(f"{sys.executable} -S {script} {{port}}")
+    try:
+        assert launched.listener_pid is not None
+        server = Server("127.0.0.1", launched.port, "ok", "unknown", launched)
+        server.process = ServerProcess(launched.listener_pid)
+        yield server
+    finally:
+        launched.stop()
+
+
+@pytest.mark.parametrize(
+    "source, model",
+    [(LATE_PREFORK, "prefork"), (LATE_POOL, "pool")],
+    ids=["prefork-workers-are-not-fork-children", "pool-is-not-thread-per-connection"],
+)
+def test_workers_started_after_listen_do_not_fool_model_detection(  # type: ignore[no-untyped-def]
+    tmp_path, source: str, model: str
+) -> None:
+    """A server may start its workers after it listens, while detection looks. Prefork
+    workers that did not exist when detection began are not fork children; a pool's threads
+    appear during the first probes, as a thread per connection's would, but outlive the
+    sessions."""
+    from conformance.harness.model import detect_model
+
+    with _script_server(tmp_path, source) as server:
+        assert detect_model(server) == model
+
+
+def test_a_pool_started_after_listen_is_not_a_thread_leak(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """EXIT-4 counts threads before and after its sessions. A pool that starts after the
+    server listens must not look like threads the sessions left behind (with two servers
+    launched ahead, the pool reference was once taken before its workers had started)."""
+    from conformance.checks.test_exit import test_ended_sessions_free_their_process_or_thread
+
+    with _script_server(tmp_path, LATE_POOL) as server:
+        assert server.process is not None
+        assert server.process.thread_count() == 1  # the pool is not there yet
+        test_ended_sessions_free_their_process_or_thread(server)

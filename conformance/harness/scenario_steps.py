@@ -16,15 +16,16 @@ from conformance.harness.client import Client
 from conformance.harness.failure import Violation, fail, show
 from conformance.harness.polling import wait_until
 from conformance.harness.processes import SocketInfo, holders_of_connection
-from conformance.harness.signals import STORM_SIGNALS
-from conformance.harness.target import (
+from conformance.harness.server import (
     LAUNCH_AHEAD,
     Server,
     Target,
     attach_server,
     start_server,
 )
+from conformance.harness.signals import STORM_SIGNALS
 from conformance.harness.timeouts import REPLY_TIMEOUT, SETTLE_TIMEOUT
+from conformance.harness.wire import EXIT
 
 BURST_SIGNALS = 30
 #: Descriptors a server may open lazily on first use (an epoll fd, a log file).
@@ -84,7 +85,7 @@ def finish(server: Server, client: Client) -> None:
     """`exit` (ok) or EOF (echo), then close without waiting for the server's EOF."""
     with contextlib.suppress(OSError):
         if server.protocol == "ok":
-            client.sock.sendall(b"exit")
+            client.sock.sendall(EXIT)
             client.ended_by_exit = True
             client.recv_some(REPLY_TIMEOUT)
             client.transcript.add(f"sent b'exit' on {client.name}")
@@ -124,9 +125,9 @@ def no_zombies(server: Server, cause: str | None = None) -> None:
     if server.process is None:
         return
     proc = server.process
-    settled, _ = wait_until(lambda: not proc.zombie_children(), SETTLE_TIMEOUT)
+    settled, _ = wait_until(lambda: not proc.zombie_descendants(), SETTLE_TIMEOUT)
     if not settled:
-        zombies = proc.zombie_children()
+        zombies = proc.zombie_descendants()
         fail(
             f"no zombie children within {SETTLE_TIMEOUT:.1f} s of any step",
             f"{len(zombies)} zombie(s) after {SETTLE_TIMEOUT:.1f} s: pids {zombies[:10]}",
@@ -212,8 +213,8 @@ def replay_snippet(target: Target, protocol: str, lines: list[str]) -> str:
     )
     body = "\n".join("    " + line for line in lines) or "    pass"
     return (
-        "from conformance.harness.scenario import *\n"
-        "from conformance.harness.target import Target\n\n"
+        "from conformance.harness.scenario_steps import *\n"
+        "from conformance.harness.server import Target\n\n"
         f"with scenario_server({where}, {protocol!r}) as server:\n{body}\n"
     )
 

@@ -1,0 +1,79 @@
+"""Fresh servers without the wait: the next ones start while the current check runs."""
+
+from __future__ import annotations
+
+import contextlib
+
+from conformance.harness.launcher import (
+    LaunchedServer,
+    LaunchError,
+    launch,
+    on_free_port,
+)
+from conformance.harness.ports import free_port
+
+
+class LaunchAhead:
+    """Fresh servers without the wait: the next ones start while the current check runs.
+
+    Every check gets a server nobody has talked to, and starting one (an interpreter, a
+    bind, a listen) costs some 60 ms for a Python server; over a suite of checks and
+    hypothesis examples that is seconds of waiting. So when a server is taken, `depth`
+    more are kept starting, and they are usually listening by the time they are wanted.
+    Two, not one: many checks and examples take only a few milliseconds, less than one
+    start-up, so a run of them would still wait for each server in turn. A fixed port
+    allows one server at a time, so then each is started when needed.
+    """
+
+    def __init__(self, depth: int = 2) -> None:
+        self.depth = depth
+        self._next: dict[str, list[LaunchedServer]] = {}
+        self._retiring: list[LaunchedServer] = []
+
+    def take(self, command: str, port: int | None = None) -> LaunchedServer:
+        if port is not None or "{port}" not in command:
+            # One port holds one server: the previous instance's whole tree is gone first.
+            self.finish()
+            return launch(command, port=port)
+        ahead = self._next.setdefault(command, [])
+        ahead[:] = [s for s in ahead if not s.stopped]
+        server = ahead.pop(0) if ahead else spawnon_free_port(command)
+        with contextlib.suppress(LaunchError):
+            # A command that cannot start fails when its server is taken, with its own error.
+            while len(ahead) < self.depth:
+                ahead.append(spawnon_free_port(command))
+        return on_free_port(lambda: spawnon_free_port(command), server)
+
+    def retire(self, server: LaunchedServer) -> None:
+        """Stop a used server without waiting for it to exit.
+
+        SIGTERM goes now; the rest of stop() (the wait, SIGKILL, stragglers) happens at the
+        next retire() or close(), when the server has had a whole check to exit. Stopping then
+        costs no waiting, where waiting for each server's exit cost about a second per run.
+        """
+        self.finish()
+        server.terminate()
+        self._retiring.append(server)
+        if server.fixed_port:
+            # Its port is the next server's: nobody else may start before it is gone.
+            self.finish()
+
+    def finish(self) -> None:
+        """Complete the stops that retire() began."""
+        while self._retiring:
+            self._retiring.pop().stop()
+
+    def close(self) -> None:
+        """Stop the servers started ahead and never taken, and finish the retired ones."""
+        self.finish()
+        while self._next:
+            _, servers = self._next.popitem()
+            for server in servers:
+                server.terminate()
+            for server in servers:
+                server.stop(grace=0.2)
+
+
+def spawnon_free_port(command: str) -> LaunchedServer:
+    """Spawn `command` on a free port; `wait_ready()` on the result before using it."""
+    return LaunchedServer(command, free_port()).spawn()

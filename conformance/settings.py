@@ -1,0 +1,170 @@
+"""The run's settings: the plugin's options, parsed and checked in one place.
+
+The plugin registers the options and the checks read the result, a `Settings`; neither
+parses anything. Precedence for the options that also have an environment variable and an
+ini key is in `setting()`: command line > CONFORMANCE_<NAME> > ini > default. Help text is
+written once and serves the option and its ini key (pytest-timeout's habit).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from conformance import gradeconfig
+from conformance.errors import UsageError
+from conformance.exclusions import Exclusions
+from conformance.harness.server import BUILTIN_SERVERS, Target, fill_command, is_loopback
+from conformance.profiles import NAMES as PROFILES
+from conformance.spec import Requirement, select
+
+HELP = {
+    "server": "check a built-in reference server: fork, thread, select or pool",
+    "server_cmd": "launch this command for every check; {port} is replaced by a free port",
+    "target": "check a server that is already running at HOST:PORT (loopback only)",
+    "port": "the port to use (for a command without {port}, the port it always listens on)",
+    "protocol": "protocol profile: ok (reply OK!!!) or echo (default: ok)",
+    "profile": "how hard to try: quick, default or thorough (number of generated examples)",
+    "seed": "seed for generated scenarios; the same seed gives the same scenarios",
+    "json_report": "write the JSON verdict report to this path",
+    "requirement": "check only these requirement IDs or prefixes (repeatable), e.g. CONC-2, EXIT",
+    "exclusions": "file of requirements to skip, one 'ID: reason' per line",
+    "conformance_strict": "SHOULD requirements that fail also fail the run",
+    "grading_config": "grading config (TOML): points, excluded requirements, visibility",
+}
+NO_SERVER = (
+    "conformance checks were collected but no server was given: use --server "
+    "fork|thread|select|pool, --server-cmd 'CMD {port}' or --target HOST:PORT"
+)
+
+
+@dataclass
+class Settings:
+    target: Target
+    protocol: str
+    profile: str
+    seed: int
+    strict: bool
+    selected: list[Requirement]
+    exclusions: Exclusions
+    json_report: Path | None
+    grading: gradeconfig.GradingConfig = gradeconfig.DEFAULT
+
+
+def setting(config: pytest.Config, name: str, default: str | None = None) -> str | None:
+    """Precedence: command line > CONFORMANCE_<NAME> environment variable > ini > default."""
+    value = config.getoption(name, None)
+    if value not in (None, []):
+        return str(value)
+    env = os.environ.get(f"CONFORMANCE_{name.upper()}")
+    if env:
+        return env
+    with contextlib.suppress(ValueError):
+        ini = config.getini(f"conformance_{name}")
+        if ini:
+            return str(ini)
+    return default
+
+
+def parse(config: pytest.Config) -> Settings:
+    """The settings of this run, or UsageError (exit status 2) naming the bad option."""
+    protocol = setting(config, "protocol", "ok") or "ok"
+    if protocol not in ("ok", "echo"):
+        raise UsageError(f"--protocol {protocol!r}: choose ok or echo")
+    profile = setting(config, "profile", "default") or "default"
+    if profile not in PROFILES:
+        raise UsageError(f"--profile {profile!r}: choose one of {', '.join(PROFILES)}")
+    seed_text = setting(config, "seed", "0")
+    try:
+        seed = int(seed_text or 0)
+    except ValueError as exc:
+        raise UsageError(f"--seed {seed_text!r} is not an integer") from exc
+    target = target_from_options(
+        config.getoption("server"),
+        setting(config, "server_cmd"),
+        config.getoption("target"),
+        config.getoption("port"),
+        protocol,
+    )
+    try:
+        selected = select(config.getoption("requirement") or None)
+    except ValueError as exc:
+        raise UsageError(f"--requirement: {exc}") from exc
+    path = config.getoption("exclusions")
+    exclusions = Exclusions.load(Path(path)) if path else Exclusions({})
+    grading_path = config.getoption("grading_config")
+    grading = gradeconfig.load(Path(grading_path)) if grading_path else gradeconfig.DEFAULT
+    # The config's exclusions first, so an exclusions file given on top has the last word.
+    exclusions = Exclusions({**grading.excluded, **exclusions.entries})
+    json_report = config.getoption("json_report")
+    return Settings(
+        target,
+        protocol,
+        profile,
+        seed,
+        bool(config.getoption("conformance_strict")),
+        selected,
+        exclusions,
+        Path(json_report) if json_report else None,
+        grading,
+    )
+
+
+def target_from_options(
+    server: str | None,
+    server_cmd: str | None,
+    address: str | None,
+    port: int | None,
+    protocol: str,
+) -> Target:
+    """The Target the options describe, or UsageError saying what is wrong with them."""
+    given = [
+        name
+        for name, v in (
+            ("--server", server),
+            ("--server-cmd", server_cmd),
+            ("--target", address),
+        )
+        if v
+    ]
+    if len(given) != 1:
+        raise UsageError(
+            "choose exactly one server to check: --server fork|thread|select|pool (a built-in "
+            "reference), --server-cmd 'CMD {port}' (launch yours), or --target HOST:PORT "
+            f"(one already running); got {', '.join(given) or 'none'}"
+        )
+    if server is not None:
+        if server not in BUILTIN_SERVERS:
+            raise UsageError(
+                f"unknown --server {server!r}; built-in servers: "
+                + ", ".join(sorted(BUILTIN_SERVERS))
+            )
+        command = BUILTIN_SERVERS[server]
+        return Target("launch", "127.0.0.1", port, fill_command(command, protocol))
+    if server_cmd is not None:
+        if "{port}" not in server_cmd and port is None:
+            raise UsageError(
+                f"the command {server_cmd!r} has no {{port}} placeholder: put {{port}} "
+                "where the port goes, or give the port it always uses with --port N"
+            )
+        return Target("launch", "127.0.0.1", port, fill_command(server_cmd, protocol))
+    assert address is not None
+    host, sep, port_text = address.rpartition(":")
+    host = host.strip("[]")
+    if not sep or not host or not port_text.isdigit() or not 0 < int(port_text) < 65536:
+        raise UsageError(
+            f"--target {address!r} is not HOST:PORT (for example 127.0.0.1:8080 or [::1]:8080)"
+        )
+    if host == "localhost":
+        host = "127.0.0.1"
+    if not is_loopback(host):
+        raise UsageError(
+            f"--target {address!r}: the kit only sends traffic to loopback "
+            "(127.0.0.0/8 or ::1), because its load and signal checks are not for shared "
+            "networks"
+        )
+    return Target("address", host, int(port_text))

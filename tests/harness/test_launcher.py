@@ -1,0 +1,95 @@
+"""Launching: errors say what happened, stop() ends every process, a clean signal mask."""
+
+from __future__ import annotations
+
+import socket
+import sys
+
+import psutil
+import pytest
+
+from conformance.harness import LaunchError, launch
+from tests.conftest import ROOT
+
+PY_SERVERS = ROOT / "tests" / "servers" / "py"
+
+
+@pytest.mark.parametrize(
+    ("command", "kind"),
+    [
+        ("/nonexistent/server {port}", "not-found"),
+        (f"{sys.executable} {PY_SERVERS / 'exits_at_once.py'} --port {{port}}", "exited"),
+        ("./server-with-a-fixed-port", "bad-command"),
+    ],
+)
+def test_launch_errors_say_what_happened(command: str, kind: str) -> None:
+    with pytest.raises(LaunchError) as info:
+        launch(command)
+    assert info.value.kind == kind
+
+
+def test_a_file_that_is_not_executable_is_reported_as_such(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    script = tmp_path / "server.py"
+    script.write_text("print('never runs')\n")  # no chmod +x
+    with pytest.raises(LaunchError, match="not executable") as info:
+        launch(f"{script} {{port}}")
+    assert info.value.kind == "not-found"
+
+
+def test_stop_ends_descendants_that_left_the_group() -> None:
+    server = launch(f"{sys.executable} {PY_SERVERS / 'setsid_forker.py'} --port {{port}}")
+    server.note_descendants()
+    escaped = [p for p in psutil.Process(server.pid).children() if p.pid != server.pid]
+    report = server.stop()
+    assert len(escaped) == 100  # each in a session of its own: killpg() does not reach them
+    assert report.leftovers == []
+    assert not [p for p in escaped if p.is_running() and p.status() != psutil.STATUS_ZOMBIE]
+
+
+def test_a_port_taken_before_the_server_binds_is_replaced(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Between the kit's choice of a free port and the server's bind() another process may
+    take it; the server then exits with EADDRINUSE and the kit launches on another port."""
+    from conformance.harness import launcher
+
+    with socket.socket() as held:
+        held.bind(("0.0.0.0", 0))
+        held.listen()
+        taken = held.getsockname()[1]
+        ports = iter([taken, launcher.free_port()])
+        monkeypatch.setattr(launcher, "free_port", lambda host="127.0.0.1": next(ports))
+        server = launcher.launch(
+            f"{sys.executable} -m reference_servers.thread_server --host 0.0.0.0 --port {{port}}"
+        )
+        try:
+            assert server.port != taken
+            assert server.listener_pid is not None
+        finally:
+            server.stop()
+
+
+@pytest.mark.parametrize("setpriv", [True, False], ids=["setpriv", "preexec"])
+def test_a_launched_server_starts_with_no_signal_blocked(  # type: ignore[no-untyped-def]
+    tmp_path, monkeypatch: pytest.MonkeyPatch, setpriv: bool
+) -> None:
+    """The kit holds Ctrl-C back while it spawns a server; the server must not inherit that
+    (a server with SIGTERM blocked would never stop on it, and EXIT-5 would blame it). Both
+    ways of spawning: through setpriv, and with a preexec_fn where setpriv is missing."""
+    from conformance.harness import launcher
+
+    if not setpriv:
+        monkeypatch.setattr(launcher, "_SETPRIV", None)
+    elif launcher._SETPRIV is None:
+        pytest.skip("setpriv (util-linux) is not installed here")
+    script = tmp_path / "mask.py"
+    script.write_text(
+        "import socket, sys, time\n"
+        "blocked = open('/proc/self/status').read().split('SigBlk:')[1].split()[0]\n"
+        "print(blocked, flush=True)\n"
+        "s = socket.create_server(('127.0.0.1', int(sys.argv[1])))\n"
+        "time.sleep(30)\n"
+    )
+    launched = launch(f"{sys.executable} -S {script} {{port}}")
+    try:
+        assert int(launched.stdout_path.read_text().split()[0], 16) == 0
+    finally:
+        launched.stop()

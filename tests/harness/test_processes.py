@@ -1,0 +1,39 @@
+"""Process inspection: CPU share tells a spinning process from an idle one."""
+
+from __future__ import annotations
+
+import sys
+
+import pytest
+
+from tests.conftest import ROOT
+
+PY_SERVERS = ROOT / "tests" / "servers" / "py"
+
+
+@pytest.mark.parametrize("schedstat", [True, False], ids=["schedstat", "clock-ticks"])
+def test_cpu_share_tells_a_spinning_process_from_an_idle_one(
+    monkeypatch: pytest.MonkeyPatch, schedstat: bool
+) -> None:
+    """EXIT-4's busy-loop test, both ways of measuring: nanoseconds from schedstat, and the
+    clock ticks psutil reads where schedstat is missing. (The spinner's bound is low so that
+    a loaded machine, which gives it less than a core, still shows it busy.)"""
+    import subprocess
+
+    from conformance.harness import processes
+    from conformance.harness.polling import wait_until
+
+    monkeypatch.setattr(processes, "_HAS_SCHEDSTAT", schedstat and processes._HAS_SCHEDSTAT)
+    if schedstat and not processes._HAS_SCHEDSTAT:
+        pytest.skip("this kernel has no /proc/PID/schedstat")
+    spinner = subprocess.Popen([sys.executable, "-S", "-c", "while True: pass"])
+    idle = subprocess.Popen(["sleep", "30"])
+    try:
+        # Measured once it sleeps: starting up is not idling.
+        assert wait_until(lambda: processes.proc_table()[idle.pid][1] == "S", 5)[0]
+        assert processes.ServerProcess(spinner.pid).cpu_share(0.5) > 0.05
+        assert processes.ServerProcess(idle.pid).cpu_share(0.5) < processes.IDLE_SHARE
+    finally:
+        for p in (spinner, idle):
+            p.kill()
+            p.wait(5)

@@ -1,0 +1,72 @@
+"""Signals and strace: pending signals are seen, a slow strace never fails a check."""
+
+from __future__ import annotations
+
+import sys
+
+from tests.conftest import ROOT
+
+PY_SERVERS = ROOT / "tests" / "servers" / "py"
+
+
+def test_a_slow_strace_is_ended_without_failing_the_check() -> None:
+    """strace slow to detach and to die (CI at a load of 80 saw both take over a second) is
+    killed and waited for, and never raises into the check, which would blame the server."""
+    import subprocess
+
+    from conformance.harness.signals import _stop_tracer
+
+    class Slow:
+        signals: list[str] = []  # noqa: RUF012
+
+        def poll(self) -> None:
+            return None
+
+        def send_signal(self, sig: int) -> None:
+            self.signals.append("TERM")
+
+        def kill(self) -> None:
+            self.signals.append("KILL")
+
+        def wait(self, timeout: float) -> int:
+            raise subprocess.TimeoutExpired("strace", timeout)
+
+    slow = Slow()
+    _stop_tracer(slow)  # type: ignore[arg-type]
+    assert slow.signals == ["TERM", "KILL"]
+
+
+def test_signal_pending_sees_a_blocked_signal_and_its_delivery() -> None:
+    """EINTR-1 goes on once the parent has taken its child's SIGCHLD: the pending bit must
+    be seen while the signal is blocked, and gone once it is delivered."""
+    import signal
+    import subprocess
+
+    from conformance.harness.polling import wait_until
+    from conformance.harness.processes import ServerProcess
+
+    code = (
+        "import signal, sys, time\n"
+        "signal.signal(signal.SIGCHLD, lambda *a: None)\n"
+        "signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGCHLD})\n"
+        "print('blocked', flush=True); sys.stdin.readline()\n"
+        "signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGCHLD})\n"
+        "time.sleep(30)\n"
+    )
+    child = subprocess.Popen(
+        [sys.executable, "-S", "-c", code], stdin=subprocess.PIPE, stdout=subprocess.PIPE
+    )
+    try:
+        assert child.stdout is not None and child.stdin is not None
+        assert child.stdout.readline() == b"blocked\n"
+        proc = ServerProcess(child.pid)
+        assert not proc.signal_pending(signal.SIGCHLD)
+        child.send_signal(signal.SIGCHLD)
+        assert wait_until(lambda: proc.signal_pending(signal.SIGCHLD), 5)[0]
+        assert not proc.signal_pending(signal.SIGWINCH)
+        child.stdin.write(b"go\n")
+        child.stdin.flush()
+        assert wait_until(lambda: not proc.signal_pending(signal.SIGCHLD), 5)[0]
+    finally:
+        child.kill()
+        child.wait(5)
