@@ -107,7 +107,7 @@ def _validate(ns: argparse.Namespace) -> str | None:
     """Catch bad input before pytest starts, to say it in one clean line."""
     from conformance.errors import UsageError
     from conformance.exclusions import Exclusions
-    from conformance.gradeconfig import load
+    from conformance.grade.config import load
     from conformance.settings import target_from_options
 
     try:
@@ -156,7 +156,8 @@ def run(ns: argparse.Namespace) -> int:
 
 def _write_grades(ns: argparse.Namespace, code: int, elapsed: float) -> None:
     """Gradescope's file and Autolab's line from the JSON report (or a zero without one)."""
-    from conformance import gradeconfig, outputs
+    from conformance.grade import autograders
+    from conformance.grade import config as gradeconfig
 
     config = gradeconfig.load(Path(ns.grading_config)) if ns.grading_config else gradeconfig.DEFAULT
     config = gradeconfig.with_run(config, protocol=ns.protocol, profile=ns.profile, seed=ns.seed)
@@ -164,19 +165,19 @@ def _write_grades(ns: argparse.Namespace, code: int, elapsed: float) -> None:
     if path.exists():
         doc = json.loads(path.read_text())
     else:
-        doc = outputs.unrun_report(
+        doc = autograders.unrun_report(
             config,
             f"the suite could not run (exit status {code}): see the log above",
             elapsed,
             ns.requirement,
         )
     if ns.gradescope:
-        outputs.write_json(
-            outputs.gradescope(doc, config, execution_time=elapsed), Path(ns.gradescope)
+        autograders.write_json(
+            autograders.gradescope(doc, config, execution_time=elapsed), Path(ns.gradescope)
         )
     if ns.autolab:
         sys.stdout.flush()
-        print(outputs.autolab(doc), flush=True)
+        print(autograders.autolab(doc), flush=True)
 
 
 def list_requirements(ns: argparse.Namespace) -> int:

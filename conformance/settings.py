@@ -15,9 +15,9 @@ from pathlib import Path
 
 import pytest
 
-from conformance import gradeconfig
 from conformance.errors import UsageError
 from conformance.exclusions import Exclusions
+from conformance.grade import config as gradeconfig
 from conformance.harness.server import BUILTIN_SERVERS, Target, fill_command, is_loopback
 from conformance.profiles import NAMES as PROFILES
 from conformance.spec import Requirement, select

@@ -16,8 +16,8 @@ from pathlib import Path
 
 import pytest
 
-from conformance import gradeconfig, outputs
-from conformance.grade import submission
+from conformance.grade import autograders, submission
+from conformance.grade import config as gradeconfig
 from conformance.grade.submission import Grader, Options
 from tests.test_grade import _class, _grade, needs_cc, needs_root, valid_gradescope, valid_report
 
@@ -31,13 +31,13 @@ FRANK_LOG = """\
 Exit: conformance: the server could not be started: the server did not listen on port 14547 \
 within 5 s. It listens on port(s) 8080 instead: does it take the port from its arguments \
 ({port}) or do you need --port?
-  command: /venv/bin/python -m conformance.sandbox --nproc=512 --uid 62003 -- ./server {port}
+  command: /venv/bin/python -m conformance.grade.sandbox --nproc=512 --uid 62003 -- ./server {port}
   last lines of its stderr:
     (empty)
 ! _pytest.outcomes.Exit: conformance: the server could not be started: the server did not \
 listen on port 14547 within 5 s. It listens on port(s) 8080 instead: does it take the port \
 from its arguments ({port}) or do you need --port?
-  command: /venv/bin/python -m conformance.sandbox --nproc=512 --uid 62003 -- ./server {port}
+  command: /venv/bin/python -m conformance.grade.sandbox --nproc=512 --uid 62003 -- ./server {port}
   last lines of its stderr:
     (empty) !
 """
@@ -53,7 +53,7 @@ def _grader(tmp_path: Path, config: gradeconfig.GradingConfig = CONFIG) -> Grade
 
 def _partial_report(passed: list[str]) -> dict[str, object]:
     """What the kit writes when it is stopped after judging `passed`: the rest not run."""
-    doc = outputs.unrun_report(CONFIG, "x")
+    doc = autograders.unrun_report(CONFIG, "x")
     for r in doc["requirements"]:  # type: ignore[attr-defined]
         if r["max_score"]:
             judged = r["id"] in passed
@@ -76,7 +76,7 @@ def test_a_stopped_run_scores_zero_whenever_it_was_stopped(
     report = grader.out / "report.json"
     report.write_text(json.dumps(_partial_report(passed)))
     doc = grader._judged(report, -15, "the suite took longer than 240 s")
-    counted = outputs.counted(doc)
+    counted = autograders.counted(doc)
     assert doc["score"] == 0 and doc["max_score"] == 24
     assert {r["score"] for r in counted} == {0}
     assert {r["detail"] for r in counted} == {
@@ -100,7 +100,7 @@ def test_reaching_the_process_limit_is_a_stop_whether_or_not_the_watchdog_stoppe
         report.write_text(json.dumps(_partial_report(["CONC-3"])))
         doc = grader._judged(report, 1, stopped)
         assert doc["score"] == 0
-        details |= {str(r["detail"]) for r in outputs.counted(doc)}
+        details |= {str(r["detail"]) for r in autograders.counted(doc)}
     assert details == {
         "not judged: the run was stopped because it reached its limit of 512 processes and "
         "threads (a fork bomb?)"
@@ -110,7 +110,7 @@ def test_reaching_the_process_limit_is_a_stop_whether_or_not_the_watchdog_stoppe
 def test_a_server_the_kernel_refused_to_start_reached_the_process_limit(tmp_path: Path) -> None:
     grader = _grader(tmp_path)
     (grader.out / "run.log").write_text(
-        "    conformance.sandbox: cannot run './server': Resource temporarily unavailable\n"
+        "    conformance.grade.sandbox: cannot run './server': Resource temporarily unavailable\n"
     )
     doc = grader._judged(grader.out / "report.json", 2, None)
     assert "reached its limit of 512 processes" in str(doc["requirements"][0]["detail"])  # type: ignore[index]
@@ -130,7 +130,7 @@ def test_a_check_that_never_ran_says_why_in_the_graders_words(tmp_path: Path) ->
     report = grader.out / "report.json"
     report.write_text(json.dumps(_partial_report(["PROTO-1"])))
     doc = grader._judged(report, 1, None)
-    texts = json.dumps(outputs.gradescope(doc, CONFIG))
+    texts = json.dumps(autograders.gradescope(doc, CONFIG))
     assert "deselected" not in texts and "-k" not in texts
     assert "not judged: the suite ended before this check ran (see run.log)" in texts
 
@@ -143,7 +143,7 @@ def test_the_kits_reason_is_said_once_with_the_graders_hint(tmp_path: Path) -> N
     assert why is not None
     assert why.count("did not listen on port 14547") == 1
     assert "_pytest" not in why and "!" not in why
-    assert "--port" not in why and "conformance.sandbox" not in why
+    assert "--port" not in why and "conformance.grade.sandbox" not in why
     assert "`./server {port}`" in why and "`port = 8080` under [assignment]" in why
     assert why.endswith("command: ./server {port}\n  last lines of its stderr:\n    (empty)")
     fixed = gradeconfig.with_run(CONFIG, run="./server 9090", port=9090)
@@ -152,8 +152,8 @@ def test_the_kits_reason_is_said_once_with_the_graders_hint(tmp_path: Path) -> N
 
 def test_a_test_not_judged_reads_its_reason_alone(tmp_path: Path) -> None:
     """No requirement's "why it matters": nothing of that rule failed."""
-    doc = outputs.unrun_report(CONFIG, "the suite could not run: the server could not start")
-    for test in outputs.gradescope(doc, CONFIG)["tests"]:  # type: ignore[attr-defined]
+    doc = autograders.unrun_report(CONFIG, "the suite could not run: the server could not start")
+    for test in autograders.gradescope(doc, CONFIG)["tests"]:  # type: ignore[attr-defined]
         assert test["output"] == (
             "not judged: the suite could not run: the server could not start"
         ), test
@@ -163,16 +163,16 @@ def test_a_test_not_judged_reads_its_reason_alone(tmp_path: Path) -> None:
 def test_whole_points_are_written_as_integers() -> None:
     floats = _partial_report(["PROTO-1", "CONC-1"])
     floats["max_score"] = 24.0
-    doc = outputs.with_whole_scores(floats)
-    results = outputs.gradescope(floats, CONFIG)
-    autolab = json.loads(outputs.autolab(floats))["scores"]
+    doc = autograders.with_whole_scores(floats)
+    results = autograders.gradescope(floats, CONFIG)
+    autolab = json.loads(autograders.autolab(floats))["scores"]
     scores = [doc["score"], doc["max_score"], results["score"], *autolab.values()]
     scores += [r[k] for r in doc["requirements"] for k in ("score", "max_score")]  # type: ignore[attr-defined]
     scores += [t[k] for t in results["tests"] for k in ("score", "max_score")]  # type: ignore[attr-defined]
     assert {type(s) for s in scores} == {int}
     assert (doc["score"], doc["max_score"], autolab["CONC-1"]) == (5, 24, 3)
     halves = gradeconfig.parse('[points]\n"PROTO-1" = 2.5\n')
-    assert outputs.unrun_report(halves, "x", patterns=["PROTO-1"])["max_score"] == 2.5
+    assert autograders.unrun_report(halves, "x", patterns=["PROTO-1"])["max_score"] == 2.5
 
 
 # -- for real, on the sample class ----------------------------------------------------------------
@@ -210,7 +210,7 @@ def test_a_server_that_cannot_start_gets_one_clear_note_per_test(tmp_path: Path)
             output
         )
         assert output.count("could not be started") == 1, output
-        for noise in ("_pytest", "Exit:", "Why it matters", "--port", "conformance.sandbox"):
+        for noise in ("_pytest", "Exit:", "Why it matters", "--port", "conformance.grade.sandbox"):
             assert noise not in output, output
         assert isinstance(test["score"], int) and isinstance(test["max_score"], int)
     assert ".0," not in path.read_text() and isinstance(results["score"], int)

@@ -1,7 +1,7 @@
 """A submission sees nothing but itself (issue 17): the sandbox's view, PID namespace and
 environment, and a class with a submission that tries to read and reach what is not hers.
 
-The sandbox tests run `python -m conformance.sandbox --isolate` on a shell command and look
+The sandbox tests run `python -m conformance.grade.sandbox --isolate` on a shell command and look
 at what it saw; the grading test grades `alice` beside `mallory`, who tries, in her build and
 at her server's start, every way of reading another student's work, the grader's command
 line, environment, output and config, of writing outside her work directory and of reaching
@@ -61,7 +61,7 @@ LEFTOVER_WAIT = 5.0
 
 def sandboxed(work: Path, script: str, *options: str, env: dict[str, str] | None = None):
     """Run `sh -c script` isolated in `work`; (status, stdout, stderr)."""
-    argv = [sys.executable, "-m", "conformance.sandbox", "--isolate", str(work), *options]
+    argv = [sys.executable, "-m", "conformance.grade.sandbox", "--isolate", str(work), *options]
     done = subprocess.run(
         [*argv, "--", "/bin/sh", "-c", script],
         cwd=work,
@@ -116,7 +116,7 @@ def test_the_exit_status_and_signals_are_the_submissions(work: Path) -> None:
     assert sandboxed(work, "exit 3")[0] == 3
     assert sandboxed(work, "kill -SEGV $$")[0] == -signal.SIGSEGV
     # SIGTERM to the launched pid reaches the submission, whose handler runs.
-    argv = [sys.executable, "-m", "conformance.sandbox", "--isolate", str(work), "--"]
+    argv = [sys.executable, "-m", "conformance.grade.sandbox", "--isolate", str(work), "--"]
     script = "trap 'echo got TERM; exit 7' TERM; echo ready; while :; do sleep 0.1; done"
     with subprocess.Popen(
         [*argv, "/bin/sh", "-c", script], cwd=work, stdout=subprocess.PIPE, text=True
@@ -132,7 +132,7 @@ def test_the_exit_status_and_signals_are_the_submissions(work: Path) -> None:
 def test_leftovers_outlive_the_submission_but_not_a_kill_of_the_launched_pid(work: Path) -> None:
     """As outside: a server that exits leaving a child has a child still running (EXIT-5
     sees it); SIGKILL to the launched process group ends the whole namespace."""
-    argv = [sys.executable, "-m", "conformance.sandbox", "--isolate", str(work), "--"]
+    argv = [sys.executable, "-m", "conformance.grade.sandbox", "--isolate", str(work), "--"]
     script = "sleep 60 & exit 0"
     with subprocess.Popen(
         [*argv, "/bin/sh", "-c", script],
@@ -167,7 +167,7 @@ def test_not_root_the_view_comes_from_a_user_namespace(work: Path) -> None:
     )
     if probe.returncode != 0:
         pytest.skip("this kernel does not allow unprivileged user namespaces")
-    argv = [sys.executable, "-m", "conformance.sandbox", "--isolate", str(work), "--"]
+    argv = [sys.executable, "-m", "conformance.grade.sandbox", "--isolate", str(work), "--"]
     script = "id -u; ls /; ls /proc | grep -c '^[0-9]'; touch /usr/escape; echo hi > mine"
     done = subprocess.run(
         [*nobody, *argv, "/bin/sh", "-c", script],

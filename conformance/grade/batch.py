@@ -26,9 +26,10 @@ import traceback
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from conformance import gradeconfig
+from conformance.grade import config as gradeconfig
 from conformance.grade import containment, summary
 from conformance.grade.progress import Progress
+from conformance.grade.sandbox import SandboxError, enter_netns, isolation_problem
 from conformance.grade.submission import (
     CANCELLED,
     Cancelled,
@@ -40,7 +41,6 @@ from conformance.grade.submission import (
     up_to_date,
 )
 from conformance.harness.reaper import become_subreaper
-from conformance.sandbox import SandboxError, enter_netns, isolation_problem
 from conformance.spec import select
 
 EXIT_USAGE = 2

@@ -31,11 +31,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import BinaryIO
 
-from conformance import __version__, outputs
-from conformance.grade import containment
-from conformance.gradeconfig import GradingConfig
+from conformance import __version__
+from conformance.grade import autograders, containment
+from conformance.grade.config import GradingConfig
+from conformance.grade.sandbox import Sandbox, netns_argv, tasks_of
 from conformance.harness.processes import describe_exit
-from conformance.sandbox import Sandbox, netns_argv, tasks_of
 
 #: How often the watchdog looks at the clock, the disk and the process count.
 WATCH_INTERVAL = 0.5
@@ -265,7 +265,9 @@ class Grader:
         return self._judged(report, code, stopped)
 
     def _unrun(self, reason: str) -> dict[str, object]:
-        return outputs.unrun_report(self.config, reason, patterns=list(self.options.requirements))
+        return autograders.unrun_report(
+            self.config, reason, patterns=list(self.options.requirements)
+        )
 
     # -- what the student is told -----------------------------------------------------------
     def _judged(self, report: Path, code: int, stopped: str | None) -> dict[str, object]:
@@ -406,13 +408,13 @@ class Grader:
 
     def _write(self, doc: dict[str, object], elapsed: float) -> None:
         notes = [f"NOTE: {n}" for n in self.notes]
-        doc = outputs.with_whole_scores(doc)
-        outputs.write_json(doc, self.out / "report.json")
-        outputs.write_json(
-            outputs.gradescope(doc, self.config, notes, execution_time=elapsed),
+        doc = autograders.with_whole_scores(doc)
+        autograders.write_json(doc, self.out / "report.json")
+        autograders.write_json(
+            autograders.gradescope(doc, self.config, notes, execution_time=elapsed),
             self.out / "results.json",
         )
-        (self.out / "autolab.json").write_text(outputs.autolab(doc) + "\n")
+        (self.out / "autolab.json").write_text(autograders.autolab(doc) + "\n")
         meta = {
             "name": self.name,
             "fingerprint": fingerprint(self.options),
@@ -421,7 +423,7 @@ class Grader:
             "uid": self.uid,
             "netns": self.options.netns,
         }
-        outputs.write_json(meta, self.out / "grade.json")
+        autograders.write_json(meta, self.out / "grade.json")
 
 
 #: Pids of the Popen children being supervised, so the orphan reaper leaves them alone.
@@ -452,7 +454,7 @@ def _kit_error(log: Path, config: GradingConfig) -> str | None:
                 if not more.startswith(" ") or more.lstrip().startswith("!"):
                     break
                 block.append(more)
-            return _grader_hint(outputs.without_sandbox("\n".join(block)), config)
+            return _grader_hint(autograders.without_sandbox("\n".join(block)), config)
     return None
 
 
@@ -491,7 +493,10 @@ def _start_refused(log: Path) -> bool:
     line counts: a server's "recv: Resource temporarily unavailable" is EAGAIN of a socket."""
     with contextlib.suppress(OSError):
         for line in log.read_text(errors="replace").splitlines():
-            if "conformance.sandbox: cannot run" in line and "temporarily unavailable" in line:
+            if (
+                "conformance.grade.sandbox: cannot run" in line
+                and "temporarily unavailable" in line
+            ):
                 return True
     return False
 
@@ -503,7 +508,9 @@ def _in_students_words(doc: dict[str, object]) -> dict[str, object]:
     for r in reqs:
         detail = str(r["detail"])
         if r["outcome"] == "skipped" and ("deselected" in detail or "interrupted" in detail):
-            r["detail"] = outputs.NOT_JUDGED + "the suite ended before this check ran (see run.log)"
+            r["detail"] = (
+                autograders.NOT_JUDGED + "the suite ended before this check ran (see run.log)"
+            )
     return doc
 
 

@@ -54,7 +54,7 @@ class ConfigError(UsageError):
 
 @dataclass(frozen=True, slots=True)
 class Limits:
-    """Per-process resource limits for builds and servers (see conformance/sandbox.py)."""
+    """Per-process resource limits for builds and servers (see conformance/grade/sandbox.py)."""
 
     #: Processes and threads of the sandbox user (RLIMIT_NPROC): stops fork bombs. CONC-2
     #: needs 64 sessions at once, and a server that leaks zombies holds one process per

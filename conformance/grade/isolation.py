@@ -182,7 +182,7 @@ def outer_wait(init_pid: int, channel: socket.socket) -> NoReturn:
     """Wait for the init's report and exit with the submission's status."""
     report = _read_report(channel)
     if report.startswith(_FAILED):
-        sys.stderr.write(f"conformance.sandbox: {report[1:].decode(errors='replace')}\n")
+        sys.stderr.write(f"conformance.grade.sandbox: {report[1:].decode(errors='replace')}\n")
         _reap(init_pid)
         os._exit(126)
     if not report.startswith((_STATUS, _LAST)):

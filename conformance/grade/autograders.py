@@ -23,7 +23,7 @@ import re
 from pathlib import Path
 
 from conformance import __version__
-from conformance.gradeconfig import GradingConfig
+from conformance.grade.config import GradingConfig
 from conformance.report import EARNING, summary_lines
 from conformance.spec import BY_ID, CATEGORIES, select
 

@@ -25,7 +25,7 @@ from pathlib import Path
 import psutil
 
 from conformance import __version__
-from conformance.bench_report import (
+from conformance.bench.report import (
     HEADER,
     PLOT_MISSING,
     Row,
