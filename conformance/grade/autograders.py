@@ -33,7 +33,7 @@ HIDDEN_DETAIL = "The details of this check are hidden by the instructor."
 NOT_JUDGED = "not judged: "
 #: The grader's sandbox wrapper in a quoted command line: noise to a student, who wrote the
 #: part after `--`.
-_SANDBOX_PREFIX = re.compile(r"\S*python\S* -m conformance\.sandbox .*?-- ")
+_SANDBOX_PREFIX = re.compile(r"\S*python\S* -m conformance\.grade\.sandbox .*?-- ")
 
 
 def without_sandbox(text: str) -> str:

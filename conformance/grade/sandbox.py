@@ -295,11 +295,12 @@ def _submission(command: list[str], env: dict[str, str], uid: int | None) -> NoR
     _exec(command, env)
 
 
-#: Python starts with these ignored, and an ignored signal stays ignored across exec(): a
-#: server would get EPIPE where it should die of SIGPIPE (EXIT-3), and a log flood a write
-#: error where it should die of SIGXFSZ (the file-size limit). The submission gets the
-#: defaults, as it would when started from a shell.
-_DEFAULT_BEFORE_EXEC = (signal.SIGPIPE, signal.SIGXFSZ)
+#: Python starts with SIGPIPE ignored, and an ignored signal stays ignored across exec(): a
+#: server would get EPIPE where, started from a shell, it dies of SIGPIPE (EXIT-3). The
+#: submission gets the default, so a grade says what `conformance run` says. (SIGXFSZ stays
+#: ignored: a log flood past the file-size limit gets write errors and goes on serving, and
+#: the grader notes the limit; see submission.Grader._note_limits.)
+_DEFAULT_BEFORE_EXEC = (signal.SIGPIPE,)
 
 
 def _exec(command: list[str], env: dict[str, str]) -> NoReturn:
