@@ -57,7 +57,7 @@ def send(server: Server, client: Client, data: bytes) -> None:
     __tracebackhide__ = True
     try:
         client.send(data)
-    except Violation as exc:  # EPIPE or ECONNRESET: the server ended this session earlier
+    except Violation as exc:  # EPIPE or ECONNRESET: the server had ended the session
         raise SessionClosed(exc.expected, exc.actual, exc.did) from None
     if server.protocol == "ok":
         received = client.recv_some(REPLY_TIMEOUT)
