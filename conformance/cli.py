@@ -3,7 +3,8 @@
 `run` is a thin layer over `pytest.main` with the plugin's options, so everything it does is
 also available as `pytest --pyargs conformance --server ...`; it only adds friendlier names
 (`--strict`, `--junit-xml`) and maps pytest's exit codes onto the kit's: 0 every MUST passed,
-1 a requirement failed, 2 usage error or the server could not be started, 130 interrupted.
+1 a requirement failed, 2 usage error or the server could not be started, 3 the kit failed
+on a requirement (kit-error), 130 interrupted (conformance/errors.py has them all).
 With a grading config it also scores the run and writes what autograders read (Gradescope's
 results.json, Autolab's last line); `grade` (conformance/grade/) does that for a whole class.
 """
@@ -22,12 +23,11 @@ from pathlib import Path
 import pytest
 
 from conformance import __version__, bench
+from conformance.errors import INTERRUPTED_EXIT, USAGE_EXIT
 from conformance.spec import REQUIREMENTS, render_markdown, select
 
 PACKAGE_DIR = Path(__file__).resolve().parent
 CHECKS_DIR = PACKAGE_DIR / "checks"
-EXIT_USAGE = 2
-EXIT_INTERRUPTED = 130
 
 
 def _run_parser(sub: argparse._SubParsersAction) -> None:
@@ -126,7 +126,7 @@ def run(ns: argparse.Namespace) -> int:
     problem = _validate(ns)
     if problem:
         print(f"conformance: {problem}", file=sys.stderr)
-        return EXIT_USAGE
+        return USAGE_EXIT
 
     # SIGTERM to the kit must clean up like Ctrl-C does: fixtures stop the servers.
     def _terminate(signum: int, frame: object) -> None:
@@ -142,15 +142,15 @@ def run(ns: argparse.Namespace) -> int:
     started = time.monotonic()
     code = int(pytest.main(pytest_args(ns), plugins=[observer]))
     if observer.interrupted:
-        return EXIT_INTERRUPTED
+        return INTERRUPTED_EXIT
     if graded:
         _write_grades(ns, code, time.monotonic() - started)
     if scratch is not None:
         scratch.cleanup()
-    if code in (0, 1, EXIT_USAGE):
+    if code in (0, 1, USAGE_EXIT):
         return code
     if code in (pytest.ExitCode.USAGE_ERROR, pytest.ExitCode.NO_TESTS_COLLECTED):
-        return EXIT_USAGE
+        return USAGE_EXIT
     return code
 
 
@@ -188,7 +188,7 @@ def list_requirements(ns: argparse.Namespace) -> int:
         chosen = select(ns.requirement or None)
     except ValueError as exc:
         print(f"conformance: {exc}", file=sys.stderr)
-        return EXIT_USAGE
+        return USAGE_EXIT
     for r in chosen:
         scope = []
         if len(r.protocols) == 1:

@@ -26,6 +26,8 @@ import traceback
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+from conformance import errors
+from conformance.errors import INTERRUPTED_EXIT, USAGE_EXIT
 from conformance.grade import config as gradeconfig
 from conformance.grade import containment, summary
 from conformance.grade.progress import Progress
@@ -40,18 +42,16 @@ from conformance.grade.submission import (
     load_result,
     up_to_date,
 )
-from conformance.harness.reaper import become_subreaper
+from conformance.harness.reaper import become_subreaper, reap_adopted
 from conformance.spec import select
 
-EXIT_USAGE = 2
-EXIT_INTERRUPTED = 130
 #: First uid of the sandbox slots (slot k runs as UID_BASE + k); override with --uid-base.
 UID_BASE = 62000
 CONFIG_NAME = "grading.toml"
 
 
-class UsageError(ValueError):
-    pass
+class UsageError(errors.UsageError):
+    """A `conformance grade` argument or class folder that cannot work (exit 2)."""
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -189,7 +189,7 @@ def main(ns: argparse.Namespace) -> int:
         return _grade(ns)
     except (UsageError, gradeconfig.ConfigError, ValueError) as exc:
         print(f"conformance grade: {exc}", file=sys.stderr)
-        return EXIT_USAGE
+        return USAGE_EXIT
 
 
 def _grade(ns: argparse.Namespace) -> int:
@@ -248,7 +248,7 @@ def _grade(ns: argparse.Namespace) -> int:
             "the rest (up-to-date reports are kept)",
             file=sys.stderr,
         )
-        return EXIT_INTERRUPTED
+        return INTERRUPTED_EXIT
     print(f"reports in {out_dir}/NAME/; class summary: {out_dir}/summary.md, {out_dir}/summary.csv")
     return 0
 
@@ -380,7 +380,7 @@ def _run_all(
         signal.signal(signal.SIGTERM, previous)
         stop_reaper.set()
         reaper.join(timeout=5)
-        containment.reap_orphans(live_children())
+        reap_adopted(live_children())
         progress.close()
 
 
@@ -390,4 +390,4 @@ def _score(result: Result) -> str:
 
 def _reap_loop(stop: threading.Event) -> None:
     while not stop.wait(1.0):
-        containment.reap_orphans(live_children())
+        reap_adopted(live_children())

@@ -99,20 +99,3 @@ def _walk(root: Path) -> Iterator[os.DirEntry[str]]:
                 yield entry
                 if entry.is_dir(follow_symlinks=False):
                     stack.append(Path(entry.path))
-
-
-def reap_orphans(keep: set[int]) -> None:
-    """As a subreaper the grader adopts orphans of submissions; wait for the dead ones.
-
-    `keep` are the pids of children a Popen still owns: their status is theirs to read.
-    """
-    try:
-        children = psutil.Process().children()
-    except psutil.Error:
-        return
-    for child in children:
-        if child.pid in keep:
-            continue
-        with contextlib.suppress(psutil.Error, ChildProcessError, OSError):
-            if child.status() == psutil.STATUS_ZOMBIE:
-                os.waitpid(child.pid, os.WNOHANG)
