@@ -174,7 +174,7 @@ def _slot_uids(base: int, jobs: int) -> list[int]:
         except OSError:
             os.close(fd)
             continue  # another grader's slot
-        if containment.processes_of(uid, "-"):
+        if containment.slot_processes(uid, "-"):
             os.close(fd)
             continue
         _UID_LOCKS.append(fd)
