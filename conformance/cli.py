@@ -3,7 +3,8 @@
 `run` is a thin layer over `pytest.main` with the plugin's options, so everything it does is
 also available as `pytest --pyargs conformance --server ...`; it only adds friendlier names
 (`--strict`, `--junit-xml`) and maps pytest's exit codes onto the kit's: 0 every MUST passed,
-1 a requirement failed, 2 usage error or the server could not be started, 130 interrupted.
+1 a requirement failed, 2 usage error or the server could not be started, 3 the kit failed
+on a requirement (kit-error), 130 interrupted (conformance/errors.py has them all).
 With a grading config it also scores the run and writes what autograders read (Gradescope's
 results.json, Autolab's last line); `grade` (conformance/grade/) does that for a whole class.
 """
@@ -22,12 +23,11 @@ from pathlib import Path
 import pytest
 
 from conformance import __version__, bench
+from conformance.errors import INTERRUPTED_EXIT, USAGE_EXIT
 from conformance.spec import REQUIREMENTS, render_markdown, select
 
 PACKAGE_DIR = Path(__file__).resolve().parent
 CHECKS_DIR = PACKAGE_DIR / "checks"
-EXIT_USAGE = 2
-EXIT_INTERRUPTED = 130
 
 
 def _run_parser(sub: argparse._SubParsersAction) -> None:
@@ -115,7 +115,7 @@ def _validate(ns: argparse.Namespace) -> str | None:
     """Catch bad input before pytest starts, to say it in one clean line."""
     from conformance.errors import UsageError
     from conformance.exclusions import Exclusions
-    from conformance.gradeconfig import load
+    from conformance.grade.config import load
     from conformance.settings import adapter_options, target_from_options
 
     try:
@@ -135,7 +135,7 @@ def run(ns: argparse.Namespace) -> int:
     problem = _validate(ns)
     if problem:
         print(f"conformance: {problem}", file=sys.stderr)
-        return EXIT_USAGE
+        return USAGE_EXIT
 
     # SIGTERM to the kit must clean up like Ctrl-C does: fixtures stop the servers.
     def _terminate(signum: int, frame: object) -> None:
@@ -151,21 +151,22 @@ def run(ns: argparse.Namespace) -> int:
     started = time.monotonic()
     code = int(pytest.main(pytest_args(ns), plugins=[observer]))
     if observer.interrupted:
-        return EXIT_INTERRUPTED
+        return INTERRUPTED_EXIT
     if graded:
         _write_grades(ns, code, time.monotonic() - started)
     if scratch is not None:
         scratch.cleanup()
-    if code in (0, 1, EXIT_USAGE):
+    if code in (0, 1, USAGE_EXIT):
         return code
     if code in (pytest.ExitCode.USAGE_ERROR, pytest.ExitCode.NO_TESTS_COLLECTED):
-        return EXIT_USAGE
+        return USAGE_EXIT
     return code
 
 
 def _write_grades(ns: argparse.Namespace, code: int, elapsed: float) -> None:
     """Gradescope's file and Autolab's line from the JSON report (or a zero without one)."""
-    from conformance import gradeconfig, outputs
+    from conformance.grade import autograders
+    from conformance.grade import config as gradeconfig
 
     config = gradeconfig.load(Path(ns.grading_config)) if ns.grading_config else gradeconfig.DEFAULT
     config = gradeconfig.with_run(config, protocol=ns.protocol, profile=ns.profile, seed=ns.seed)
@@ -173,19 +174,19 @@ def _write_grades(ns: argparse.Namespace, code: int, elapsed: float) -> None:
     if path.exists():
         doc = json.loads(path.read_text())
     else:
-        doc = outputs.unrun_report(
+        doc = autograders.unrun_report(
             config,
             f"the suite could not run (exit status {code}): see the log above",
             elapsed,
             ns.requirement,
         )
     if ns.gradescope:
-        outputs.write_json(
-            outputs.gradescope(doc, config, execution_time=elapsed), Path(ns.gradescope)
+        autograders.write_json(
+            autograders.gradescope(doc, config, execution_time=elapsed), Path(ns.gradescope)
         )
     if ns.autolab:
         sys.stdout.flush()
-        print(outputs.autolab(doc), flush=True)
+        print(autograders.autolab(doc), flush=True)
 
 
 def list_requirements(ns: argparse.Namespace) -> int:
@@ -196,7 +197,7 @@ def list_requirements(ns: argparse.Namespace) -> int:
         chosen = select(ns.requirement or None)
     except ValueError as exc:
         print(f"conformance: {exc}", file=sys.stderr)
-        return EXIT_USAGE
+        return USAGE_EXIT
     for r in chosen:
         scope = []
         if len(r.protocols) == 1:

@@ -28,6 +28,7 @@ from conformance import protocols
 from conformance import report as report_mod
 from conformance import settings as settings_mod
 from conformance.errors import USAGE_EXIT, UsageError
+from conformance.harness import launcher
 from conformance.harness.failure import (
     KIT_ERROR,
     SERVER_GONE,
@@ -57,7 +58,6 @@ from conformance.harness.server import (
     start_server,
 )
 from conformance.harness.sessions import DEATH_GRACE
-from conformance.harness.timeouts import CHECK_TIMEOUT
 from conformance.marks import Blocked, NotApplicable
 from conformance.profiles import NAMES as PROFILES
 from conformance.profiles import PROFILES as PROFILE_RECORDS
@@ -111,6 +111,8 @@ class RunState:
     #: Requirements the server was seen to break before the checks, with what was seen: a
     #: check that then fails because of it is blocked by it (see liveness).
     broken: dict[str, str] = field(default_factory=dict)
+    #: The most one launched server wrote to its stdout or stderr, in bytes.
+    largest_output: int = 0
     #: What the kit did that the user should know though no check failed for it.
     notes: list[str] = field(default_factory=list)
 
@@ -292,7 +294,9 @@ def pytest_collection_modifyitems(
         if item.get_closest_marker("timeout") is None and config.getoption("timeout", None) is None:
             # The signal method keeps fixture teardown (stopping the server) and JUnit working.
             # With a fixed port a launch may have to wait for the kernel to free the port.
-            limit = CHECK_TIMEOUT + (LINGER_LIMIT if settings.target.fixed_port else 0)
+            limit = PROFILE_RECORDS[settings.profile].check_timeout + (
+                LINGER_LIMIT if settings.target.fixed_port else 0
+            )
             item.add_marker(pytest.mark.timeout(limit, method="signal"))
         reason = settings.exclusions.reason(req.id)
         if reason is not None:
@@ -427,6 +431,9 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]):
     req = _requirement_of(item)
     if req is None:
         return
+    if rep.when == "teardown":
+        # Servers write their output in the workers; the controller keeps the largest.
+        rep.user_properties.append(("largest_output", str(launcher.LARGEST_OUTPUT)))
     if call.excinfo is not None and call.excinfo.errisinstance(NotApplicable):
         rep.user_properties.append(("not_applicable", "1"))
     if call.excinfo is not None and rep.when == "call":
@@ -501,6 +508,8 @@ class _Recorder:
                     f"[{req_id}] the kit's worker process died while running this check "
                     f"(pytest-xdist replaced it and went on): {report.longrepr}"
                 )
+        output = int(props.get("largest_output", "0") or 0)
+        self.state.largest_output = max(self.state.largest_output, output)
         if req_id is not None:
             result = self.state.results.setdefault(req_id, report_mod.Result(req_id))
             result.add(report, props)
@@ -555,6 +564,7 @@ def _build_report(state: RunState, interrupted: bool = False) -> dict[str, objec
         points={r.id: s.grading.points_of(r) for r in s.selected},
         notes=[*state.notes, *LAUNCH_NOTES],
         interrupted=interrupted,
+        largest_output=max(state.largest_output, launcher.LARGEST_OUTPUT),
     )
 
 

@@ -24,6 +24,9 @@ class Profile:
     shrink_budget: float
     #: Factor on what the checks repeat that the spec does not count (see `repeats`).
     effort: float
+    #: pytest-timeout's backstop per check, in seconds: every check fails on its own
+    #: deadlines first; thorough tries forty times the examples, each with a fresh server.
+    check_timeout: float = 60.0
 
     def repeats(self, n: int) -> int:
         """`n` scaled by the profile's effort, never below 2."""
@@ -35,7 +38,15 @@ PROFILES: dict[str, Profile] = {
     for p in (
         Profile("quick", examples=5, scenarios=3, steps=8, shrink_budget=2.0, effort=0.5),
         Profile("default", examples=15, scenarios=8, steps=15, shrink_budget=6.0, effort=1.0),
-        Profile("thorough", examples=200, scenarios=60, steps=30, shrink_budget=60.0, effort=3.0),
+        Profile(
+            "thorough",
+            examples=200,
+            scenarios=60,
+            steps=30,
+            shrink_budget=60.0,
+            effort=3.0,
+            check_timeout=300.0,
+        ),
     )
 }
 NAMES: tuple[str, ...] = tuple(PROFILES)

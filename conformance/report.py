@@ -125,6 +125,7 @@ def build(
     points: dict[str, float] | None = None,
     notes: list[str] | None = None,
     interrupted: bool = False,
+    largest_output: int = 0,
 ) -> dict[str, object]:
     requirements = []
     total, most = 0.0, 0.0
@@ -189,6 +190,7 @@ def build(
         "excluded": [{"id": k, "reason": v} for k, v in excluded.items()],
         "serialised": serialised,
         "notes": list(dict.fromkeys(notes or [])),
+        "largest_output_bytes": largest_output,
     }
 
 

@@ -16,9 +16,10 @@ from pathlib import Path
 
 import pytest
 
-from conformance import gradeconfig, protocols
+from conformance import protocols
 from conformance.errors import UsageError
 from conformance.exclusions import Exclusions
+from conformance.grade import config as gradeconfig
 from conformance.harness.server import BUILTIN_SERVERS, Target, fill_command, is_loopback
 from conformance.profiles import NAMES as PROFILES
 from conformance.spec import Requirement, select

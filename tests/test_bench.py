@@ -15,7 +15,7 @@ from pathlib import Path
 import psutil
 import pytest
 
-from conformance.bench_report import PLOT_MISSING, plot_available
+from conformance.bench.report import PLOT_MISSING, plot_available
 from conformance.harness.driver import Driver
 from conformance.harness.launcher import launch
 from conformance.harness.limits import DescriptorLimitError, ensure_descriptors

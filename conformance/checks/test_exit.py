@@ -172,7 +172,7 @@ def test_client_reset_leaves_server_running(server: Server, repeats) -> None:
         # closed, it has survived them all; one that keeps them open gets RESET_GRACE to die.
         wait_until(lambda: not server.alive() or _resets_handled(server, held), RESET_GRACE)
         expect_alive(server, "after clients reset their connections", RESET_CAUSE)
-        bystander.request(message(1, 16), cause="the reset of other clients ended this session too")
+        bystander.request(message(1, 16), cause="another client's reset ended this one's session")
         before = fork_children_count(server)
         end_session(server, bystander)
         await_release(server, before - 1 if before else before)

@@ -112,7 +112,7 @@ class Workload:
         growth = measure_thread_growth(
             proc, churn, sessions=SESSIONS, round_size=ROUND, until_stopped=False
         )
-        # What is left once the last sessions' descriptors and threads are released: the
+        # What is left once the final sessions' descriptors and threads are released: the
         # baseline, or for a pool the plateau it reached before the last TAIL sessions.
         _, before_tail = _tail(growth)
         threads_cap = max(growth.baseline, before_tail) + SLACK

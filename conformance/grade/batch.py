@@ -26,9 +26,12 @@ import traceback
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from conformance import gradeconfig
+from conformance import errors
+from conformance.errors import INTERRUPTED_EXIT, USAGE_EXIT
+from conformance.grade import config as gradeconfig
 from conformance.grade import containment, summary
 from conformance.grade.progress import Progress
+from conformance.grade.sandbox import SandboxError, enter_netns, isolation_problem
 from conformance.grade.submission import (
     CANCELLED,
     Cancelled,
@@ -39,22 +42,19 @@ from conformance.grade.submission import (
     load_result,
     up_to_date,
 )
-from conformance.harness.reaper import become_subreaper
-from conformance.sandbox import SandboxError, enter_netns, isolation_problem
+from conformance.harness.reaper import become_subreaper, reap_adopted
 from conformance.spec import select
 
-EXIT_USAGE = 2
-EXIT_INTERRUPTED = 130
 #: First uid of the sandbox slots (slot k runs as UID_BASE + k); override with --uid-base.
 UID_BASE = 62000
 CONFIG_NAME = "grading.toml"
 
 
-class UsageError(ValueError):
-    pass
+class UsageError(errors.UsageError):
+    """A `conformance grade` argument or class folder that cannot work (exit 2)."""
 
 
-def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("grade", help="grade a class of submissions", description=__doc__)
     p.add_argument("submissions", metavar="SUBMISSIONS_DIR")
     p.add_argument("--config", metavar="TOML", help=f"grading config (default: DIR/{CONFIG_NAME})")
@@ -118,9 +118,10 @@ def shard_of(names: list[str], index: int, count: int) -> list[str]:
 def _config(
     ns: argparse.Namespace, directory: Path
 ) -> tuple[gradeconfig.GradingConfig, Path | None]:
-    path = Path(ns.config) if ns.config else directory / CONFIG_NAME
-    if ns.config or path.exists():
-        config = gradeconfig.load(path)
+    given = Path(ns.config) if ns.config else directory / CONFIG_NAME
+    path: Path | None = given
+    if ns.config or given.exists():
+        config = gradeconfig.load(given)
     else:
         config, path = gradeconfig.DEFAULT, None
     changes = {
@@ -173,7 +174,7 @@ def _slot_uids(base: int, jobs: int) -> list[int]:
         except OSError:
             os.close(fd)
             continue  # another grader's slot
-        if containment.processes_of(uid, "-"):
+        if containment.slot_processes(uid, "-"):
             os.close(fd)
             continue
         _UID_LOCKS.append(fd)
@@ -188,7 +189,7 @@ def main(ns: argparse.Namespace) -> int:
         return _grade(ns)
     except (UsageError, gradeconfig.ConfigError, ValueError) as exc:
         print(f"conformance grade: {exc}", file=sys.stderr)
-        return EXIT_USAGE
+        return USAGE_EXIT
 
 
 def _grade(ns: argparse.Namespace) -> int:
@@ -247,7 +248,7 @@ def _grade(ns: argparse.Namespace) -> int:
             "the rest (up-to-date reports are kept)",
             file=sys.stderr,
         )
-        return EXIT_INTERRUPTED
+        return INTERRUPTED_EXIT
     print(f"reports in {out_dir}/NAME/; class summary: {out_dir}/summary.md, {out_dir}/summary.csv")
     return 0
 
@@ -379,7 +380,7 @@ def _run_all(
         signal.signal(signal.SIGTERM, previous)
         stop_reaper.set()
         reaper.join(timeout=5)
-        containment.reap_orphans(live_children())
+        reap_adopted(live_children())
         progress.close()
 
 
@@ -389,4 +390,4 @@ def _score(result: Result) -> str:
 
 def _reap_loop(stop: threading.Event) -> None:
     while not stop.wait(1.0):
-        containment.reap_orphans(live_children())
+        reap_adopted(live_children())

@@ -17,12 +17,14 @@ from pathlib import Path
 
 import psutil
 
+from conformance.harness.processes import descendant_pids, processes_of
+
 TOKEN_VAR = "CONFORMANCE_GRADE_TOKEN"
 #: How long kill_all keeps looking for processes that forked while it was killing.
 KILL_DEADLINE = 10.0
 
 
-def processes_of(uid: int | None, token: str) -> list[psutil.Process]:
+def slot_processes(uid: int | None, token: str) -> list[psutil.Process]:
     me = os.getpid()
     found = []
     for proc in psutil.process_iter():
@@ -52,7 +54,7 @@ def kill_all(pgid: int | None, uid: int | None, token: str) -> list[int]:
     killed: set[int] = set()
     deadline = time.monotonic() + KILL_DEADLINE
     while time.monotonic() < deadline:
-        procs = processes_of(uid, token)
+        procs = slot_processes(uid, token)
         if not procs:
             break
         for sig in (signal.SIGSTOP, signal.SIGKILL):
@@ -66,12 +68,8 @@ def kill_all(pgid: int | None, uid: int | None, token: str) -> list[int]:
 
 def tasks_in_tree(pid: int) -> int:
     """Processes and threads of pid's tree (for a grader that cannot give each slot a uid)."""
-    try:
-        tree = [psutil.Process(pid), *psutil.Process(pid).children(recursive=True)]
-    except psutil.Error:
-        return 0
     total = 0
-    for proc in tree:
+    for proc in processes_of([pid, *descendant_pids(pid)]):
         with contextlib.suppress(psutil.Error):
             total += proc.num_threads()
     return total
@@ -99,20 +97,3 @@ def _walk(root: Path) -> Iterator[os.DirEntry[str]]:
                 yield entry
                 if entry.is_dir(follow_symlinks=False):
                     stack.append(Path(entry.path))
-
-
-def reap_orphans(keep: set[int]) -> None:
-    """As a subreaper the grader adopts orphans of submissions; wait for the dead ones.
-
-    `keep` are the pids of children a Popen still owns: their status is theirs to read.
-    """
-    try:
-        children = psutil.Process().children()
-    except psutil.Error:
-        return
-    for child in children:
-        if child.pid in keep:
-            continue
-        with contextlib.suppress(psutil.Error, ChildProcessError, OSError):
-            if child.status() == psutil.STATUS_ZOMBIE:
-                os.waitpid(child.pid, os.WNOHANG)

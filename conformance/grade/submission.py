@@ -31,11 +31,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import BinaryIO
 
-from conformance import __version__, outputs
-from conformance.grade import containment
-from conformance.gradeconfig import GradingConfig
+from conformance import __version__
+from conformance.grade import autograders, containment
+from conformance.grade.config import GradingConfig
+from conformance.grade.sandbox import Sandbox, netns_argv, tasks_of
 from conformance.harness.processes import describe_exit
-from conformance.sandbox import Sandbox, netns_argv, tasks_of
 
 #: How often the watchdog looks at the clock, the disk and the process count.
 WATCH_INTERVAL = 0.5
@@ -227,7 +227,8 @@ class Grader:
 
     def _build(self) -> str | None:
         assert self.config.build is not None
-        argv = self.sandbox.argv(["/bin/sh", "-c", self.config.build])
+        # A network namespace of its own too: a build reaches nothing but its own loopback.
+        argv = self.sandbox.argv(["/bin/sh", "-c", self.config.build], netns=self.options.netns)
         with open(self.out / "build.log", "wb") as log:
             code, stopped = self._supervise(argv, log, self.config.build_timeout, "build")
         if stopped:
@@ -264,7 +265,9 @@ class Grader:
         return self._judged(report, code, stopped)
 
     def _unrun(self, reason: str) -> dict[str, object]:
-        return outputs.unrun_report(self.config, reason, patterns=list(self.options.requirements))
+        return autograders.unrun_report(
+            self.config, reason, patterns=list(self.options.requirements)
+        )
 
     # -- what the student is told -----------------------------------------------------------
     def _judged(self, report: Path, code: int, stopped: str | None) -> dict[str, object]:
@@ -393,7 +396,10 @@ class Grader:
     def _note_limits(self, doc: dict[str, object]) -> None:
         text = "\n".join(str(r["detail"]) for r in doc["requirements"])  # type: ignore[attr-defined]
         limits = self.config.limits
-        if self.largest_file >= limits.file_size_mb * 1024 * 1024:
+        # The kit measures each server's output before it deletes it; the disk watch may
+        # miss a file that lived between two of its looks.
+        largest = max(self.largest_file, int(str(doc.get("largest_output_bytes", 0))))
+        if largest >= limits.file_size_mb * 1024 * 1024:
             text += "SIGXFSZ"  # the writer died of it, even if the server did not
         for sign, note in LIMIT_SIGNS.items():
             if sign in text:
@@ -405,13 +411,13 @@ class Grader:
 
     def _write(self, doc: dict[str, object], elapsed: float) -> None:
         notes = [f"NOTE: {n}" for n in self.notes]
-        doc = outputs.with_whole_scores(doc)
-        outputs.write_json(doc, self.out / "report.json")
-        outputs.write_json(
-            outputs.gradescope(doc, self.config, notes, execution_time=elapsed),
+        doc = autograders.with_whole_scores(doc)
+        autograders.write_json(doc, self.out / "report.json")
+        autograders.write_json(
+            autograders.gradescope(doc, self.config, notes, execution_time=elapsed),
             self.out / "results.json",
         )
-        (self.out / "autolab.json").write_text(outputs.autolab(doc) + "\n")
+        (self.out / "autolab.json").write_text(autograders.autolab(doc) + "\n")
         meta = {
             "name": self.name,
             "fingerprint": fingerprint(self.options),
@@ -420,7 +426,7 @@ class Grader:
             "uid": self.uid,
             "netns": self.options.netns,
         }
-        outputs.write_json(meta, self.out / "grade.json")
+        autograders.write_json(meta, self.out / "grade.json")
 
 
 #: Pids of the Popen children being supervised, so the orphan reaper leaves them alone.
@@ -451,7 +457,7 @@ def _kit_error(log: Path, config: GradingConfig) -> str | None:
                 if not more.startswith(" ") or more.lstrip().startswith("!"):
                     break
                 block.append(more)
-            return _grader_hint(outputs.without_sandbox("\n".join(block)), config)
+            return _grader_hint(autograders.without_sandbox("\n".join(block)), config)
     return None
 
 
@@ -490,7 +496,10 @@ def _start_refused(log: Path) -> bool:
     line counts: a server's "recv: Resource temporarily unavailable" is EAGAIN of a socket."""
     with contextlib.suppress(OSError):
         for line in log.read_text(errors="replace").splitlines():
-            if "conformance.sandbox: cannot run" in line and "temporarily unavailable" in line:
+            if (
+                "conformance.grade.sandbox: cannot run" in line
+                and "temporarily unavailable" in line
+            ):
                 return True
     return False
 
@@ -502,7 +511,9 @@ def _in_students_words(doc: dict[str, object]) -> dict[str, object]:
     for r in reqs:
         detail = str(r["detail"])
         if r["outcome"] == "skipped" and ("deselected" in detail or "interrupted" in detail):
-            r["detail"] = outputs.NOT_JUDGED + "the suite ended before this check ran (see run.log)"
+            r["detail"] = (
+                autograders.NOT_JUDGED + "the suite ended before this check ran (see run.log)"
+            )
     return doc
 
 

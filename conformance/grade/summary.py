@@ -15,7 +15,7 @@ import statistics
 from dataclasses import dataclass
 from pathlib import Path
 
-from conformance.outputs import counted
+from conformance.grade.autograders import counted
 from conformance.spec import BY_ID
 
 

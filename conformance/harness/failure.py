@@ -78,6 +78,9 @@ def unwrap_flaky(exc: BaseException) -> BaseException:
     first failure (with its Did/Expected/Actual) is what happened, and hypothesis's summary
     ("Failed on the first call but did not on a subsequent one") tells a student nothing.
     """
+    if type(exc).__name__ == "_WrappedBaseException" and exc.__cause__ is not None:
+        # Hypothesis wraps a BaseException raised in an example (pytest-timeout's "Timeout").
+        return unwrap_flaky(exc.__cause__)
     for _ in range(10):  # groups nest; a bound, not a loop that could run for ever
         inner: tuple[BaseException, ...] = getattr(exc, "exceptions", ())
         if not isinstance(exc, _GROUP) or not inner:

@@ -303,6 +303,14 @@ class LaunchedServer:
             return ""
         return "\n".join(text.splitlines()[-lines:])
 
+    def output_size(self) -> int:
+        """Bytes in the larger of its stdout and stderr files (what a log flood fills)."""
+        sizes = [0]
+        for path in (self.stdout_path, self.stderr_path):
+            with contextlib.suppress(OSError):
+                sizes.append(path.stat().st_size)
+        return max(sizes)
+
     def note_descendants(self) -> None:
         """Remember the current tree, so stop() can find processes that later leave it."""
         if self.popen is not None and not self.stopped:
@@ -357,6 +365,8 @@ class LaunchedServer:
         reap_adopted(_owned())
         report.waited_s = time.monotonic() - t0
         LaunchedServer._live.discard(self)
+        global LARGEST_OUTPUT
+        LARGEST_OUTPUT = max(LARGEST_OUTPUT, self.output_size())
         if self._own_log_dir and not report.leftovers:
             shutil.rmtree(self.log_dir, ignore_errors=True)
         return report
@@ -474,6 +484,10 @@ LINGER_LIMIT = 65.0
 #: How long connections of the previous instance may take to finish closing (FIN, ACK) on
 #: loopback before a fixed-port server is started anyway.
 RELEASE_WAIT = 1.0
+
+#: The most a launched server wrote to its stdout or stderr file, in bytes: a grader
+#: compares it with the file-size limit it set (RLIMIT_FSIZE), before the files are gone.
+LARGEST_OUTPUT = 0
 
 #: Things the kit did that the user should know, though no check failed for them (the plugin
 #: prints them once in its summary).

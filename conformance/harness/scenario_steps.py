@@ -58,7 +58,7 @@ def send(server: Server, client: Client, data: bytes) -> None:
     __tracebackhide__ = True
     try:
         client.send(data)
-    except Violation as exc:  # EPIPE or ECONNRESET: the server ended this session earlier
+    except Violation as exc:  # EPIPE or ECONNRESET: the server had ended the session
         raise SessionClosed(exc.expected, exc.actual, exc.did) from None
     received, status = client.read_reply(data, REPLY_TIMEOUT)
     if received and status == "timeout":

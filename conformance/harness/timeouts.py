@@ -39,5 +39,4 @@ QUIET_PERIOD = 0.05
 POLL_INTERVAL = 0.01
 #: Harness: the window over which CPU use is measured to detect a busy loop (EXIT-4).
 CPU_WINDOW = 0.5
-#: Harness: pytest-timeout backstop per check; every check fails on its own deadlines first.
-CHECK_TIMEOUT = 60.0
+#: The pytest-timeout backstop per check is the profile's (conformance/profiles.py).

@@ -14,7 +14,7 @@ def test_ports_differ_between_generated_examples() -> None:
     from hypothesis import given, settings
     from hypothesis import strategies as st
 
-    from conformance.harness.launcher import free_port
+    from conformance.harness.ports import free_port
 
     ports: list[int] = []
 

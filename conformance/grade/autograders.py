@@ -23,7 +23,7 @@ import re
 from pathlib import Path
 
 from conformance import __version__
-from conformance.gradeconfig import GradingConfig
+from conformance.grade.config import GradingConfig
 from conformance.report import EARNING, summary_lines
 from conformance.spec import BY_ID, CATEGORIES, select
 
@@ -33,7 +33,7 @@ HIDDEN_DETAIL = "The details of this check are hidden by the instructor."
 NOT_JUDGED = "not judged: "
 #: The grader's sandbox wrapper in a quoted command line: noise to a student, who wrote the
 #: part after `--`.
-_SANDBOX_PREFIX = re.compile(r"\S*python\S* -m conformance\.sandbox .*?-- ")
+_SANDBOX_PREFIX = re.compile(r"\S*python\S* -m conformance\.grade\.sandbox .*?-- ")
 
 
 def without_sandbox(text: str) -> str:
@@ -106,15 +106,14 @@ def gradescope(
                 "max_score": whole(r["max_score"]),
                 "status": "passed" if r["outcome"] in EARNING else "failed",
                 "output": HIDDEN_DETAIL if hidden else without_sandbox(_test_output(r)),
-                "visibility": config.visibility_for(r["id"]),
+                "visibility": config.visibility_for(str(r["id"])),
             }
         )
     lines = [*(notes or []), *summary_lines(doc)]
     return {
         "score": whole(doc["score"]),
         "execution_time": round(
-            float(execution_time if execution_time is not None else doc["duration_s"]),
-            3,  # type: ignore[arg-type]
+            execution_time if execution_time is not None else float(str(doc["duration_s"])), 3
         ),
         "output": without_sandbox("\n".join(lines)),
         "visibility": config.visibility,

@@ -148,12 +148,12 @@ def run(work: str, tmp_mb: int, uid: int | None, submission: Callable[[], NoRetu
     """Fork the init (pid 1 of the namespaces entered), which builds the view of `work` and
     runs `submission` in it; then wait, and exit as the submission did. Call after enter().
 
-    With `uid` (root only), the outer and the init become that user once the view is built,
-    so the grader's per-uid kill reaches them too; `submission` drops to it by itself.
+    With `uid` (root only), the outer becomes that user at once and the init once the view is
+    built, so the grader's per-uid kill reaches them too; `submission` drops to it by itself.
     """
     watch = _parent_pidfd()
     mine, theirs = socket.socketpair()
-    held = signal.pthread_sigmask(signal.SIG_BLOCK, FORWARDED)
+    held = {signal.Signals(s) for s in signal.pthread_sigmask(signal.SIG_BLOCK, FORWARDED)}
     pid = os.fork()
     if pid == 0:
         mine.close()
@@ -182,7 +182,7 @@ def outer_wait(init_pid: int, channel: socket.socket) -> NoReturn:
     """Wait for the init's report and exit with the submission's status."""
     report = _read_report(channel)
     if report.startswith(_FAILED):
-        sys.stderr.write(f"conformance.sandbox: {report[1:].decode(errors='replace')}\n")
+        sys.stderr.write(f"conformance.grade.sandbox: {report[1:].decode(errors='replace')}\n")
         _reap(init_pid)
         os._exit(126)
     if not report.startswith((_STATUS, _LAST)):
@@ -218,7 +218,8 @@ def _reap(pid: int) -> None:
 def _exit_like(sig: int) -> NoReturn:
     """Die of `sig`, as the submission did, so the launcher reads the same status."""
     resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
-    signal.signal(sig, signal.SIG_DFL)
+    if sig not in (signal.SIGKILL, signal.SIGSTOP):  # these two have no handler to reset
+        signal.signal(sig, signal.SIG_DFL)
     signal.pthread_sigmask(signal.SIG_UNBLOCK, [sig])
     os.kill(os.getpid(), sig)
     os._exit(128 + sig)
@@ -248,7 +249,7 @@ def _init(
 ) -> NoReturn:
     try:
         build_view(work, tmp_mb)
-    except (IsolationError, OSError) as exc:
+    except Exception as exc:  # whatever it is, the outer says it and exits 126
         with contextlib.suppress(OSError):
             channel.sendall(_FAILED + str(exc).encode() + b"\n")
         os._exit(126)
@@ -265,23 +266,23 @@ def _init(
 
 
 def _hide_myself() -> None:
-    """Nothing of the kit's in the init's /proc entry: a title for a command line, and not
-    dumpable, so its environment, descriptors and memory are closed to the submission."""
+    """Nothing of the kit's in the init's /proc entry: a title for its command line (which
+    anyone may read), and not dumpable, so its environment, descriptors and memory are closed
+    to the submission. (The kit, root or the owner of the user namespace, still reads its
+    environment, and the launch token in it.)"""
     libc = _libc()
     libc.prctl(_PR_SET_DUMPABLE, 0, 0, 0, 0)
     libc.prctl(_PR_SET_NAME, INIT_TITLE[:15], 0, 0, 0)
     try:
         with open("/proc/self/stat", "rb") as f:
             fields = f.read().rsplit(b")", 1)[1].split()
-        # Fields 48 to 51 of stat(5): where the command line and the environment are.
-        arg_start, arg_end, env_start, env_end = (int(fields[i - 3]) for i in (48, 49, 50, 51))
+        # Fields 48 and 49 of stat(5): where the command line is.
+        arg_start, arg_end = (int(fields[i - 3]) for i in (48, 49))
     except (OSError, IndexError, ValueError):
         return
     if arg_end - arg_start > len(INIT_TITLE):
         ctypes.memset(arg_start, 0, arg_end - arg_start)
         ctypes.memmove(arg_start, INIT_TITLE, len(INIT_TITLE))
-    if env_end > env_start:
-        ctypes.memset(env_start, 0, env_end - env_start)
 
 
 class _Init:

@@ -1,4 +1,4 @@
-"""Run an untrusted command under limits: `python -m conformance.sandbox [OPTIONS] -- CMD ...`.
+"""Run an untrusted command under limits: `python -m conformance.grade.sandbox [OPTIONS] -- CMD`.
 
 A wrapper rather than a hook in the launcher: it sets the limits, drops privileges and then
 exec()s the command, so the pid the launcher (or the grader) started is the submission's
@@ -48,8 +48,8 @@ from typing import NoReturn
 
 import psutil
 
-from conformance import isolation
-from conformance.gradeconfig import Limits
+from conformance.grade import isolation
+from conformance.grade.config import Limits
 
 _CLONE_NEWNET = 0x40000000
 _SIOCGIFFLAGS, _SIOCSIFFLAGS = 0x8913, 0x8914
@@ -85,7 +85,7 @@ class Sandbox:
     isolate_dir: str | None = None
 
     def argv(self, command: Sequence[str], netns: bool = False) -> list[str]:
-        args = [sys.executable, "-m", "conformance.sandbox", *limit_args(self.limits)]
+        args = [sys.executable, "-m", "conformance.grade.sandbox", *limit_args(self.limits)]
         if self.uid is not None:
             args += ["--uid", str(self.uid)]
         if self.bwrap_dir is not None:
@@ -112,7 +112,7 @@ def limit_args(limits: Limits) -> list[str]:
 
 def netns_argv(command: Sequence[str]) -> list[str]:
     """`command` in a fresh network namespace, with no limits (for the kit itself)."""
-    return [sys.executable, "-m", "conformance.sandbox", "--netns", "--", *command]
+    return [sys.executable, "-m", "conformance.grade.sandbox", "--netns", "--", *command]
 
 
 def _libc() -> ctypes.CDLL:
@@ -139,7 +139,15 @@ def isolation_problem() -> str | None:
     """Why `--isolate` cannot work here (None if it does): tried once, on a throwaway
     directory, the way a submission would be run."""
     with tempfile.TemporaryDirectory(prefix="conformance-probe-") as work:
-        argv = [sys.executable, "-m", "conformance.sandbox", "--isolate", work, "--", "/bin/true"]
+        argv = [
+            sys.executable,
+            "-m",
+            "conformance.grade.sandbox",
+            "--isolate",
+            work,
+            "--",
+            "/bin/true",
+        ]
         try:
             done = subprocess.run(
                 argv, cwd=work, capture_output=True, text=True, timeout=PROBE_TIMEOUT
@@ -149,7 +157,11 @@ def isolation_problem() -> str | None:
     if done.returncode == 0:
         return None
     lines = done.stderr.strip().splitlines()
-    return lines[-1].removeprefix("conformance.sandbox: ") if lines else f"status {done.returncode}"
+    return (
+        lines[-1].removeprefix("conformance.grade.sandbox: ")
+        if lines
+        else f"status {done.returncode}"
+    )
 
 
 def tasks_of(uid: int) -> int:
@@ -228,7 +240,7 @@ def bwrap_argv(directory: str, command: list[str], tmp_mb: int = DEFAULT_TMP_MB)
 
 
 def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m conformance.sandbox", description=__doc__)
+    p = argparse.ArgumentParser(prog="python -m conformance.grade.sandbox", description=__doc__)
     p.add_argument("--nproc", type=int)
     p.add_argument("--nofile", type=int)
     p.add_argument("--as-mb", type=int)
@@ -247,10 +259,12 @@ def main(argv: list[str] | None = None) -> int:
     ns = parser().parse_args(argv)
     command = ns.command[1:] if ns.command[:1] == ["--"] else ns.command
     if not command:
-        print("conformance.sandbox: no command given (put it after --)", file=sys.stderr)
+        print("conformance.grade.sandbox: no command given (put it after --)", file=sys.stderr)
         return 2
     if ns.isolate and ns.bwrap:
-        print("conformance.sandbox: --isolate and --bwrap exclude each other", file=sys.stderr)
+        print(
+            "conformance.grade.sandbox: --isolate and --bwrap exclude each other", file=sys.stderr
+        )
         return 2
     env = submission_env(os.environ, ns.isolate)
     try:
@@ -265,7 +279,7 @@ def main(argv: list[str] | None = None) -> int:
         if ns.bwrap:
             command = bwrap_argv(ns.bwrap, command, ns.tmp_mb)
     except (SandboxError, isolation.IsolationError, OSError) as exc:
-        print(f"conformance.sandbox: {exc}", file=sys.stderr)
+        print(f"conformance.grade.sandbox: {exc}", file=sys.stderr)
         return 126
     _exec(command, env)
 
@@ -276,16 +290,28 @@ def _submission(command: list[str], env: dict[str, str], uid: int | None) -> NoR
         if uid is not None:
             drop_privileges(uid)
     except OSError as exc:
-        print(f"conformance.sandbox: {exc}", file=sys.stderr)
+        print(f"conformance.grade.sandbox: {exc}", file=sys.stderr)
         os._exit(126)
     _exec(command, env)
 
 
+#: Python starts with SIGPIPE ignored, and an ignored signal stays ignored across exec(): a
+#: server would get EPIPE where, started from a shell, it dies of SIGPIPE (EXIT-3). The
+#: submission gets the default, so a grade says what `conformance run` says. (SIGXFSZ stays
+#: ignored: a log flood past the file-size limit gets write errors and goes on serving, and
+#: the grader notes the limit; see submission.Grader._note_limits.)
+_DEFAULT_BEFORE_EXEC = (signal.SIGPIPE,)
+
+
 def _exec(command: list[str], env: dict[str, str]) -> NoReturn:
+    for sig in _DEFAULT_BEFORE_EXEC:
+        signal.signal(sig, signal.SIG_DFL)
     try:
         os.execvpe(command[0], command, env)
     except OSError as exc:
-        print(f"conformance.sandbox: cannot run {command[0]!r}: {exc.strerror}", file=sys.stderr)
+        print(
+            f"conformance.grade.sandbox: cannot run {command[0]!r}: {exc.strerror}", file=sys.stderr
+        )
     os._exit(127)
 
 

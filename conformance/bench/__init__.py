@@ -25,7 +25,7 @@ from pathlib import Path
 import psutil
 
 from conformance import __version__, protocols
-from conformance.bench_report import (
+from conformance.bench.report import (
     HEADER,
     PLOT_MISSING,
     Row,
@@ -35,7 +35,7 @@ from conformance.bench_report import (
     write_json,
     write_plot,
 )
-from conformance.errors import UsageError
+from conformance.errors import INTERRUPTED_EXIT, USAGE_EXIT, UsageError
 from conformance.harness.driver import Driver, RunStats
 from conformance.harness.launcher import LaunchedServer, LaunchError, launch
 from conformance.harness.limits import DescriptorLimitError, ensure_descriptors
@@ -44,8 +44,6 @@ from conformance.harness.server import Target, check_reachable
 from conformance.settings import target_from_options
 
 EXIT_ERRORS = 1
-EXIT_USAGE = 2
-EXIT_INTERRUPTED = 130
 DEFAULT_CLIENTS = "1,10,100,1000"
 #: Upper bound of --duration: a benchmark is bounded in time like everything else here.
 MAX_DURATION = 600.0
@@ -226,7 +224,7 @@ def run(ns: argparse.Namespace) -> int:
         target, counts = _validate(ns)
     except (UsageError, DescriptorLimitError, ValueError) as exc:
         print(f"conformance bench: {exc}", file=sys.stderr)
-        return EXIT_USAGE
+        return USAGE_EXIT
 
     def _terminate(signum: int, frame: object) -> None:
         raise KeyboardInterrupt  # SIGTERM cleans up like Ctrl-C: every server is stopped
@@ -249,10 +247,10 @@ def run(ns: argparse.Namespace) -> int:
             print(table_line(row), flush=True)
     except KeyboardInterrupt:
         print("conformance bench: interrupted; every server was stopped", file=sys.stderr)
-        return EXIT_INTERRUPTED
+        return INTERRUPTED_EXIT
     except LaunchError as exc:
         print(f"conformance bench: {exc}", file=sys.stderr)
-        return EXIT_USAGE
+        return USAGE_EXIT
     for line in error_lines(rows):
         print(f"errors at {line}")
     header = {

@@ -56,7 +56,7 @@ class ConfigError(UsageError):
 
 @dataclass(frozen=True, slots=True)
 class Limits:
-    """Per-process resource limits for builds and servers (see conformance/sandbox.py)."""
+    """Per-process resource limits for builds and servers (see conformance/grade/sandbox.py)."""
 
     #: Processes and threads of the sandbox user (RLIMIT_NPROC): stops fork bombs. CONC-2
     #: needs 64 sessions at once, and a server that leaks zombies holds one process per
@@ -110,7 +110,7 @@ class GradingConfig:
 DEFAULT = GradingConfig()
 
 _SECTIONS = ("assignment", "points", "exclude", "gradescope", "limits")
-_ASSIGNMENT_KEYS = {
+_ASSIGNMENT_KEYS: dict[str, type | tuple[type, ...]] = {
     "build": str,
     "run": str,
     "port": int,
