@@ -24,6 +24,7 @@ import pytest
 
 from conformance import __version__, bench
 from conformance.errors import INTERRUPTED_EXIT, USAGE_EXIT
+from conformance.settings import add_server_options
 from conformance.spec import REQUIREMENTS, render_markdown, select
 
 PACKAGE_DIR = Path(__file__).resolve().parent
@@ -32,16 +33,7 @@ CHECKS_DIR = PACKAGE_DIR / "checks"
 
 def _run_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("run", help="check a server", description="Check a server against the spec.")
-    where = p.add_mutually_exclusive_group(required=True)
-    where.add_argument("--server", help="a built-in reference server: fork, thread, select or pool")
-    where.add_argument("--server-cmd", help="launch command, {port} is replaced by a free port")
-    where.add_argument("--target", help="HOST:PORT of a server that is already running")
-    p.add_argument("--port", type=int, help="fixed port (for a command without {port})")
-    p.add_argument(
-        "--protocol",
-        default="ok",
-        help="ok, echo, line, http, resp, or package.module:ClassName (docs/adapters.md)",
-    )
+    add_server_options(p)
     p.add_argument("--line-reply", metavar="REGEX", help="protocol line: reply lines match REGEX")
     p.add_argument("--http-path", metavar="PATH", help="protocol http: GET this path")
     p.add_argument("--profile", choices=("quick", "default", "thorough"), default="default")

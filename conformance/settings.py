@@ -8,6 +8,7 @@ written once and serves the option and its ini key (pytest-timeout's habit).
 
 from __future__ import annotations
 
+import argparse
 import contextlib
 import os
 import re
@@ -58,6 +59,17 @@ class Settings:
     exclusions: Exclusions
     json_report: Path | None
     grading: gradeconfig.GradingConfig = gradeconfig.DEFAULT
+
+
+def add_server_options(parser: argparse.ArgumentParser) -> None:
+    """Where the server comes from, for the `run` and `bench` commands (the plugin's options
+    say the same with the same HELP)."""
+    where = parser.add_mutually_exclusive_group(required=True)
+    where.add_argument("--server", help=HELP["server"])
+    where.add_argument("--server-cmd", help=HELP["server_cmd"])
+    where.add_argument("--target", help=HELP["target"])
+    parser.add_argument("--port", type=int, help=HELP["port"])
+    parser.add_argument("--protocol", default="ok", help=HELP["protocol"])
 
 
 def setting(config: pytest.Config, name: str, default: str | None = None) -> str | None:

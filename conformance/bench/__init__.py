@@ -41,7 +41,7 @@ from conformance.harness.launcher import LaunchedServer, LaunchError, launch
 from conformance.harness.limits import DescriptorLimitError, ensure_descriptors
 from conformance.harness.processes import GONE, listener_owner
 from conformance.harness.server import Target, check_reachable
-from conformance.settings import target_from_options
+from conformance.settings import add_server_options, target_from_options
 
 EXIT_ERRORS = 1
 DEFAULT_CLIENTS = "1,10,100,1000"
@@ -60,16 +60,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         help="measure throughput and latency against clients",
         description="Measure requests/s, connections/s and latency for each client count.",
     )
-    where = p.add_mutually_exclusive_group(required=True)
-    where.add_argument("--server", help="a built-in reference server: fork, thread, select, pool")
-    where.add_argument("--server-cmd", help="launch command, {port} is replaced by a free port")
-    where.add_argument("--target", help="HOST:PORT of a server that is already running")
-    p.add_argument("--port", type=int, help="fixed port (for a command without {port})")
-    p.add_argument(
-        "--protocol",
-        default="ok",
-        help="ok, echo, line, http, resp, or package.module:ClassName (docs/adapters.md)",
-    )
+    add_server_options(p)
     p.add_argument(
         "--clients",
         default=DEFAULT_CLIENTS,
