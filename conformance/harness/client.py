@@ -280,6 +280,7 @@ class Client:
         server answered, so a server that replies `OK!!!\\n` fails protocol and nothing else.
         """
         __tracebackhide__ = True
+        started = time.monotonic()
         data = self.recv_some(timeout)
         if data is None:
             fail(
@@ -296,15 +297,19 @@ class Client:
                 cause=cause,
             )
         if self.adapter is not None and self.adapter.framed:
-            data = self._rest_of_reply(data, timeout, cause)
+            data = self._rest_of_reply(data, started + timeout, timeout, cause)
         self.transcript.add(f"received {show(data)} on {self.name}")
         return data
 
-    def _rest_of_reply(self, data: bytes, timeout: float, cause: str | None) -> bytes:
-        """Read on until `data` holds the whole reply (the adapter's framing), bounded."""
+    def _rest_of_reply(
+        self, data: bytes, deadline: float, timeout: float, cause: str | None
+    ) -> bytes:
+        """Read on until `data` holds the whole reply (the adapter's framing), by `deadline`:
+        the reply's first bytes and its last share one `timeout`, it does not start again."""
         __tracebackhide__ = True
         assert self.adapter is not None
-        data, status = self.read_reply(self.last_request, timeout, data)
+        remaining = max(0.0, deadline - time.monotonic())
+        data, status = self.read_reply(self.last_request, remaining, data)
         if status == "timeout":
             fail(
                 f"a complete reply on {self.name} within {timeout:.1f} s",

@@ -72,10 +72,10 @@ def test_connect_failure_is_a_violation() -> None:
 
 @pytest.fixture
 def replying_in_pieces() -> Iterator:  # type: ignore[type-arg]
-    """A one-connection server that answers every message with `pieces`, sent apart."""
+    """A one-connection server that answers every message with `pieces`, `gap` s apart."""
     listeners: list[socket.socket] = []
 
-    def start(*pieces: bytes) -> int:
+    def start(*pieces: bytes, gap: float = 0.05) -> int:
         listener = socket.create_server(("127.0.0.1", 0))
         listeners.append(listener)
 
@@ -85,7 +85,7 @@ def replying_in_pieces() -> Iterator:  # type: ignore[type-arg]
                 while conn.recv(1024):
                     for piece in pieces:
                         conn.sendall(piece)
-                        threading.Event().wait(0.05)
+                        threading.Event().wait(gap)
 
         threading.Thread(target=serve, daemon=True).start()
         return listener.getsockname()[1]
@@ -115,5 +115,16 @@ def test_a_framed_reply_cut_short_is_the_servers_failure(replying_in_pieces) -> 
     with (
         _framed_client(replying_in_pieces(head, b"he")) as client,
         pytest.raises(Violation, match=expected),
+    ):
+        client.request(client.adapter.request(0), timeout=0.5)
+
+
+def test_a_framed_reply_has_one_timeout_from_first_byte_to_last(replying_in_pieces) -> None:  # type: ignore[no-untyped-def]
+    """The reply's first bytes come at 0.3 s, its last at 0.6 s: late for a 0.5 s timeout,
+    though each wait alone is shorter (a slower machine only makes the reply later)."""
+    head = b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\n"
+    with (
+        _framed_client(replying_in_pieces(b"", head, b"hello", gap=0.3)) as client,
+        pytest.raises(Violation, match=re.escape("a complete reply on A within 0.5 s")),
     ):
         client.request(client.adapter.request(0), timeout=0.5)
