@@ -61,7 +61,7 @@ from conformance.harness.sessions import DEATH_GRACE
 from conformance.marks import Blocked, NotApplicable
 from conformance.profiles import NAMES as PROFILES
 from conformance.profiles import PROFILES as PROFILE_RECORDS
-from conformance.settings import HELP, NO_SERVER, Settings
+from conformance.settings import HELP, NO_SERVER, Settings, launch_hint
 from conformance.spec import BY_ID, Requirement
 
 
@@ -222,7 +222,10 @@ def pytest_sessionstart(session: pytest.Session) -> None:
             state.model = detect_model(probe)
             state.silent = silence(probe) if probe.alive() else None
     except (LaunchError, UsageError) as exc:
-        pytest.exit(f"conformance: the server could not be started: {exc}", returncode=USAGE_EXIT)
+        pytest.exit(
+            f"conformance: the server could not be started: {launch_hint(exc)}",
+            returncode=USAGE_EXIT,
+        )
     except Violation as exc:
         pytest.exit(
             f"conformance: the server stopped answering before any check began:\n{exc}",
@@ -360,7 +363,10 @@ def _serve(request: pytest.FixtureRequest, settings: Settings) -> Iterator[Serve
         except LaunchError as exc:
             if exc.kind == "kit-error":
                 raise KitError(str(exc)) from None
-            pytest.fail(f"the server could not be started for this check: {exc}", pytrace=False)
+            pytest.fail(
+                f"the server could not be started for this check: {launch_hint(exc)}",
+                pytrace=False,
+            )
         try:
             yield srv
         finally:

@@ -21,7 +21,14 @@ from conformance import protocols
 from conformance.errors import UsageError
 from conformance.exclusions import Exclusions
 from conformance.grade import config as gradeconfig
-from conformance.harness.server import BUILTIN_SERVERS, Target, fill_command, is_loopback
+from conformance.harness.launcher import LaunchError
+from conformance.harness.server import (
+    BUILTIN_SERVERS,
+    Target,
+    TargetError,
+    fill_command,
+    is_loopback,
+)
 from conformance.profiles import NAMES as PROFILES
 from conformance.spec import Requirement, select
 
@@ -144,6 +151,35 @@ def adapter_options(protocol: str, line_reply: str | None, http_path: str | None
     if http_path is not None and not http_path.startswith("/"):
         raise UsageError(f"--http-path {http_path!r} must start with /")
     protocols.configure(protocol, {"line_reply": line_reply, "http_path": http_path})
+
+
+#: What to do about a server that listens on another port, in the command line's terms (the
+#: grader rewrites it in its config's terms: grade/submission.py).
+PORT_ELSEWHERE_HINT = (
+    "Does it take the port from its arguments ({port} in --server-cmd), or does it always use "
+    "one port (then give that port with --port N)?"
+)
+
+
+def launch_hint(exc: Exception) -> str:
+    """`exc` (the server could not be started or reached) with what to do about it, in terms of
+    this command line's options: the harness states the facts, it knows nothing of options."""
+    text = str(exc)
+    first, sep, rest = text.partition("\n")
+    hint = ""
+    if isinstance(exc, TargetError):
+        hint = "start your server first, or let the kit launch it with --server-cmd"
+    elif isinstance(exc, LaunchError):
+        if exc.kind == "never-listened" and exc.elsewhere:
+            hint = PORT_ELSEWHERE_HINT
+        elif exc.kind == "bad-command":
+            hint = "put {port} where the port goes, or give the port it always uses with --port N"
+        elif exc.kind == "port-in-use":
+            hint = "stop it, or choose another --port"
+    if not hint:
+        return text
+    joiner = " " if first.endswith((".", "?")) else "; "
+    return f"{first}{joiner}{hint}{sep}{rest}"
 
 
 def target_from_options(

@@ -19,6 +19,7 @@ import pytest
 from conformance.grade import autograders, submission
 from conformance.grade import config as gradeconfig
 from conformance.grade.submission import Grader, Options
+from conformance.settings import PORT_ELSEWHERE_HINT
 from tests.test_grade import _class, _grade, needs_cc, needs_root, valid_gradescope, valid_report
 
 CONFIG = gradeconfig.parse(
@@ -27,20 +28,15 @@ CONFIG = gradeconfig.parse(
     "grading.toml",
 )
 #: What the kit leaves in run.log for frank (the server listens on 8080, not where told).
-FRANK_LOG = """\
-Exit: conformance: the server could not be started: the server did not listen on port 14547 \
-within 5 s. It listens on port(s) 8080 instead: does it take the port from its arguments \
-({port}) or do you need --port?
-  command: /venv/bin/python -m conformance.grade.sandbox --nproc=512 --uid 62003 -- ./server {port}
-  last lines of its stderr:
-    (empty)
-! _pytest.outcomes.Exit: conformance: the server could not be started: the server did not \
-listen on port 14547 within 5 s. It listens on port(s) 8080 instead: does it take the port \
-from its arguments ({port}) or do you need --port?
-  command: /venv/bin/python -m conformance.grade.sandbox --nproc=512 --uid 62003 -- ./server {port}
-  last lines of its stderr:
-    (empty) !
-"""
+_FRANK_SAYS = (
+    "conformance: the server could not be started: the server did not listen on port 14547 "
+    f"within 5 s. It listens on port(s) 8080 instead. {PORT_ELSEWHERE_HINT}\n"
+    "  command: /venv/bin/python -m conformance.grade.sandbox --nproc=512 --uid 62003 -- "
+    "./server {port}\n"
+    "  last lines of its stderr:\n"
+    "    (empty)"
+)
+FRANK_LOG = f"Exit: {_FRANK_SAYS}\n! _pytest.outcomes.Exit: {_FRANK_SAYS} !\n"
 
 
 def _grader(tmp_path: Path, config: gradeconfig.GradingConfig = CONFIG) -> Grader:

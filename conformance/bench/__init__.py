@@ -41,7 +41,7 @@ from conformance.harness.launcher import LaunchedServer, LaunchError, launch
 from conformance.harness.limits import DescriptorLimitError, ensure_descriptors
 from conformance.harness.processes import GONE, listener_owner
 from conformance.harness.server import Target, check_reachable
-from conformance.settings import add_server_options, target_from_options
+from conformance.settings import add_server_options, launch_hint, target_from_options
 
 EXIT_ERRORS = 1
 DEFAULT_CLIENTS = "1,10,100,1000"
@@ -214,7 +214,7 @@ def run(ns: argparse.Namespace) -> int:
     try:
         target, counts = _validate(ns)
     except (UsageError, DescriptorLimitError, ValueError) as exc:
-        print(f"conformance bench: {exc}", file=sys.stderr)
+        print(f"conformance bench: {launch_hint(exc)}", file=sys.stderr)
         return USAGE_EXIT
 
     def _terminate(signum: int, frame: object) -> None:
@@ -240,7 +240,7 @@ def run(ns: argparse.Namespace) -> int:
         print("conformance bench: interrupted; every server was stopped", file=sys.stderr)
         return INTERRUPTED_EXIT
     except LaunchError as exc:
-        print(f"conformance bench: {exc}", file=sys.stderr)
+        print(f"conformance bench: {launch_hint(exc)}", file=sys.stderr)
         return USAGE_EXIT
     for line in error_lines(rows):
         print(f"errors at {line}")

@@ -36,6 +36,7 @@ from conformance.grade import autograders, containment
 from conformance.grade.config import GradingConfig
 from conformance.grade.sandbox import Sandbox, netns_argv, tasks_of
 from conformance.harness.processes import describe_exit
+from conformance.settings import PORT_ELSEWHERE_HINT
 
 #: How often the watchdog looks at the clock, the disk and the process count.
 WATCH_INTERVAL = 0.5
@@ -461,10 +462,11 @@ def _kit_error(log: Path, config: GradingConfig) -> str | None:
     return None
 
 
-#: The launcher's hint for a server on another port, written for `conformance run`'s options.
+#: The launcher's finding of a server on another port, with `conformance run`'s hint for it.
 _PORT_HINT = re.compile(
-    r"It listens on port\(s\) (?P<ports>[\d, ]+) instead: does it take the port from its "
-    r"arguments \(\{port\}\) or do you need --port\?"
+    r"It listens on port\(s\) (?P<ports>[\d, ]+) instead\.(?: "
+    + re.escape(PORT_ELSEWHERE_HINT)
+    + ")?"
 )
 
 

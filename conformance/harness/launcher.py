@@ -52,9 +52,19 @@ _PR_SET_PDEATHSIG = 1
 class LaunchError(Exception):
     """The server could not be started; `kind` says why, str() says it for a person."""
 
-    def __init__(self, kind: str, message: str, port_clash: bool = False) -> None:
+    def __init__(
+        self,
+        kind: str,
+        message: str,
+        port_clash: bool = False,
+        elsewhere: tuple[int, ...] = (),
+    ) -> None:
         super().__init__(message)
         self.kind = kind
+        #: never-listened: the ports the server's processes listen on instead. What to do
+        #: about it depends on how the server was given (a command line, a grading config),
+        #: so the front end says that (`settings.launch_hint`), not the harness.
+        self.elsewhere = elsewhere
         #: The server exited saying its port was taken: when the kit chose the port, another
         #: process took it in the instant before the server's bind(), so try another one.
         self.port_clash = port_clash
@@ -265,17 +275,13 @@ class LaunchedServer:
 
     def _raise_never_listened(self, timeout: float, tree: list[int]) -> None:
         other = sorted(set().union(*(_listening_ports(pid) for pid in tree)))
-        where = (
-            f" It listens on port(s) {', '.join(map(str, other))} instead: does it take the port "
-            "from its arguments ({port}) or do you need --port?"
-            if other
-            else ""
-        )
+        where = f" It listens on port(s) {', '.join(map(str, other))} instead." if other else ""
         raise LaunchError(
             "never-listened",
             f"the server did not listen on port {self.port} within {timeout:.0f} s.{where}\n"
             f"  command: {self.command}\n  last lines of its stderr:\n"
             + _indent(self.stderr_tail() or "(empty)"),
+            elsewhere=tuple(other),
         )
 
     # -- looking at it ----------------------------------------------------------------------
@@ -447,9 +453,8 @@ def launch(
     if "{port}" not in command and port is None:
         raise LaunchError(
             "bad-command",
-            f"the command {command!r} has no {{port}} placeholder, so the kit cannot tell the "
-            "server which port to use: add {port} where the port goes, or give the port the "
-            "server always uses with --port N",
+            f"the command {command!r} has no {{port}} placeholder and no port was given, so "
+            "the kit cannot tell which port the server uses",
         )
     if port is None:
         return on_free_port(
@@ -467,8 +472,7 @@ def launch(
     if holder is not None:
         raise LaunchError(
             "port-in-use",
-            f"port {port} is already in use by {holder}, which the kit did not start; stop it "
-            "or choose another --port",
+            f"port {port} is already in use by {holder}, which the kit did not start",
         )
     return _on_fixed_port(
         lambda: LaunchedServer(command, port, log_dir, fixed_port=True).spawn(),

@@ -111,8 +111,7 @@ def check_reachable(host: str, port: int, protocol: str = "ok") -> None:
             s.connect((host, port))
         except OSError as exc:
             raise TargetError(
-                f"nothing accepts connections at {host}:{port} ({exc.strerror or exc}); "
-                "start your server first, or let the kit launch it with --server-cmd"
+                f"nothing accepts connections at {host}:{port} ({exc.strerror or exc})"
             ) from exc
         from conformance import protocols
 
