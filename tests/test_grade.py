@@ -8,6 +8,7 @@ nothing left running: the guard in conftest.py fails the test otherwise.
 
 from __future__ import annotations
 
+import inspect
 import json
 import os
 import shutil
@@ -23,6 +24,7 @@ from conformance.grade.batch import discover, parse_shard, shard_of
 from conformance.grade.summary import Graded, pass_rates
 from conformance.spec import REQUIREMENTS
 from tests.conftest import ROOT, kit
+from tests.test_adapters import NetstringAdapter
 
 CLASS = ROOT / "examples" / "class"
 SCHEMA = json.loads((ROOT / "conformance" / "report.schema.json").read_text())
@@ -155,6 +157,14 @@ def test_points_resolve_most_specific_first() -> None:
         ("[gradescope]\nvisibility = 'secret'\n", "must be one of visible, hidden"),
         ("[limits]\nnproc = 0\n", "limits.nproc must be positive"),
         ("[limits\n", "not valid TOML"),
+        ("[assignment]\nprotocol = 'smtp'\n", "or module:ClassName"),
+        ("[assignment]\nprotocol = 'a.b:C()'\n", "or module:ClassName"),
+        ("[assignment]\nline_reply = 'OK'\n", "line_reply is an option of protocol 'line'"),
+        (
+            "[assignment]\nprotocol = 'line'\nline_reply = 'OK ('\n",
+            "line_reply is not a regular expression",
+        ),
+        ("[assignment]\nprotocol = 'http'\nhttp_path = 'x'\n", "must start with /"),
     ],
 )
 def test_bad_config_is_one_clear_line(text: str, message: str) -> None:
@@ -171,8 +181,68 @@ def test_bad_config_is_a_usage_error_of_grade(tmp_path: Path) -> None:
     assert result.returncode == 2
     assert result.stderr.strip().splitlines() == [
         f"conformance grade: {tmp_path / 'g.toml'}: unknown key [assignment] 'bulid'; "
-        "allowed: build, build_timeout, port, profile, protocol, run, seed, timeout"
+        "allowed: build, build_timeout, http_path, line_reply, port, profile, protocol, run, "
+        "seed, timeout"
     ]
+
+
+def test_config_names_the_builtin_adapters_options() -> None:
+    config = gradeconfig.parse("[assignment]\nprotocol = 'line'\nline_reply = 'OK .*'\n")
+    assert (config.protocol, config.line_reply) == ("line", "OK .*")
+    assert gradeconfig.parse("[assignment]\nprotocol = 'pkg.mod:Mine'\n").protocol == "pkg.mod:Mine"
+
+
+#: A user's adapter beside grading.toml: the netstring adapter of tests/test_adapters.py.
+ADAPTER_MODULE = (
+    "from typing import ClassVar\n\nfrom hypothesis import strategies as st\n\n"
+    "from conformance.protocols import ProtocolAdapter\n\n\n"
+    + inspect.getsource(NetstringAdapter)
+)
+PROTO_SERVER = ROOT / "tests" / "servers" / "py" / "adapters" / "proto_server.py"
+
+
+def _netstring_class(tmp_path: Path, module: str = ADAPTER_MODULE) -> Path:
+    """Two students serving netstrings (bob's replies are not upper-cased) and a config whose
+    protocol is an adapter module in the class directory."""
+    subs = tmp_path / "class"
+    for name, defect in (("alice", ""), ("bob", " --defect lowercase")):
+        (subs / name / "adapters").mkdir(parents=True)
+        shutil.copy(PROTO_SERVER, subs / name / "adapters")
+        shutil.copy(PROTO_SERVER.parent.parent / "_common.py", subs / name)
+        (subs / name / "run.sh").write_text(
+            'exec python3 adapters/proto_server.py --port "$1" --protocol netstring '
+            f"--model thread{defect}\n"
+        )
+    (subs / "netstring_adapter.py").write_text(module)
+    (subs / "grading.toml").write_text(
+        '[assignment]\nrun = "sh run.sh {port}"\nprotocol = "netstring_adapter:NetstringAdapter"'
+        '\nprofile = "quick"\n'
+    )
+    return subs
+
+
+@pytest.mark.slow
+def test_a_config_names_its_own_adapter_beside_it(tmp_path: Path) -> None:
+    subs = _netstring_class(tmp_path)
+    picks = ["--requirement", "PROTO-6", "--requirement", "CONC-1"]
+    reports = _grade(subs, tmp_path / "out", "-j", "2", *picks)
+    outcomes = {
+        n: {r["id"]: r["outcome"] for r in d["requirements"] if r["id"] in ("PROTO-6", "CONC-1")}
+        for n, d in reports.items()
+    }
+    assert outcomes == {
+        "alice": {"PROTO-6": "passed", "CONC-1": "passed"},
+        "bob": {"PROTO-6": "failed", "CONC-1": "passed"},
+    }
+    assert {d["protocol"] for d in reports.values()} == {"netstring"}
+
+
+def test_a_config_with_a_broken_adapter_is_a_usage_error_before_grading(tmp_path: Path) -> None:
+    subs = _netstring_class(tmp_path, module="class NetstringAdapter:\n    pass\n")
+    result = kit("grade", str(subs), "--out", str(tmp_path / "out"))
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert "NetstringAdapter" in result.stderr and "ProtocolAdapter" in result.stderr
+    assert not (tmp_path / "out" / "alice").exists()
 
 
 # -- shards and the summary ----------------------------------------------------------------------

@@ -22,7 +22,7 @@ import json
 import re
 from pathlib import Path
 
-from conformance import __version__
+from conformance import __version__, protocols
 from conformance.grade.config import GradingConfig
 from conformance.report import EARNING, summary_lines
 from conformance.spec import BY_ID, CATEGORIES, select
@@ -52,8 +52,9 @@ def unrun_report(
     `patterns` are the run's --requirement selection, so the maximum matches a real report's.
     """
     requirements = []
+    adapter = protocols.get(config.protocol)  # the grader configured it (batch._check_adapter)
     for req in select(patterns):
-        counted = req.id not in config.excluded and config.protocol in req.protocols
+        counted = req.id not in config.excluded and protocols.inapplicable(req, adapter) is None
         worth = config.points_of(req) if counted else 0
         requirements.append(
             {

@@ -23,10 +23,11 @@ import sys
 import tempfile
 import threading
 import traceback
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from conformance import errors
+from conformance import errors, protocols
 from conformance.errors import INTERRUPTED_EXIT, USAGE_EXIT
 from conformance.grade import config as gradeconfig
 from conformance.grade import containment, summary
@@ -61,7 +62,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--build", help="build command, run in each submission (e.g. 'make')")
     p.add_argument("--run", help="launch command, e.g. './server {port}'")
     p.add_argument("--port", type=int, help="the port servers hard-code (a --run without {port})")
-    p.add_argument("--protocol", choices=gradeconfig.PROTOCOLS)
+    p.add_argument(
+        "--protocol", help="ok, echo, line, http, resp, or your adapter's module:ClassName"
+    )
     p.add_argument("--profile", choices=gradeconfig.PROFILES)
     p.add_argument("--seed", type=int)
     p.add_argument("--out", metavar="DIR", help="where reports go (default: DIR-grades)")
@@ -134,7 +137,35 @@ def _config(
         raise UsageError("no run command: give --run './server {port}' or assignment.run")
     if "{port}" not in config.run and config.port is None:
         raise UsageError(f"the run command {config.run!r} has no {{port}}: add it or give --port")
-    return config, path.resolve() if path else None
+    path = path.resolve() if path else None
+    _check_adapter(config, path)
+    return config, path
+
+
+def adapter_path(config_path: Path | None) -> list[str]:
+    """Where a config's own adapter (`module:ClassName`) is imported from: the config's
+    directory, first."""
+    return [str(config_path.parent)] if config_path is not None else []
+
+
+def _check_adapter(config: gradeconfig.GradingConfig, config_path: Path | None) -> None:
+    """Build the config's protocol adapter now: a broken one is a usage error before any
+    submission is built, not 0 points for every student. (The grader's own reports, for a
+    submission the suite could not run against, use it too.)"""
+    with _importable_from(adapter_path(config_path)):
+        protocols.configure(
+            config.protocol, {"line_reply": config.line_reply, "http_path": config.http_path}
+        )
+
+
+@contextlib.contextmanager
+def _importable_from(directories: list[str]) -> Iterator[None]:
+    saved = list(sys.path)
+    sys.path[:0] = directories
+    try:
+        yield
+    finally:
+        sys.path[:] = saved
 
 
 def _netns_works() -> bool:

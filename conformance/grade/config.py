@@ -29,6 +29,7 @@ grading config silently changes two hundred grades.
 
 from __future__ import annotations
 
+import re
 import sys
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
@@ -45,9 +46,13 @@ else:  # pragma: no cover - exercised on 3.10 only
 
 VISIBILITIES = ("visible", "hidden", "after_due_date", "after_published")
 PROFILES = profiles.NAMES
-#: The built-in protocol adapters (conformance/protocols): a user's own adapter is for
-#: `conformance run --protocol package.module:ClassName`, not for a class's grading config.
+#: The built-in protocol adapters (conformance/protocols). A config may also name its own,
+#: `module:ClassName`, importable from the config's directory (docs/adapters.md).
 PROTOCOLS = ("ok", "echo", "line", "http", "resp")
+#: A user's adapter: `package.module:ClassName`.
+_USER_ADAPTER = re.compile(r"[A-Za-z_]\w*(\.[A-Za-z_]\w*)*:[A-Za-z_]\w*")
+#: Options of the built-in adapters, and the protocol each belongs to.
+ADAPTER_OPTIONS = {"line_reply": "line", "http_path": "http"}
 
 
 class ConfigError(UsageError):
@@ -83,6 +88,9 @@ class GradingConfig:
     run: str | None = None
     port: int | None = None
     protocol: str = "ok"
+    #: The `line` adapter's --line-reply and the `http` adapter's --http-path.
+    line_reply: str | None = None
+    http_path: str | None = None
     profile: str = "default"
     seed: int = 0
     #: Seconds a build may take before it is killed (and scores zero).
@@ -115,6 +123,8 @@ _ASSIGNMENT_KEYS: dict[str, type | tuple[type, ...]] = {
     "run": str,
     "port": int,
     "protocol": str,
+    "line_reply": str,
+    "http_path": str,
     "profile": str,
     "seed": int,
     "build_timeout": (int, float),
@@ -173,11 +183,25 @@ def _typed(value: Any, kind: type | tuple[type, ...], source: str, key: str) -> 
 def _assignment(table: dict[str, Any], source: str) -> dict[str, Any]:
     _only(table, set(_ASSIGNMENT_KEYS), source, "[assignment] ")
     out = {k: _typed(v, _ASSIGNMENT_KEYS[k], source, f"assignment.{k}") for k, v in table.items()}
-    if out.get("protocol", "ok") not in PROTOCOLS:
+    protocol = out.get("protocol", "ok")
+    if protocol not in PROTOCOLS and not _USER_ADAPTER.fullmatch(protocol):
         raise ConfigError(
             f"{source}: assignment.protocol must be one of {', '.join(PROTOCOLS)} (the built-in "
-            "protocol adapters)"
+            "protocol adapters) or module:ClassName (your own, importable from the config's "
+            "directory)"
         )
+    for key, owner in ADAPTER_OPTIONS.items():
+        if key in out and protocol != owner:
+            raise ConfigError(f"{source}: assignment.{key} is an option of protocol {owner!r}")
+    if "line_reply" in out:
+        try:
+            re.compile(out["line_reply"])
+        except re.error as exc:
+            raise ConfigError(
+                f"{source}: assignment.line_reply is not a regular expression: {exc}"
+            ) from None
+    if "http_path" in out and not out["http_path"].startswith("/"):
+        raise ConfigError(f"{source}: assignment.http_path must start with /")
     if out.get("profile", "default") not in PROFILES:
         raise ConfigError(f"{source}: assignment.profile must be one of {', '.join(PROFILES)}")
     port = out.get("port")

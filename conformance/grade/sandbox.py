@@ -112,7 +112,9 @@ def limit_args(limits: Limits) -> list[str]:
 
 def netns_argv(command: Sequence[str]) -> list[str]:
     """`command` in a fresh network namespace, with no limits (for the kit itself)."""
-    return [sys.executable, "-m", "conformance.grade.sandbox", "--netns", "--", *command]
+    return [
+        sys.executable, "-m", "conformance.grade.sandbox", "--netns", "--keep-env", "--", *command
+    ]  # fmt: skip
 
 
 def _libc() -> ctypes.CDLL:
@@ -251,6 +253,8 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--isolate", metavar="DIR")
     p.add_argument("--tmp-mb", type=int, default=DEFAULT_TMP_MB)
     p.add_argument("--netns", action="store_true")
+    # The kit's own run keeps the grader's environment (e.g. PYTHONPATH for a config's adapter).
+    p.add_argument("--keep-env", action="store_true")
     p.add_argument("command", nargs=argparse.REMAINDER)
     return p
 
@@ -266,7 +270,7 @@ def main(argv: list[str] | None = None) -> int:
             "conformance.grade.sandbox: --isolate and --bwrap exclude each other", file=sys.stderr
         )
         return 2
-    env = submission_env(os.environ, ns.isolate)
+    env = dict(os.environ) if ns.keep_env else submission_env(os.environ, ns.isolate)
     try:
         if ns.netns:
             enter_netns()

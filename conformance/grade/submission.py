@@ -219,12 +219,18 @@ class Grader:
         return self._run_suite()
 
     def _env(self) -> dict[str, str]:
-        return dict(
+        env = dict(
             os.environ,
             HOME=str(self.work),
             TMPDIR=str(self.kit_tmp),
             **{containment.TOKEN_VAR: self.token},
         )
+        if ":" in self.config.protocol and self.options.config_path is not None:
+            # The config's own adapter is imported by the kit (never by the submission, whose
+            # sandbox has an environment of its own) from the config's directory.
+            paths = [str(self.options.config_path.parent), env.get("PYTHONPATH", "")]
+            env["PYTHONPATH"] = os.pathsep.join(p for p in paths if p)
+        return env
 
     def _build(self) -> str | None:
         assert self.config.build is not None
@@ -254,6 +260,10 @@ class Grader:
         ]  # fmt: skip
         if config.port is not None:
             argv += ["--port", str(config.port)]
+        if config.line_reply is not None:
+            argv += ["--line-reply", config.line_reply]
+        if config.http_path is not None:
+            argv += ["--http-path", config.http_path]
         if self.options.config_path is not None:
             argv += ["--grading-config", str(self.options.config_path)]
         for req in self.options.requirements:
