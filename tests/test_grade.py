@@ -195,8 +195,7 @@ def test_config_names_the_builtin_adapters_options() -> None:
 #: A user's adapter beside grading.toml: the netstring adapter of tests/test_adapters.py.
 ADAPTER_MODULE = (
     "from typing import ClassVar\n\nfrom hypothesis import strategies as st\n\n"
-    "from conformance.protocols import ProtocolAdapter\n\n\n"
-    + inspect.getsource(NetstringAdapter)
+    "from conformance.protocols import ProtocolAdapter\n\n\n" + inspect.getsource(NetstringAdapter)
 )
 PROTO_SERVER = ROOT / "tests" / "servers" / "py" / "adapters" / "proto_server.py"
 

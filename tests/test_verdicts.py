@@ -178,3 +178,14 @@ def test_a_kit_error_inside_hypothesis_stays_a_kit_error() -> None:
     with pytest.raises(BaseException) as failure:
         run_given(exchange, "quick", 0)
     assert is_kit_error(unwrap_flaky(failure.value))
+
+
+def test_a_small_backlog_is_named_with_its_measured_size(tmp_path: Path, zoo_build: Path) -> None:
+    """CONC-3's likely cause names the backlog the kernel reports for the server's listener
+    (3 for the zoo's backlog3), not a guess."""
+    code, doc = _run(
+        tmp_path, "--server-cmd", f"{zoo_build / 'backlog3'} {{port}}", "--requirement", "CONC-3"
+    )
+    conc3 = next(r for r in doc["requirements"] if r["id"] == "CONC-3")
+    assert (code, conc3["outcome"]) == (1, "failed")
+    assert "listen() backlog is 3 " in conc3["detail"], conc3["detail"]

@@ -10,6 +10,7 @@ from conformance.harness.burst import connect_burst
 from conformance.harness.driver import WINDOW, Driver
 from conformance.harness.limits import DescriptorLimitError
 from conformance.harness.sessions import session
+from conformance.harness.sockdiag import listen_backlog
 from conformance.harness.timeouts import (
     ANSWER_TIMEOUT,
     CONNECT_BURST_TIMEOUT,
@@ -32,6 +33,21 @@ INTERLEAVE_CAUSE = (
     "at a time, or blocks on one client (a read, write or accept without select/poll) while "
     "the others wait; fork, start a thread, or multiplex every connection"
 )
+
+
+def backlog_cause(server: Server, clients: int) -> str | None:
+    """The likely cause when `clients` connecting together are not all served in time, if the
+    listen() backlog (measured, never guessed) is smaller than `clients`: the kernel then
+    drops handshakes and each dropped client retransmits after 1 s, 3 s, 7 s."""
+    backlog = listen_backlog(server.port)
+    if backlog is None or backlog >= clients:
+        return None
+    return (
+        f"the server's listen() backlog is {backlog} (`ss -ltn` shows it as Send-Q), fewer "
+        f"than the {clients} clients connecting together: once its accept queue is full the "
+        "kernel drops their handshakes and each waits for a retransmission (1 s, then 3 s, "
+        "7 s); use listen(fd, SOMAXCONN) (in Python's socketserver: request_queue_size)"
+    )
 
 
 def _payload(server: Server, i: int) -> bytes:
@@ -127,10 +143,13 @@ def _fail_unserved(
         f"{served} were served",
         did=server.transcript.tail(6),
         evidence=_state(server),
-        cause=f"at most about {served} sessions are served at once: a fixed pool or "
-        "cap of threads/processes that is too small, or a serial server"
-        if served > 1
-        else SERIAL_CAUSE,
+        cause=backlog_cause(server, count)
+        or (
+            f"at most about {served} sessions are served at once: a fixed pool or "
+            "cap of threads/processes that is too small, or a serial server"
+            if served > 1
+            else SERIAL_CAUSE
+        ),
     )
 
 
@@ -153,7 +172,8 @@ def test_connection_burst_is_accepted_quickly(server: Server) -> None:
             f"all {MANY} connections established within {CONNECT_BURST_TIMEOUT:.1f} s",
             f"{len(late)} took longer (slowest {slowest:.2f} s), {burst.failed} failed",
             did=server.transcript.tail(),
-            cause="the listen() backlog is too small: when the accept queue is full the "
+            cause=backlog_cause(server, MANY)
+            or "the listen() backlog is too small: when the accept queue is full the "
             "kernel drops SYNs and each client retransmits after 1 s; use listen(fd, 128) "
             "or SOMAXCONN",
         )

@@ -53,6 +53,9 @@ class DiagSocket:
     #: A listener's accept queue: connections the kernel completed that accept() has not
     #: yet taken. (For a connected socket, the bytes received and not yet read.)
     rqueue: int = 0
+    #: A listener's backlog: the most connections its accept queue holds (listen()'s
+    #: argument, capped at net.core.somaxconn); `ss -ltn` shows it as Send-Q.
+    wqueue: int = 0
 
 
 def listening_inodes(port: int) -> set[int] | None:
@@ -65,6 +68,13 @@ def accept_queue(port: int) -> int | None:
     """How many connections wait for accept() on `port`'s listeners; None if we cannot ask."""
     found = tcp_sockets(port, 1 << TCP_LISTEN)
     return None if found is None else sum(s.rqueue for s in found)
+
+
+def listen_backlog(port: int) -> int | None:
+    """The listen() backlog of `port`'s listeners (the smallest, if several); None if we
+    cannot ask or nothing listens."""
+    found = tcp_sockets(port, 1 << TCP_LISTEN)
+    return min((s.wqueue for s in found), default=None) if found else None
 
 
 def tcp_sockets(port: int, states: int = CONNECTED) -> list[DiagSocket] | None:
@@ -103,7 +113,7 @@ def _collect(nl: socket.socket, port: int, found: list[DiagSocket]) -> bool:
                 family, state, _, _, sport, dport, src, dst, *rest = _MESSAGE.unpack_from(
                     data, offset + _HEADER.size
                 )
-                rqueue, inode = rest[3], rest[-1]
+                rqueue, wqueue, inode = rest[3], rest[4], rest[-1]
                 if int.from_bytes(sport, "big") == port and inode:
                     size = 4 if family == socket.AF_INET else 16
                     found.append(
@@ -113,6 +123,7 @@ def _collect(nl: socket.socket, port: int, found: list[DiagSocket]) -> bool:
                             (socket.inet_ntop(family, src[:size]), port),
                             (socket.inet_ntop(family, dst[:size]), int.from_bytes(dport, "big")),
                             rqueue,
+                            wqueue,
                         )
                     )
             offset += (length + 3) & ~3

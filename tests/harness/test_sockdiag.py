@@ -56,3 +56,12 @@ def test_accept_queue_counts_connections_not_yet_accepted() -> None:
         finally:
             for c in clients:
                 c.close()
+
+
+@pytest.mark.parametrize("backlog", [5, 128])
+def test_listen_backlog_is_what_the_server_asked_for(backlog: int) -> None:
+    """CONC-2 and CONC-3 name a small backlog as the cause only when it is measured."""
+    from conformance.harness.sockdiag import listen_backlog
+
+    with socket.create_server(("127.0.0.1", 0), backlog=backlog) as listener:
+        assert listen_backlog(listener.getsockname()[1]) == backlog
