@@ -136,20 +136,32 @@ def _fail_unserved(
     within: float = ANSWER_TIMEOUT,
 ) -> None:
     __tracebackhide__ = True
+    closed = errors.pop("idle-closed", 0)
     kinds = f" ({', '.join(f'{n} {k}' for k, n in sorted(errors.items()))})" if errors else ""
+    unanswered = count - served - closed
+    actual = [f"{unanswered} client(s) got no reply within {within:.0f} s{kinds}"]
+    if closed:
+        actual.append(
+            f"{closed} client(s) got their reply and were then closed by the server while "
+            "they waited, idle, for the others"
+        )
+    cause = backlog_cause(server, count) or (
+        f"at most about {served + closed} sessions are served at once: a fixed pool or cap of "
+        "threads/processes that is too small, a pool that grows too slowly, or a serial server"
+        if served > 1
+        else SERIAL_CAUSE
+    )
+    if closed:
+        cause += (
+            f"; and the server closes a connection that is idle for a few seconds (an idle or "
+            f"keep-alive timeout): {closed} served client(s) were lost that way"
+        )
     fail(
         f"all {count} connected clients answered ({when})",
-        f"{count - served} client(s) got no reply within {within:.0f} s{kinds}; "
-        f"{served} were served",
+        "; ".join(a for a in actual if not a.startswith("0 ")) + f"; {served} were served",
         did=server.transcript.tail(6),
         evidence=_state(server),
-        cause=backlog_cause(server, count)
-        or (
-            f"at most about {served} sessions are served at once: a fixed pool or "
-            "cap of threads/processes that is too small, or a serial server"
-            if served > 1
-            else SERIAL_CAUSE
-        ),
+        cause=cause,
     )
 
 

@@ -244,7 +244,10 @@ class Driver:
         if st == _CLOSING:
             return self._on_closing_data(i, data)
         if not data:
-            self._fail(i, "eof")  # the server closed a session the client had not ended
+            # The server closed a session the client had not ended: while the client waited
+            # for a reply (`eof`), or after replying, while it had nothing to say (`idle-closed`:
+            # an idle or keep-alive timeout, e.g. Apache's KeepAliveTimeout of 5 s).
+            self._fail(i, "idle-closed" if st == _IDLE else "eof")
             return False
         if st != _WAITING:
             if self.judge:

@@ -108,6 +108,17 @@ class ServerProcess:
         """Pids of descendants that are running (not zombies)."""
         return [pid for pid, state in self._descendant_states() if state not in _DEAD]
 
+    def caught_signals(self) -> set[int]:
+        """The signals the server's processes have handlers for (SigCgt in /proc/PID/status,
+        main process and children); empty if /proc cannot say."""
+        caught = 0
+        for pid in self.tree_pids():
+            with contextlib.suppress(OSError, ValueError, IndexError):
+                with open(f"/proc/{pid}/status") as f:
+                    line = next(line for line in f if line.startswith("SigCgt:"))
+                caught |= int(line.split()[1], 16)
+        return {n for n in range(1, 65) if caught >> (n - 1) & 1}
+
     def signal_pending(self, signum: int) -> bool:
         """Whether `signum` waits to be delivered to the server's main process.
 

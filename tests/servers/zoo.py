@@ -152,6 +152,7 @@ DEFECTS: tuple[Defect, ...] = (
     Defect("shared_buffer", "thread", _cats("isolation"), _ids("ISO-1"), echo=True),
     Defect("busy_child", "fork", _cats("exit"), _ids("EXIT-4")),
     Defect("backlog3", "thread", _cats("concurrency"), _ids("CONC-3")),
+    Defect("winch_stops", "thread", _cats("eintr"), _ids("EINTR-2")),
     Defect(
         "thread_leak",
         "thread",
