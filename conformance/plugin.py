@@ -44,6 +44,7 @@ from conformance.harness.limits import CHECK_CLIENTS, DescriptorLimitError, ensu
 from conformance.harness.liveness import (
     DIES_AFTER_SESSIONS,
     death_after_sessions,
+    one_reply_per_connection,
     root,
     silence,
 )
@@ -111,6 +112,9 @@ class RunState:
     #: Requirements the server was seen to break before the checks, with what was seen: a
     #: check that then fails because of it is blocked by it (see liveness).
     broken: dict[str, str] = field(default_factory=dict)
+    #: What the kit saw when the server answered only the first request of a connection: a
+    #: check that then fails is blocked by the adapter's `several` (see liveness).
+    one_per_connection: str | None = None
     #: The most one launched server wrote to its stdout or stderr, in bytes.
     largest_output: int = 0
     #: What the kit did that the user should know though no check failed for it.
@@ -165,6 +169,7 @@ def pytest_configure(config: pytest.Config) -> None:
         state.quiet_lock = inputs.get("conformance_quiet_lock")
         state.silent = inputs.get("conformance_silent")
         state.broken = inputs.get("conformance_broken", {})
+        state.one_per_connection = inputs.get("conformance_one_per_connection")
     else:
         config.pluginmanager.register(_Recorder(state), "conformance-recorder")
         settings = state.settings
@@ -202,6 +207,8 @@ def pytest_sessionstart(session: pytest.Session) -> None:
             probe = start_server(settings.target, settings.protocol)
             try:
                 state.silent = silence(probe)
+                if not state.silent and probe.alive():
+                    state.one_per_connection = one_reply_per_connection(probe)
             finally:
                 probe.retire()
             probe = start_server(settings.target, settings.protocol)
@@ -221,6 +228,8 @@ def pytest_sessionstart(session: pytest.Session) -> None:
                 check_reachable(settings.target.host, settings.target.port, settings.protocol)
             state.model = detect_model(probe)
             state.silent = silence(probe) if probe.alive() else None
+            if not state.silent and probe.alive():
+                state.one_per_connection = one_reply_per_connection(probe)
     except (LaunchError, UsageError) as exc:
         pytest.exit(
             f"conformance: the server could not be started: {launch_hint(exc)}",
@@ -239,6 +248,7 @@ def pytest_configure_node(node) -> None:
     node.workerinput["conformance_quiet_lock"] = _state(node.config).quiet_lock
     node.workerinput["conformance_silent"] = _state(node.config).silent
     node.workerinput["conformance_broken"] = _state(node.config).broken
+    node.workerinput["conformance_one_per_connection"] = _state(node.config).one_per_connection
 
 
 @pytest.hookimpl(hookwrapper=True, tryfirst=True)
@@ -461,6 +471,17 @@ def _blocked_by_known_defect(
     dies once its first sessions end: EINTR-1) is blocked by that requirement, not failed:
     its own requirement was never reached. The requirement itself is still judged."""
     state = _state(item.config)
+    if state.one_per_connection and state.settings is not None and rep.failed:
+        several = protocols.get(state.settings.protocol).several
+        if req.id != several and req.id not in NEEDS_NO_ANSWER:
+            reason = (
+                f"blocked by {several}: the server answers only the first request of a "
+                f"connection ({state.one_per_connection}), and this check sends more"
+            )
+            rep.outcome = "skipped"
+            rep.longrepr = (str(item.path), item.location[1] or 0, f"Skipped: {reason}")
+            rep.user_properties.append(("blocked_by", several))
+            return
     servers = [v for v in getattr(item, "funcargs", {}).values() if isinstance(v, Server)]
     for by, seen in state.broken.items():
         if by == req.id or not (rep.failed or isinstance(exc, Blocked)):

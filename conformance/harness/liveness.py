@@ -52,6 +52,44 @@ def silence(server: Server) -> str | None:
     return f"before the checks, a client sent {payload!r} and {what} within {ANSWER_TIMEOUT:.0f} s"
 
 
+def one_reply_per_connection(server: Server) -> str | None:
+    """None if a connection carries a second request and its reply; else what the kit saw.
+
+    A server that answers only the first request of a connection (HTTP/1.0 without
+    keep-alive, gunicorn's sync workers, a loop that reads once) breaks one rule, the
+    adapter's `several`; every check that sends a second request on a connection would fail
+    it again, with a cause of its own ("a signal interrupted recv()"). Asked of a server that
+    answers (see `silence`); a server that dies is not this question's, so it says None.
+    """
+    first, second = server.adapter.request(0, 16), server.adapter.request(1, 16)
+    try:
+        client = server.connect("P")
+    except AssertionError:
+        return None
+    try:
+        try:
+            client.send(first)
+            client.reply(ANSWER_TIMEOUT)
+        except AssertionError:
+            return None  # no first reply: silence() or the checks say so
+        try:
+            client.send(second)
+            got = client.recv_some(ANSWER_TIMEOUT)
+        except AssertionError:
+            got = b""
+    finally:
+        with contextlib.suppress(OSError, AssertionError):
+            end_session(server, client)
+        server.clients.clear()
+    if got or not server.alive():
+        return None
+    what = "the server closed the connection" if got == b"" else "nothing came back"
+    return (
+        f"before the checks, a client sent two requests on one connection: the first got its "
+        f"reply, and after the second {what} within {ANSWER_TIMEOUT:.0f} s"
+    )
+
+
 #: The requirement a fork server breaks when it dies once its first sessions' children exit.
 DIES_AFTER_SESSIONS = "EINTR-1"
 

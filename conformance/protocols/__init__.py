@@ -109,8 +109,9 @@ def _validate(spec: str, adapter: ProtocolAdapter) -> None:
     unknown += sorted(set(adapter.not_expressible) - set(BY_ID))
     if unknown:
         raise UsageError(f"{where}: unknown requirement(s) {', '.join(unknown)}")
-    if adapter.root not in BY_ID:
-        raise UsageError(f"{where}: `root` {adapter.root!r} is not a requirement")
+    for attr in ("root", "several"):
+        if getattr(adapter, attr) not in BY_ID:
+            raise UsageError(f"{where}: `{attr}` {getattr(adapter, attr)!r} is not a requirement")
     try:
         first, second = adapter.request(0), adapter.request(1)
         adapter.reply_length(first, b"")

@@ -41,6 +41,9 @@ class ProtocolAdapter(ABC):
     not_expressible: ClassVar[Mapping[str, str]] = {}
     #: The requirement a server that answers nothing breaks (the others are blocked by it).
     root: ClassVar[str] = ROUND_TRIP
+    #: The requirement a server that answers only the first request of a connection breaks
+    #: (the checks that then fail for sending a second one are blocked by it).
+    several: ClassVar[str] = ROUND_TRIP
     #: The request that ends a session politely; None: the client's EOF ends it.
     exit_request: bytes | None = None
     #: False for protocols whose first bytes back already count as the reply where the reply

@@ -27,6 +27,7 @@ class OkAdapter(ProtocolAdapter):
     name: ClassVar[str] = "ok"
     requirements: ClassVar[frozenset[str]] = _bound_to("ok")
     root: ClassVar[str] = "PROTO-1"
+    several: ClassVar[str] = "PROTO-2"
     exit_request: bytes | None = EXIT
     framed: ClassVar[bool] = False
 
@@ -61,6 +62,7 @@ class EchoAdapter(ProtocolAdapter):
     name: ClassVar[str] = "echo"
     requirements: ClassVar[frozenset[str]] = _bound_to("echo")
     root: ClassVar[str] = "PROTO-4"
+    several: ClassVar[str] = "PROTO-4"
     exit_request: bytes | None = None
     framed: ClassVar[bool] = False
     streaming: ClassVar[bool] = True
