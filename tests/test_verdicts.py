@@ -189,3 +189,27 @@ def test_a_small_backlog_is_named_with_its_measured_size(tmp_path: Path, zoo_bui
     conc3 = next(r for r in doc["requirements"] if r["id"] == "CONC-3")
     assert (code, conc3["outcome"]) == (1, "failed")
     assert "listen() backlog is 3 " in conc3["detail"], conc3["detail"]
+
+
+def test_eintr_injected_into_file_reads_is_not_judged(tmp_path: Path) -> None:
+    """A fork server that executes a program per connection: strace's injection reaches that
+    program's dynamic loader, reading libraries, where no signal causes EINTR. EINTR-3 is then
+    not judged (skipped, with the files named), never failed; EINTR-2's real signals are."""
+    code, doc = _run(
+        tmp_path,
+        "--server-cmd",
+        _py("ok_fork_exec") + " --protocol echo",
+        "--protocol",
+        "echo",
+        "--requirement",
+        "EINTR-2",
+        "--requirement",
+        "EINTR-3",
+    )
+    outcomes = {r["id"]: r for r in doc["requirements"]}
+    if "strace" in outcomes["EINTR-3"]["detail"] and "needs" in outcomes["EINTR-3"]["detail"]:
+        pytest.skip(outcomes["EINTR-3"]["detail"])
+    assert outcomes["EINTR-2"]["outcome"] == "passed"
+    assert outcomes["EINTR-3"]["outcome"] == "skipped"
+    assert "regular files" in outcomes["EINTR-3"]["detail"]
+    assert code == 0

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -76,6 +77,7 @@ def injected_eintr(pid: int, log_path: str) -> Iterator[subprocess.Popen[bytes]]
         strace,
         "-f",
         "-qq",
+        "-y",  # each descriptor's path, so `injected_on_files` can tell files from sockets
         "-o",
         log_path,
         "-e",
@@ -104,6 +106,29 @@ def injected_eintr(pid: int, log_path: str) -> Iterator[subprocess.Popen[bytes]]
         yield tracer
     finally:
         _stop_tracer(tracer)
+
+
+#: An injected failure in strace's log (`-y`): the descriptor's path between < and >.
+_INJECTED_LINE = re.compile(
+    r"^(?P<pid>\d+)\s+(?P<call>\w+)\((?P<fd>\d+)<(?P<path>[^>]*)>.*\(INJECTED\)"
+)
+
+
+def injected_on_files(log_path: str) -> list[str]:
+    """The injected EINTRs (from strace's log) that hit a read of a regular file.
+
+    A signal never makes read() of a regular file on a local file system fail with EINTR, so
+    those are the injection's artefacts, not anything a server meets: the dynamic loader of a
+    program a fork server executes per connection (tcpserver, inetd, socat's EXEC) reads its
+    libraries with read() and gives up on EINTR ("cannot read file data: Error 4").
+    """
+    found = []
+    with contextlib.suppress(OSError), open(log_path, errors="replace") as f:
+        for line in f:
+            m = _INJECTED_LINE.match(line)
+            if m and m["path"].startswith("/"):
+                found.append(f"pid {m['pid']}: {m['call']}() of {m['path']}")
+    return found
 
 
 def _stop_tracer(tracer: subprocess.Popen[bytes]) -> None:
