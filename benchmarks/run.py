@@ -161,7 +161,14 @@ def verdict_tables() -> list[str]:
             cells.append(f"{wall:.1f} s")
             codes.append(str(code))
         lines.append(f"| {ref} | " + " | ".join(cells) + f" | {', '.join(codes)} |")
-    lines += ["", "CONC-2 alone (64 clients at every profile; the profile changes only how many generated examples other checks try):", ""]
+    lines += [
+        "",
+        (
+            "CONC-2 alone (64 clients at every profile; the profile changes only how many "
+            "generated examples other checks try):"
+        ),
+        "",
+    ]
     head = " | ".join(f"{p} ({n} clients)" for p, n in CONC2_PROFILES.items())
     lines += [f"| reference | {head} |", "|---|" + "---:|" * len(CONC2_PROFILES)]
     notes = []

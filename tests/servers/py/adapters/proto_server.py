@@ -6,8 +6,9 @@
 Protocols: `line` answers each line with `ok <line>`; `http` answers each HTTP/1.1 request
 with a 200 and a Content-Length body, keeps the connection open unless the request says
 `Connection: close`; `resp` answers `PING` with `+PONG` (`PING msg` with the bulk `msg`),
-`QUIT` with `+OK` and a close; `netstring` answers `N:text,` with `N:TEXT,` (the user adapter
-of tests/test_adapters.py). Without `--defect` every one is correct; each defect is one change:
+`QUIT` with `+OK` and a close; `netstring` answers `N:text,` with `N:TEXT,` (the user
+adapter of tests/protocols/test_adapters.py). Without `--defect` every one is correct; each
+defect is one change:
 
 * `leak`: one descriptor per connection is duplicated and never closed (FDL-1);
 * `no_reap`: a fork server that never waits for its children (ZOMB-1);

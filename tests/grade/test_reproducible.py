@@ -20,7 +20,14 @@ from conformance.grade import autograders, submission
 from conformance.grade import config as gradeconfig
 from conformance.grade.submission import Grader, Options
 from conformance.settings import PORT_ELSEWHERE_HINT
-from tests.test_grade import _class, _grade, needs_cc, needs_root, valid_gradescope, valid_report
+from tests.grade.test_grading import (
+    _class,
+    _grade,
+    needs_cc,
+    needs_root,
+    valid_gradescope,
+    valid_report,
+)
 
 CONFIG = gradeconfig.parse(
     '[assignment]\nrun = "./server {port}"\n[points]\n"CONC-1" = 3\n'

@@ -26,9 +26,9 @@ from conformance.plugin import NEEDS_NO_ANSWER
 from conformance.spec import REQUIREMENTS
 from tests.conftest import kit
 
-PY_SERVERS = Path(__file__).resolve().parent / "servers" / "py"
+PY_SERVERS = Path(__file__).resolve().parent.parent / "servers" / "py"
 SCHEMA = json.loads(
-    (Path(__file__).resolve().parent.parent / "conformance" / "report.schema.json").read_text()
+    (Path(__file__).resolve().parents[2] / "conformance" / "report.schema.json").read_text()
 )
 
 

@@ -68,7 +68,7 @@ def test_every_must_is_broken_by_some_zoo_server(language: str) -> None:
         # itself (PEP 475), so no Python server can be built to break it; the C one does.
         musts.discard("EINTR-3")
     # PROTO-6 is about protocol adapters other than the zoo's ok and echo: its defective
-    # servers speak line, http, resp and a user's netstring (tests/test_adapters.py).
+    # servers speak line, http, resp and a user's netstring (tests/protocols/test_adapters.py).
     musts.discard("PROTO-6")
     assert musts - broken == set()
     assert {s.defect for s in DEFECTIVE} <= set(BREAKS)
@@ -77,7 +77,7 @@ def test_every_must_is_broken_by_some_zoo_server(language: str) -> None:
 def test_the_zoo_readme_table_says_what_the_manifest_says() -> None:
     """tests/servers/README.md lists every defect with the categories it must fail, as the
     manifest does (SPEC.md is guarded the same way against the registry)."""
-    table = (Path(__file__).parent / "servers" / "README.md").read_text()
+    table = (Path(__file__).resolve().parent.parent / "servers" / "README.md").read_text()
     rows = {}
     for line in table.splitlines():
         cells = [c.strip() for c in line.strip().strip("|").split("|")]

@@ -24,7 +24,7 @@ from conformance.grade.batch import discover, parse_shard, shard_of
 from conformance.grade.summary import Graded, pass_rates
 from conformance.spec import REQUIREMENTS
 from tests.conftest import ROOT, kit
-from tests.test_adapters import NetstringAdapter
+from tests.protocols.test_adapters import NetstringAdapter
 
 CLASS = ROOT / "examples" / "class"
 SCHEMA = json.loads((ROOT / "conformance" / "report.schema.json").read_text())
@@ -192,7 +192,7 @@ def test_config_names_the_builtin_adapters_options() -> None:
     assert gradeconfig.parse("[assignment]\nprotocol = 'pkg.mod:Mine'\n").protocol == "pkg.mod:Mine"
 
 
-#: A user's adapter beside grading.toml: the netstring adapter of tests/test_adapters.py.
+#: A user's adapter beside grading.toml: the netstring adapter of tests/protocols/test_adapters.py.
 ADAPTER_MODULE = (
     "from typing import ClassVar\n\nfrom hypothesis import strategies as st\n\n"
     "from conformance.protocols import ProtocolAdapter\n\n\n" + inspect.getsource(NetstringAdapter)

@@ -95,7 +95,7 @@ def failed(doc: dict) -> set[str]:
     return {r["id"] for r in doc["requirements"] if r["outcome"] == "failed"}
 
 
-USER = "tests.test_adapters:NetstringAdapter"
+USER = "tests.protocols.test_adapters:NetstringAdapter"
 CASES = [
     # protocol, model, defect, the requirement the defect breaks
     ("line", "thread", "leak", "FDL-1"),
@@ -158,9 +158,9 @@ class BrokenAdapter(NetstringAdapter):
     [
         ("nope", "choose one of ok, echo, line, http, resp"),
         ("no_such_module_xyz:Adapter", "cannot import 'no_such_module_xyz'"),
-        ("tests.test_adapters:Missing", "has no 'Missing'"),
-        ("tests.test_adapters:NotAnAdapter", "is not a subclass"),
-        ("tests.test_adapters:BrokenAdapter", "failed a dry run: RuntimeError: boom"),
+        ("tests.protocols.test_adapters:Missing", "has no 'Missing'"),
+        ("tests.protocols.test_adapters:NotAnAdapter", "is not a subclass"),
+        ("tests.protocols.test_adapters:BrokenAdapter", "failed a dry run: RuntimeError: boom"),
     ],
 )
 def test_a_bad_adapter_is_a_usage_error(spec: str, message: str) -> None:
