@@ -261,17 +261,43 @@ class LaunchedServer:
         tail = self.stderr_tail()
         hint = ""
         clash = "address already in use" in tail.lower()
-        if clash:
+        elsewhere: tuple[int, ...] = ()
+        if clash and not port_taken(self.port):
+            # The port the kit gave it is free: it bound one of its own (a hard-coded port),
+            # which another instance of it already held. Trying another port cannot help, and
+            # the report must say what the instance that started says: where it listens.
+            clash = False
+            elsewhere = self._ports_of_other_instances()
+            hint = " It says its address is already in use, though that port is free."
+            if elsewhere:
+                hint += (
+                    " Another instance of it listens on port(s) "
+                    f"{', '.join(map(str, elsewhere))}. It listens on port(s) "
+                    f"{', '.join(map(str, elsewhere))} instead."
+                )
+        elif clash:
             hint = f" Port {self.port} is already in use."
         if self.popen.returncode == 127:
             hint = " Exit status 127 is the shell's 'command not found'."
         raise LaunchError(
-            "exited",
+            "never-listened" if elsewhere else "exited",
             f"the server {describe_exit(self.popen.returncode)} before it listened on port "
             f"{self.port}.{hint}\n  command: {self.command}\n  last lines of its stderr:\n"
             + _indent(tail or "(empty)"),
             port_clash=clash,
+            elsewhere=elsewhere,
         )
+
+    def _ports_of_other_instances(self) -> tuple[int, ...]:
+        """The ports that other running instances of this command listen on, not their own."""
+        ports: set[int] = set()
+        for other in list(LaunchedServer._live):
+            if other is self or other.command != self.command or other.popen is None:
+                continue
+            if other.popen.poll() is None:
+                ports |= set().union(*(_listening_ports(pid) for pid in other._tree()))
+                ports.discard(other.port)
+        return tuple(sorted(ports))
 
     def _raise_never_listened(self, timeout: float, tree: list[int]) -> None:
         other = sorted(set().union(*(_listening_ports(pid) for pid in tree)))

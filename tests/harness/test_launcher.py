@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shlex
 import socket
 import sys
 
@@ -9,6 +10,9 @@ import psutil
 import pytest
 
 from conformance.harness import LaunchError, launch
+from conformance.harness.launcher import LaunchedServer
+from conformance.harness.polling import wait_until
+from conformance.harness.ports import free_port, port_taken
 from tests.conftest import ROOT
 
 PY_SERVERS = ROOT / "tests" / "servers" / "py"
@@ -93,3 +97,32 @@ def test_a_launched_server_starts_with_no_signal_blocked(  # type: ignore[no-unt
         assert int(launched.stdout_path.read_text().split()[0], 16) == 0
     finally:
         launched.stop()
+
+
+def test_a_second_instance_of_a_hard_coded_port_says_where_the_first_listens() -> None:
+    """A server that ignores {port} and binds its own: the kit keeps one instance ready ahead,
+    so a second one may start while the first holds that port and exit with EADDRINUSE. The
+    error must say where the first listens (as a lone instance's does), not that the kit's
+    port, which is free, was in use: the same explanation whichever instance fails first."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        own = probe.getsockname()[1]
+    code = (
+        "import socket,sys,time;s=socket.socket();"
+        "s.setsockopt(socket.SOL_SOCKET,socket.SO_REUSEADDR,1)\n"
+        f"try: s.bind(('127.0.0.1',{own}))\n"
+        "except OSError as e: sys.exit(f'bind: {e.strerror}')\n"
+        "s.listen();time.sleep(60)"
+    )
+    command = f"{sys.executable} -S -c {shlex.quote(code)} {{port}}"
+    first = LaunchedServer(command, free_port()).spawn()
+    try:
+        assert wait_until(lambda: port_taken(own), 10)[0]
+        with pytest.raises(LaunchError) as info:
+            launch(command, ready_timeout=10)
+        assert info.value.kind == "never-listened"
+        assert info.value.elsewhere == (own,)
+        assert f"It listens on port(s) {own} instead." in str(info.value)
+        assert "is already in use." not in str(info.value)
+    finally:
+        first.stop()
