@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import select
 import signal
 import socket
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import jsonschema
@@ -88,21 +88,20 @@ def test_missing_command() -> None:
 
 
 def test_server_that_exits_at_once() -> None:
-    started = time.monotonic()
+    """Reported as its exit, at once: not as a server that never listened (which the kit
+    would only say after waiting out its ready timeout)."""
     result = kit("run", "--server-cmd", py_server("exits_at_once"))
     out = result.stdout + result.stderr
     assert result.returncode == 2
     assert "exited with status 3 before it listened" in out
     assert "fatal: cannot open config" in out  # the last lines of its stderr
-    assert time.monotonic() - started < 10
+    assert "did not listen on port" not in out
 
 
 def test_server_that_never_listens() -> None:
-    started = time.monotonic()
     result = kit("run", "--server-cmd", py_server("never_listens"))
     assert result.returncode == 2
-    assert "did not listen on port" in result.stdout + result.stderr
-    assert time.monotonic() - started < 15
+    assert re.search(r"did not listen on port \d+ within 5 s", result.stdout + result.stderr)
 
 
 def test_bad_exclusions_file(tmp_path: Path) -> None:
