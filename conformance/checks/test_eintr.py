@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import signal
+from collections.abc import Callable
 
 import pytest
 
@@ -25,6 +26,7 @@ from conformance.harness.signals import (
     StraceUnavailable,
     injected_eintr,
     injected_on_files,
+    interrupt_reads,
 )
 from conformance.harness.timeouts import SETTLE_TIMEOUT
 from conformance.marks import requirement
@@ -45,6 +47,8 @@ MESSAGES = 3
 SIGNAL_TAKEN = 0.05
 #: How long each session stays idle between messages, blocked in recv() on the server side.
 PAUSE = 0.02
+#: How long EINTR-2 waits for a thread of the server to block reading the next message.
+POKE_WAIT = 0.5
 
 
 def _payload(server: Server, i: int) -> bytes:
@@ -52,7 +56,12 @@ def _payload(server: Server, i: int) -> bytes:
 
 
 def _sessions_survive(
-    server: Server, why: str, cause: str, sessions: int, pause: float = PAUSE
+    server: Server,
+    why: str,
+    cause: str,
+    sessions: int,
+    pause: float = PAUSE,
+    poke: Callable[[], object] | None = None,
 ) -> None:
     """Whole sessions one after another, with pauses in which calls block and get hit.
 
@@ -65,6 +74,8 @@ def _sessions_survive(
         client = server.connect(f"S{s}")
         for m in range(MESSAGES):
             client.request(_payload(server, s * MESSAGES + m), cause=cause)
+            if poke is not None:
+                poke()  # the server now waits for the next message: interrupt that wait
             if pause:
                 client.recv_some(pause)  # nothing is due; this is the pause, bounded
         end_session(server, client)
@@ -131,8 +142,13 @@ def test_signal_storm_during_sessions(server: Server, repeats) -> None:
     handled = handled_storm_signals(proc.caught_signals())
     try:
         with Storm(proc) as storm:
+            # Besides the storm, one signal to every thread blocked reading, after each reply.
             _sessions_survive(
-                server, "during a signal storm", storm_cause(handled, RECV_CAUSE), repeats(SESSIONS)
+                server,
+                "during a signal storm",
+                storm_cause(handled, RECV_CAUSE),
+                repeats(SESSIONS),
+                poke=lambda: interrupt_reads(proc, POKE_WAIT),
             )
         server.transcript.add(f"sent {storm.sent} signals (SIGCHLD, SIGWINCH, SIGURG)")
         expect_alive(

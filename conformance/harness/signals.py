@@ -62,6 +62,64 @@ class Storm:
         self._thread.join(LOOPBACK_TIMEOUT)
 
 
+#: System calls in which a server waits for a client, by machine: read, readv, recvfrom,
+#: recvmsg; accept, accept4; and the multiplexers (poll, select, pselect6, ppoll,
+#: epoll_wait, epoll_pwait, epoll_pwait2).
+_READ_CALLS = {
+    "x86_64": frozenset({0, 19, 45, 47, 43, 288, 7, 23, 270, 271, 232, 281, 441}),
+    "aarch64": frozenset({63, 65, 207, 212, 202, 242, 72, 73, 22, 441}),
+}
+_SYS_TGKILL = {"x86_64": 234, "aarch64": 131}
+
+
+def blocked_in_read(pids: list[int]) -> list[tuple[int, int]]:
+    """(pid, tid) of every thread of `pids` blocked in a call that waits for a client (a read,
+    an accept, a multiplexer): where a signal makes a server meet EINTR. Empty where /proc
+    cannot say (another user's process, a machine not in the table)."""
+    calls = _READ_CALLS.get(os.uname().machine)
+    if calls is None:
+        return []
+    found = []
+    for pid in pids:
+        with contextlib.suppress(OSError):
+            for tid in os.listdir(f"/proc/{pid}/task"):
+                with contextlib.suppress(OSError, ValueError, IndexError):
+                    with open(f"/proc/{pid}/task/{tid}/syscall") as f:
+                        number = f.read().split()[0]
+                    if number.isdigit() and int(number) in calls:
+                        found.append((pid, int(tid)))
+    return found
+
+
+def signal_thread(pid: int, tid: int, signum: int) -> bool:
+    """tgkill(): `signum` to that very thread (kill() may hand it to another thread)."""
+    import ctypes
+
+    number = _SYS_TGKILL.get(os.uname().machine)
+    if number is None:
+        return False
+    return ctypes.CDLL(None, use_errno=True).syscall(number, pid, tid, signum) == 0
+
+
+def interrupt_reads(proc: ServerProcess, timeout: float) -> int:
+    """Wait (at most `timeout`) until some thread of the server is blocked waiting for a
+    client, then send each such thread one of the storm's signals; how many were sent.
+
+    A storm hits a blocked read only by luck, more rarely the busier the machine. This makes
+    it certain: a server that gives up a session on EINTR then gives it up every time."""
+    blocked: list[tuple[int, int]] = []
+
+    def look() -> bool:
+        blocked[:] = blocked_in_read(proc.tree_pids())
+        return bool(blocked)
+
+    wait_until(look, timeout)
+    sent = 0
+    for i, (pid, tid) in enumerate(blocked):
+        sent += signal_thread(pid, tid, STORM_SIGNALS[i % len(STORM_SIGNALS)])
+    return sent
+
+
 class StraceUnavailable(Exception):
     """strace is missing or ptrace is not allowed here; str() says which."""
 

@@ -70,3 +70,30 @@ def test_signal_pending_sees_a_blocked_signal_and_its_delivery() -> None:
     finally:
         child.kill()
         child.wait(5)
+
+
+def test_a_thread_blocked_reading_is_found_and_interrupted() -> None:
+    """EINTR-2 does not leave hitting a blocked read to a storm's luck: it waits until a
+    thread of the server blocks reading and sends that thread a signal. Here the reader's
+    SIGCHLD handler exits, so the signal is seen to land while it is blocked."""
+    import subprocess
+    import sys
+
+    from conformance.harness.processes import ServerProcess
+    from conformance.harness.signals import blocked_in_read, interrupt_reads
+
+    code = (
+        "import os,signal,sys\n"
+        "signal.signal(signal.SIGCHLD, lambda *a: sys.exit(7))\n"
+        "os.read(0, 1)\n"
+    )
+    reader = subprocess.Popen([sys.executable, "-S", "-c", code], stdin=subprocess.PIPE)
+    try:
+        assert interrupt_reads(ServerProcess(reader.pid), 10.0) == 1
+        assert reader.wait(10) == 7
+        assert blocked_in_read([reader.pid]) == []
+    finally:
+        reader.kill()
+        reader.wait(5)
+        assert reader.stdin is not None
+        reader.stdin.close()
