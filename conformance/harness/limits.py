@@ -13,7 +13,7 @@ import resource
 
 #: Descriptors besides the client sockets: stdio, the poller, pytest's and psutil's files.
 SLACK = 128
-#: The most clients one check opens at once (CONC-2 in the thorough profile).
+#: A bound on the clients one check opens at once, with room to spare (the most is CONC-2's 64).
 CHECK_CLIENTS = 1000
 
 
