@@ -29,7 +29,7 @@ import time
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import BinaryIO
+from typing import BinaryIO, cast
 
 from conformance import __version__
 from conformance.grade import autograders, containment
@@ -188,7 +188,8 @@ class Grader:
                 shutil.rmtree(self.base, ignore_errors=True)
         elapsed = time.monotonic() - t0
         self._write(doc, elapsed)
-        return Result(self.name, doc["score"], doc["max_score"], self.notes, elapsed)  # type: ignore[arg-type]
+        score, most = cast(float, doc["score"]), cast(float, doc["max_score"])
+        return Result(self.name, score, most, self.notes, elapsed)
 
     def _prepare(self) -> None:
         for stale in ("report.json", "results.json", "autolab.json", "grade.json", "junit.xml"):
@@ -405,7 +406,7 @@ class Grader:
 
     # -- notes and files --------------------------------------------------------------------
     def _note_limits(self, doc: dict[str, object]) -> None:
-        text = "\n".join(str(r["detail"]) for r in doc["requirements"])  # type: ignore[attr-defined]
+        text = "\n".join(str(r["detail"]) for r in _requirements(doc))
         limits = self.config.limits
         # The kit measures each server's output before it deletes it; the disk watch may
         # miss a file that lived between two of its looks.
@@ -519,7 +520,7 @@ def _start_refused(log: Path) -> bool:
 def _in_students_words(doc: dict[str, object]) -> dict[str, object]:
     """The kit's report with what a student reads made for grading: a check that never ran
     says so in the grader's terms (a grader never deselects anything with -k)."""
-    reqs: list[dict[str, object]] = doc["requirements"]  # type: ignore[assignment]
+    reqs = _requirements(doc)
     for r in reqs:
         detail = str(r["detail"])
         if r["outcome"] == "skipped" and ("deselected" in detail or "interrupted" in detail):
@@ -538,3 +539,8 @@ def _tail(path: Path, lines: int = 15) -> str:
     except OSError:
         return ""
     return "\n".join("    " + line for line in text.splitlines()[-lines:])
+
+
+def _requirements(doc: dict[str, object]) -> list[dict[str, object]]:
+    """The report's requirement records (their shape is report.schema.json's)."""
+    return cast(list[dict[str, object]], doc["requirements"])

@@ -14,6 +14,7 @@ import json
 import statistics
 from dataclasses import dataclass
 from pathlib import Path
+from typing import cast
 
 from conformance.grade.autograders import counted
 from conformance.spec import BY_ID
@@ -96,7 +97,9 @@ def histogram(percents: list[float], buckets: int = 10) -> list[str]:
 
 def markdown(graded: list[Graded], missing: list[str], title: str) -> str:
     percents = [
-        100.0 * float(g.doc["score"]) / float(g.doc["max_score"]) if g.doc["max_score"] else 0.0  # type: ignore[arg-type]
+        100.0 * cast(float, g.doc["score"]) / cast(float, g.doc["max_score"])
+        if g.doc["max_score"]
+        else 0.0
         for g in graded
     ]
     lines = [f"# {title}", ""]

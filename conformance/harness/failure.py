@@ -16,6 +16,8 @@ import builtins
 from dataclasses import dataclass, field
 from typing import NoReturn
 
+# The ignores: mypy checks for the newest Python, where the first always exists and the
+# second never runs.
 try:
     _GROUP: type[BaseException] = builtins.BaseExceptionGroup  # type: ignore[attr-defined]
 except AttributeError:  # Python 3.10: hypothesis depends on the backport

@@ -43,7 +43,7 @@ def _inode(pid: int, fd: int) -> int | None:
 def _addr(a: object) -> tuple[str, int] | None:
     if not a:
         return None
-    ip, port = a[0], a[1]  # type: ignore[index]
+    ip, port = a[0], a[1]  # type: ignore[index] # psutil's addr: a namedtuple or a tuple
     return (str(ip), int(port))
 
 
