@@ -262,19 +262,21 @@ class LaunchedServer:
         hint = ""
         clash = "address already in use" in tail.lower()
         elsewhere: tuple[int, ...] = ()
-        if clash and not port_taken(self.port):
-            # The port the kit gave it is free: it bound one of its own (a hard-coded port),
-            # which another instance of it already held. Trying another port cannot help, and
-            # the report must say what the instance that started says: where it listens.
-            clash = False
+        if clash and not self.fixed_port and not port_taken(self.port):
+            # The port the kit gave it is free, and another instance of it listens elsewhere:
+            # it bound a port of its own (a hard-coded one), which that instance holds. Trying
+            # another port cannot help, and the report must say what the instance that
+            # started says: where it listens. (With no such instance, connections lingering
+            # on the port the kit chose are the likelier cause: another port is tried.)
             elsewhere = self._ports_of_other_instances()
-            hint = " It says its address is already in use, though that port is free."
-            if elsewhere:
-                hint += (
-                    " Another instance of it listens on port(s) "
-                    f"{', '.join(map(str, elsewhere))}. It listens on port(s) "
-                    f"{', '.join(map(str, elsewhere))} instead."
-                )
+        if elsewhere:
+            clash = False
+            ports = ", ".join(map(str, elsewhere))
+            hint = (
+                " It says its address is already in use, though that port is free; another "
+                f"instance of it listens on port(s) {ports}. It listens on port(s) {ports} "
+                "instead."
+            )
         elif clash:
             hint = f" Port {self.port} is already in use."
         if self.popen.returncode == 127:
