@@ -211,7 +211,8 @@ REQUIREMENTS: tuple[Requirement, ...] = (
         "MUST",
         "exit",
         "Once a session ends, the process or thread that served it is gone within 1 s (a "
-        "pool may keep its threads if it stops growing), and nothing keeps burning CPU.",
+        "pool may keep its workers, processes or threads, if it stops growing), and nothing "
+        "keeps burning CPU.",
         "A child or thread that outlives its session (or spins after it) exhausts processes, "
         "threads or CPU after a few thousand clients.",
         needs_quiet=True,

@@ -25,6 +25,7 @@ to the first count), so the measure lives here: `measure_thread_growth`.
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import selectors
 import time
@@ -218,12 +219,32 @@ def settled_thread_count(proc: ServerProcess, timeout: float = SETTLE_TIMEOUT) -
     return count
 
 
+def settled_child_count(proc: ServerProcess, timeout: float = SETTLE_TIMEOUT) -> int:
+    """How many live descendants the server has once that number has held still for STEADY s
+    (bounded by `timeout`: then the last count): children of ended sessions that exit are
+    gone by then, and workers a pool is starting are there."""
+    count = len(proc.live_descendants())
+    since = time.monotonic()
+
+    def holds_still() -> bool:
+        nonlocal count, since
+        now = len(proc.live_descendants())
+        if now != count:
+            count, since = now, time.monotonic()
+            return False
+        return time.monotonic() - since >= STEADY
+
+    wait_until(holds_still, timeout)
+    return count
+
+
 @dataclass(frozen=True)
 class ThreadGrowth:
-    """The server's settled thread count before and after each round of sessions run one
-    after another: (sessions run so far, threads then), first (0, baseline)."""
+    """The server's settled thread (or child process) count before and after each round of
+    sessions run one after another: (sessions run so far, count then), first (0, baseline)."""
 
     samples: tuple[tuple[int, int], ...]
+    unit: str = "threads"
 
     @property
     def baseline(self) -> int:
@@ -254,7 +275,7 @@ class ThreadGrowth:
         """`threads after 0/25/50 sessions: 21/46/48`, for a failure's evidence."""
         sessions = "/".join(str(s) for s, _ in self.samples)
         threads = "/".join(str(t) for _, t in self.samples)
-        return f"threads after {sessions} sessions: {threads}"
+        return f"{self.unit} after {sessions} sessions: {threads}"
 
 
 def measure_thread_growth(
@@ -264,20 +285,25 @@ def measure_thread_growth(
     sessions: int = GROWTH_SESSIONS,
     round_size: int = GROWTH_ROUND,
     until_stopped: bool = True,
+    measure: Callable[[], int] | None = None,
+    unit: str = "threads",
 ) -> ThreadGrowth:
     """Run up to `sessions` sessions in rounds of `round_size` (`run_round(n)` runs n one
     after another) and take the settled thread count before and after each round.
 
     With `until_stopped`, stop at the first round that adds (almost) no thread: a pool has
-    reached its size. A leak never stops: every round adds a thread per session.
+    reached its size. A leak never stops: every round adds a thread per session. `measure`
+    (with its `unit`) counts something else the same way: a prefork pool's live children.
     """
-    samples = [(0, settled_thread_count(proc))]
+    if measure is None:
+        measure = functools.partial(settled_thread_count, proc)
+    samples = [(0, measure())]
     done = 0
     while done < sessions:
         count = min(round_size, sessions - done)
         run_round(count)
         done += count
-        samples.append((done, settled_thread_count(proc)))
+        samples.append((done, measure()))
         if until_stopped and samples[-1][1] - samples[-2][1] <= ROUND_SLACK:
             break
-    return ThreadGrowth(tuple(samples))
+    return ThreadGrowth(tuple(samples), unit)

@@ -130,10 +130,6 @@ def test_thread_growth_stops_at_a_plateau() -> None:
     assert not ThreadGrowth(((0, 20),)).stopped  # no round run: nothing is known
 
 
-if __name__ == "__main__":  # pragma: no cover
-    sys.exit(pytest.main([__file__, "-q"]))
-
-
 LATE_PREFORK = """
 import os, socket, sys, time
 s = socket.create_server(("127.0.0.1", int(sys.argv[1])))
@@ -168,11 +164,8 @@ while True:
 
 
 @contextlib.contextmanager
-def _script_server(tmp_path, source: str):  # type: ignore[no-untyped-def]
+def _script_server(tmp_path: Path, source: str) -> Iterator[Server]:
     """A Python server from `source`, launched and handed over the moment it listens."""
-    from conformance.harness.processes import ServerProcess
-    from conformance.harness.server import Server
-
     script = tmp_path / "server.py"
     script.write_text(source)
     launched = launch(f"{sys.executable} -S {script} {{port}}")
@@ -190,8 +183,8 @@ def _script_server(tmp_path, source: str):  # type: ignore[no-untyped-def]
     [(LATE_PREFORK, "prefork"), (LATE_POOL, "pool")],
     ids=["prefork-workers-are-not-fork-children", "pool-is-not-thread-per-connection"],
 )
-def test_workers_started_after_listen_do_not_fool_model_detection(  # type: ignore[no-untyped-def]
-    tmp_path, source: str, model: str
+def test_workers_started_after_listen_do_not_fool_model_detection(
+    tmp_path: Path, source: str, model: str
 ) -> None:
     """A server may start its workers after it listens, while detection looks. Prefork
     workers that did not exist when detection began are not fork children; a pool's threads
@@ -203,7 +196,7 @@ def test_workers_started_after_listen_do_not_fool_model_detection(  # type: igno
         assert detect_model(server) == model
 
 
-def test_a_pool_started_after_listen_is_not_a_thread_leak(tmp_path) -> None:  # type: ignore[no-untyped-def]
+def test_a_pool_started_after_listen_is_not_a_thread_leak(tmp_path: Path) -> None:
     """EXIT-4 counts threads before and after its sessions. A pool that starts after the
     server listens must not look like threads the sessions left behind (with two servers
     launched ahead, the pool reference was once taken before its workers had started)."""
@@ -213,3 +206,67 @@ def test_a_pool_started_after_listen_is_not_a_thread_leak(tmp_path) -> None:  # 
         assert server.process is not None
         assert server.process.thread_count() == 1  # the pool is not there yet
         test_ended_sessions_free_their_process_or_thread(server)
+
+
+#: A prefork server that grows its pool once in use: one worker at first; when that worker
+#: accepts its second connection it asks the parent (through a pipe) for three more. EXIT-4's
+#: count begins after one warm-up session, so the new workers appear during its sessions.
+GROWING_PREFORK = """
+import os, socket, sys, time
+s = socket.create_server(("127.0.0.1", int(sys.argv[1])))
+r, w = os.pipe()
+def worker(first):
+    served = 0
+    while True:
+        c = s.accept()[0]
+        served += 1
+        if first and served == 2:
+            os.write(w, b"x")
+        while (m := c.recv(1024)) and m != b"exit":
+            c.sendall(b"OK!!!")
+        c.close()
+if os.fork() == 0:
+    worker(True)
+os.read(r, 1)
+for _ in range(3):
+    if os.fork() == 0:
+        worker(False)
+while True:
+    time.sleep(1)
+"""
+
+
+def test_prefork_workers_started_during_the_sessions_are_not_left_behind(
+    tmp_path: Path,
+) -> None:
+    """EXIT-4 counts children before and after its sessions. Workers a prefork server starts
+    while they run stay, as a pool's do, and stop there: more sessions add none. (With two
+    servers launched ahead, a loaded machine once handed the prefork reference to EXIT-4
+    before its last two workers were forked, and it failed with "2 extra child processes".)"""
+    from conformance.checks.test_exit import test_ended_sessions_free_their_process_or_thread
+
+    with _script_server(tmp_path, GROWING_PREFORK) as server:
+        assert server.process is not None
+        test_ended_sessions_free_their_process_or_thread(server)
+        assert len(server.process.live_descendants()) == 4  # the pool grew, and passed
+
+
+def test_children_that_never_exit_fail_exit_4_with_their_growth(
+    request: pytest.FixtureRequest,
+) -> None:
+    """The other way: a fork server whose children stay after their sessions adds one per
+    session however many sessions run, and EXIT-4 says so with the counts."""
+    from conformance.checks.test_exit import test_ended_sessions_free_their_process_or_thread
+
+    server = find("c-busy_child-ok")
+    with _zoo_server(server, _build_for(server, request)) as handle:
+        handle.model = "fork"
+        with pytest.raises(Violation) as failure:
+            test_ended_sessions_free_their_process_or_thread(handle)
+    actual = failure.value.actual
+    assert "extra child process(es) still running" in actual
+    assert "live child processes after 0/6/12/18 sessions: " in actual
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(pytest.main([__file__, "-q"]))
