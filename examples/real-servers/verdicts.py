@@ -64,12 +64,6 @@ def expected(server: dict) -> dict[str, set[str]]:
     return {o: set(server.get(o, [])) for o in OUTCOMES}
 
 
-def settled(server: dict, got: dict[str, set[str]]) -> dict[str, set[str]]:
-    """`got` without the requirements servers.toml marks `unsettled` (printed, not compared)."""
-    unsettled = set(server.get("unsettled", []))
-    return {o: ids - unsettled for o, ids in got.items()}
-
-
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--profile", default="quick")
@@ -88,7 +82,7 @@ def main() -> int:
         results = list(pool.map(lambda j: (j, verdict(SERVERS[j[0]], ns.profile)), runnable))
     agree = 0
     for (name, k), got in results:
-        same = settled(SERVERS[name], got) == expected(SERVERS[name])
+        same = got == expected(SERVERS[name])
         agree += same
         shown = "; ".join(f"{o}: {', '.join(sorted(got[o])) or '-'}" for o in OUTCOMES)
         print(f"{name} run {k + 1}: {shown} [{'as recorded' if same else 'DIFFERS'}]")
