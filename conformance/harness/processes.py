@@ -177,6 +177,29 @@ class ServerProcess:
                     continue
         return total
 
+    def run_delays(self) -> dict[int, int]:
+        """Nanoseconds each thread of the server tree has waited, runnable, for a CPU (the
+        run queue: schedstat's second field), by thread id; empty without schedstat."""
+        delays: dict[int, int] = {}
+        if not _HAS_SCHEDSTAT:
+            return delays
+        for pid in [self.pid, *descendant_pids(self.pid)]:
+            with contextlib.suppress(OSError):
+                for tid in os.listdir(f"/proc/{pid}/task"):
+                    with (
+                        contextlib.suppress(OSError, ValueError, IndexError),
+                        open(f"/proc/{pid}/task/{tid}/schedstat") as f,
+                    ):
+                        delays[int(tid)] = int(f.read().split()[1])
+        return delays
+
+    def starved_since(self, before: dict[int, int]) -> float:
+        """The longest any one thread of the server tree waited for a CPU since `before`
+        (run_delays()), in seconds; a thread born since counts from its birth. Time the
+        server could not run is the machine's, not the server's."""
+        now = self.run_delays()
+        return max((ns - before.get(tid, 0) for tid, ns in now.items()), default=0) / 1e9
+
     def cpu_share(self, window: float) -> float:
         """Fraction of one core the server tree used over the next `window` seconds.
 

@@ -40,3 +40,36 @@ def test_cpu_share_tells_a_spinning_process_from_an_idle_one(
         for p in (spinner, idle):
             p.kill()
             p.wait(5)
+
+
+def test_starved_since_tells_waiting_for_a_cpu_from_sleeping() -> None:
+    """CONC-5's deadline is extended by the time the server waited for a CPU: two spinners
+    pinned to one CPU each wait for it about half the time; a sleeping process waits for
+    none, however busy the machine (so a serial server blocked in recv() gets no extension)."""
+    import os
+    import subprocess
+    import time
+
+    from conformance.harness import processes
+    from conformance.harness.polling import wait_until
+
+    if not processes._HAS_SCHEDSTAT:
+        pytest.skip("this kernel has no /proc/PID/schedstat")
+    cpu = min(os.sched_getaffinity(0))
+    spin = [sys.executable, "-S", "-c", "while True: pass"]
+    spinners = [subprocess.Popen(spin) for _ in range(2)]
+    idle = subprocess.Popen(["sleep", "30"])
+    try:
+        for p in spinners:
+            os.sched_setaffinity(p.pid, {cpu})
+        busy, calm = processes.ServerProcess(spinners[0].pid), processes.ServerProcess(idle.pid)
+        # Measured once it sleeps: its start-up, which may wait for a CPU, is not sleeping.
+        assert wait_until(lambda: processes.proc_table()[idle.pid][1] == "S", 5)[0]
+        before_busy, before_calm = busy.run_delays(), calm.run_delays()
+        time.sleep(1.0)
+        assert busy.starved_since(before_busy) > 0.1
+        assert calm.starved_since(before_calm) < 0.01
+    finally:
+        for p in (*spinners, idle):
+            p.kill()
+            p.wait(5)
