@@ -59,7 +59,8 @@ def _state(server: Server) -> list[str]:
         return []
     return [
         f"Server:   {len(server.process.live_descendants())} child process(es), "
-        f"{server.process.thread_count()} thread(s)"
+        f"{server.process.thread_count()} thread(s)",
+        *server.where_it_waits().lines,
     ]
 
 

@@ -13,11 +13,13 @@ import errno
 import socket
 import struct
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from conformance.harness.failure import fail, show
 from conformance.harness.timeouts import ANSWER_TIMEOUT, LOOPBACK_TIMEOUT, QUIET_PERIOD
+from conformance.harness.waiting import Silence
 from conformance.harness.wire import EXIT
 
 if TYPE_CHECKING:
@@ -89,6 +91,14 @@ class Client:
         #: framing may depend on it).
         self.exit_bytes: bytes = EXIT
         self.last_request: bytes = b""
+        #: Where the server waits when this client's reply does not come (set by Server,
+        #: which knows its processes; see waiting.py).
+        self.on_silence: Callable[[], Silence] | None = None
+
+    def silence(self) -> Silence:
+        """Where the server waits while this client's reply is missing: evidence lines, and
+        a cause when they show one (which then replaces the check's own guess)."""
+        return self.on_silence() if self.on_silence is not None else Silence()
 
     # -- opening and closing ----------------------------------------------------------------
     @classmethod
@@ -283,11 +293,13 @@ class Client:
         started = time.monotonic()
         data = self.recv_some(timeout)
         if data is None:
+            silence = self.silence()
             fail(
                 f"a reply on {self.name} within {timeout:.1f} s",
                 f"nothing after {timeout:.1f} s",
                 did=self.transcript.tail(),
-                cause=cause,
+                cause=silence.cause or cause,
+                evidence=silence.lines,
             )
         if not data:
             fail(
@@ -311,11 +323,13 @@ class Client:
         remaining = max(0.0, deadline - time.monotonic())
         data, status = self.read_reply(self.last_request, remaining, data)
         if status == "timeout":
+            silence = self.silence()
             fail(
                 f"a complete reply on {self.name} within {timeout:.1f} s",
                 f"only {show(data)} after {timeout:.1f} s",
                 did=self.transcript.tail(),
-                cause=cause,
+                cause=silence.cause or cause,
+                evidence=silence.lines,
             )
         if status == "eof":
             fail(

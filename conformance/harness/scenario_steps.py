@@ -76,10 +76,13 @@ def send(server: Server, client: Client, data: bytes) -> None:
         )
     if status != "ok":
         waited = f" (besides {starved:.1f} s the server spent waiting for a CPU)" if starved else ""
+        silence = client.silence()
         fail(
             f"an answer on {client.name} within {REPLY_TIMEOUT:.1f} s",
             f"{show(received or b'')} then nothing for {REPLY_TIMEOUT:.1f} s{waited}",
             did=client.transcript.tail(),
+            evidence=silence.lines,
+            cause=silence.cause,
         )
     client.transcript.add(f"received {show(received or b'')} on {client.name}")
 

@@ -27,6 +27,7 @@ from conformance.harness.launcher import LaunchedServer
 from conformance.harness.polling import wait_until
 from conformance.harness.processes import ServerProcess, describe_exit, listener_owner
 from conformance.harness.timeouts import LOOPBACK_TIMEOUT
+from conformance.harness.waiting import Silence, explain
 
 if TYPE_CHECKING:
     from conformance.protocols.base import ProtocolAdapter
@@ -164,8 +165,18 @@ class Server:
     def _speak(self, client: Client) -> None:
         adapter = self.adapter
         client.adapter = adapter
+        client.on_silence = lambda: self.where_it_waits(client.name)
         if adapter.exit_request is not None:
             client.exit_bytes = adapter.exit_request
+
+    def where_it_waits(self, waiting: str = "") -> Silence:
+        """What each of the server's threads is blocked in while client `waiting` gets no
+        reply: evidence lines, and a cause when they show one (waiting.py). Nothing
+        without a visible process."""
+        if self.process is None or not self.process.alive():
+            return Silence()
+        clients = {c.local_address[1]: c.name for c in self.clients}
+        return explain(self.process.tree_pids(), self.port, clients, waiting)
 
     def connect_many(
         self, count: int, prefix: str = "C", timeout: float = LOOPBACK_TIMEOUT

@@ -24,6 +24,7 @@ from conformance.harness.model import ROUND_SLACK, ThreadGrowth, detect_model
 from conformance.harness.processes import ServerProcess
 from conformance.harness.server import Server
 from tests.conftest import ROOT
+from tests.servers.scripts import script_server
 from tests.servers.zoo import ZooServer, command, find
 
 PY_SERVERS = ROOT / "tests" / "servers" / "py"
@@ -163,21 +164,6 @@ while True:
 """
 
 
-@contextlib.contextmanager
-def _script_server(tmp_path: Path, source: str) -> Iterator[Server]:
-    """A Python server from `source`, launched and handed over the moment it listens."""
-    script = tmp_path / "server.py"
-    script.write_text(source)
-    launched = launch(f"{sys.executable} -S {script} {{port}}")
-    try:
-        assert launched.listener_pid is not None
-        server = Server("127.0.0.1", launched.port, "ok", "unknown", launched)
-        server.process = ServerProcess(launched.listener_pid)
-        yield server
-    finally:
-        launched.stop()
-
-
 @pytest.mark.parametrize(
     "source, model",
     [(LATE_PREFORK, "prefork"), (LATE_POOL, "pool")],
@@ -192,7 +178,7 @@ def test_workers_started_after_listen_do_not_fool_model_detection(
     sessions."""
     from conformance.harness.model import detect_model
 
-    with _script_server(tmp_path, source) as server:
+    with script_server(tmp_path, source) as server:
         assert detect_model(server) == model
 
 
@@ -202,7 +188,7 @@ def test_a_pool_started_after_listen_is_not_a_thread_leak(tmp_path: Path) -> Non
     launched ahead, the pool reference was once taken before its workers had started)."""
     from conformance.checks.test_exit import test_ended_sessions_free_their_process_or_thread
 
-    with _script_server(tmp_path, LATE_POOL) as server:
+    with script_server(tmp_path, LATE_POOL) as server:
         assert server.process is not None
         assert server.process.thread_count() == 1  # the pool is not there yet
         test_ended_sessions_free_their_process_or_thread(server)
@@ -245,7 +231,7 @@ def test_prefork_workers_started_during_the_sessions_are_not_left_behind(
     before its last two workers were forked, and it failed with "2 extra child processes".)"""
     from conformance.checks.test_exit import test_ended_sessions_free_their_process_or_thread
 
-    with _script_server(tmp_path, GROWING_PREFORK) as server:
+    with script_server(tmp_path, GROWING_PREFORK) as server:
         assert server.process is not None
         test_ended_sessions_free_their_process_or_thread(server)
         assert len(server.process.live_descendants()) == 4  # the pool grew, and passed

@@ -1,0 +1,256 @@
+"""Where a silent server waits: what each of its threads is blocked in, on what.
+
+A reply that does not come says nothing by itself about why. The kernel does: each thread's
+current system call and its first argument (`/proc/PID/task/TID/syscall`), and what the
+descriptor it waits on is (`/proc/PID/fd`, and the socket's addresses). "recvfrom() on
+client A's connection" tells a student their server serves one client at a time;
+"poll(), holding a UDP socket to 10.0.0.1:53" tells anyone the server waits for a DNS
+answer. Read when a reply is missing, while the server still waits.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from collections import Counter
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+import psutil
+
+from conformance.harness.processes import GONE
+
+#: System call names by number, for the calls a server waits in, by machine.
+_NAMES: dict[str, dict[int, str]] = {
+    "x86_64": {
+        0: "read", 1: "write", 7: "poll", 19: "readv", 20: "writev", 23: "select",
+        34: "pause", 35: "nanosleep", 42: "connect", 43: "accept", 44: "sendto",
+        45: "recvfrom", 46: "sendmsg", 47: "recvmsg", 61: "wait4", 73: "flock",
+        130: "rt_sigsuspend", 202: "futex", 230: "clock_nanosleep", 232: "epoll_wait",
+        247: "waitid", 270: "pselect6", 271: "ppoll", 281: "epoll_pwait", 288: "accept4",
+        441: "epoll_pwait2",
+    },
+    "aarch64": {
+        22: "epoll_pwait", 32: "flock", 63: "read", 64: "write", 65: "readv", 66: "writev",
+        72: "pselect6", 73: "ppoll", 95: "waitid", 98: "futex", 101: "nanosleep",
+        115: "clock_nanosleep", 133: "rt_sigsuspend", 202: "accept", 203: "connect",
+        206: "sendto", 207: "recvfrom", 211: "sendmsg", 212: "recvmsg", 242: "accept4",
+        260: "wait4", 441: "epoll_pwait2",
+    },
+}  # fmt: skip
+#: Calls whose first argument is the descriptor they wait on.
+_ON_FD = frozenset(
+    {"read", "readv", "write", "writev", "accept", "accept4", "recvfrom", "recvmsg",
+     "sendto", "sendmsg", "connect", "flock"}
+)  # fmt: skip
+#: Calls that wait on many descriptors, or none: the sockets the process holds besides the
+#: server's own (a DNS query, a database) are then what they may wait for.
+_MEANING = {
+    "futex": "a lock or condition variable (futex)",
+    "wait4": "a child to exit (waitpid)",
+    "waitid": "a child to exit (waitid)",
+    "nanosleep": "a sleep to end",
+    "clock_nanosleep": "a sleep to end",
+    "pause": "a signal (pause)",
+    "rt_sigsuspend": "a signal (sigsuspend)",
+}
+#: At most this many lines: a pool's hundred idle threads say the same thing.
+MAX_LINES = 6
+
+
+@dataclass(frozen=True)
+class Wait:
+    """One thread's wait: the line a failure shows, and what it tells."""
+
+    line: str
+    #: The call waits to take a new client or for any of many (accept, poll, epoll_wait...).
+    takes_new: bool = False
+    #: The name of the client whose connection it reads, when it reads one of ours.
+    client: str | None = None
+    #: A socket to elsewhere it waits on or holds while multiplexing ("10.0.0.1:53").
+    elsewhere: str | None = None
+
+
+@dataclass(frozen=True)
+class Silence:
+    """Where a silent server waits: evidence lines, and a cause when they show one."""
+
+    lines: list[str] = field(default_factory=list)
+    cause: str | None = None
+
+
+def explain(pids: list[int], server_port: int, clients: Mapping[int, str], waiting: str) -> Silence:
+    """Why client `waiting` gets no reply, as far as the server's threads show it."""
+    waits = where_it_waits(pids, server_port, clients)
+    lines = [f"{'Waiting:' if i == 0 else '':10}{line}" for i, line in enumerate(_lines(waits))]
+    return Silence(lines, _cause(waits, waiting))
+
+
+def _cause(waits: list[Wait], waiting: str) -> str | None:
+    """A cause only where the threads leave no other reading: a wait on a host elsewhere,
+    or every thread busy reading other clients while none could take this one."""
+    elsewhere = sorted({w.elsewhere for w in waits if w.elsewhere})
+    if elsewhere:
+        dns = any(e.endswith(":53") for e in elsewhere)
+        what = "a DNS answer" if dns else "another server's reply"
+        fix = (
+            "a server that looks up a name per connection (the peer's or its own host name: "
+            "getnameinfo() without NI_NUMERICHOST, gethostbyaddr(), tcpserver without -l "
+            "and -H) waits as long as the resolver does: do not look names up on the "
+            "connection's path"
+            if dns
+            else "a session must not wait on another host without a timeout shorter than "
+            "the client's"
+        )
+        return f"the server was waiting for {what} ({', '.join(elsewhere)}): {fix}"
+    busy = sorted({w.client for w in waits if w.client and w.client != waiting})
+    if busy and not any(w.takes_new or w.client == waiting for w in waits):
+        return (
+            f"no thread of the server could take {waiting}: every one that serves was "
+            f"blocked on another client's connection ({', '.join(busy)}), and none "
+            "waited in accept() or poll(): the server serves at most "
+            f"{len(busy)} client(s) at a time. Serve each connection in its own process or "
+            "thread, or multiplex them with select/poll/epoll"
+        )
+    return None
+
+
+def _lines(waits: list[Wait]) -> list[str]:
+    seen = Counter(w.line for w in waits)
+    lines = [f"{line} ({n} threads)" if n > 1 else line for line, n in seen.items()]
+    if len(lines) > MAX_LINES:
+        lines = [*lines[:MAX_LINES], f"... and {len(lines) - MAX_LINES} more"]
+    return lines
+
+
+def where_it_waits(pids: list[int], server_port: int, clients: Mapping[int, str]) -> list[Wait]:
+    """What each thread of `pids` (the server's main process first) is blocked in, e.g.
+    `pid 812: recvfrom() on client A's connection`. `clients` maps a client's local port to
+    its name. Empty where /proc cannot say."""
+    names = _NAMES.get(os.uname().machine)
+    if names is None:
+        return []
+    waits = []
+    for pid in pids:
+        sockets = _sockets(pid)
+        for tid in _threads(pid):
+            wait = _thread_wait(pid, tid, names, sockets, server_port, clients)
+            if wait is not None:
+                label = f"pid {pid}{' (main)' if pid == pids[0] else ''}: "
+                waits.append(replace(wait, line=label + wait.line))
+    return waits
+
+
+def _threads(pid: int) -> list[int]:
+    try:
+        return sorted(int(t) for t in os.listdir(f"/proc/{pid}/task"))
+    except OSError:
+        return []
+
+
+def _sockets(pid: int) -> dict[int, Any]:
+    """The process's sockets (TCP, UDP, Unix) by descriptor."""
+    try:
+        return {c.fd: c for c in psutil.Process(pid).net_connections(kind="all")}
+    except (*GONE, psutil.AccessDenied):
+        return {}
+
+
+def _thread_wait(
+    pid: int,
+    tid: int,
+    names: dict[int, str],
+    sockets: Mapping[int, Any],
+    server_port: int,
+    clients: Mapping[int, str],
+) -> Wait | None:
+    try:
+        with open(f"/proc/{pid}/task/{tid}/syscall") as f:
+            fields = f.read().split()
+    except OSError:
+        return None
+    if not fields or fields[0] == "running":
+        return Wait("running on a CPU")
+    if not fields[0].isdigit():
+        return None  # -1: stopped outside a system call (a signal, a page fault)
+    call = names.get(int(fields[0]))
+    if call is None:
+        return Wait(f"system call {fields[0]}")
+    if call in _ON_FD and len(fields) > 1:
+        with contextlib.suppress(ValueError):
+            fd = int(fields[1], 16)
+            if fd in sockets:
+                on = _Socket(sockets[fd], server_port, clients)
+                return Wait(
+                    f"{call}() on {on.text}",
+                    takes_new=call.startswith("accept") and on.listener,
+                    client=on.client,
+                    elsewhere=on.elsewhere,
+                )
+            return Wait(f"{call}() on {_file(pid, fd)}")
+    if call in _MEANING:
+        return Wait(f"{call}(), waiting for {_MEANING[call]}")
+    # A multiplexer (poll, select, epoll_wait): it may wait for anything the process holds.
+    others = [
+        _Socket(c, server_port, clients)
+        for c in sockets.values()
+        if not _servers_own(c, server_port)
+    ]
+    held = f", holding {'; '.join(o.text for o in others[:3])}" if others else ""
+    # A resolver waits in poll() on a UDP socket; an event loop's TCP link to a database
+    # proves nothing about why this client waits.
+    elsewhere = next((o.elsewhere for o in others if o.elsewhere and o.udp), None)
+    return Wait(f"{call}(){held}", takes_new=not elsewhere, elsewhere=elsewhere)
+
+
+def _file(pid: int, fd: int) -> str:
+    try:
+        target = os.readlink(f"/proc/{pid}/fd/{fd}")
+    except OSError:
+        return f"descriptor {fd}"
+    if target.startswith("pipe:"):
+        return f"a pipe (descriptor {fd})"
+    return f"{target} (descriptor {fd})"
+
+
+def _servers_own(conn: Any, server_port: int) -> bool:
+    """The listening socket, or a connection from one of our clients."""
+    return bool(conn.laddr) and conn.laddr[1] == server_port
+
+
+class _Socket:
+    """What a socket of the server is, in words: the listener, client A's connection, a
+    UDP socket to a DNS server."""
+
+    def __init__(self, conn: Any, server_port: int, clients: Mapping[int, str]) -> None:
+        self.listener = False
+        self.client: str | None = None
+        self.elsewhere: str | None = None
+        self.udp = int(conn.type) == 2
+        own = bool(conn.laddr) and conn.laddr[1] == server_port
+        if conn.status == psutil.CONN_LISTEN:
+            self.listener = own
+            self.text = (
+                "the listening socket" if own else f"a socket listening on {_addr(conn.laddr)}"
+            )
+        elif own and conn.raddr:
+            self.client = clients.get(conn.raddr[1])
+            self.text = (
+                f"client {self.client}'s connection" if self.client else "a client's connection"
+            )
+        elif not conn.raddr:
+            kind = {1: "TCP", 2: "UDP"}.get(int(conn.type))
+            self.text = f"an unconnected {kind} socket" if kind else "a Unix socket"
+        else:
+            kind = {1: "TCP", 2: "UDP"}.get(int(conn.type), "a")
+            self.elsewhere = _addr(conn.raddr)
+            service = " (a DNS server: a name lookup)" if conn.raddr[1] == 53 else ""
+            self.text = f"a {kind} socket to {self.elsewhere}{service}"
+
+
+def _addr(addr: tuple[str, int] | str) -> str:
+    if isinstance(addr, str):
+        return addr or "(unnamed)"
+    host, port = addr[0], addr[1]
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"

@@ -1,0 +1,135 @@
+"""Where a silent server waits, read from its threads, and the cause it shows.
+
+A missing reply's "likely cause" must come from what the server was doing, or not be given:
+a serial server blocked reading another client's connection, a server waiting on another
+host (tcpserver's DNS lookup of its own name was one). A server that could take the client
+(its accept() or poll() waits) gets no cause from here, so a check's own, narrower cause
+stands.
+"""
+
+from __future__ import annotations
+
+import socket
+import sys
+from collections import namedtuple
+from pathlib import Path
+
+import psutil
+import pytest
+
+from conformance.harness.polling import wait_until
+from conformance.harness.waiting import _Socket, explain
+from tests.servers.scripts import script_server
+
+if not sys.platform.startswith("linux"):
+    pytest.skip("reads /proc/PID/task/TID/syscall", allow_module_level=True)
+
+#: Serves one client at a time: blocked in recv() on the first while the second waits.
+SERIAL = """
+import socket, sys
+s = socket.create_server(("127.0.0.1", int(sys.argv[1])))
+while True:
+    c = s.accept()[0]
+    while (m := c.recv(1024)) and m != b"exit":
+        c.sendall(b"OK!!!")
+    c.close()
+"""
+
+#: A thread per connection: its main thread waits in accept() for the next client.
+THREADED = """
+import socket, sys, threading
+s = socket.create_server(("127.0.0.1", int(sys.argv[1])))
+def serve(c):
+    while (m := c.recv(1024)) and m != b"exit":
+        c.sendall(b"OK!!!")
+    c.close()
+while True:
+    threading.Thread(target=serve, args=(s.accept()[0],), daemon=True).start()
+"""
+
+#: Before each reply, asks another "server" over UDP (argv[2], which never answers) and
+#: waits in poll() for its answer, as a resolver does.
+ASKS_ELSEWHERE = """
+import select, socket, sys
+s = socket.create_server(("127.0.0.1", int(sys.argv[1])))
+while True:
+    c = s.accept()[0]
+    q = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    q.connect(("127.0.0.1", int(sys.argv[2])))
+    q.send(b"?")
+    p = select.poll()
+    p.register(q, select.POLLIN)
+    p.poll(60000)
+"""
+
+
+def _explain_second_client(server_source: str, tmp_path: Path) -> tuple[list[str], str | None]:
+    """A connects and says nothing, B sends a message: where the server waits meanwhile."""
+    with script_server(tmp_path, server_source) as server:
+        assert server.process is not None
+        a = server.connect("A")
+        b = server.connect("B")
+        b.send(b"hello")
+        assert b.recv_some(0.5) is None
+        silence = server.where_it_waits("B")
+        a.close()
+        b.close()
+    return silence.lines, silence.cause
+
+
+def test_a_serial_server_is_shown_blocked_on_the_other_client(tmp_path: Path) -> None:
+    lines, cause = _explain_second_client(SERIAL, tmp_path)
+    assert len(lines) == 1
+    assert lines[0].startswith("Waiting:  pid ")
+    assert "(main): recvfrom() on client A's connection" in lines[0]
+    assert cause is not None
+    assert "blocked on another client's connection (A)" in cause
+    assert "at most 1 client(s) at a time" in cause
+
+
+def test_a_server_that_can_take_the_client_gets_no_cause_from_its_waits(
+    tmp_path: Path,
+) -> None:
+    """B is answered at once here, so ask while A's thread reads and the main thread
+    accepts: the waits are shown, and no cause, since nothing in them explains a silence."""
+    with script_server(tmp_path, THREADED) as server:
+        assert server.process is not None
+        server.connect("A")
+
+        def both_wait() -> bool:
+            text = "\n".join(server.where_it_waits("B").lines)
+            return "recvfrom() on client A's" in text and "on the listening socket" in text
+
+        assert wait_until(both_wait, 5)[0]
+        silence = server.where_it_waits("B")
+    text = "\n".join(silence.lines)
+    assert "(main): accept4() on the listening socket" in text or "(main): accept() on" in text
+    assert "recvfrom() on client A's connection" in text
+    assert silence.cause is None
+
+
+def test_a_server_waiting_on_another_host_is_named_with_that_host(tmp_path: Path) -> None:
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as mute:
+        mute.bind(("127.0.0.1", 0))
+        port = mute.getsockname()[1]
+        source = ASKS_ELSEWHERE.replace("int(sys.argv[2])", str(port))
+        lines, cause = _explain_second_client(source, tmp_path)
+    assert any(f"poll(), holding a UDP socket to 127.0.0.1:{port}" in line for line in lines)
+    assert cause is not None
+    assert cause.startswith(f"the server was waiting for another server's reply (127.0.0.1:{port})")
+
+
+def test_a_socket_to_port_53_is_a_name_lookup() -> None:
+    conn = namedtuple("conn", "fd family type laddr raddr status")
+    dns = conn(3, socket.AF_INET, socket.SOCK_DGRAM, ("10.0.0.2", 40000), ("10.0.0.1", 53), "NONE")
+    described = _Socket(dns, 8080, {})
+    assert described.text == "a UDP socket to 10.0.0.1:53 (a DNS server: a name lookup)"
+    assert described.elsewhere == "10.0.0.1:53" and described.udp
+    listener = conn(
+        4, socket.AF_INET, socket.SOCK_STREAM, ("127.0.0.1", 8080), (), psutil.CONN_LISTEN
+    )
+    assert _Socket(listener, 8080, {}).listener
+
+
+def test_no_process_no_evidence() -> None:
+    assert explain([], 1, {}, "B").lines == []
