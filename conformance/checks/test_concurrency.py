@@ -55,6 +55,7 @@ def _payload(server: Server, i: int) -> bytes:
 
 
 def _state(server: Server) -> list[str]:
+    """The server's processes and threads, and where they wait (see waiting.py)."""
     if server.process is None:
         return []
     return [
@@ -76,7 +77,7 @@ def test_silent_client_does_not_block_others(server: Server) -> None:
             f"nothing after {REPLY_TIMEOUT:.1f} s",
             did=server.transcript.tail(),
             evidence=_state(server),
-            cause=SERIAL_CAUSE,
+            cause=b.silence().cause or SERIAL_CAUSE,
         )
 
 

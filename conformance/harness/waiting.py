@@ -106,12 +106,12 @@ def _cause(waits: list[Wait], waiting: str) -> str | None:
         return f"the server was waiting for {what} ({', '.join(elsewhere)}): {fix}"
     busy = sorted({w.client for w in waits if w.client and w.client != waiting})
     if busy and not any(w.takes_new or w.client == waiting for w in waits):
+        most = "one client" if len(busy) == 1 else f"at most {len(busy)} clients"
         return (
-            f"no thread of the server could take {waiting}: every one that serves was "
-            f"blocked on another client's connection ({', '.join(busy)}), and none "
-            "waited in accept() or poll(): the server serves at most "
-            f"{len(busy)} client(s) at a time. Serve each connection in its own process or "
-            "thread, or multiplex them with select/poll/epoll"
+            f"no thread of the server could take {waiting}: each one serving clients was "
+            f"blocked on another client's connection ({', '.join(busy)}), and none waited in "
+            f"accept() or poll(), so the server serves {most} at a time. Serve each "
+            "connection in its own process or thread, or multiplex them with select/poll/epoll"
         )
     return None
 

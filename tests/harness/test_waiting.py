@@ -84,7 +84,7 @@ def test_a_serial_server_is_shown_blocked_on_the_other_client(tmp_path: Path) ->
     assert "(main): recvfrom() on client A's connection" in lines[0]
     assert cause is not None
     assert "blocked on another client's connection (A)" in cause
-    assert "at most 1 client(s) at a time" in cause
+    assert "so the server serves one client at a time" in cause
 
 
 def test_a_server_that_can_take_the_client_gets_no_cause_from_its_waits(
