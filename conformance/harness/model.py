@@ -196,6 +196,24 @@ def _running_threads(pid: int) -> int:
     return running
 
 
+def _settled(count: Callable[[], int], quiet: Callable[[], bool], timeout: float) -> int:
+    """`count()` once it has held still for STEADY s and `quiet()` holds (bounded by
+    `timeout`: then the last count)."""
+    last = count()
+    since = time.monotonic()
+
+    def holds_still() -> bool:
+        nonlocal last, since
+        now = count()
+        if now != last:
+            last, since = now, time.monotonic()
+            return False
+        return time.monotonic() - since >= STEADY and quiet()
+
+    wait_until(holds_still, timeout)
+    return last
+
+
 def settled_thread_count(proc: ServerProcess, timeout: float = SETTLE_TIMEOUT) -> int:
     """The server's thread count once it has held still for STEADY s with none of its
     threads running (bounded by `timeout`: then the last count).
@@ -204,44 +222,21 @@ def settled_thread_count(proc: ServerProcess, timeout: float = SETTLE_TIMEOUT) -
     pool is creating (they run while they start) are there: a count taken too early would
     count either as the sessions' doing.
     """
-    count = proc.thread_count()
-    since = time.monotonic()
-
-    def holds_still() -> bool:
-        nonlocal count, since
-        now = proc.thread_count()
-        if now != count:
-            count, since = now, time.monotonic()
-            return False
-        return time.monotonic() - since >= STEADY and not _running_threads(proc.pid)
-
-    wait_until(holds_still, timeout)
-    return count
+    return _settled(proc.thread_count, lambda: not _running_threads(proc.pid), timeout)
 
 
 def settled_child_count(proc: ServerProcess, timeout: float = SETTLE_TIMEOUT) -> int:
     """How many live descendants the server has once that number has held still for STEADY s
     (bounded by `timeout`: then the last count): children of ended sessions that exit are
     gone by then, and workers a pool is starting are there."""
-    count = len(proc.live_descendants())
-    since = time.monotonic()
-
-    def holds_still() -> bool:
-        nonlocal count, since
-        now = len(proc.live_descendants())
-        if now != count:
-            count, since = now, time.monotonic()
-            return False
-        return time.monotonic() - since >= STEADY
-
-    wait_until(holds_still, timeout)
-    return count
+    return _settled(lambda: len(proc.live_descendants()), lambda: True, timeout)
 
 
 @dataclass(frozen=True)
 class ThreadGrowth:
-    """The server's settled thread (or child process) count before and after each round of
-    sessions run one after another: (sessions run so far, count then), first (0, baseline)."""
+    """The server's settled thread count (or another count: `unit` says which, e.g. a prefork
+    pool's live children) before and after each round of sessions run one after another:
+    (sessions run so far, count then), first (0, baseline)."""
 
     samples: tuple[tuple[int, int], ...]
     unit: str = "threads"

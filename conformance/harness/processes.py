@@ -154,6 +154,21 @@ class ServerProcess:
                 continue
         return total
 
+    def _schedstat(self) -> dict[int, tuple[int, int]]:
+        """Every thread of the server tree, by id: (ns on a CPU, ns waiting on the run queue),
+        the first two fields of /proc/PID/task/TID/schedstat."""
+        stats: dict[int, tuple[int, int]] = {}
+        for pid in self.tree_pids():
+            with contextlib.suppress(OSError):
+                for tid in os.listdir(f"/proc/{pid}/task"):
+                    with (
+                        contextlib.suppress(OSError, ValueError, IndexError),
+                        open(f"/proc/{pid}/task/{tid}/schedstat") as f,
+                    ):
+                        fields = f.read().split()
+                        stats[int(tid)] = (int(fields[0]), int(fields[1]))
+        return stats
+
     def cpu_ns(self) -> int | None:
         """Nanoseconds on a CPU of every thread of the server and its live descendants.
 
@@ -163,35 +178,14 @@ class ServerProcess:
         """
         if not _HAS_SCHEDSTAT:
             return None
-        total = 0
-        for pid in [self.pid, *descendant_pids(self.pid)]:
-            try:
-                tids = os.listdir(f"/proc/{pid}/task")
-            except OSError:
-                continue
-            for tid in tids:
-                try:
-                    with open(f"/proc/{pid}/task/{tid}/schedstat") as f:
-                        total += int(f.read().split()[0])
-                except (OSError, ValueError, IndexError):
-                    continue
-        return total
+        return sum(run for run, _ in self._schedstat().values())
 
     def run_delays(self) -> dict[int, int]:
         """Nanoseconds each thread of the server tree has waited, runnable, for a CPU (the
         run queue: schedstat's second field), by thread id; empty without schedstat."""
-        delays: dict[int, int] = {}
         if not _HAS_SCHEDSTAT:
-            return delays
-        for pid in [self.pid, *descendant_pids(self.pid)]:
-            with contextlib.suppress(OSError):
-                for tid in os.listdir(f"/proc/{pid}/task"):
-                    with (
-                        contextlib.suppress(OSError, ValueError, IndexError),
-                        open(f"/proc/{pid}/task/{tid}/schedstat") as f,
-                    ):
-                        delays[int(tid)] = int(f.read().split()[1])
-        return delays
+            return {}
+        return {tid: wait for tid, (_, wait) in self._schedstat().items()}
 
     def starved_since(self, before: dict[int, int]) -> float:
         """The longest any one thread of the server tree waited for a CPU since `before`

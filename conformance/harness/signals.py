@@ -19,6 +19,7 @@ import threading
 import time
 from collections.abc import Iterator
 
+from conformance.harness import syscalls
 from conformance.harness.polling import wait_until
 from conformance.harness.processes import ServerProcess
 from conformance.harness.timeouts import KILL_WAIT, LOOPBACK_TIMEOUT, STOP_GRACE
@@ -62,32 +63,16 @@ class Storm:
         self._thread.join(LOOPBACK_TIMEOUT)
 
 
-#: System calls in which a server waits for a client, by machine: read, readv, recvfrom,
-#: recvmsg; accept, accept4; and the multiplexers (poll, select, pselect6, ppoll,
-#: epoll_wait, epoll_pwait, epoll_pwait2).
-_READ_CALLS = {
-    "x86_64": frozenset({0, 19, 45, 47, 43, 288, 7, 23, 270, 271, 232, 281, 441}),
-    "aarch64": frozenset({63, 65, 207, 212, 202, 242, 72, 73, 22, 441}),
-}
-_SYS_TGKILL = {"x86_64": 234, "aarch64": 131}
-
-
 def blocked_in_read(pids: list[int]) -> list[tuple[int, int]]:
     """(pid, tid) of every thread of `pids` blocked in a call that waits for a client (a read,
     an accept, a multiplexer): where a signal makes a server meet EINTR. Empty where /proc
     cannot say (another user's process, a machine not in the table)."""
-    calls = _READ_CALLS.get(os.uname().machine)
-    if calls is None:
-        return []
     found = []
     for pid in pids:
-        with contextlib.suppress(OSError):
-            for tid in os.listdir(f"/proc/{pid}/task"):
-                with contextlib.suppress(OSError, ValueError, IndexError):
-                    with open(f"/proc/{pid}/task/{tid}/syscall") as f:
-                        number = f.read().split()[0]
-                    if number.isdigit() and int(number) in calls:
-                        found.append((pid, int(tid)))
+        for tid in syscalls.thread_ids(pid):
+            call = syscalls.current_call(pid, tid)
+            if call is not None and call[0] in syscalls.WAIT_FOR_CLIENT:
+                found.append((pid, tid))
     return found
 
 
@@ -95,7 +80,7 @@ def signal_thread(pid: int, tid: int, signum: int) -> bool:
     """tgkill(): `signum` to that very thread (kill() may hand it to another thread)."""
     import ctypes
 
-    number = _SYS_TGKILL.get(os.uname().machine)
+    number = syscalls.number("tgkill")
     if number is None:
         return False
     return ctypes.CDLL(None, use_errno=True).syscall(number, pid, tid, signum) == 0

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import socket
 from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
@@ -19,33 +20,15 @@ from typing import Any
 
 import psutil
 
+from conformance.harness import syscalls
 from conformance.harness.processes import GONE
 
-#: System call names by number, for the calls a server waits in, by machine.
-_NAMES: dict[str, dict[int, str]] = {
-    "x86_64": {
-        0: "read", 1: "write", 7: "poll", 19: "readv", 20: "writev", 23: "select",
-        34: "pause", 35: "nanosleep", 42: "connect", 43: "accept", 44: "sendto",
-        45: "recvfrom", 46: "sendmsg", 47: "recvmsg", 61: "wait4", 73: "flock",
-        130: "rt_sigsuspend", 202: "futex", 230: "clock_nanosleep", 232: "epoll_wait",
-        247: "waitid", 270: "pselect6", 271: "ppoll", 281: "epoll_pwait", 288: "accept4",
-        441: "epoll_pwait2",
-    },
-    "aarch64": {
-        22: "epoll_pwait", 32: "flock", 63: "read", 64: "write", 65: "readv", 66: "writev",
-        72: "pselect6", 73: "ppoll", 95: "waitid", 98: "futex", 101: "nanosleep",
-        115: "clock_nanosleep", 133: "rt_sigsuspend", 202: "accept", 203: "connect",
-        206: "sendto", 207: "recvfrom", 211: "sendmsg", 212: "recvmsg", 242: "accept4",
-        260: "wait4", 441: "epoll_pwait2",
-    },
-}  # fmt: skip
 #: Calls whose first argument is the descriptor they wait on.
 _ON_FD = frozenset(
     {"read", "readv", "write", "writev", "accept", "accept4", "recvfrom", "recvmsg",
      "sendto", "sendmsg", "connect", "flock"}
 )  # fmt: skip
-#: Calls that wait on many descriptors, or none: the sockets the process holds besides the
-#: server's own (a DNS query, a database) are then what they may wait for.
+#: Calls that wait for something other than a descriptor.
 _MEANING = {
     "futex": "a lock or condition variable (futex)",
     "wait4": "a child to exit (waitpid)",
@@ -128,25 +111,17 @@ def where_it_waits(pids: list[int], server_port: int, clients: Mapping[int, str]
     """What each thread of `pids` (the server's main process first) is blocked in, e.g.
     `pid 812: recvfrom() on client A's connection`. `clients` maps a client's local port to
     its name. Empty where /proc cannot say."""
-    names = _NAMES.get(os.uname().machine)
-    if names is None:
+    if not syscalls.known_machine():
         return []
     waits = []
     for pid in pids:
         sockets = _sockets(pid)
-        for tid in _threads(pid):
-            wait = _thread_wait(pid, tid, names, sockets, server_port, clients)
+        for tid in syscalls.thread_ids(pid):
+            wait = _thread_wait(pid, tid, sockets, server_port, clients)
             if wait is not None:
                 label = f"pid {pid}{' (main)' if pid == pids[0] else ''}: "
                 waits.append(replace(wait, line=label + wait.line))
     return waits
-
-
-def _threads(pid: int) -> list[int]:
-    try:
-        return sorted(int(t) for t in os.listdir(f"/proc/{pid}/task"))
-    except OSError:
-        return []
 
 
 def _sockets(pid: int) -> dict[int, Any]:
@@ -160,26 +135,21 @@ def _sockets(pid: int) -> dict[int, Any]:
 def _thread_wait(
     pid: int,
     tid: int,
-    names: dict[int, str],
     sockets: Mapping[int, Any],
     server_port: int,
     clients: Mapping[int, str],
 ) -> Wait | None:
-    try:
-        with open(f"/proc/{pid}/task/{tid}/syscall") as f:
-            fields = f.read().split()
-    except OSError:
+    current = syscalls.current_call(pid, tid)
+    if current is None:
         return None
-    if not fields or fields[0] == "running":
+    call, args = current
+    if call == "running":
         return Wait("running on a CPU")
-    if not fields[0].isdigit():
-        return None  # -1: stopped outside a system call (a signal, a page fault)
-    call = names.get(int(fields[0]))
-    if call is None:
-        return Wait(f"system call {fields[0]}")
-    if call in _ON_FD and len(fields) > 1:
+    if call.startswith("#"):
+        return Wait(f"system call {call[1:]}")
+    if call in _ON_FD and args:
         with contextlib.suppress(ValueError):
-            fd = int(fields[1], 16)
+            fd = int(args[0], 16)
             if fd in sockets:
                 on = _Socket(sockets[fd], server_port, clients)
                 return Wait(
@@ -191,12 +161,10 @@ def _thread_wait(
             return Wait(f"{call}() on {_file(pid, fd)}")
     if call in _MEANING:
         return Wait(f"{call}(), waiting for {_MEANING[call]}")
-    # A multiplexer (poll, select, epoll_wait): it may wait for anything the process holds.
-    others = [
-        _Socket(c, server_port, clients)
-        for c in sockets.values()
-        if not _servers_own(c, server_port)
-    ]
+    # A multiplexer (poll, select, epoll_wait) may wait for anything the process holds: the
+    # sockets it holds besides the server's own (a DNS query, a database) are shown.
+    described = (_Socket(c, server_port, clients) for c in sockets.values())
+    others = [o for o in described if not o.own]
     held = f", holding {'; '.join(o.text for o in others[:3])}" if others else ""
     # A resolver waits in poll() on a UDP socket; an event loop's TCP link to a database
     # proves nothing about why this client waits.
@@ -214,11 +182,6 @@ def _file(pid: int, fd: int) -> str:
     return f"{target} (descriptor {fd})"
 
 
-def _servers_own(conn: Any, server_port: int) -> bool:
-    """The listening socket, or a connection from one of our clients."""
-    return bool(conn.laddr) and conn.laddr[1] == server_port
-
-
 class _Socket:
     """What a socket of the server is, in words: the listener, client A's connection, a
     UDP socket to a DNS server."""
@@ -227,23 +190,28 @@ class _Socket:
         self.listener = False
         self.client: str | None = None
         self.elsewhere: str | None = None
-        self.udp = int(conn.type) == 2
-        own = bool(conn.laddr) and conn.laddr[1] == server_port
-        if conn.status == psutil.CONN_LISTEN:
-            self.listener = own
+        self.udp = conn.type == socket.SOCK_DGRAM
+        #: The listening socket, or a connection from one of our clients.
+        self.own = (
+            conn.family != socket.AF_UNIX and bool(conn.laddr) and conn.laddr[1] == server_port
+        )
+        kind = "UDP" if self.udp else "TCP"
+        if conn.family == socket.AF_UNIX:
+            path = conn.raddr or conn.laddr
+            self.text = f"a Unix socket ({path})" if path else "a Unix socket"
+        elif conn.status == psutil.CONN_LISTEN:
+            self.listener = self.own
             self.text = (
-                "the listening socket" if own else f"a socket listening on {_addr(conn.laddr)}"
+                "the listening socket" if self.own else f"a socket listening on {_addr(conn.laddr)}"
             )
-        elif own and conn.raddr:
+        elif self.own and conn.raddr:
             self.client = clients.get(conn.raddr[1])
             self.text = (
                 f"client {self.client}'s connection" if self.client else "a client's connection"
             )
         elif not conn.raddr:
-            kind = {1: "TCP", 2: "UDP"}.get(int(conn.type))
-            self.text = f"an unconnected {kind} socket" if kind else "a Unix socket"
+            self.text = f"an unconnected {kind} socket"
         else:
-            kind = {1: "TCP", 2: "UDP"}.get(int(conn.type), "a")
             self.elsewhere = _addr(conn.raddr)
             service = " (a DNS server: a name lookup)" if conn.raddr[1] == 53 else ""
             self.text = f"a {kind} socket to {self.elsewhere}{service}"

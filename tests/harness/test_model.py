@@ -11,36 +11,26 @@ the judgement that broke, not a whole kit run.
 
 from __future__ import annotations
 
-import contextlib
 import functools
 import sys
-from collections.abc import Iterator
+from contextlib import AbstractContextManager as ContextManager
 from pathlib import Path
 
 import pytest
 
-from conformance.harness import Violation, launch
+from conformance.harness import Violation
 from conformance.harness.model import ROUND_SLACK, ThreadGrowth, detect_model
-from conformance.harness.processes import ServerProcess
 from conformance.harness.server import Server
 from tests.conftest import ROOT
-from tests.servers.scripts import script_server
+from tests.servers.scripts import launched_server, script_server
 from tests.servers.zoo import ZooServer, command, find
 
 PY_SERVERS = ROOT / "tests" / "servers" / "py"
 
 
-@contextlib.contextmanager
-def _zoo_server(server: ZooServer, build: Path | None = None) -> Iterator[Server]:
+def _zoo_server(server: ZooServer, build: Path | None = None) -> ContextManager[Server]:
     """`server` launched and handed over the moment it listens (as the kit gets it)."""
-    launched = launch(command(server, build or Path(".")))
-    try:
-        assert launched.listener_pid is not None
-        handle = Server("127.0.0.1", launched.port, server.protocol, "unknown", launched)
-        handle.process = ServerProcess(launched.listener_pid)
-        yield handle
-    finally:
-        launched.stop()
+    return launched_server(command(server, build or Path(".")), server.protocol)
 
 
 def _build_for(server: ZooServer, request: pytest.FixtureRequest) -> Path | None:

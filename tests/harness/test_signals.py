@@ -79,6 +79,7 @@ def test_a_thread_blocked_reading_is_found_and_interrupted() -> None:
     import subprocess
     import sys
 
+    from conformance.harness.polling import wait_until
     from conformance.harness.processes import ServerProcess
     from conformance.harness.signals import blocked_in_read, interrupt_reads
 
@@ -89,9 +90,10 @@ def test_a_thread_blocked_reading_is_found_and_interrupted() -> None:
     )
     reader = subprocess.Popen([sys.executable, "-S", "-c", code], stdin=subprocess.PIPE)
     try:
+        blocked = [(reader.pid, reader.pid)]  # its one thread, in read(0)
+        assert wait_until(lambda: blocked_in_read([reader.pid]) == blocked, 10.0)[0]
         assert interrupt_reads(ServerProcess(reader.pid), 10.0) == 1
         assert reader.wait(10) == 7
-        assert blocked_in_read([reader.pid]) == []
     finally:
         reader.kill()
         reader.wait(5)

@@ -18,7 +18,8 @@ import psutil
 import pytest
 
 from conformance.harness.polling import wait_until
-from conformance.harness.waiting import _Socket, explain
+from conformance.harness.server import Server
+from conformance.harness.waiting import Silence, _Socket
 from tests.servers.scripts import script_server
 
 if not sys.platform.startswith("linux"):
@@ -131,5 +132,16 @@ def test_a_socket_to_port_53_is_a_name_lookup() -> None:
     assert _Socket(listener, 8080, {}).listener
 
 
-def test_no_process_no_evidence() -> None:
-    assert explain([], 1, {}, "B").lines == []
+def test_a_unix_socket_is_never_taken_for_a_host_elsewhere() -> None:
+    conn = namedtuple("conn", "fd family type laddr raddr status")
+    unix = conn(5, socket.AF_UNIX, socket.SOCK_STREAM, "", "/run/db.sock", psutil.CONN_NONE)
+    described = _Socket(unix, 8080, {})
+    assert described.text == "a Unix socket (/run/db.sock)"
+    assert described.elsewhere is None and not described.own
+
+
+def test_without_a_visible_process_nothing_is_claimed() -> None:
+    """Address mode with another user's server: no evidence, and no cause from here."""
+    server = Server("127.0.0.1", 1, "ok", "unknown")
+    assert server.process is None
+    assert server.where_it_waits("B") == Silence()
