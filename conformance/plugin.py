@@ -467,9 +467,11 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]):
 def _blocked_by_known_defect(
     item: pytest.Item, req: Requirement, rep: pytest.TestReport, exc: BaseException
 ) -> None:
-    """A check that failed because the server died of a defect seen before the checks (it
-    dies once its first sessions end: EINTR-1) is blocked by that requirement, not failed:
-    its own requirement was never reached. The requirement itself is still judged."""
+    """A check that failed because of a defect seen before the checks is blocked by that
+    defect's requirement, not failed: its own requirement was never reached. Two are known:
+    the server dies once its first sessions end (EINTR-1), and it answers only the first
+    request of a connection (the protocol's `several`: PROTO-2, PROTO-4 or PROTO-6). The
+    requirement itself is still judged."""
     state = _state(item.config)
     if state.one_per_connection and state.settings is not None and rep.failed:
         several = protocols.get(state.settings.protocol).several

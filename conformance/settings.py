@@ -175,7 +175,9 @@ def launch_hint(exc: Exception) -> str:
         elif exc.kind == "bad-command":
             hint = "put {port} where the port goes, or give the port it always uses with --port N"
         elif exc.kind == "port-in-use":
-            hint = "stop it, or choose another --port"
+            # A process holds the port (named), or connections still linger on it (none is).
+            holder = "in use by" in first
+            hint = "stop it, or choose another --port" if holder else "choose another --port"
     if not hint:
         return text
     joiner = " " if first.endswith((".", "?")) else "; "

@@ -46,7 +46,7 @@ RESETS = 10
 RESET_GRACE = 0.2
 #: A server tree using more than this share of a core while idle is spinning.
 BUSY_SHARE = 0.2
-#: EXIT-4: sessions per round, and rounds at most, when children stayed after the sessions:
+#: EXIT-4: sessions per round, and sessions in all, when children stayed after the sessions:
 #: a pool stops growing in a round, children that never exit add one per session. Few, as
 #: such children may spin (each takes a core).
 CHILD_GROWTH_ROUND = 6

@@ -1,6 +1,7 @@
 """A scenario step's reply deadline counts the server's own time, not the machine's.
 
-CONC-5 gives every open client 1 s to be answered. On a busy machine a correct server can
+The scenario steps (CONC-5's, and ZOMB-1's and FDL-1's scenarios) give every open client
+1 s to be answered. On a busy machine a correct server can
 spend that second waiting on the run queue; the wait is extended by the time it was kept
 from running, and by nothing else: a server asleep elsewhere (a serial server blocked in
 another client's recv()) waits for no CPU and gets no more time. These run the judgement on

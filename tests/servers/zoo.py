@@ -167,8 +167,7 @@ DEFECTS: tuple[Defect, ...] = (
         _cats("protocol"),
         _ids("PROTO-2"),
         why="the kit asks before the checks whether a connection carries a second message; "
-        "the checks that then fail for sending one (CONC-2/4, EXIT-3, EINTR-2/3) are "
-        "blocked by PROTO-2",
+        "every check that then fails for sending one is blocked by PROTO-2",
     ),
     Defect("no_exit_reply", "thread", _cats("protocol"), _ids("PROTO-3")),
     Defect("echo_cstring", "thread", _cats("protocol"), _ids("PROTO-4"), echo=True),
