@@ -63,7 +63,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--run", help="launch command, e.g. './server {port}'")
     p.add_argument("--port", type=int, help="the port servers hard-code (a --run without {port})")
     p.add_argument(
-        "--protocol", help="ok, echo, line, http, resp, or your adapter's module:ClassName"
+        "--protocol",
+        help=f"{', '.join(protocols.BUILTIN)}, or your adapter's module:ClassName",
     )
     p.add_argument("--profile", choices=gradeconfig.PROFILES)
     p.add_argument("--seed", type=int)
@@ -142,17 +143,11 @@ def _config(
     return config, path
 
 
-def adapter_path(config_path: Path | None) -> list[str]:
-    """Where a config's own adapter (`module:ClassName`) is imported from: the config's
-    directory, first."""
-    return [str(config_path.parent)] if config_path is not None else []
-
-
 def _check_adapter(config: gradeconfig.GradingConfig, config_path: Path | None) -> None:
     """Build the config's protocol adapter now: a broken one is a usage error before any
     submission is built, not 0 points for every student. (The grader's own reports, for a
     submission the suite could not run against, use it too.)"""
-    with _importable_from(adapter_path(config_path)):
+    with _importable_from(gradeconfig.adapter_path(config_path)):
         protocols.configure(
             config.protocol, {"line_reply": config.line_reply, "http_path": config.http_path}
         )

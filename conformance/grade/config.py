@@ -35,7 +35,7 @@ from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
-from conformance import profiles
+from conformance import profiles, protocols
 from conformance.errors import UsageError
 from conformance.spec import BY_ID, REQUIREMENTS, Requirement, select
 
@@ -48,11 +48,22 @@ VISIBILITIES = ("visible", "hidden", "after_due_date", "after_published")
 PROFILES = profiles.NAMES
 #: The built-in protocol adapters (conformance/protocols). A config may also name its own,
 #: `module:ClassName`, importable from the config's directory (docs/adapters.md).
-PROTOCOLS = ("ok", "echo", "line", "http", "resp")
+PROTOCOLS = tuple(protocols.BUILTIN)
 #: A user's adapter: `package.module:ClassName`.
 _USER_ADAPTER = re.compile(r"[A-Za-z_]\w*(\.[A-Za-z_]\w*)*:[A-Za-z_]\w*")
 #: Options of the built-in adapters, and the protocol each belongs to.
-ADAPTER_OPTIONS = {"line_reply": "line", "http_path": "http"}
+ADAPTER_OPTIONS = {option: name for name, opts in protocols.OPTIONS.items() for option in opts}
+
+
+def user_adapter(protocol: str) -> bool:
+    """Whether `protocol` names the config's own adapter rather than a built-in one."""
+    return protocol not in PROTOCOLS
+
+
+def adapter_path(config_path: Path | None) -> list[str]:
+    """Where a config's own adapter (`module:ClassName`) is imported from: the config's
+    directory, first."""
+    return [str(config_path.parent)] if config_path is not None else []
 
 
 class ConfigError(UsageError):

@@ -33,7 +33,7 @@ from typing import BinaryIO, cast
 
 from conformance import __version__
 from conformance.grade import autograders, containment
-from conformance.grade.config import GradingConfig
+from conformance.grade.config import GradingConfig, adapter_path, user_adapter
 from conformance.grade.sandbox import Sandbox, netns_argv, tasks_of
 from conformance.harness.processes import describe_exit
 from conformance.settings import PORT_ELSEWHERE_HINT
@@ -226,10 +226,10 @@ class Grader:
             TMPDIR=str(self.kit_tmp),
             **{containment.TOKEN_VAR: self.token},
         )
-        if ":" in self.config.protocol and self.options.config_path is not None:
+        if user_adapter(self.config.protocol):
             # The config's own adapter is imported by the kit (never by the submission, whose
             # sandbox has an environment of its own) from the config's directory.
-            paths = [str(self.options.config_path.parent), env.get("PYTHONPATH", "")]
+            paths = [*adapter_path(self.options.config_path), env.get("PYTHONPATH", "")]
             env["PYTHONPATH"] = os.pathsep.join(p for p in paths if p)
         return env
 
