@@ -206,9 +206,7 @@ def pytest_sessionstart(session: pytest.Session) -> None:
             # (EINTR-1) must not read as one that never answers.
             probe = start_server(settings.target, settings.protocol)
             try:
-                state.silent = silence(probe)
-                if not state.silent and probe.alive():
-                    state.one_per_connection = one_reply_per_connection(probe)
+                _ask_liveness(state, probe)
             finally:
                 probe.retire()
             probe = start_server(settings.target, settings.protocol)
@@ -227,9 +225,8 @@ def pytest_sessionstart(session: pytest.Session) -> None:
                 assert settings.target.port is not None
                 check_reachable(settings.target.host, settings.target.port, settings.protocol)
             state.model = detect_model(probe)
-            state.silent = silence(probe) if probe.alive() else None
-            if not state.silent and probe.alive():
-                state.one_per_connection = one_reply_per_connection(probe)
+            if probe.alive():
+                _ask_liveness(state, probe)
     except (LaunchError, UsageError) as exc:
         pytest.exit(
             f"conformance: the server could not be started: {launch_hint(exc)}",
@@ -240,6 +237,13 @@ def pytest_sessionstart(session: pytest.Session) -> None:
             f"conformance: the server stopped answering before any check began:\n{exc}",
             returncode=USAGE_EXIT,
         )
+
+
+def _ask_liveness(state: RunState, probe: Server) -> None:
+    """Before the checks: does the server answer at all, and more than once per connection?"""
+    state.silent = silence(probe)
+    if not state.silent and probe.alive():
+        state.one_per_connection = one_reply_per_connection(probe)
 
 
 def pytest_configure_node(node) -> None:
@@ -480,9 +484,7 @@ def _blocked_by_known_defect(
                 f"blocked by {several}: the server answers only the first request of a "
                 f"connection ({state.one_per_connection}), and this check sends more"
             )
-            rep.outcome = "skipped"
-            rep.longrepr = (str(item.path), item.location[1] or 0, f"Skipped: {reason}")
-            rep.user_properties.append(("blocked_by", several))
+            _mark_blocked(item, rep, several, reason)
             return
     servers = [v for v in getattr(item, "funcargs", {}).values() if isinstance(v, Server)]
     for by, seen in state.broken.items():
@@ -491,11 +493,15 @@ def _blocked_by_known_defect(
         # A server giving up on EINTR dies a moment after the step that noticed it.
         died, _ = wait_until(lambda: any(not s.alive() for s in servers), DEATH_GRACE)
         if isinstance(exc, Blocked) or died:
-            reason = f"blocked by {by}: {seen}"
-            rep.outcome = "skipped"
-            rep.longrepr = (str(item.path), item.location[1] or 0, f"Skipped: {reason}")
-            rep.user_properties.append(("blocked_by", by))
+            _mark_blocked(item, rep, by, f"blocked by {by}: {seen}")
             return
+
+
+def _mark_blocked(item: pytest.Item, rep: pytest.TestReport, by: str, reason: str) -> None:
+    """Report the check as blocked by requirement `by` (a skip that carries `blocked_by`)."""
+    rep.outcome = "skipped"
+    rep.longrepr = (str(item.path), item.location[1] or 0, f"Skipped: {reason}")
+    rep.user_properties.append(("blocked_by", by))
 
 
 def _failure_text(item: pytest.Item, req: Requirement, exc: BaseException) -> str:
