@@ -74,7 +74,7 @@ def listen_backlog(port: int) -> int | None:
     """The listen() backlog of `port`'s listeners (the smallest, if several); None if we
     cannot ask or nothing listens."""
     found = tcp_sockets(port, 1 << TCP_LISTEN)
-    return min((s.wqueue for s in found), default=None) if found else None
+    return min(s.wqueue for s in found) if found else None
 
 
 def tcp_sockets(port: int, states: int = CONNECTED) -> list[DiagSocket] | None:

@@ -66,4 +66,5 @@ def test_docs_table_agrees_with_the_manifest() -> None:
 def test_readme_gives_each_servers_command() -> None:
     text = README.read_text()
     for name, server in SERVERS.items():
+        assert f"# {name}: {server['design']}\n" in text, name
         assert shlex.quote(server["command"]) in text, name
