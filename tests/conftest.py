@@ -140,6 +140,22 @@ def java_build(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return out
 
 
+@pytest.fixture(scope="session")
+def go_build(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The Go servers of the zoo, built once per session (skipped without Go)."""
+    from tests.servers.build import build_go_servers, have_go
+
+    if not have_go():
+        pytest.skip("no Go toolchain (go) on this machine: the Go servers cannot be built")
+    out = tmp_path_factory.mktemp("go-build")
+    build_go_servers(out)
+    return out
+
+
+#: The session fixture that builds a zoo server of each language (Python needs none).
+BUILD_FIXTURE = {"c": "zoo_build", "java": "java_build", "go": "go_build"}
+
+
 def kit(
     *args: str, timeout: float = 300, cwd: Path | None = None
 ) -> subprocess.CompletedProcess[str]:

@@ -25,7 +25,13 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 
 from conformance.spec import CATEGORIES, REQUIREMENTS  # noqa: E402
-from tests.servers.build import build_c_servers, build_java_servers, have_javac  # noqa: E402
+from tests.servers.build import (  # noqa: E402
+    build_c_servers,
+    build_go_servers,
+    build_java_servers,
+    have_go,
+    have_javac,
+)
 from tests.servers.zoo import ZOO, ZooServer, command  # noqa: E402
 
 SHORT = {
@@ -88,11 +94,15 @@ def main() -> int:
     servers = [s for s in (*REFERENCES, *ZOO) if any(w in s.id for w in wanted)]
     if not have_javac():  # no JDK: the Java servers cannot be built
         servers = [s for s in servers if s.language != "java"]
+    if not have_go():  # no Go toolchain: the Go servers cannot be built
+        servers = [s for s in servers if s.language != "go"]
     with tempfile.TemporaryDirectory() as tmp:
         build_dir = Path(tmp) / "build"
         build_c_servers(build_dir)
         if have_javac():
             build_java_servers(build_dir)
+        if have_go():
+            build_go_servers(build_dir)
         jobs = [(s, k) for s in servers for k in range(ns.runs)]
         with ThreadPoolExecutor(ns.jobs) as pool:
             docs = list(

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from conformance.spec import REQUIREMENTS
-from tests.conftest import kit
+from tests.conftest import BUILD_FIXTURE, kit
 from tests.servers.zoo import BREAKS, DEFECTIVE, DEFECTS, ZOO, ZooServer, command
 
 
@@ -24,7 +24,7 @@ from tests.servers.zoo import BREAKS, DEFECTIVE, DEFECTS, ZOO, ZooServer, comman
 def test_kit_verdict_on_zoo_server(
     server: ZooServer, profile: str, request: pytest.FixtureRequest, tmp_path: Path
 ) -> None:
-    build = request.getfixturevalue("java_build" if server.language == "java" else "zoo_build")
+    build = request.getfixturevalue(BUILD_FIXTURE[server.language])
     out = tmp_path / "report.json"
     result = kit(
         "run",

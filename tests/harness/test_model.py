@@ -21,7 +21,7 @@ import pytest
 from conformance.harness import Violation
 from conformance.harness.model import ROUND_SLACK, ThreadGrowth, detect_model
 from conformance.harness.server import Server
-from tests.conftest import ROOT
+from tests.conftest import BUILD_FIXTURE, ROOT
 from tests.servers.scripts import launched_server, script_server
 from tests.servers.zoo import ZooServer, command, find
 
@@ -36,7 +36,7 @@ def _zoo_server(server: ZooServer, build: Path | None = None) -> ContextManager[
 def _build_for(server: ZooServer, request: pytest.FixtureRequest) -> Path | None:
     if server.language == "python":
         return None
-    return request.getfixturevalue("java_build" if server.language == "java" else "zoo_build")
+    return request.getfixturevalue(BUILD_FIXTURE[server.language])
 
 
 @pytest.mark.parametrize(
@@ -50,6 +50,8 @@ def _build_for(server: ZooServer, request: pytest.FixtureRequest) -> Path | None
         ("java-ok_fixed_pool-ok", "pool"),
         ("java-ok_thread-ok", "thread"),
         ("java-pool_unbounded-ok", "thread"),
+        ("go-ok_goroutine-ok", "event-loop"),
+        ("go-serial-ok", "iterative"),
     ],
 )
 def test_model_detection_reports_what_it_saw(

@@ -1,15 +1,16 @@
-"""Compile the zoo's C and Java servers.
+"""Compile the zoo's C, Java and Go servers.
 
 Every ``c/*.c`` file is one server, compiled on its own with ``cc -O1 -Wall -pthread``
 (``c/common.h`` holds the correct pieces they share). A binary that is newer than its source
 and the header is not rebuilt. Every ``java/*.java`` file is one server too, a class of the
 same name, compiled with ``javac`` into the output directory (``java -cp OUTDIR NAME PORT``).
-Also a command: ``python tests/servers/build.py OUTDIR`` (the Java servers only when javac is
-there).
+Every ``go/*.go`` file is one program, built with ``go build`` (``OUTDIR/NAME PORT``). Also a
+command: ``python tests/servers/build.py OUTDIR`` (Java and Go only where javac and go are).
 """
 
 from __future__ import annotations
 
+import os
 import shlex
 import shutil
 import subprocess
@@ -18,6 +19,8 @@ from pathlib import Path
 
 C_DIR = Path(__file__).resolve().parent / "c"
 JAVA_DIR = Path(__file__).resolve().parent / "java"
+GO_DIR = Path(__file__).resolve().parent / "go"
+GO = "go"
 HEADER = C_DIR / "common.h"
 CC = "cc"
 CFLAGS = ("-O1", "-Wall", "-pthread")
@@ -99,6 +102,37 @@ def build_java_servers(out_dir: Path) -> dict[str, Path]:
     return built
 
 
+def have_go() -> bool:
+    """Whether the Go servers can be built here (Debian: golang-go)."""
+    return shutil.which(GO) is not None
+
+
+def build_go_servers(out_dir: Path) -> dict[str, Path]:
+    """Builds every Go server into out_dir (its build cache there too); returns {name: binary}.
+    A binary newer than its source is not rebuilt."""
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    env = {**os.environ, "GOCACHE": str(out_dir / ".gocache"), "GO111MODULE": "off"}
+    built: dict[str, Path] = {}
+    for src in sorted(GO_DIR.glob("*.go")):
+        out = out_dir / src.stem
+        if not out.exists() or out.stat().st_mtime < src.stat().st_mtime:
+            argv = [GO, "build", "-o", str(out), str(src)]
+            try:
+                result = subprocess.run(
+                    argv, capture_output=True, text=True, check=False, env=env, timeout=300
+                )
+            except FileNotFoundError as exc:
+                raise BuildError(f"cannot build {src.name}: {GO!r} not found") from exc
+            if result.returncode != 0:
+                raise BuildError(
+                    f"building {src.name} failed (exit status {result.returncode})\n"
+                    f"$ {shlex.join(argv)}\n{result.stdout}{result.stderr}"
+                )
+        built[src.stem] = out
+    return built
+
+
 def main(argv: list[str]) -> int:
     if len(argv) != 1:
         print("usage: python tests/servers/build.py OUTDIR", file=sys.stderr)
@@ -107,6 +141,8 @@ def main(argv: list[str]) -> int:
         built = build_c_servers(Path(argv[0]))
         if have_javac():
             built |= build_java_servers(Path(argv[0]))
+        if have_go():
+            built |= build_go_servers(Path(argv[0]))
     except BuildError as exc:
         print(exc, file=sys.stderr)
         return 1

@@ -20,14 +20,15 @@ HERE = Path(__file__).resolve().parent
 C_DIR = HERE / "c"
 PY_DIR = HERE / "py"
 JAVA_DIR = HERE / "java"
+GO_DIR = HERE / "go"
 
-Language = Literal["c", "python", "java"]
+Language = Literal["c", "python", "java", "go"]
 Protocol = Literal["ok", "echo"]
 
 
 @dataclass(frozen=True, slots=True)
 class ZooServer:
-    name: str  # file name without extension: c/NAME.c, py/NAME.py; java/Name.java in CamelCase
+    name: str  # file name without extension: c/NAME.c, py/NAME.py, go/NAME.go; java/Name.java
     language: Language
     design: str  # fork, prefork, thread, pool, event-loop, iterative, or none
     defect: str | None  # None for a correct server
@@ -55,16 +56,18 @@ class ZooServer:
     def source(self) -> Path:
         if self.language == "java":
             return JAVA_DIR / f"{self.java_class}.java"
+        if self.language == "go":
+            return GO_DIR / f"{self.name}.go"
         return C_DIR / f"{self.name}.c" if self.language == "c" else PY_DIR / f"{self.name}.py"
 
 
 def command(server: ZooServer, build_dir: Path) -> str:
     """The command line that starts `server`, with a literal ``{port}`` placeholder.
 
-    C binaries and Java classes are looked up in `build_dir` (see build.py); Python servers
+    C and Go binaries and Java classes are looked up in `build_dir` (see build.py); Python servers
     run with this interpreter, Java ones with the ``java`` on PATH.
     """
-    if server.language == "c":
+    if server.language in ("c", "go"):
         argv = [str(Path(build_dir) / server.name), "{port}"]
         if server.protocol == "echo":
             argv.append("echo")
@@ -137,7 +140,13 @@ DEFECTS: tuple[Defect, ...] = (
         _ids("EINTR-2"),
         breaks_only_in_c=_ids("EINTR-3"),
     ),
-    Defect("serial", "iterative", _cats("concurrency"), _ids("CONC-1", "CONC-4", "CONC-5")),
+    Defect(
+        "serial",
+        "iterative",
+        _cats("concurrency"),
+        _ids("CONC-1", "CONC-4", "CONC-5"),
+        languages=("c", "python", "go"),
+    ),
     Defect(
         "sigpipe_eof",
         "thread",
@@ -145,7 +154,7 @@ DEFECTS: tuple[Defect, ...] = (
         _ids("EXIT-2", "EXIT-3"),
         why="it dies at the first client that leaves without exit",
     ),
-    Defect("fd_leak", "thread", _cats("fd-leak"), _ids("FDL-1")),
+    Defect("fd_leak", "thread", _cats("fd-leak"), _ids("FDL-1"), languages=("c", "python", "go")),
     Defect("thread_cap2", "thread", _cats("concurrency"), _ids("CONC-2")),
     Defect("wrong_reply", "thread", _cats("protocol"), _ids("PROTO-1")),
     Defect("exit_no_close", "thread", _cats("exit"), _ids("EXIT-1")),
@@ -224,6 +233,8 @@ _CORRECT: dict[Language, dict[str, str]] = {
     # The JVM runs about twenty threads of its own. ok_fixed_pool is
     # Executors.newFixedThreadPool(128): a worker per session until 128, then no more.
     "java": {"ok_thread": "thread", "ok_fixed_pool": "pool"},
+    # Goroutines on Go's netpoller: no thread or process per connection.
+    "go": {"ok_goroutine": "event-loop"},
 }  # fmt: skip
 
 
@@ -240,9 +251,13 @@ LAUNCH_MISBEHAVIOURS: tuple[ZooServer, ...] = (
 )
 
 
+#: Every language of the zoo; the first three have a defect for every MUST (the matrix checks).
+LANGUAGES: tuple[Language, ...] = ("c", "python", "java", "go")
+
+
 def _zoo() -> tuple[ZooServer, ...]:
     servers: list[ZooServer] = []
-    for language in ("c", "python", "java"):
+    for language in LANGUAGES:
         for name, design in _CORRECT[language].items():
             for protocol in ("ok", "echo"):
                 servers.append(ZooServer(name, language, design, None, protocol, frozenset()))
@@ -253,7 +268,7 @@ def _zoo() -> tuple[ZooServer, ...]:
     return tuple(servers)
 
 
-#: Every correct and defective server, C, Python and Java (not the launch misbehaviours).
+#: Every correct and defective server, C, Python, Java and Go (not the launch misbehaviours).
 ZOO: tuple[ZooServer, ...] = _zoo()
 CORRECT: tuple[ZooServer, ...] = tuple(s for s in ZOO if s.defect is None)
 DEFECTIVE: tuple[ZooServer, ...] = tuple(s for s in ZOO if s.defect is not None)
