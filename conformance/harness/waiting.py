@@ -144,7 +144,7 @@ def _thread_wait(
         return None
     call, args = current
     if call == "running":
-        return Wait("running on a CPU")
+        return Wait("running (on a CPU, or waiting for one)")
     if call.startswith("#"):
         return Wait(f"system call {call[1:]}")
     if call in _ON_FD and args:
