@@ -53,6 +53,9 @@ class Wait:
     client: str | None = None
     #: A socket to elsewhere it waits on or holds while multiplexing ("10.0.0.1:53").
     elsewhere: str | None = None
+    #: It can take no client now, whatever happens to other connections: a parent waiting
+    #: for its children or for a signal.
+    aside: bool = False
 
 
 @dataclass(frozen=True)
@@ -72,7 +75,8 @@ def explain(pids: list[int], server_port: int, clients: Mapping[int, str], waiti
 
 def _cause(waits: list[Wait], waiting: str) -> str | None:
     """A cause only where the threads leave no other reading: a wait on a host elsewhere,
-    or every thread busy reading other clients while none could take this one."""
+    or every thread blocked on other clients' connections (or a parent waiting for its
+    children), none running, accepting or multiplexing, so none could take this one."""
     elsewhere = sorted({w.elsewhere for w in waits if w.elsewhere})
     if elsewhere:
         dns = any(e.endswith(":53") for e in elsewhere)
@@ -88,7 +92,10 @@ def _cause(waits: list[Wait], waiting: str) -> str | None:
         )
         return f"the server was waiting for {what} ({', '.join(elsewhere)}): {fix}"
     busy = sorted({w.client for w in waits if w.client and w.client != waiting})
-    if busy and not any(w.takes_new or w.client == waiting for w in waits):
+    # Every thread must be accounted for: one running, or waiting on a lock (a Python thread
+    # waiting for the GIL), may be about to accept the client.
+    stuck = all((w.client and w.client != waiting) or w.aside for w in waits)
+    if busy and stuck:
         most = "one client" if len(busy) == 1 else f"at most {len(busy)} clients"
         return (
             f"no thread of the server could take {waiting}: each one serving clients was "
@@ -160,7 +167,8 @@ def _thread_wait(
                 )
             return Wait(f"{call}() on {_file(pid, fd)}")
     if call in _MEANING:
-        return Wait(f"{call}(), waiting for {_MEANING[call]}")
+        aside = call in ("wait4", "waitid", "pause", "rt_sigsuspend")
+        return Wait(f"{call}(), waiting for {_MEANING[call]}", aside=aside)
     # A multiplexer (poll, select, epoll_wait) may wait for anything the process holds: the
     # sockets it holds besides the server's own (a DNS query, a database) are shown.
     described = (_Socket(c, server_port, clients) for c in sockets.values())

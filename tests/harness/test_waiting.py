@@ -19,7 +19,7 @@ import pytest
 
 from conformance.harness.polling import wait_until
 from conformance.harness.server import Server
-from conformance.harness.waiting import Silence, _Socket
+from conformance.harness.waiting import Silence, Wait, _cause, _Socket
 from tests.servers.scripts import script_server
 
 if not sys.platform.startswith("linux"):
@@ -145,3 +145,17 @@ def test_without_a_visible_process_nothing_is_claimed() -> None:
     server = Server("127.0.0.1", 1, "ok", "unknown")
     assert server.process is None
     assert server.where_it_waits("B") == Silence()
+
+
+def test_a_thread_that_may_take_the_client_leaves_no_cause() -> None:
+    """The serial cause needs every thread accounted for: one running (or waiting for a CPU)
+    or waiting on a lock (a Python thread waiting for the GIL) may be about to accept B."""
+    on_a = Wait("pid 1 (main): recvfrom() on client A's connection", client="A")
+    parent = Wait("pid 1 (main): wait4(), waiting for a child to exit (waitpid)", aside=True)
+    assert _cause([on_a], "B") is not None
+    assert _cause([on_a, parent], "B") is not None
+    assert _cause([on_a, Wait("pid 1 (main): running (on a CPU, or waiting for one)")], "B") is None
+    assert _cause([on_a, Wait("pid 1 (main): futex(), waiting for a lock")], "B") is None
+    assert (
+        _cause([on_a, Wait("pid 2: recvfrom() on client B's connection", client="B")], "B") is None
+    )
