@@ -174,9 +174,9 @@ def _thread_wait(
     described = (_Socket(c, server_port, clients) for c in sockets.values())
     others = [o for o in described if not o.own]
     held = f", holding {'; '.join(o.text for o in others[:3])}" if others else ""
-    # A resolver waits in poll() on a UDP socket; an event loop's TCP link to a database
-    # proves nothing about why this client waits.
-    elsewhere = next((o.elsewhere for o in others if o.elsewhere and o.udp), None)
+    # A resolver waits in poll() on a UDP socket to port 53; an event loop's link to a
+    # database, or a UDP socket it sends metrics on, proves nothing about why a client waits.
+    elsewhere = next((o.elsewhere for o in others if o.dns), None)
     return Wait(f"{call}(){held}", takes_new=not elsewhere, elsewhere=elsewhere)
 
 
@@ -199,6 +199,10 @@ class _Socket:
         self.client: str | None = None
         self.elsewhere: str | None = None
         self.udp = conn.type == socket.SOCK_DGRAM
+        #: A UDP socket to a DNS server: a resolver's query.
+        self.dns = (
+            self.udp and bool(conn.raddr) and conn.family != socket.AF_UNIX and conn.raddr[1] == 53
+        )
         #: The listening socket, or a connection from one of our clients.
         self.own = (
             conn.family != socket.AF_UNIX and bool(conn.laddr) and conn.laddr[1] == server_port
