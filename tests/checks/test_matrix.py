@@ -24,7 +24,8 @@ from tests.servers.zoo import BREAKS, DEFECTIVE, DEFECTS, ZOO, ZooServer, comman
 def test_kit_verdict_on_zoo_server(
     server: ZooServer, profile: str, request: pytest.FixtureRequest, tmp_path: Path
 ) -> None:
-    build = request.getfixturevalue(BUILD_FIXTURE[server.language])
+    fixture = BUILD_FIXTURE.get(server.language)  # Python servers need no build
+    build = request.getfixturevalue(fixture) if fixture else Path(".")
     out = tmp_path / "report.json"
     result = kit(
         "run",
