@@ -6,14 +6,16 @@ protocol through its adapter (conformance/protocols): framing, then the adapter'
 
 from __future__ import annotations
 
+import contextlib
 import threading
+import time
 
 from hypothesis import example, given
 from hypothesis import strategies as st
 
 from conformance import protocols
 from conformance.checks.hypothesis_profiles import run_given
-from conformance.harness import Client, Server, Violation, fail, show
+from conformance.harness import Client, Server, Violation, fail, show, wait_until
 from conformance.harness.scenario_steps import scenario_server
 from conformance.harness.sessions import session
 from conformance.harness.timeouts import ANSWER_TIMEOUT, QUIET_PERIOD
@@ -26,6 +28,10 @@ OK = OK_REPLY
 MESSAGES = st.binary(min_size=1, max_size=1023).filter(lambda m: not m.startswith(EXIT))
 ECHO_CHUNKS = st.lists(st.binary(min_size=1, max_size=8192), min_size=1, max_size=12)
 BIG_STREAM = 1 << 20
+#: PROTO-5 sends in pieces of this size, to see its progress.
+SEND_CHUNK = 1 << 16
+#: PROTO-5: no progress for this long (the server not starved) means it stopped reading.
+HOLD_STALL = 0.3
 
 REPLY_CAUSE = (
     "the reply must be exactly the 5 bytes OK!!! for each message: no newline, no NUL, one "
@@ -121,12 +127,26 @@ def test_echo_any_bytes_any_chunking(conformance_settings: Settings) -> None:
 
 @requirement("PROTO-5")
 def test_echo_one_mebibyte(server: Server) -> None:
-    """1 MiB sent while reading: the server's writes fill the socket buffer and come back short."""
+    """1 MiB sent, and nothing read until the server stops taking it (or has it all): a
+    correct server then cannot write its echo whole and must hold it; one that drops what a
+    write did not take has dropped it by the time the kit reads."""
     payload = bytes(i * 7 % 251 for i in range(BIG_STREAM))
     with server.connect() as client:
-        sender = threading.Thread(target=client.sock.sendall, args=(payload,), daemon=True)
-        client.transcript.add(f"sent {len(payload)} bytes on {client.name} while reading")
+        sent = [0]
+
+        def send() -> None:
+            view = memoryview(payload)
+            with contextlib.suppress(OSError):  # a server that closes: what arrived tells
+                while sent[0] < len(view):
+                    sent[0] += client.sock.send(view[sent[0] : sent[0] + SEND_CHUNK])
+
+        sender = threading.Thread(target=send, daemon=True)
+        client.transcript.add(
+            f"sent {len(payload)} bytes on {client.name}, reading nothing until the server "
+            "stopped taking them"
+        )
         sender.start()
+        _hold_until_stalled(server, sender, sent)
         data, status = client.recv_stream(len(payload), stall=ANSWER_TIMEOUT)
         sender.join(ANSWER_TIMEOUT)
         if data != payload:
@@ -136,8 +156,35 @@ def test_echo_one_mebibyte(server: Server) -> None:
                 f"{len(data)} bytes ({status}); first difference at byte {first}",
                 did=client.transcript.tail(),
                 cause="send()/write() may write fewer bytes than asked: loop until every byte "
-                "is written, advancing by the return value",
+                "is written, advancing by the return value (and keep what is left for when "
+                "the socket is writable again)",
             )
+
+
+def _hold_until_stalled(server: Server, sender: threading.Thread, sent: list[int]) -> None:
+    """Wait (at most ANSWER_TIMEOUT) until the sender is done, or has made no progress for
+    HOLD_STALL while the server was not kept from running (schedstat): then the server has
+    stopped reading on its own, as one holding an echo it cannot write does. A server that
+    was only waiting for a CPU is waited for, so a busy machine does not cut the hold short."""
+    proc = server.process
+    last, since = sent[0], time.monotonic()
+    delays = proc.run_delays() if proc is not None else {}
+
+    def may_read() -> bool:
+        nonlocal last, since, delays
+        if not sender.is_alive():
+            return True
+        if sent[0] != last or time.monotonic() - since < HOLD_STALL:
+            if sent[0] != last:
+                last, since = sent[0], time.monotonic()
+                delays = proc.run_delays() if proc is not None else {}
+            return False
+        if proc is not None and proc.starved_since(delays) >= HOLD_STALL / 2:
+            since, delays = time.monotonic(), proc.run_delays()  # starved: hold on
+            return False
+        return True
+
+    wait_until(may_read, ANSWER_TIMEOUT)
 
 
 ROUND_TRIP_CAUSE = (
