@@ -46,13 +46,31 @@ def _marked(marker: str) -> list[psutil.Process]:
     return found
 
 
-def _zombie_children() -> list[int]:
+def _ticks() -> float:
+    """Now, in clock ticks since boot: the clock of a process's start time in /proc."""
+    with open("/proc/uptime") as f:
+        return float(f.read().split()[0]) * os.sysconf("SC_CLK_TCK")
+
+
+def _born(pid: int) -> int:
+    """When process `pid` started, in clock ticks since boot (/proc/PID/stat, field 22)."""
+    with open(f"/proc/{pid}/stat") as f:
+        return int(f.read().rsplit(")", 1)[1].split()[19])
+
+
+def _zombie_children(born_after: float = 0.0) -> list[int]:
+    """Zombie children of the test process started after `born_after` (see `_ticks`).
+
+    The test process is a subreaper, so an orphan of an earlier test that died late (one
+    whose environment a sandbox cleaned, so the marker did not find it) becomes its zombie
+    child too; it was born before this test began, and is not this test's.
+    """
     out = []
     for child in psutil.Process().children():
         try:
-            if child.status() == psutil.STATUS_ZOMBIE:
+            if child.status() == psutil.STATUS_ZOMBIE and _born(child.pid) >= born_after:
                 out.append(child.pid)
-        except psutil.Error:
+        except (psutil.Error, OSError, ValueError, IndexError):
             continue
     return out
 
@@ -84,6 +102,7 @@ def pytest_configure(config: pytest.Config) -> None:
 @pytest.fixture(autouse=True)
 def no_process_outlives_its_test(request: pytest.FixtureRequest) -> Iterator[None]:
     marker = uuid.uuid4().hex
+    started = _ticks() - 2  # two ticks of margin: /proc/uptime and the start time round
     old = os.environ.get(MARKER)
     os.environ[MARKER] = marker
     try:
@@ -102,9 +121,9 @@ def no_process_outlives_its_test(request: pytest.FixtureRequest) -> Iterator[Non
                 proc.kill()
             except psutil.Error:
                 continue
-        zombies_gone, _ = wait_until(lambda: not _zombie_children(), LINGER)
-        zombies = [] if zombies_gone else _zombie_children()
-        for pid in zombies:
+        zombies_gone, _ = wait_until(lambda: not _zombie_children(started), LINGER)
+        zombies = [] if zombies_gone else _zombie_children(started)
+        for pid in [*zombies, *_zombie_children()]:  # earlier tests' too: reaped, not blamed
             with contextlib.suppress(ChildProcessError):
                 os.waitpid(pid, os.WNOHANG)
         if descriptions or zombies:
