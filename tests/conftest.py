@@ -58,6 +58,18 @@ def _born(pid: int) -> int:
         return int(f.read().rsplit(")", 1)[1].split()[19])
 
 
+def _named(pids: list[int]) -> list[str]:
+    """`pid (name)` for each, from /proc/PID/stat (a zombie has no command line left)."""
+    names = []
+    for pid in pids:
+        try:
+            with open(f"/proc/{pid}/stat") as f:
+                names.append(f"{pid} {f.read().split(' ', 1)[1].rsplit(')', 1)[0]})")
+        except (OSError, IndexError):
+            names.append(str(pid))
+    return names
+
+
 def _zombie_children(born_after: float = 0.0) -> list[int]:
     """Zombie children of the test process started after `born_after` (see `_ticks`).
 
@@ -123,6 +135,7 @@ def no_process_outlives_its_test(request: pytest.FixtureRequest) -> Iterator[Non
                 continue
         zombies_gone, _ = wait_until(lambda: not _zombie_children(started), LINGER)
         zombies = [] if zombies_gone else _zombie_children(started)
+        named = _named(zombies)  # before they are reaped below
         for pid in [*zombies, *_zombie_children()]:  # earlier tests' too: reaped, not blamed
             with contextlib.suppress(ChildProcessError):
                 os.waitpid(pid, os.WNOHANG)
@@ -130,7 +143,7 @@ def no_process_outlives_its_test(request: pytest.FixtureRequest) -> Iterator[Non
             pytest.fail(
                 f"{request.node.nodeid} left processes behind: "
                 + "; ".join(descriptions)
-                + (f"; zombie children of the test process: {zombies}" if zombies else ""),
+                + (f"; zombie children of the test process: {named}" if zombies else ""),
                 pytrace=False,
             )
 

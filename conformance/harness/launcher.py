@@ -392,8 +392,12 @@ class LaunchedServer:
         # zombie nobody reaps (a prefork server's killed workers, say). Only a server that
         # left stragglers waits this long.
         wait_until(lambda: not any(is_running(pid) for pid in stragglers), max(grace, KILL_WAIT))
-        with contextlib.suppress(subprocess.TimeoutExpired):
+        try:
             popen.wait(timeout=max(grace, KILL_WAIT))  # SIGKILLed with its group above
+        except subprocess.TimeoutExpired:
+            # Killed, but not yet dead (it has not run since): reap it whenever it dies, so
+            # it never stays a zombie of ours, however long a loaded machine takes.
+            threading.Thread(target=popen.wait, name=f"reap-{popen.pid}", daemon=True).start()
         # Only a tree that had stragglers can have grown new ones while we killed them.
         report.leftovers = self._stragglers() if stragglers else []
         reap_adopted(_owned())
