@@ -216,7 +216,8 @@ def test_a_server_that_cannot_start_gets_one_clear_note_per_test(tmp_path: Path)
         for noise in ("_pytest", "Exit:", "Why it matters", "--port", "conformance.grade.sandbox"):
             assert noise not in output, output
         assert isinstance(test["score"], int) and isinstance(test["max_score"], int)
-    assert ".0," not in path.read_text() and isinstance(results["score"], int)
+    # Integer scores (execution_time is a float, and may well end in .0).
+    assert isinstance(results["score"], int)
 
 
 @needs_cc
