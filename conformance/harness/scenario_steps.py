@@ -159,12 +159,25 @@ def no_zombies(server: Server, cause: str | None = None) -> None:
     if server.process is None:
         return
     proc = server.process
+    delays = proc.run_delays()
     settled, _ = wait_until(lambda: not proc.zombie_descendants(), SETTLE_TIMEOUT)
+    # As for a reply (see send): the grace period is the server's time. A parent that was
+    # kept from running gets that time again, at most MAX_STARVED; one asleep in accept()
+    # with its zombies unreaped waits for no CPU and gets nothing more.
+    extra = 0.0
+    while not settled and extra < MAX_STARVED:
+        owed = proc.starved_since(delays) - extra
+        if owed < STARVED:
+            break
+        wait = min(owed, MAX_STARVED - extra)
+        extra += wait
+        settled, _ = wait_until(lambda: not proc.zombie_descendants(), wait)
     if not settled:
         zombies = proc.zombie_descendants()
+        waited = f" (besides {extra:.1f} s the server spent waiting for a CPU)" if extra else ""
         fail(
             f"no zombie children within {SETTLE_TIMEOUT:.1f} s of any step",
-            f"{len(zombies)} zombie(s) after {SETTLE_TIMEOUT:.1f} s: pids {zombies[:10]}",
+            f"{len(zombies)} zombie(s) after {SETTLE_TIMEOUT:.1f} s{waited}: pids {zombies[:10]}",
             did=server.transcript.tail(),
             cause=cause,
         )
