@@ -37,3 +37,5 @@ class Blocked(pytest.skip.Exception):  # type: ignore[name-defined]
     def __init__(self, by: str, reason: str) -> None:
         super().__init__(msg=f"blocked by {by}: {reason}")
         self.by = by
+        #: Set when the server died during the check and its death named `by` (deaths.py).
+        self.by_death = False

@@ -29,6 +29,7 @@ from conformance import report as report_mod
 from conformance import settings as settings_mod
 from conformance.errors import USAGE_EXIT, UsageError
 from conformance.harness import launcher
+from conformance.harness.deaths import STOPPING, death_of, judge_death
 from conformance.harness.failure import (
     KIT_ERROR,
     SERVER_GONE,
@@ -59,6 +60,7 @@ from conformance.harness.server import (
     start_server,
 )
 from conformance.harness.sessions import DEATH_GRACE
+from conformance.harness.timeouts import SETTLE_TIMEOUT
 from conformance.marks import Blocked, NotApplicable
 from conformance.profiles import NAMES as PROFILES
 from conformance.profiles import PROFILES as PROFILE_RECORDS
@@ -437,11 +439,64 @@ def conformance_seed(conformance_settings: Settings) -> int:
 # -- verdicts ---------------------------------------------------------------------------------
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_call(item: pytest.Item) -> object:
-    """The harness says when a check cannot judge (CannotJudge); pytest calls that a skip."""
+    """The harness says when a check cannot judge (CannotJudge); pytest calls that a skip.
+
+    A check is judged only on a server that lived through it: if the server the kit
+    launched for it died, the death decides (deaths.py), whatever the check saw first.
+    """
     try:
-        return (yield)
+        result = yield
     except CannotJudge as exc:
         pytest.skip(str(exc))
+    except (KeyboardInterrupt, SystemExit, pytest.skip.Exception):
+        raise
+    except BaseException as exc:
+        _judge_survival(item, exc)
+        raise
+    _judge_survival(item, None)
+    return result
+
+
+def _settled(srv: Server) -> bool:
+    """Dead, or no child of a session still running (nothing more to die of)."""
+    return not srv.alive() or srv.process is None or not srv.process.live_descendants()
+
+
+def _judge_survival(item: pytest.Item, exc: BaseException | None) -> None:
+    """Raise the verdict of a check during which its server died (see deaths.py); return
+    if the server is alive (or not one the kit launched)."""
+    __tracebackhide__ = True
+    req = _requirement_of(item)
+    if req is None or req.id in STOPPING:
+        return
+    failure = unwrap_flaky(exc) if exc is not None else None
+    if failure is not None and is_kit_error(failure):
+        return
+    state = _state(item.config)
+    servers = [v for v in getattr(item, "funcargs", {}).values() if isinstance(v, Server)]
+    if exc is None and state.broken:
+        # A server seen before the checks to die once sessions end dies a moment after the
+        # check ended one (its child exits, SIGCHLD interrupts accept()): wait for that, so
+        # whether the check passes or is blocked does not depend on the scheduler.
+        for srv in servers:
+            wait_until(functools.partial(_settled, srv), SETTLE_TIMEOUT)
+    if exc is not None or state.broken:
+        # A server that gives up (SIGPIPE, EINTR) dies a moment after the step that saw it.
+        wait_until(lambda: any(death_of(s) is not None for s in servers), DEATH_GRACE)
+    for srv in servers:
+        death = death_of(srv)
+        if death is None:
+            continue
+        own = failure if isinstance(failure, Violation) else None
+        verdict = judge_death(srv, death, req.id, state.broken, own)
+        if verdict.blocked_by is not None:
+            blocked = Blocked(verdict.blocked_by, verdict.reason)
+            blocked.by_death = True
+            raise blocked from None
+        assert verdict.violation is not None
+        if verdict.violation is own:
+            return
+        raise verdict.violation from None
 
 
 @pytest.hookimpl(hookwrapper=True)
@@ -486,13 +541,11 @@ def _blocked_by_known_defect(
             )
             _mark_blocked(item, rep, several, reason)
             return
-    servers = [v for v in getattr(item, "funcargs", {}).values() if isinstance(v, Server)]
+    # A check its server's death blocked is already blocked by that death's rule
+    # (deaths.py); one blocked otherwise on such a server names the defect seen before.
     for by, seen in state.broken.items():
-        if by == req.id or not (rep.failed or isinstance(exc, Blocked)):
-            continue
-        # A server giving up on EINTR dies a moment after the step that noticed it.
-        died, _ = wait_until(lambda: any(not s.alive() for s in servers), DEATH_GRACE)
-        if isinstance(exc, Blocked) or died:
+        blocked = isinstance(exc, Blocked) and not getattr(exc, "by_death", False)
+        if by != req.id and blocked:
             _mark_blocked(item, rep, by, f"blocked by {by}: {seen}")
             return
 

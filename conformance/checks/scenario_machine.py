@@ -37,7 +37,8 @@ from conformance.harness import scenario_steps as step
 from conformance.harness.client import Client
 from conformance.harness.polling import wait_until
 from conformance.harness.server import Target
-from conformance.harness.sessions import DEATH_GRACE
+from conformance.harness.sessions import DEATH_GRACE, quiesce
+from conformance.harness.waiting import shared_reads
 from conformance.marks import Blocked
 from conformance.settings import Settings
 
@@ -57,6 +58,13 @@ DIED_ON_RESET = "EXIT-3"
 DIED_ON_SIGNAL = "EINTR-2"
 DROPPED_ON_SIGNAL = "EINTR-2"
 DIED = "EXIT-3"
+SHARED_DESCRIPTOR = "CONC-5"
+
+
+def _shared_descriptor(server: Server) -> bool:
+    """Several threads read one connection while another is read by none (waiting.py)."""
+    proc = server.process
+    return proc is not None and shared_reads(proc.tree_pids(), server.port) is not None
 
 
 def machine_for(
@@ -92,6 +100,8 @@ def machine_for(
             self.baseline = 0
             self.signalled = False
             self.resets = False
+            #: Threads were seen reading one connection while another had none (see below).
+            self.shared = False
             if judge == "descriptors":
                 self.program.append("baseline = descriptors(server)")
                 self.baseline = step.descriptors(self.server)
@@ -121,6 +131,11 @@ def machine_for(
                 if died:
                     # Its death is the evidence of EXIT-3 (reset) or EINTR-2 (signals).
                     reasons.append(DIED_ON_SIGNAL if self.signalled and not self.resets else DIED)
+                    reject()
+                if judge != "answers" and (self.shared or _shared_descriptor(self.server)):
+                    # What is left behind is the work of threads that serve the wrong
+                    # connection (CONC-5's failure), whether the race struck this time.
+                    reasons.append(SHARED_DESCRIPTOR)
                     reject()
                 if record and judge != "answers":
                     # Not this judge's evidence (a session the server dropped, a connect it
@@ -152,6 +167,15 @@ def machine_for(
             self.connect()
             self.connect()
             self.send(0, adapter.wrap(b"second client first"))
+            self._look_for_shared_descriptor()
+
+        def _look_for_shared_descriptor(self) -> None:
+            """Judges of what is left behind: note threads that serve another thread's
+            connection (the race happens at connect; its leftovers show much later, after
+            the threads have gone, and are CONC-5's evidence, not these judges')."""
+            if judge != "answers" and not self.shared:
+                quiesce(self.server)
+                self.shared = _shared_descriptor(self.server)
 
         @precondition(lambda self: len(self.clients) < MAX_CLIENTS)
         @rule()
@@ -162,6 +186,7 @@ def machine_for(
             # never connected: what is drawn next must not depend on what the server did.
             self.clients[name] = step.unconnected(self.server, name)
             self._do(line, lambda: self.clients.__setitem__(name, step.connect(self.server, name)))
+            self._look_for_shared_descriptor()
 
         @precondition(lambda self: self.clients)
         @rule(i=PICK, data=messages)
@@ -229,6 +254,9 @@ def machine_for(
 BLOCKED_REASON = {
     "EXIT-3": "the server died in every generated scenario (it did not survive the clients' "
     "resets and closes), so no scenario ran to the end",
+    "CONC-5": "in every generated scenario threads of the server read the same connection "
+    "while another was read by none (see CONC-5), so what they left open says nothing of "
+    "this rule",
     "EINTR-2": "in every generated scenario the server died or dropped a session when it got "
     "signals, so no scenario ran to the end",
 }

@@ -9,7 +9,7 @@ from conformance.harness import Server, fail
 from conformance.harness.burst import connect_burst
 from conformance.harness.driver import WINDOW, Driver
 from conformance.harness.limits import DescriptorLimitError
-from conformance.harness.sessions import session
+from conformance.harness.sessions import quiesce, session
 from conformance.harness.sockdiag import listen_backlog
 from conformance.harness.timeouts import (
     ANSWER_TIMEOUT,
@@ -17,6 +17,7 @@ from conformance.harness.timeouts import (
     LOOPBACK_TIMEOUT,
     REPLY_TIMEOUT,
 )
+from conformance.harness.waiting import shared_reads
 from conformance.marks import requirement
 from conformance.settings import Settings
 
@@ -93,40 +94,41 @@ def test_many_clients_served_at_once(server: Server) -> None:
     # many sessions the server serves at once. Held clients (answered) do not count.
     backlog = listen_backlog(server.port)
     window = min(WINDOW, backlog) if backlog else WINDOW
-    with Driver(server.host, server.port, server.protocol, judge=False) as driver:
-        try:
-            # Connecting is not what the spec times (each round is): a loaded machine may
-            # pause a fork server's accept-and-fork for longer than a reply may take.
-            served = driver.connect(
-                count, stall=LOOPBACK_TIMEOUT, limit=_connect_limit(count), window=window
-            )
-        except DescriptorLimitError as exc:
-            pytest.skip(f"CONC-2 cannot open {count} clients here: {exc}")
-        server.transcript.add(
-            f"opened {count} clients, at most {window} not yet answered at a time (the "
-            f"listen() backlog is {backlog if backlog is not None else 'unknown'}); each sent "
-            "one message"
+    driver = Driver(server.host, server.port, server.protocol, judge=False)
+    server.close_later(driver.shutdown)
+    try:
+        # Connecting is not what the spec times (each round is): a loaded machine may
+        # pause a fork server's accept-and-fork for longer than a reply may take.
+        served = driver.connect(
+            count, stall=LOOPBACK_TIMEOUT, limit=_connect_limit(count), window=window
         )
-        if served < count:
+    except DescriptorLimitError as exc:
+        pytest.skip(f"CONC-2 cannot open {count} clients here: {exc}")
+    server.transcript.add(
+        f"opened {count} clients, at most {window} not yet answered at a time (the "
+        f"listen() backlog is {backlog if backlog is not None else 'unknown'}); each sent "
+        "one message"
+    )
+    if served < count:
+        _fail_unserved(
+            server, count, served, dict(driver.errors), "while connecting", LOOPBACK_TIMEOUT
+        )
+    for r in range(ROUNDS):
+
+        def round_payload(i: int, r: int = r) -> bytes:
+            return _payload(server, (r + 1) * count + i)
+
+        silent = driver.round(ANSWER_TIMEOUT, round_payload)
+        server.transcript.add(f"round {r + 1}: one message on each of the {count} clients")
+        if silent:
             _fail_unserved(
-                server, count, served, dict(driver.errors), "while connecting", LOOPBACK_TIMEOUT
+                server,
+                count,
+                count - len(silent),
+                dict(driver.errors),
+                f"in round {r + 1} of {ROUNDS}",
             )
-        for r in range(ROUNDS):
-
-            def round_payload(i: int, r: int = r) -> bytes:
-                return _payload(server, (r + 1) * count + i)
-
-            silent = driver.round(ANSWER_TIMEOUT, round_payload)
-            server.transcript.add(f"round {r + 1}: one message on each of the {count} clients")
-            if silent:
-                _fail_unserved(
-                    server,
-                    count,
-                    count - len(silent),
-                    dict(driver.errors),
-                    f"in round {r + 1} of {ROUNDS}",
-                )
-        driver.close()
+    driver.close(keep_open=True)
 
 
 def _connect_limit(count: int) -> float:
@@ -157,11 +159,16 @@ def _fail_unserved(
             "they waited, idle, for the others"
         )
     # Not the backlog: CONC-2 never has more connections waiting than it holds (see above).
+    shared = shared_reads(server.process.tree_pids(), server.port) if server.process else None
     cause = (
-        f"at most about {served + closed} sessions are served at once: a fixed pool or cap of "
-        "threads/processes that is too small, a pool that grows too slowly, or a serial server"
-        if served > 1
-        else SERIAL_CAUSE
+        shared[1]
+        if shared
+        else (
+            f"at most about {served + closed} sessions are served at once: a fixed pool or cap of "
+            "threads/processes that is too small, a pool that grows too slowly, or a serial server"
+            if served > 1
+            else SERIAL_CAUSE
+        )
     )
     if closed:
         cause += (
@@ -186,6 +193,7 @@ def test_connection_burst_is_accepted_quickly(server: Server) -> None:
         pause = server.process.tree_pids()
         server.transcript.add("paused the server with SIGSTOP (the kernel still handshakes)")
     burst = connect_burst(server.host, server.port, MANY, 3 * CONNECT_BURST_TIMEOUT, pause)
+    server.close_later(burst.close)
     server.transcript.add(f"started {MANY} connections back to back (non-blocking connect)")
     if pause:
         server.transcript.add("resumed the server with SIGCONT after 0.2 s")
@@ -209,6 +217,7 @@ def test_open_session_does_not_make_others_wait(server: Server) -> None:
     a = server.connect("A")
     a.request(_payload(server, 0))
     for i in range(8):
+        quiesce(server)  # A's session is idle, not between its reply and its next recv()
         with session(server, f"B{i + 1}") as b:
             b.request(_payload(server, i), REPLY_TIMEOUT, cause=SERIAL_CAUSE)
         a.request(_payload(server, i), REPLY_TIMEOUT, cause=SERIAL_CAUSE)

@@ -13,7 +13,7 @@ from collections.abc import Callable
 import pytest
 
 from conformance.harness import Server, wait_until
-from conformance.harness.failure import CannotJudge, Violation
+from conformance.harness.failure import CannotJudge, Violation, fail, show
 from conformance.harness.sessions import (
     death_reported,
     end_session,
@@ -28,7 +28,7 @@ from conformance.harness.signals import (
     injected_on_files,
     interrupt_reads,
 )
-from conformance.harness.timeouts import SETTLE_TIMEOUT
+from conformance.harness.timeouts import EOF_TIMEOUT, SETTLE_TIMEOUT
 from conformance.marks import requirement
 
 ACCEPT_CAUSE = (
@@ -62,24 +62,65 @@ def _sessions_survive(
     sessions: int,
     pause: float = PAUSE,
     poke: Callable[[], object] | None = None,
+    count_replies: bool = False,
 ) -> None:
     """Whole sessions one after another, with pauses in which calls block and get hit.
 
     Sequential on purpose: a server that serves one client at a time fails concurrency, not
     this. The pause between messages is when the server sits in recv() and a signal lands
     there. An injected EINTR needs none: strace fails the call as it is made.
+
+    `count_replies`: the last session also counts the replies (see `_expect_no_extra_reply`).
     """
     __tracebackhide__ = True
     for s in range(sessions):
         client = server.connect(f"S{s}")
+        received = b""
         for m in range(MESSAGES):
-            client.request(_payload(server, s * MESSAGES + m), cause=cause)
+            received += client.request(_payload(server, s * MESSAGES + m), cause=cause)
             if poke is not None:
                 poke()  # the server now waits for the next message: interrupt that wait
             if pause:
-                client.recv_some(pause)  # nothing is due; this is the pause, bounded
+                received += client.recv_some(pause) or b""  # nothing is due: a bounded pause
+        if count_replies and s == sessions - 1:
+            _expect_no_extra_reply(server, client, received)
         end_session(server, client)
     expect_alive(server, why, cause)
+
+
+EXTRA_REPLY_CAUSE = (
+    "recv()/read() returned -1 with errno EINTR and the server answered as if a message had "
+    "come (its result is not checked): retry the call when errno == EINTR, and treat 0 as "
+    "the end of the session"
+)
+
+
+def _expect_no_extra_reply(server: Server, client, received: bytes) -> None:
+    """Send `exit` and read up to the server's close: one reply per message, and one more.
+
+    A server that takes a failed recv() for a message answers it: the reply comes on top
+    of the real ones (and a client that reads whatever has arrived takes two for one).
+    Counted once every reply is in (at the close, or after EOF_TIMEOUT), so how fast they
+    came does not matter. Protocols without an exit request (echo) have nothing to count.
+    """
+    __tracebackhide__ = True
+    exit_request = server.adapter.exit_request
+    if exit_request is None:
+        return
+    client.send(exit_request)
+    data, _ = client.read_until_eof(EOF_TIMEOUT)
+    got = received + data
+    reply = server.adapter.expected_reply(exit_request)
+    # Replies known in advance (`OK!!!`) carry no framing: count them by length.
+    replies = len(got) // len(reply) if reply else server.adapter.replies_in(exit_request, got)
+    if replies > MESSAGES + 1:
+        fail(
+            f"{MESSAGES + 1} replies for {MESSAGES} messages and `exit`",
+            f"{replies} replies ({show(got)}): {replies - MESSAGES - 1} more than the "
+            "messages sent",
+            did=client.transcript.tail(),
+            cause=EXTRA_REPLY_CAUSE,
+        )
 
 
 @requirement("EINTR-1")
@@ -170,7 +211,12 @@ def test_injected_eintr(server: Server, tmp_path, repeats) -> None:
         with injected_eintr(proc.pid, log):
             server.transcript.add("attached strace: every 2nd accept/read/recv* fails with EINTR")
             _sessions_survive(
-                server, "with EINTR injected", RECV_CAUSE, repeats(SESSIONS), pause=0.0
+                server,
+                "with EINTR injected",
+                RECV_CAUSE,
+                repeats(SESSIONS),
+                pause=0.0,
+                count_replies=True,
             )
     except StraceUnavailable as exc:
         pytest.skip(f"EINTR-3 needs strace with ptrace allowed: {exc}")

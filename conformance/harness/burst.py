@@ -28,6 +28,13 @@ from conformance.harness.client import close_socket
 class Burst:
     connect_times: list[float] = field(default_factory=list)
     failed: int = 0
+    #: The connections, left open: the check closes them once it is over (`close`).
+    sockets: list[socket.socket] = field(default_factory=list)
+
+    def close(self) -> None:
+        for sock in self.sockets:
+            close_socket(sock)
+        self.sockets.clear()
 
 
 @contextlib.contextmanager
@@ -93,8 +100,7 @@ def connect_burst(
     finally:
         stack.close()
         sel.close()
-        for s in socks:
-            close_socket(s)
+        burst.sockets = socks
     return burst
 
 

@@ -27,6 +27,7 @@ the driver never retries.
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import select
 import socket
@@ -520,12 +521,13 @@ class Driver:
         return len(late)
 
     # -- phase 3: close ---------------------------------------------------------------------
-    def close(self, wait: float = 0.0) -> int:
+    def close(self, wait: float = 0.0, keep_open: bool = False) -> int:
         """End every open session (`exit`, or half-close in echo); returns how many ended well.
 
         With `wait` > 0, each must then get its `OK!!!` (ok) and see the server close within
         `wait` seconds, or it counts as an error (`close-timeout`, `close-reply`). With 0,
-        the sockets are closed at once, like the checks' `end_session`.
+        the sockets are closed at once; with `keep_open`, they are half-closed and kept, like
+        the checks' `end_session`, until `shutdown` (see Server.close_later).
         """
         live = self.served
         self._closed_well = 0
@@ -551,6 +553,11 @@ class Driver:
                     self._fail(i, "close-timeout")
         else:
             self._closed_well = sum(1 for i in live if self.state[i] == _CLOSING)
+        if keep_open and wait <= 0:
+            for i in live:
+                with contextlib.suppress(OSError):
+                    self.socks[i].shutdown(socket.SHUT_WR)
+            return self._closed_well
         self.shutdown()
         return self._closed_well
 

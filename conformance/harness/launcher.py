@@ -351,6 +351,11 @@ class LaunchedServer:
             self._tree()
 
     # -- stopping ---------------------------------------------------------------------------
+    @property
+    def ended_by_kit(self) -> bool:
+        """Stopped, or being stopped (SIGTERM sent), by the kit: its end is no death."""
+        return self.stopped or self.terminated_at is not None
+
     def terminate(self) -> None:
         """The first half of stop(): SIGTERM the group and every pid seen, without waiting."""
         if self.stopped or self.popen is None or self.terminated_at is not None:

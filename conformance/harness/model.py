@@ -6,8 +6,8 @@ at the server's thread count:
 - a child that existed before: `prefork` (workers that legitimately hold the listener). A
   prefork server may still be starting workers when we first look, so a second round of
   sessions decides: only a fork server serves it with children that are new again;
-- one of the clients answered and the others not while it stays connected: `iterative` (it
-  serves one client at a time, whatever else it is);
+- one of the clients answered and the others not while it stays connected, and no thread
+  per connection: `iterative` (it serves one client at a time);
 - the server process itself, with one more thread per connection that ends with it: `thread`;
 - the server process itself, with threads that outlive the sessions: a `pool`, or a thread
   per connection that leaks them. Sessions one after another tell: a pool stops growing (at
@@ -88,10 +88,14 @@ def _detect(server: Server) -> str:
         if not others:  # it died after the first round: decide on that round alone
             return "fork"
         return "prefork" if all(pid in before for pid in others) else "fork"
-    if answered == 1:
+    threaded = threads_during >= threads_before + PROBE_CLIENTS - 1
+    if answered == 1 and not threaded:
         return "iterative"
-    if threads_during < threads_before + PROBE_CLIENTS - 1:
+    if not threaded:
         return "event-loop"
+    # A thread per probe, even if only one was answered: a thread per connection whose
+    # threads do not serve their own connections (a descriptor handed over through a shared
+    # variable) is still that design; the concurrency checks judge what it serves.
     # One more thread per probe: thread per connection, unless it is a pool. A thread per
     # connection ends with its session; a pool's threads stay.
     ended, _ = wait_until(

@@ -136,6 +136,27 @@ class ServerProcess:
         return len(masks) < 2 or any(m >> (signum - 1) & 1 for m in masks)
 
     # -- descriptors and threads ------------------------------------------------------------
+    def running_threads(self) -> int:
+        """Threads of the server's processes that are running or runnable (state R in
+        /proc/PID/task/TID/stat), not asleep in a system call: work in progress."""
+        count = 0
+        for pid in self.tree_pids():
+            try:
+                tids = os.listdir(f"/proc/{pid}/task")
+            except OSError:
+                continue
+            for tid in tids:
+                try:
+                    with open(f"/proc/{pid}/task/{tid}/stat", "rb") as f:
+                        stat = f.read()
+                except OSError:
+                    continue
+                # The state follows the command name, which is in parentheses and may hold
+                # spaces or parentheses itself: look after the last ')'.
+                if stat[stat.rfind(b")") + 2 : stat.rfind(b")") + 3] == b"R":
+                    count += 1
+        return count
+
     def fd_count(self) -> int:
         return self.proc.num_fds()
 

@@ -15,13 +15,13 @@ import shlex
 import socket
 import string
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from conformance.errors import UsageError
-from conformance.harness.client import Client, Transcript
+from conformance.harness.client import Client, Transcript, peer_closed
 from conformance.harness.launch_ahead import LaunchAhead
 from conformance.harness.launcher import LaunchedServer
 from conformance.harness.polling import wait_until
@@ -143,6 +143,13 @@ class Server:
     clients: list[Client] = field(default_factory=list)
     #: Set when children of ended sessions were seen to outlive them (see sessions.py).
     lingering: bool = False
+    #: Clients whose sessions the kit ended, kept open until the server closes its end
+    #: (see sessions.end_session), at the latest until the check is over.
+    ending: list[Client] = field(default_factory=list)
+    #: Set when the server let an exit request go unanswered (see sessions.end_session).
+    exit_unanswered: bool = False
+    #: What else closes connections when the check is over (`close_later`).
+    closers: list[Callable[[], object]] = field(default_factory=list)
     _counter: Iterator[int] = field(default_factory=itertools.count)
 
     def connect(self, name: str | None = None, timeout: float = LOOPBACK_TIMEOUT) -> Client:
@@ -217,7 +224,43 @@ class Server:
         for client in self.clients:
             with contextlib.suppress(OSError):
                 client.close()
+        for client in self.ending:
+            with contextlib.suppress(OSError):
+                client.close(record=False)
+        for closer in self.closers:
+            with contextlib.suppress(OSError):
+                closer()
         self.clients.clear()
+        self.ending.clear()
+        self.closers.clear()
+
+    def close_later(self, closer: Callable[[], object]) -> None:
+        """Run `closer` (it closes connections) when the check is over, not in the middle.
+
+        A connection the kit closes is a client that leaves; a server that writes to it
+        afterwards may die of SIGPIPE, a moment later. Closed after the verdict, that death
+        cannot land inside a check that is not about how sessions end (deaths.py).
+        """
+        self.closers.append(closer)
+
+    def defer_close(self, client: Client) -> None:
+        """Keep `client`, whose session the kit ended, open until the server closes its end.
+
+        Closed at once are the clients of earlier ended sessions whose server end is
+        closed: nothing can be written to them any more, so closing them cannot make the
+        server fail a write. The others stay open until the check is over.
+        """
+        with contextlib.suppress(ValueError):
+            self.clients.remove(client)
+        self.ending.append(client)
+        still = []
+        for ended in self.ending:
+            if peer_closed(ended.sock):
+                with contextlib.suppress(OSError):
+                    ended.close(record=False)
+            else:
+                still.append(ended)
+        self.ending = still
 
     # -- liveness ---------------------------------------------------------------------------
     def alive(self) -> bool:

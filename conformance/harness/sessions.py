@@ -2,8 +2,8 @@
 
 Checks outside `protocol` and `exit` end their sessions in a way that does not depend on the
 behaviour those categories judge: they send the protocol's exit request (`exit` in `ok`;
-see conformance/protocols) *and* close their side without waiting for
-EOF, so a server that forgets to close after `exit` (an exit defect) still sees its session end
+see conformance/protocols) *and* their EOF (a half-close) without waiting for the server's,
+so a server that forgets to close after `exit` (an exit defect) still sees its session end
 by the client's EOF, and is not also failed for leaking descriptors or zombies.
 """
 
@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import selectors
+import socket
 import time
 from collections.abc import Iterator
 
@@ -25,14 +26,79 @@ __all__ = ["EXIT", "message"]  # the wire protocol's, re-exported for the checks
 
 
 def end_session(server: Server, client: Client) -> None:
-    """End a session without judging how the server ends it (see the module docstring)."""
+    """End a session without judging how the server ends it (see the module docstring).
+
+    The kit sends the exit request and its EOF (a half-close), and keeps reading side open
+    until the server has closed its end or the check is over (`Server.defer_close`). A
+    server that writes after the session ended (it missed the `exit`, or loops on recv()
+    returning 0) then writes into a live socket instead of a closed one, so it is not
+    killed by SIGPIPE in the middle of another requirement's check: whether and when that
+    happens would be a race, and the verdict of that check with it. Its death, if it dies
+    of a client that leaves, is judged where that rule lives (EXIT-2, EXIT-3), which close
+    and reset on purpose.
+    """
     exit_request = server.adapter.exit_request
     with contextlib.suppress(OSError):
         if exit_request is not None:
             client.sock.sendall(exit_request)
-        else:
-            client.sock.shutdown(2)
-    client.close()
+            client.ended_by_exit = True
+        client.sock.shutdown(socket.SHUT_WR)
+        if exit_request is not None and not server.exit_unanswered:
+            _await_exit_reply(server, client, exit_request)
+    what = "`exit` and EOF" if exit_request is not None else "EOF"
+    client.transcript.add(f"ended {client.name} (sent {what})")
+    server.defer_close(client)
+
+
+#: How long `end_session` waits for the reply to the exit request before it goes on; a
+#: server that lets it pass once is not waited for again (it may never reply: PROTO-3).
+EXIT_REPLY_WAIT = 0.5
+
+
+def _await_exit_reply(server: Server, client: Client, exit_request: bytes) -> None:
+    """Wait (bounded) until the server has answered the exit request, or closed.
+
+    So the session is over for the server before the check's next step: a server whose
+    sessions share state (one receive buffer for every thread) then reads the next
+    client's message after this one's `exit`, not at the same moment, and whether one
+    session's `exit` ends another's is not left to the scheduler.
+    """
+    reply = server.adapter.expected_reply(exit_request) or b""
+    deadline = time.monotonic() + EXIT_REPLY_WAIT
+    got = 0
+    while time.monotonic() < deadline:
+        client.sock.settimeout(max(0.001, deadline - time.monotonic()))
+        try:
+            chunk = client.sock.recv(65536)
+        except TimeoutError:
+            break
+        if not chunk:
+            return
+        got += len(chunk)
+        if got >= max(1, len(reply)):
+            return
+    server.exit_unanswered = True
+
+
+#: How long `quiesce` waits for the server to finish what it is doing.
+QUIESCE_LIMIT = 0.1
+
+
+def quiesce(server: Server) -> None:
+    """Wait (bounded) until no thread of the server is running: the reply just read is
+    the end of its work, not the middle of it.
+
+    A thread sends its reply and then goes on for a moment (it checks for `exit`, loops,
+    goes back to recv()). A server whose sessions share state (one receive buffer for all
+    threads) is hurt when another session's message lands in that moment, and whether it
+    does would be the scheduler's choice. Waiting here keeps a check's sequential steps
+    sequential for the server too. A thread that never stops running (a spin) only costs
+    QUIESCE_LIMIT.
+    """
+    proc = server.process
+    if proc is None:
+        return
+    wait_until(lambda: proc.running_threads() == 0, QUIESCE_LIMIT)
 
 
 def fork_children_count(server: Server) -> int | None:

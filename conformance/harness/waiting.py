@@ -28,6 +28,8 @@ _ON_FD = frozenset(
     {"read", "readv", "write", "writev", "accept", "accept4", "recvfrom", "recvmsg",
      "sendto", "sendmsg", "connect", "flock"}
 )  # fmt: skip
+#: Calls that read what a client sends.
+_READS = frozenset({"read", "readv", "recvfrom", "recvmsg"})
 #: Calls that wait for something other than a descriptor.
 _MEANING = {
     "futex": "a lock or condition variable (futex)",
@@ -56,6 +58,8 @@ class Wait:
     #: It can take no client now, whatever happens to other connections: a parent waiting
     #: for its children or for a signal.
     aside: bool = False
+    #: Reading one of the server's client connections: (pid, descriptor).
+    reads: tuple[int, int] | None = None
 
 
 @dataclass(frozen=True)
@@ -70,7 +74,50 @@ def explain(pids: list[int], server_port: int, clients: Mapping[int, str], waiti
     """Why client `waiting` gets no reply, as far as the server's threads show it."""
     waits = where_it_waits(pids, server_port, clients)
     lines = [f"{'Waiting:' if i == 0 else '':10}{line}" for i, line in enumerate(_lines(waits))]
+    shared = shared_reads(pids, server_port, waits)
+    if shared is not None:
+        return Silence([*lines, f"{'':10}{shared[0]}"], shared[1])
     return Silence(lines, _cause(waits, waiting))
+
+
+SHARED_DESCRIPTOR_CAUSE = (
+    "the connected socket reaches each new thread through a variable that the next accept() "
+    "overwrites (a global, or &cfd passed to pthread_create), so two threads serve the newer "
+    "connection and nobody serves the older one: pass each thread its own copy of the "
+    "descriptor, by value through the argument ((void *)(intptr_t)cfd) or in a malloc'd "
+    "cell that the thread frees"
+)
+
+
+def shared_reads(
+    pids: list[int], server_port: int, waits: list[Wait] | None = None
+) -> tuple[str, str] | None:
+    """(evidence, cause) when several threads read the same client connection while other
+    accepted connections are read by none: a descriptor handed over through a shared
+    variable. None otherwise (one reader per connection is every design's normal)."""
+    if waits is None:
+        waits = where_it_waits(pids, server_port, {})
+    readers = Counter(w.reads for w in waits if w.reads is not None)
+    shared = {key: n for key, n in readers.items() if n > 1}
+    if not shared:
+        return None
+    unread = 0
+    for pid in pids:
+        for fd, conn in _sockets(pid).items():
+            own = conn.family != socket.AF_UNIX and conn.laddr and conn.laddr[1] == server_port
+            if own and conn.raddr and (pid, fd) not in readers:
+                unread += 1
+    threads = sum(shared.values())
+    most = sorted(shared.items(), key=lambda kv: -kv[1])
+    where = ", ".join(f"pid {pid} fd {fd}: {n} threads" for (pid, fd), n in most[:3])
+    if len(most) > 3:
+        where += f", and {len(most) - 3} more connections"
+    evidence = (
+        f"{threads} threads read {len(shared)} connection(s) two or more at a time ({where}); "
+        f"{unread} other accepted "
+        "connection(s) are read by no thread"
+    )
+    return evidence, SHARED_DESCRIPTOR_CAUSE
 
 
 def _cause(waits: list[Wait], waiting: str) -> str | None:
@@ -159,11 +206,13 @@ def _thread_wait(
             fd = int(args[0], 16)
             if fd in sockets:
                 on = _Socket(sockets[fd], server_port, clients)
+                reading = call in _READS and on.own and not on.listener
                 return Wait(
                     f"{call}() on {on.text}",
                     takes_new=call.startswith("accept") and on.listener,
                     client=on.client,
                     elsewhere=on.elsewhere,
+                    reads=(pid, fd) if reading else None,
                 )
             return Wait(f"{call}() on {_file(pid, fd)}")
     if call in _MEANING:
