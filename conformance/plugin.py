@@ -29,7 +29,7 @@ from conformance import report as report_mod
 from conformance import settings as settings_mod
 from conformance.errors import USAGE_EXIT, UsageError
 from conformance.harness import launcher
-from conformance.harness.deaths import STOPPING, death_of, judge_death
+from conformance.harness.deaths import DIED_DURING, STOPPING, death_of, judge_death
 from conformance.harness.failure import (
     KIT_ERROR,
     SERVER_GONE,
@@ -457,6 +457,13 @@ def pytest_runtest_call(item: pytest.Item) -> object:
     return result
 
 
+def _servers_of(item: pytest.Item) -> list[Server]:
+    """The servers a check judged: its fixtures that are one, or hold one (a workload)."""
+    values = getattr(item, "funcargs", {}).values()
+    found = [getattr(v, "server", v) for v in values]
+    return [v for v in found if isinstance(v, Server)]
+
+
 def _settled(srv: Server) -> bool:
     """Dead, or no child of a session still running (nothing more to die of)."""
     return not srv.alive() or srv.process is None or not srv.process.live_descendants()
@@ -473,7 +480,7 @@ def _judge_survival(item: pytest.Item, exc: BaseException | None) -> None:
     if failure is not None and is_kit_error(failure):
         return
     state = _state(item.config)
-    servers = [v for v in getattr(item, "funcargs", {}).values() if isinstance(v, Server)]
+    servers = _servers_of(item)
     if exc is None and state.broken:
         # A server seen before the checks to die once sessions end dies a moment after the
         # check ended one (its child exits, SIGCHLD interrupts accept()): wait for that, so
@@ -573,7 +580,8 @@ def _failure_text(item: pytest.Item, req: Requirement, exc: BaseException) -> st
         )
     srv = item.funcargs.get("server") if hasattr(item, "funcargs") else None
     stopped_by_kit = isinstance(srv, Server) and srv.launched is not None and srv.launched.stopped
-    if isinstance(srv, Server) and not stopped_by_kit and not srv.alive():
+    died = isinstance(exc, Violation) and exc.actual.startswith(DIED_DURING)
+    if isinstance(srv, Server) and not stopped_by_kit and not died and not srv.alive():
         body += "\n  Server:   " + srv.death()
     return f"{header}\n{body}"
 

@@ -16,7 +16,12 @@ from conformance.checks.scenario_machine import run_scenarios
 from conformance.harness import Server, fail, wait_until
 from conformance.harness.model import ThreadGrowth, measure_thread_growth
 from conformance.harness.processes import fd_targets
-from conformance.harness.sessions import churn_sessions, require_process, run_sessions
+from conformance.harness.sessions import (
+    DEATH_GRACE,
+    churn_sessions,
+    require_process,
+    run_sessions,
+)
 from conformance.harness.timeouts import CPU_WINDOW, SETTLE_TIMEOUT
 from conformance.marks import requirement
 from conformance.settings import Settings
@@ -93,6 +98,9 @@ class Workload:
                 self._counts = self._run()
             except (Exception, pytest.skip.Exception, pytest.fail.Exception) as exc:
                 self._error = exc
+                # A server that gives up dies a moment after the step that saw it: let it,
+                # so its death is judged as one (deaths.py), not hidden by the stop below.
+                wait_until(lambda: not self.server.alive(), DEATH_GRACE)
                 raise
             finally:
                 # Counted once for both checks: the server is no longer needed, and a server

@@ -44,6 +44,8 @@ OWN_DEATHS = frozenset({"EINTR-1", "EINTR-2", "EINTR-3", "EXIT-3"})
 #: their evidence, not a death.
 STOPPING = frozenset({"EXIT-5", "EXIT-6"})
 
+#: How a failure for a death during the check begins its `Actual:` line.
+DIED_DURING = "the server died during it"
 SIGPIPE_CAUSE = (
     "the server wrote to a connection whose client had gone, and SIGPIPE killed the whole "
     "process: call signal(SIGPIPE, SIG_IGN) at startup (or send with MSG_NOSIGNAL), and end "
@@ -71,7 +73,9 @@ def death_of(server: Server) -> Death | None:
     """How the server died, or None if it is running, was stopped by the kit, or is not one
     the kit launched (address mode judges a shared server's death elsewhere)."""
     launched = server.launched
-    if launched is None or launched.ended_by_kit or server.alive():
+    if launched is None or server.alive():
+        return None
+    if launched.ended_by_kit and not server.died_before_retired:
         return None
     text = server.death()  # waits a moment for the status of a dying leader
     return Death(launched.returncode(), text)
@@ -128,7 +132,7 @@ def judge_death(
     return Verdict(
         violation=Violation(
             "the server still running at the end of this check",
-            f"the server died during it: {death.text}",
+            f"{DIED_DURING}: {death.text}",
             did=server.transcript.tail(),
             cause=cause or (None if rule == req_id else CRASH_CAUSE),
         )

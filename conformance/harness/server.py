@@ -146,6 +146,8 @@ class Server:
     #: Clients whose sessions the kit ended, kept open until the server closes its end
     #: (see sessions.end_session), at the latest until the check is over.
     ending: list[Client] = field(default_factory=list)
+    #: Set when `retire` found the server dead already (see deaths.py).
+    died_before_retired: bool = False
     #: Set when the server let an exit request go unanswered (see sessions.end_session).
     exit_unanswered: bool = False
     #: What else closes connections when the check is over (`close_later`).
@@ -215,7 +217,10 @@ class Server:
         """Done with it: close the clients and stop a server the kit launched (address mode:
         only the clients). A check that shares a server across checks (fd-leak's workload)
         calls this once it has what it needs, so that a server with a fixed port frees the
-        port for the next check at once."""
+        port for the next check at once. A server found dead here died by itself: that is
+        remembered (`died_before_retired`), as its stop would hide it."""
+        if self.launched is not None and not self.launched.ended_by_kit and not self.alive():
+            self.died_before_retired = True
         self.close_clients()
         if self.launched is not None:
             LAUNCH_AHEAD.retire(self.launched)

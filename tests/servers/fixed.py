@@ -106,7 +106,25 @@ FIXED: tuple[FixedServer, ...] = (
         frozenset({"zombies", "eintr"}),
         _ids("ZOMB-1", "ZOMB-2", "EINTR-3"),
     ),
+    # The course tutorial's first thread server: recv()'s result unchecked (after EOF it
+    # sends again and dies of SIGPIPE), connections never closed, one receive and one send
+    # buffer for all threads. EXIT-1 (no close after exit), EXIT-2 (no close after EOF),
+    # EXIT-3 (SIGPIPE), FDL-1 (descriptors), EINTR-3 (an injected EINTR is answered as a
+    # message); EXIT-4 is blocked by EXIT-3 (its sessions that end by EOF kill the server).
+    # Every run the same: the deaths are judged by what killed the server (deaths.py).
+    FixedServer(
+        "tut_thread_tutorial",
+        "thread",
+        "recv() unchecked (SIGPIPE after EOF), no close(), buffers shared by all threads",
+        frozenset({"exit", "fd-leak", "eintr"}),
+        _ids("EXIT-1", "EXIT-2", "EXIT-3", "FDL-1", "EINTR-3"),
+        True,
+    ),
 )
+
+#: Servers with more than one defect, whose defects interact: each must get the same failed
+#: set every run (tests/checks/test_determinism.py).
+MULTI_DEFECT = ("tut_fork_two_defects", "tut_thread_tutorial")
 
 
 def find(name: str) -> FixedServer:

@@ -205,6 +205,28 @@ DEFECTS: tuple[Defect, ...] = (
         why="EXIT-6 is a SHOULD: it fails without failing its category (or the run) unless "
         "--strict; the tutorial-style C servers in tests/servers/fixed/ break it too",
     ),
+    # Two defects in one server, as students write them: the verdict must be the same every
+    # run, however the race between the defects falls (see tests/checks/test_determinism.py).
+    Defect(
+        "reap_once_accept_fatal",
+        "fork",
+        _cats("eintr"),
+        _ids("EINTR-1"),
+        languages=("c",),
+        why="reap_once and accept_eintr_fatal together: the server dies when its first child "
+        "exits, before it can show its zombies, so ZOMB-2 (the handler's defect) is blocked "
+        "by EINTR-1, never passed",
+    ),
+    Defect(
+        "global_cfd",
+        "thread",
+        _cats("concurrency"),
+        _ids("CONC-2", "CONC-5"),
+        languages=("c",),
+        why="the descriptor reaches each thread through a global: when two accepts come "
+        "close together two threads serve the newer connection and none the older; the "
+        "model still reads thread, and the cause names the shared variable",
+    ),
     Defect(
         "pool_unbounded",
         "pool",
