@@ -167,6 +167,16 @@ def test_a_slow_start_is_told_in_the_configs_terms(tmp_path: Path) -> None:
     assert "`start_timeout = SECONDS` under [assignment] (now 5 s)" in why
     slow = gradeconfig.parse('[assignment]\nrun = "./server {port}"\nstart_timeout = 30\n')
     assert slow.start_timeout == 30
+    grader = _grader(tmp_path / "g", slow)
+    seen: list[list[str]] = []
+
+    def supervise(argv: list[str], *args: object) -> tuple[int, None]:
+        seen.append(argv)
+        return 2, None
+
+    grader._supervise = supervise  # type: ignore[method-assign]
+    grader._run_suite()
+    assert seen[0][seen[0].index("--start-timeout") + 1] == "30"
 
 
 def test_a_test_not_judged_reads_its_reason_alone(tmp_path: Path) -> None:
