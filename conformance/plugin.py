@@ -243,6 +243,10 @@ def pytest_sessionstart(session: pytest.Session) -> None:
             f"conformance: the server stopped answering before any check began:\n{exc}",
             returncode=USAGE_EXIT,
         )
+    if _uses_xdist(config):
+        # The workers start their own servers: the ones started ahead here would only idle
+        # (eight of them for a slow starter, each a JVM perhaps) until the run ends.
+        LAUNCH_AHEAD.close()
 
 
 def _ask_liveness(state: RunState, probe: Server) -> None:
