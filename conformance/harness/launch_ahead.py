@@ -17,7 +17,7 @@ from conformance.harness.timeouts import READY_TIMEOUT
 
 #: A take() that waited longer than this for its server to listen means starts are slower
 #: than the checks that use them (a fast server waits a few milliseconds, 60 ms under load):
-#: one more server is kept starting ahead.
+#: more servers are kept starting ahead (see LaunchAhead).
 SLOW_TAKE = 0.5
 #: The most servers kept starting ahead of the checks, per process of the kit. Servers that
 #: sleep or wait on I/O before they listen start side by side for free; ones that burn CPU
