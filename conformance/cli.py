@@ -24,7 +24,7 @@ import pytest
 
 from conformance import __version__, bench
 from conformance.errors import INTERRUPTED_EXIT, USAGE_EXIT
-from conformance.settings import add_server_options
+from conformance.settings import HELP, add_server_options
 from conformance.spec import REQUIREMENTS, render_markdown, select
 
 PACKAGE_DIR = Path(__file__).resolve().parent
@@ -39,6 +39,7 @@ def _run_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--profile", choices=("quick", "default", "thorough"), default="default")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--json-report", metavar="PATH")
+    p.add_argument("--start-timeout", metavar="SECONDS", help=HELP["start_timeout"])
     p.add_argument("--junit-xml", metavar="PATH")
     p.add_argument("--requirement", action="append", default=[], metavar="ID_OR_PREFIX")
     p.add_argument("--exclusions", metavar="PATH")
@@ -80,6 +81,7 @@ def pytest_args(ns: argparse.Namespace) -> list[str]:
         ("--junitxml", ns.junit_xml),
         ("--exclusions", ns.exclusions),
         ("--grading-config", ns.grading_config),
+        ("--start-timeout", ns.start_timeout),
         ("-n", ns.workers),
         ("-k", ns.keyword),
     ):

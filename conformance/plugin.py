@@ -60,7 +60,7 @@ from conformance.harness.server import (
     start_server,
 )
 from conformance.harness.sessions import DEATH_GRACE
-from conformance.harness.timeouts import SETTLE_TIMEOUT
+from conformance.harness.timeouts import READY_TIMEOUT, SETTLE_TIMEOUT
 from conformance.marks import Blocked, NotApplicable
 from conformance.profiles import NAMES as PROFILES
 from conformance.profiles import PROFILES as PROFILE_RECORDS
@@ -83,13 +83,14 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--requirement", action="append", default=[], help=HELP["requirement"])
     group.addoption("--exclusions", help=HELP["exclusions"])
     group.addoption("--grading-config", dest="grading_config", help=HELP["grading_config"])
+    group.addoption("--start-timeout", dest="start_timeout", help=HELP["start_timeout"])
     group.addoption(
         "--conformance-strict",
         action="store_true",
         default=False,
         help=HELP["conformance_strict"],
     )
-    for name in ("protocol", "profile", "seed", "server_cmd"):
+    for name in ("protocol", "profile", "seed", "server_cmd", "start_timeout"):
         parser.addini(f"conformance_{name}", HELP[name])
 
 
@@ -121,6 +122,8 @@ class RunState:
     largest_output: int = 0
     #: What the kit did that the user should know though no check failed for it.
     notes: list[str] = field(default_factory=list)
+    #: Seconds the run waited for launched servers to listen (see LaunchAhead).
+    start_wait_s: float = 0.0
 
 
 STATE = pytest.StashKey[RunState]()
@@ -150,6 +153,8 @@ def pytest_configure(config: pytest.Config) -> None:
         state.settings = settings_mod.parse(config)
     except UsageError as exc:
         state.error = str(exc)
+    else:
+        LAUNCH_AHEAD.ready_timeout = state.settings.start_timeout
     # Servers launched for the checks inherit our limits: room for the most clients a check
     # opens, on both sides. A hard limit too low makes only that check skip, with the reason.
     with contextlib.suppress(DescriptorLimitError):
@@ -239,6 +244,10 @@ def pytest_sessionstart(session: pytest.Session) -> None:
             f"conformance: the server stopped answering before any check began:\n{exc}",
             returncode=USAGE_EXIT,
         )
+    if _uses_xdist(config):
+        # The workers start their own servers: the ones started ahead here would only idle
+        # (eight of them for a slow starter, each a JVM perhaps) until the run ends.
+        LAUNCH_AHEAD.close()
 
 
 def _ask_liveness(state: RunState, probe: Server) -> None:
@@ -315,6 +324,11 @@ def pytest_collection_modifyitems(
             # With a fixed port a launch may have to wait for the kernel to free the port.
             limit = PROFILE_RECORDS[settings.profile].check_timeout + (
                 LINGER_LIMIT if settings.target.fixed_port else 0
+            )
+            # A slow starter's starts are waited for within the check (a fresh server per
+            # generated example): the backstop grows with what --start-timeout adds.
+            limit += PROFILE_RECORDS[settings.profile].fresh_servers * max(
+                0.0, settings.start_timeout - READY_TIMEOUT
             )
             item.add_marker(pytest.mark.timeout(limit, method="signal"))
         reason = settings.exclusions.reason(req.id)
@@ -516,6 +530,7 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]):
     if rep.when == "teardown":
         # Servers write their output in the workers; the controller keeps the largest.
         rep.user_properties.append(("largest_output", str(launcher.LARGEST_OUTPUT)))
+        rep.user_properties.append(("start_wait_s", f"{LAUNCH_AHEAD.report_waited():.3f}"))
     if call.excinfo is not None and call.excinfo.errisinstance(NotApplicable):
         rep.user_properties.append(("not_applicable", "1"))
     if call.excinfo is not None and rep.when == "call":
@@ -606,6 +621,7 @@ class _Recorder:
                 )
         output = int(props.get("largest_output", "0") or 0)
         self.state.largest_output = max(self.state.largest_output, output)
+        self.state.start_wait_s += float(props.get("start_wait_s", "0") or 0)
         if req_id is not None:
             result = self.state.results.setdefault(req_id, report_mod.Result(req_id))
             result.add(report, props)
@@ -644,6 +660,8 @@ def pytest_terminal_summary(terminalreporter, exitstatus: int, config: pytest.Co
 def _build_report(state: RunState, interrupted: bool = False) -> dict[str, object]:
     assert state.settings is not None
     s = state.settings
+    # The controller's own starts (the probes before the checks, under xdist) or the last.
+    state.start_wait_s += LAUNCH_AHEAD.report_waited()
     return report_mod.build(
         results=state.results,
         selected=s.selected,
@@ -661,6 +679,8 @@ def _build_report(state: RunState, interrupted: bool = False) -> dict[str, objec
         notes=[*state.notes, *LAUNCH_NOTES],
         interrupted=interrupted,
         largest_output=max(state.largest_output, launcher.LARGEST_OUTPUT),
+        start_wait_s=state.start_wait_s,
+        start_timeout=s.start_timeout,
     )
 
 

@@ -28,6 +28,12 @@ class Profile:
     #: deadlines first; thorough tries forty times the examples, each with a fresh server.
     check_timeout: float = 60.0
 
+    @property
+    def fresh_servers(self) -> int:
+        """The most servers one check starts: one per generated example or scenario, and its
+        own."""
+        return max(self.examples, self.scenarios) + 1
+
     def repeats(self, n: int) -> int:
         """`n` scaled by the profile's effort, never below 2."""
         return max(2, round(n * self.effort))

@@ -126,6 +126,8 @@ def build(
     notes: list[str] | None = None,
     interrupted: bool = False,
     largest_output: int = 0,
+    start_wait_s: float = 0.0,
+    start_timeout: float = 5.0,
 ) -> dict[str, object]:
     requirements = []
     total, most = 0.0, 0.0
@@ -191,8 +193,15 @@ def build(
         "serialised": serialised,
         "notes": list(dict.fromkeys(notes or [])),
         "largest_output_bytes": largest_output,
+        "start_wait_s": round(start_wait_s, 3),
+        "start_timeout_s": start_timeout,
     }
 
+
+#: Below this many seconds waited for starts in a run, the summary does not mention them
+#: (the JSON report always has them): a fast server costs under a second in all at -n 0,
+#: one or two seconds added up over xdist workers on a loaded machine.
+START_WAIT_SHOWN = 5.0
 
 #: Why a selected requirement has no verdict when its check never ran.
 NOT_RUN_INTERRUPTED = "not judged: the run was interrupted (Ctrl-C or SIGTERM) before this check"
@@ -257,6 +266,12 @@ def summary_lines(doc: dict[str, object]) -> list[str]:
             lines.append(f"not judged: {r['id']}: {why}")
     for note in cast("list[str]", doc.get("notes") or []):
         lines.append(f"note: {note}")
+    waited = cast("float", doc.get("start_wait_s") or 0.0)
+    if waited >= START_WAIT_SHOWN:
+        lines.append(
+            f"waited {waited:.1f} s in all for launched servers to listen (of "
+            f"{doc['duration_s']:.1f} s; --start-timeout {doc.get('start_timeout_s', 5):g} s)"
+        )
     if doc.get("serialised"):
         lines.append(
             "kept on one xdist worker (they need a quiet server): "

@@ -29,6 +29,7 @@ from conformance.harness.server import (
     fill_command,
     is_loopback,
 )
+from conformance.harness.timeouts import READY_TIMEOUT
 from conformance.profiles import NAMES as PROFILES
 from conformance.spec import Requirement, select
 
@@ -48,6 +49,8 @@ HELP = {
     "exclusions": "file of requirements to skip, one 'ID: reason' per line",
     "conformance_strict": "SHOULD requirements that fail also fail the run",
     "grading_config": "grading config (TOML): points, excluded requirements, visibility",
+    "start_timeout": "seconds a launched server may take to listen on its port (default: 5); "
+    "for servers that are slow to start",
 }
 NO_SERVER = (
     "conformance checks were collected but no server was given: use --server "
@@ -66,6 +69,7 @@ class Settings:
     exclusions: Exclusions
     json_report: Path | None
     grading: gradeconfig.GradingConfig = gradeconfig.DEFAULT
+    start_timeout: float = READY_TIMEOUT
 
 
 def add_server_options(parser: argparse.ArgumentParser) -> None:
@@ -126,6 +130,7 @@ def parse(config: pytest.Config) -> Settings:
     # The config's exclusions first, so an exclusions file given on top has the last word.
     exclusions = Exclusions({**grading.excluded, **exclusions.entries})
     json_report = config.getoption("json_report")
+    start_timeout = parse_start_timeout(setting(config, "start_timeout"), grading)
     return Settings(
         target,
         protocol,
@@ -136,7 +141,24 @@ def parse(config: pytest.Config) -> Settings:
         exclusions,
         Path(json_report) if json_report else None,
         grading,
+        start_timeout,
     )
+
+
+def parse_start_timeout(text: str | None, grading: gradeconfig.GradingConfig) -> float:
+    """--start-timeout (or the grading config's `start_timeout`), checked: seconds > 0."""
+    if text is None:
+        return grading.start_timeout
+    try:
+        value = float(text)
+    except ValueError:
+        value = float("nan")
+    if not 0 < value <= gradeconfig.MAX_START_TIMEOUT:
+        raise UsageError(
+            f"--start-timeout {text!r}: give the seconds a server may take to listen, a number "
+            f"above 0 and at most {gradeconfig.MAX_START_TIMEOUT:.0f}"
+        )
+    return value
 
 
 def adapter_options(protocol: str, line_reply: str | None, http_path: str | None) -> None:
@@ -159,6 +181,9 @@ PORT_ELSEWHERE_HINT = (
     "Does it take the port from its arguments ({port} in --server-cmd), or does it always use "
     "one port (then give that port with --port N)?"
 )
+#: What to do about a server that did not listen in time, in the command line's terms (the
+#: grader rewrites it in its config's terms: grade/submission.py).
+START_TIMEOUT_HINT = "If it is only slow to start, give it longer with --start-timeout SECONDS."
 
 
 def launch_hint(exc: Exception) -> str:
@@ -172,6 +197,8 @@ def launch_hint(exc: Exception) -> str:
     elif isinstance(exc, LaunchError):
         if exc.kind == "never-listened" and exc.elsewhere:
             hint = PORT_ELSEWHERE_HINT
+        elif exc.kind == "never-listened":
+            hint = START_TIMEOUT_HINT
         elif exc.kind == "bad-command":
             hint = "put {port} where the port goes, or give the port it always uses with --port N"
         elif exc.kind == "port-in-use":

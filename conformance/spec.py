@@ -324,10 +324,15 @@ REQUIREMENTS: tuple[Requirement, ...] = (
         "EINTR-3",
         "MUST",
         "eintr",
-        "When accept, accept4, read and recv calls fail with EINTR (injected with strace), the "
-        "server retries them: every session completes and the server keeps accepting.",
-        "EINTR can come from any signal, a debugger or a stopped-and-continued process; every "
-        "blocking call must be retried when errno == EINTR.",
+        "When accept, accept4, read and recv calls on blocking descriptors fail with EINTR "
+        "(injected with strace), the server retries them: every session completes and the "
+        "server keeps accepting.",
+        "A signal caught by a handler installed without SA_RESTART (as some runtimes and "
+        "libraries install theirs) makes a blocked accept, read or recv fail with EINTR; with "
+        "a receive timeout (SO_RCVTIMEO) accept and recv fail so even with SA_RESTART, and "
+        "even after a mere stop and SIGCONT (signal(7)). A plain blocking accept or recv is "
+        "restarted after a stop, and a call on a non-blocking socket never sleeps, so no signal "
+        "interrupts it: the kit injects EINTR only into calls on blocking descriptors.",
         launch_only=True,
     ),
     # -- isolation --------------------------------------------------------------------------

@@ -15,6 +15,7 @@ import pytest
 from conformance.harness import Server, wait_until
 from conformance.harness.failure import CannotJudge, Violation, fail, show
 from conformance.harness.sessions import (
+    blocking_descriptors,
     death_reported,
     end_session,
     expect_alive,
@@ -25,11 +26,11 @@ from conformance.harness.signals import (
     Storm,
     StraceUnavailable,
     injected_eintr,
-    injected_on_files,
+    injected_without_signal,
     interrupt_reads,
 )
 from conformance.harness.timeouts import EOF_TIMEOUT, SETTLE_TIMEOUT
-from conformance.marks import requirement
+from conformance.marks import NotApplicable, requirement
 
 ACCEPT_CAUSE = (
     "accept() probably returned -1 with errno EINTR (SIGCHLD from the exiting child "
@@ -204,12 +205,23 @@ def test_signal_storm_during_sessions(server: Server, repeats) -> None:
 
 @requirement("EINTR-3")
 def test_injected_eintr(server: Server, tmp_path, repeats) -> None:
-    """strace makes every second accept/read/recv fail with EINTR; nothing may notice."""
+    """strace makes every second accept/read/recv on a blocking descriptor fail with EINTR;
+    nothing may notice. A call on a non-blocking descriptor never sleeps, so no signal can
+    interrupt it: those are left alone."""
     proc = require_process(server, "EINTR-3")
+    blocking = blocking_descriptors(server)
+    server.transcript.add(f"looked at the server's descriptors: {blocking.describe()}")
+    if not blocking.calls:
+        raise NotApplicable(
+            msg="not applicable: EINTR-3 injects EINTR into accept and recv on blocking "
+            f"descriptors, and this server has none ({blocking.describe()}): a call on a "
+            "non-blocking socket never sleeps, so no signal makes it fail with EINTR"
+        )
+    calls = ",".join(blocking.calls)
     log = str(tmp_path / "strace.log")
     try:
-        with injected_eintr(proc.pid, log):
-            server.transcript.add("attached strace: every 2nd accept/read/recv* fails with EINTR")
+        with injected_eintr(proc.pid, log, calls):
+            server.transcript.add(f"attached strace: every 2nd call of {calls} fails with EINTR")
             _sessions_survive(
                 server,
                 "with EINTR injected",
@@ -221,12 +233,13 @@ def test_injected_eintr(server: Server, tmp_path, repeats) -> None:
     except StraceUnavailable as exc:
         pytest.skip(f"EINTR-3 needs strace with ptrace allowed: {exc}")
     except Violation:
-        on_files = injected_on_files(log)
-        if not on_files:
+        artefacts = injected_without_signal(log)
+        if not artefacts:
             raise
         raise CannotJudge(
-            "EINTR-3 cannot be judged on this server: the injected EINTR also hit reads of "
-            f"regular files ({'; '.join(on_files[:3])}), where no signal can cause one (a "
+            "EINTR-3 cannot be judged on this server: the injected EINTR also hit calls where "
+            f"no signal can cause one ({'; '.join(artefacts[:3])}): reads of regular files (a "
             "program the server executes per connection, whose dynamic loader gives up on "
-            "EINTR); EINTR-2's real signals judge its sockets"
+            "EINTR) or non-blocking descriptors, which never sleep; EINTR-2's real signals "
+            "judge its sockets"
         ) from None

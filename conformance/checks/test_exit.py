@@ -34,7 +34,6 @@ from conformance.harness.sockdiag import accept_queue, socket_fds
 from conformance.harness.timeouts import (
     CPU_WINDOW,
     EOF_TIMEOUT,
-    READY_TIMEOUT,
     REPLY_TIMEOUT,
     SETTLE_TIMEOUT,
     SIGTERM_TIMEOUT,
@@ -349,7 +348,7 @@ def test_restarts_on_its_port_at_once(server: Server) -> None:
         again = restart_on_port(launched)
     except LaunchError as exc:
         fail(
-            f"the new instance listening on port {server.port} within {READY_TIMEOUT:.0f} s",
+            f"the new instance listening on port {server.port} within {launched.ready_timeout:g} s",
             str(exc).splitlines()[0],
             did=server.transcript.tail(),
             evidence=[line.strip() for line in str(exc).splitlines()[1:] if line.strip()][-4:],

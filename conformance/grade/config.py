@@ -11,6 +11,7 @@ grading config silently changes two hundred grades.
     run = "./server {port}"     # or a command without {port} plus `port = 8080`
     protocol = "ok"
     profile = "quick"
+    start_timeout = 5           # seconds a server may take to listen (--start-timeout)
 
     [points]                    # keys: MUST, SHOULD, a category, an ID prefix or an ID;
     MUST = 1                    # the most specific wins (ID > prefix/category > level)
@@ -37,6 +38,7 @@ from typing import Any
 
 from conformance import profiles, protocols
 from conformance.errors import UsageError
+from conformance.harness.timeouts import READY_TIMEOUT
 from conformance.spec import BY_ID, REQUIREMENTS, Requirement, select
 
 if sys.version_info >= (3, 11):
@@ -44,6 +46,8 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover - exercised on 3.10 only
     import tomli as tomllib
 
+#: The longest start_timeout (and --start-timeout): a bound on one start's wait.
+MAX_START_TIMEOUT = 600.0
 VISIBILITIES = ("visible", "hidden", "after_due_date", "after_published")
 PROFILES = profiles.NAMES
 #: The built-in protocol adapters (conformance/protocols). A config may also name its own,
@@ -108,6 +112,8 @@ class GradingConfig:
     build_timeout: float = 120.0
     #: Wall-clock seconds for the whole suite against one submission.
     timeout: float = 600.0
+    #: Seconds a submission's server may take to listen (the kit's --start-timeout).
+    start_timeout: float = READY_TIMEOUT
     points: dict[str, float] = field(default_factory=dict)
     excluded: dict[str, str] = field(default_factory=dict)
     visibility: str = "visible"
@@ -140,6 +146,7 @@ _ASSIGNMENT_KEYS: dict[str, type | tuple[type, ...]] = {
     "seed": int,
     "build_timeout": (int, float),
     "timeout": (int, float),
+    "start_timeout": (int, float),
 }
 
 
@@ -224,9 +231,13 @@ def _assignment(table: dict[str, Any], source: str) -> dict[str, Any]:
             f"{source}: assignment.run {run!r} has no {{port}}: add it, or set assignment.port "
             "to the port the servers hard-code"
         )
-    for key in ("build_timeout", "timeout"):
+    for key in ("build_timeout", "timeout", "start_timeout"):
         if key in out and out[key] <= 0:
             raise ConfigError(f"{source}: assignment.{key} must be positive")
+    if out.get("start_timeout", 0) > MAX_START_TIMEOUT:
+        raise ConfigError(
+            f"{source}: assignment.start_timeout must be at most {MAX_START_TIMEOUT:.0f} s"
+        )
     return out
 
 

@@ -36,7 +36,8 @@ from conformance.grade import autograders, containment
 from conformance.grade.config import GradingConfig, adapter_path, user_adapter
 from conformance.grade.sandbox import Sandbox, netns_argv, tasks_of
 from conformance.harness.processes import describe_exit
-from conformance.settings import PORT_ELSEWHERE_HINT
+from conformance.harness.timeouts import READY_TIMEOUT
+from conformance.settings import PORT_ELSEWHERE_HINT, START_TIMEOUT_HINT
 
 #: How often the watchdog looks at the clock, the disk and the process count.
 WATCH_INTERVAL = 0.5
@@ -265,6 +266,8 @@ class Grader:
             argv += ["--line-reply", config.line_reply]
         if config.http_path is not None:
             argv += ["--http-path", config.http_path]
+        if config.start_timeout != READY_TIMEOUT:
+            argv += ["--start-timeout", f"{config.start_timeout:g}"]
         if self.options.config_path is not None:
             argv += ["--grading-config", str(self.options.config_path)]
         for req in self.options.requirements:
@@ -500,7 +503,11 @@ def _grader_hint(text: str, config: GradingConfig) -> str:
             f"{config.port}` (the port every submission must listen on) and runs `{config.run}`."
         )
 
-    return _PORT_HINT.sub(hint, text)
+    slow = (
+        "If it is only slow to start, give it longer with `start_timeout = SECONDS` under "
+        f"[assignment] (now {config.start_timeout:g} s)."
+    )
+    return _PORT_HINT.sub(hint, text).replace(START_TIMEOUT_HINT, slow)
 
 
 def _start_refused(log: Path) -> bool:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import contextlib
+import math
+import time
 
 from conformance.harness.launcher import (
     LaunchedServer,
@@ -11,6 +13,16 @@ from conformance.harness.launcher import (
     on_free_port,
 )
 from conformance.harness.ports import free_port
+from conformance.harness.timeouts import READY_TIMEOUT
+
+#: A take() that waited longer than this for its server to listen means starts are slower
+#: than the checks that use them (a fast server waits a few milliseconds, 60 ms under load):
+#: more servers are kept starting ahead (see LaunchAhead).
+SLOW_TAKE = 0.5
+#: The most servers kept starting ahead of the checks, per process of the kit. Servers that
+#: sleep or wait on I/O before they listen start side by side for free; ones that burn CPU
+#: (a JVM) compete, so more would only slow each start and disturb the running check.
+MAX_DEPTH = 8
 
 
 class LaunchAhead:
@@ -23,18 +35,45 @@ class LaunchAhead:
     Two, not one: many checks and examples take only a few milliseconds, less than one
     start-up, so a run of them would still wait for each server in turn. A fixed port
     allows one server at a time, so then each is started when needed.
+
+    A server that takes seconds to start (a JVM, an application that loads data) would make
+    the checks wait for each start in turn. When a take() waits W > SLOW_TAKE seconds, a
+    start spans some W / SLOW_TAKE checks, so that many are kept starting (at least one more
+    than before, at most MAX_DEPTH): starts overlap, and the checks wait about the start
+    time once per MAX_DEPTH servers (docs/measurements.md). `waited` adds up what take()
+    waited, for the report.
     """
 
-    def __init__(self, depth: int = 2) -> None:
+    def __init__(self, depth: int = 2, ready_timeout: float = READY_TIMEOUT) -> None:
         self.depth = depth
+        #: How long a server may take to listen (--start-timeout).
+        self.ready_timeout = ready_timeout
+        #: Seconds take() spent waiting for servers to listen, and not yet reported.
+        self.waited = 0.0
         self._next: dict[str, list[LaunchedServer]] = {}
         self._retiring: list[LaunchedServer] = []
 
     def take(self, command: str, port: int | None = None) -> LaunchedServer:
+        t0 = time.monotonic()
+        try:
+            return self._take(command, port)
+        finally:
+            wait = time.monotonic() - t0
+            self.waited += wait
+            if wait > SLOW_TAKE:
+                # A start spans about wait / SLOW_TAKE checks: keep that many starting.
+                self.depth = min(MAX_DEPTH, max(self.depth + 1, math.ceil(wait / SLOW_TAKE)))
+
+    def report_waited(self) -> float:
+        """The seconds waited for starts since the last call (each wait reported once)."""
+        waited, self.waited = self.waited, 0.0
+        return waited
+
+    def _take(self, command: str, port: int | None) -> LaunchedServer:
         if port is not None or "{port}" not in command:
             # One port holds one server: the previous instance's whole tree is gone first.
             self.finish()
-            return launch(command, port=port)
+            return launch(command, port=port, ready_timeout=self.ready_timeout)
         ahead = self._next.setdefault(command, [])
         ahead[:] = [s for s in ahead if not s.stopped]
         server = ahead.pop(0) if ahead else spawnon_free_port(command)
@@ -42,7 +81,7 @@ class LaunchAhead:
             # A command that cannot start fails when its server is taken, with its own error.
             while len(ahead) < self.depth:
                 ahead.append(spawnon_free_port(command))
-        return on_free_port(lambda: spawnon_free_port(command), server)
+        return on_free_port(lambda: spawnon_free_port(command), server, self.ready_timeout)
 
     def retire(self, server: LaunchedServer) -> None:
         """Stop a used server without waiting for it to exit.

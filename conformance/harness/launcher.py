@@ -189,6 +189,8 @@ class LaunchedServer:
         self.stopped = False
         #: When terminate() sent SIGTERM, if it did: stop() then waits only what is left.
         self.terminated_at: float | None = None
+        #: How long it was given to listen (--start-timeout); a restart gets as long.
+        self.ready_timeout = READY_TIMEOUT
 
     # -- starting ---------------------------------------------------------------------------
     def start(self, ready_timeout: float = READY_TIMEOUT) -> LaunchedServer:
@@ -225,6 +227,7 @@ class LaunchedServer:
         return self
 
     def wait_ready(self, ready_timeout: float = READY_TIMEOUT) -> LaunchedServer:
+        self.ready_timeout = ready_timeout
         try:
             self._wait_ready(ready_timeout)
         except BaseException:
@@ -574,14 +577,14 @@ def _on_fixed_port(spawn, port: int, ready_timeout: float) -> LaunchedServer:
 FIXED_PORT_ATTEMPTS = 3
 
 
-def restart_on_port(
-    stopped: LaunchedServer, ready_timeout: float = READY_TIMEOUT
-) -> LaunchedServer:
+def restart_on_port(stopped: LaunchedServer) -> LaunchedServer:
     """A new instance of a stopped server on the same port, started at once: without waiting
-    for the port to be released, which is what EXIT-6 judges. Raises LaunchError if it does
-    not listen (the new instance is stopped then)."""
+    for the port to be released, which is what EXIT-6 judges. It may take as long to listen
+    as the first. Raises LaunchError if it does not listen (the new instance is stopped)."""
     assert stopped.stopped, "stop the first instance before starting the second"
-    return LaunchedServer(stopped.command, stopped.port, fixed_port=True).start(ready_timeout)
+    return LaunchedServer(stopped.command, stopped.port, fixed_port=True).start(
+        stopped.ready_timeout
+    )
 
 
 #: Launches on a port the kit chose, when the port turned out to be taken (see port_clash).

@@ -14,11 +14,14 @@ import selectors
 import socket
 import time
 from collections.abc import Iterator
+from dataclasses import dataclass
 
 from conformance.harness.client import Client
 from conformance.harness.failure import CannotJudge, Violation, fail
 from conformance.harness.polling import wait_until
+from conformance.harness.processes import holders_of_connection, listeners_of
 from conformance.harness.server import Server
+from conformance.harness.signals import ACCEPT_CALLS, READ_CALLS, blocks
 from conformance.harness.timeouts import QUIET_PERIOD, SETTLE_TIMEOUT
 from conformance.harness.wire import EXIT, message
 
@@ -286,3 +289,45 @@ def drain(clients: list[Client], quiet: float = QUIET_PERIOD) -> dict[int, bytes
     finally:
         sel.close()
     return got
+
+
+@dataclass(frozen=True, slots=True)
+class Blocking:
+    """Whether the server's listening socket and its connections are blocking descriptors
+    (None: not seen). A signal can make a call fail with EINTR only while it sleeps, and a
+    call on a non-blocking descriptor never does (signal(7); tcp_recvmsg returns EAGAIN
+    before it looks at pending signals)."""
+
+    listener: bool | None
+    connection: bool | None
+
+    @property
+    def calls(self) -> tuple[str, ...]:
+        """The calls a signal could interrupt: on descriptors seen blocking, or not seen."""
+        return (ACCEPT_CALLS if self.listener is not False else ()) + (
+            READ_CALLS if self.connection is not False else ()
+        )
+
+    def describe(self) -> str:
+        def word(value: bool | None) -> str:
+            return {True: "blocking", False: "non-blocking", None: "not seen"}[value]
+
+        return f"listening socket {word(self.listener)}, connections {word(self.connection)}"
+
+
+def blocking_descriptors(server: Server) -> Blocking:
+    """Look at the flags of the server's listening socket and of its end of one session's
+    connection (held open for the look, then ended): /proc/PID/fdinfo."""
+    __tracebackhide__ = True
+    if server.process is None:
+        return Blocking(None, None)
+    proc = server.process
+    pids = proc.tree_pids()
+    listener = next(
+        (blocks(pid, s.fd) for pid in pids for s in listeners_of(pid, server.port)), None
+    )
+    with session(server, "P") as client:
+        client.request(server.adapter.request(0, 16))
+        held = holders_of_connection(proc.tree_pids(), client.local_address, server.port)
+        connection = next((blocks(h.pid, h.fd) for h in held), None)
+    return Blocking(listener, connection)

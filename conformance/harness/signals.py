@@ -25,7 +25,11 @@ from conformance.harness.processes import ServerProcess
 from conformance.harness.timeouts import KILL_WAIT, LOOPBACK_TIMEOUT, STOP_GRACE
 
 STORM_SIGNALS = (signal.SIGCHLD, signal.SIGWINCH, signal.SIGURG)
-INJECTED = "accept,accept4,read,recvfrom,recvmsg"
+#: The calls EINTR-3 injects EINTR into, by the descriptor they wait on: a connection is
+#: read with read/recvfrom/recvmsg; the listening socket is accepted from.
+ACCEPT_CALLS = ("accept", "accept4")
+READ_CALLS = ("read", "recvfrom", "recvmsg")
+INJECTED = ",".join(ACCEPT_CALLS + READ_CALLS)
 
 
 class Storm:
@@ -110,9 +114,12 @@ class StraceUnavailable(Exception):
 
 
 @contextlib.contextmanager
-def injected_eintr(pid: int, log_path: str) -> Iterator[subprocess.Popen[bytes]]:
-    """Attach strace to `pid` (and its threads and future children); every second call of
-    accept/accept4/read/recvfrom/recvmsg fails with EINTR until the block ends."""
+def injected_eintr(
+    pid: int, log_path: str, calls: str = INJECTED
+) -> Iterator[subprocess.Popen[bytes]]:
+    """Attach strace to `pid` (and its threads and future children); every second of
+    `calls` (by default accept/accept4/read/recvfrom/recvmsg) fails with EINTR until the
+    block ends."""
     strace = shutil.which("strace")
     if strace is None:
         raise StraceUnavailable("strace is not installed (Debian: apt-get install strace)")
@@ -124,9 +131,9 @@ def injected_eintr(pid: int, log_path: str) -> Iterator[subprocess.Popen[bytes]]
         "-o",
         log_path,
         "-e",
-        f"trace={INJECTED}",
+        f"trace={calls}",
         "-e",
-        f"inject={INJECTED}:error=EINTR:when=2+2",
+        f"inject={calls}:error=EINTR:when=2+2",
         "-p",
         str(pid),
     ]
@@ -157,21 +164,46 @@ _INJECTED_LINE = re.compile(
 )
 
 
-def injected_on_files(log_path: str) -> list[str]:
-    """The injected EINTRs (from strace's log) that hit a read of a regular file.
+def injected_without_signal(log_path: str) -> list[str]:
+    """The injected EINTRs (from strace's log) where no signal can cause one: a read of a
+    regular file, or a call on a descriptor that is non-blocking (when it is still open).
 
     A signal never makes read() of a regular file on a local file system fail with EINTR, so
     those are the injection's artefacts, not anything a server meets: the dynamic loader of a
     program a fork server executes per connection (tcpserver, inetd, socat's EXEC) reads its
-    libraries with read() and gives up on EINTR ("cannot read file data: Error 4").
+    libraries with read() and gives up on EINTR ("cannot read file data: Error 4"). Nor does
+    a call on a non-blocking descriptor: it never sleeps, and the kernel answers EAGAIN
+    before it looks at pending signals (tcp_recvmsg), so an event loop's self-pipe or a
+    non-blocking connection read among blocking ones may treat EINTR as fatal.
     """
     found = []
     with contextlib.suppress(OSError), open(log_path, errors="replace") as f:
         for line in f:
             m = _INJECTED_LINE.match(line)
-            if m and m["path"].startswith("/"):
-                found.append(f"pid {m['pid']}: {m['call']}() of {m['path']}")
+            if m is None:
+                continue
+            where = f"pid {m['pid']}: {m['call']}() of {m['path']}"
+            if m["path"].startswith("/"):
+                found.append(where)
+            elif blocks(int(m["pid"]), int(m["fd"]), m["path"]) is False:
+                found.append(f"{where}, a non-blocking descriptor")
     return found
+
+
+def blocks(pid: int, fd: int, path: str | None = None) -> bool | None:
+    """Whether a call on descriptor `fd` of `pid` can sleep (O_NONBLOCK is clear), from
+    /proc/PID/fdinfo; None when it cannot be read, or (`path` given, as strace's `-y` or
+    readlink print it) the descriptor now refers to something else."""
+    try:
+        if path is not None and os.readlink(f"/proc/{pid}/fd/{fd}") != path:
+            return None
+        with open(f"/proc/{pid}/fdinfo/{fd}") as f:
+            for line in f:
+                if line.startswith("flags:"):
+                    return not int(line.split()[1], 8) & os.O_NONBLOCK
+    except (OSError, ValueError):
+        return None
+    return None
 
 
 def _stop_tracer(tracer: subprocess.Popen[bytes]) -> None:

@@ -165,6 +165,8 @@ def test_points_resolve_most_specific_first() -> None:
             "line_reply is not a regular expression",
         ),
         ("[assignment]\nprotocol = 'http'\nhttp_path = 'x'\n", "must start with /"),
+        ("[assignment]\nstart_timeout = 0\n", "start_timeout must be positive"),
+        ("[assignment]\nstart_timeout = 900\n", "start_timeout must be at most 600 s"),
     ],
 )
 def test_bad_config_is_one_clear_line(text: str, message: str) -> None:
@@ -182,7 +184,7 @@ def test_bad_config_is_a_usage_error_of_grade(tmp_path: Path) -> None:
     assert result.stderr.strip().splitlines() == [
         f"conformance grade: {tmp_path / 'g.toml'}: unknown key [assignment] 'bulid'; "
         "allowed: build, build_timeout, http_path, line_reply, port, profile, protocol, run, "
-        "seed, timeout"
+        "seed, start_timeout, timeout"
     ]
 
 

@@ -19,7 +19,7 @@ import pytest
 from conformance.grade import autograders, submission
 from conformance.grade import config as gradeconfig
 from conformance.grade.submission import Grader, Options
-from conformance.settings import PORT_ELSEWHERE_HINT
+from conformance.settings import PORT_ELSEWHERE_HINT, START_TIMEOUT_HINT
 from tests.grade.test_grading import (
     _class,
     _grade,
@@ -151,6 +151,32 @@ def test_the_kits_reason_is_said_once_with_the_graders_hint(tmp_path: Path) -> N
     assert why.endswith("command: ./server {port}\n  last lines of its stderr:\n    (empty)")
     fixed = gradeconfig.with_run(CONFIG, run="./server 9090", port=9090)
     assert "the grading config has `port = 9090`" in str(submission._kit_error(log, fixed))
+
+
+def test_a_slow_start_is_told_in_the_configs_terms(tmp_path: Path) -> None:
+    """The kit's `--start-timeout` hint becomes the config's `start_timeout`, and the grader
+    passes the config's value to the kit."""
+    log = tmp_path / "run.log"
+    said = (
+        "conformance: the server could not be started: the server did not listen on port "
+        f"14547 within 5 s. {START_TIMEOUT_HINT}\n  command: ./server {{port}}\n"
+    )
+    log.write_text(f"Exit: {said}")
+    why = str(submission._kit_error(log, CONFIG))
+    assert "--start-timeout" not in why
+    assert "`start_timeout = SECONDS` under [assignment] (now 5 s)" in why
+    slow = gradeconfig.parse('[assignment]\nrun = "./server {port}"\nstart_timeout = 30\n')
+    assert slow.start_timeout == 30
+    grader = _grader(tmp_path / "g", slow)
+    seen: list[list[str]] = []
+
+    def supervise(argv: list[str], *args: object) -> tuple[int, None]:
+        seen.append(argv)
+        return 2, None
+
+    grader._supervise = supervise  # type: ignore[method-assign]
+    grader._run_suite()
+    assert seen[0][seen[0].index("--start-timeout") + 1] == "30"
 
 
 def test_a_test_not_judged_reads_its_reason_alone(tmp_path: Path) -> None:

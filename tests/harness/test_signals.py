@@ -99,3 +99,34 @@ def test_a_thread_blocked_reading_is_found_and_interrupted() -> None:
         reader.wait(5)
         assert reader.stdin is not None
         reader.stdin.close()
+
+
+def test_blocks_reads_o_nonblock_and_injections_there_are_not_judged(tmp_path) -> None:
+    """A call on a non-blocking descriptor never sleeps, so an EINTR injected there is the
+    injection's artefact, as one on a regular file is; one on a blocking socket is not."""
+    import os
+    import socket
+
+    from conformance.harness.signals import blocks, injected_without_signal
+
+    a, b = socket.socketpair()
+    with a, b:
+        b.setblocking(False)
+        me = os.getpid()
+        assert blocks(me, a.fileno()) is True
+        assert blocks(me, b.fileno()) is False
+        path_a = os.readlink(f"/proc/{me}/fd/{a.fileno()}")
+        path_b = os.readlink(f"/proc/{me}/fd/{b.fileno()}")
+        assert blocks(me, b.fileno(), "socket:[1]") is None  # another descriptor by now
+        log = tmp_path / "strace.log"
+        line = "{pid} read({fd}<{path}>, 0x7ffd, 1024) = -1 EINTR (Interrupted) (INJECTED)\n"
+        log.write_text(
+            line.format(pid=me, fd=a.fileno(), path=path_a)
+            + line.format(pid=me, fd=b.fileno(), path=path_b)
+            + line.format(pid=me, fd=3, path="/usr/lib/libc.so.6")
+        )
+        found = injected_without_signal(str(log))
+    assert found == [
+        f"pid {me}: read() of {path_b}, a non-blocking descriptor",
+        f"pid {me}: read() of /usr/lib/libc.so.6",
+    ]

@@ -186,6 +186,54 @@ def test_http_framing() -> None:
     assert response_length(b"HTTP/1.1 200 OK\r\n\r\nbody", to_close=True) == 23
 
 
+@pytest.mark.parametrize(
+    ("response", "why"),
+    [
+        (b"HTTP/1.1 200 OK\r\nContent-Length: -1\r\n\r\n", r"bad Content-Length \(.*-1\)"),
+        (b"HTTP/1.1 200 OK\r\nContent-Length: +3\r\n\r\nabc", "bad Content-Length"),
+        (
+            b"HTTP/1.1 200 OK\r\nContent-Length: 9\r\nContent-Length: 3\r\n\r\nabc",
+            "conflicting Content-Length",
+        ),
+        (
+            b"HTTP/1.1 200 OK\r\nTransfer-Encoding: notchunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n",
+            "Only Transfer-Encoding: chunked",
+        ),
+        (
+            b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabcXX0\r\n\r\n",
+            "malformed chunk footer",
+        ),
+        (b"HTTP/1.1 200 OK\r\nBad Header: x\r\nContent-Length: 0\r\n\r\n", "malformed"),
+    ],
+)
+def test_http_replies_are_judged_by_rfc_9112(response: bytes, why: str) -> None:
+    """What a lenient reader took for a reply (the last Content-Length, int() of it, `chunked`
+    anywhere in Transfer-Encoding) is malformed by HTTP/1.1's rules, and says why."""
+    with pytest.raises(ValueError, match=why):
+        response_length(response)
+
+
+def test_http_equal_content_lengths_and_a_judged_reply_again_are_fine() -> None:
+    twice = b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\nContent-Length: 3\r\n\r\nabc"
+    assert response_length(twice) == len(twice)
+    assert response_length(twice) == len(twice)  # the second time from the judged cache
+    assert response_length(twice + b"HTTP/1.1") == len(twice)
+
+
+HTTP_DEFECTS = ["negative_length", "conflicting_length", "signed_length", "notchunked",
+                "chunk_no_crlf"]  # fmt: skip
+
+
+@pytest.mark.parametrize("defect", HTTP_DEFECTS)
+def test_a_malformed_http_reply_fails_proto_6(tmp_path: Path, defect: str) -> None:
+    """Each server frames its replies so that a lenient reader finds one; by RFC 9112 they
+    are malformed, and PROTO-6 fails with the reason (the correct server passes above)."""
+    doc = run(tmp_path, "http", "thread", defect, "--requirement", "PROTO-6")
+    assert failed(doc) == {"PROTO-6"}, doc["stdout"]
+    detail = next(r["detail"] for r in doc["requirements"] if r["id"] == "PROTO-6")
+    assert "a malformed HTTP response" in detail, detail
+
+
 def test_resp_framing() -> None:
     assert command(b"PING") == b"*1\r\n$4\r\nPING\r\n"
     assert value_length(b"+PONG\r\n") == 7

@@ -163,6 +163,14 @@ DEFECTS: tuple[Defect, ...] = (
     Defect("backlog3", "thread", _cats("concurrency"), _ids("CONC-3")),
     Defect("winch_stops", "thread", _cats("eintr"), _ids("EINTR-2")),
     Defect(
+        "epoll_blocking_eintr",
+        "event-loop",
+        _cats("eintr"),
+        _ids("EINTR-3"),
+        languages=("c",),
+        why="C only: Python retries a system call EINTR interrupts by itself (PEP 475)",
+    ),
+    Defect(
         "thread_leak",
         "thread",
         _cats("fd-leak", "exit"),
@@ -249,7 +257,7 @@ BREAKS: dict[str, frozenset[str]] = {
 
 _CORRECT: dict[Language, dict[str, str]] = {
     "c": {"ok_fork": "fork", "ok_thread": "thread", "ok_epoll": "event-loop",
-          "ok_prefork": "prefork"},
+          "ok_epoll_eagain": "event-loop", "ok_prefork": "prefork"},
     "python": {"ok_fork": "fork", "ok_thread": "thread", "ok_selectors": "event-loop",
                "ok_asyncio": "event-loop", "ok_prefork": "prefork", "ok_lazy_pool": "pool"},
     # The JVM runs about twenty threads of its own. ok_fixed_pool is

@@ -15,7 +15,11 @@ defect is one change:
 * `quit_no_close`: the exit request is answered but the connection stays open (EXIT-1);
 * `lowercase`: netstring replies are not upper-cased (PROTO-6, judged by the user adapter);
 * `serial`: the thread model serves one connection at a time, in the accept loop (CONC-*);
-* `shared_conn`: the thread model replies on the newest connection, kept in a global (ISO-2).
+* `shared_conn`: the thread model replies on the newest connection, kept in a global (ISO-2);
+* HTTP responses malformed by RFC 9112, each framed so that a lenient reader finds a reply
+  (PROTO-6): `negative_length` (`Content-Length: -1`), `conflicting_length` (two that
+  disagree), `signed_length` (`+24`), `notchunked` (`Transfer-Encoding: notchunked` with a
+  chunked body), `chunk_no_crlf` (a chunk's data without its CRLF).
 """
 
 from __future__ import annotations
@@ -46,13 +50,29 @@ def handle_line(buf: bytes) -> tuple[int, bytes, bool] | None:
     return end + 1, b"ok " + buf[:end].rstrip(b"\r") + b"\n", False
 
 
+#: The HTTP defects: how each frames its body, all of them read as framed by a lenient reader
+#: (the last Content-Length, int() of it, `chunked` found anywhere in Transfer-Encoding).
+HTTP_FRAMING = {
+    "negative_length": b"Content-Length: -1\r\n",  # the reply ends inside its own head
+    "conflicting_length": b"Content-Length: 99\r\nContent-Length: %(n)d\r\n",
+    "signed_length": b"Content-Length: +%(n)d\r\n",
+    "notchunked": b"Transfer-Encoding: notchunked\r\n",
+    "chunk_no_crlf": b"Transfer-Encoding: chunked\r\n",
+}
+
+
 def handle_http(buf: bytes) -> tuple[int, bytes, bool] | None:
     end = buf.find(b"\r\n\r\n")
     if end < 0:
         return None
     close = b"connection: close" in buf[:end].lower()
     body = b"hello from proto_server\n"
-    head = b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: %d\r\n" % len(body)
+    framing = HTTP_FRAMING.get(DEFECT, b"Content-Length: %(n)d\r\n") % {b"n": len(body)}
+    head = b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\n" + framing
+    if b"chunked" in framing:
+        # DEFECT (chunk_no_crlf): the chunk's data is not followed by CRLF.
+        tail = b"" if DEFECT == "chunk_no_crlf" else b"\r\n"
+        body = b"%x\r\n%s%s0\r\n\r\n" % (len(body), body, tail)
     if close:
         head += b"Connection: close\r\n"
     return end + 4, head + b"\r\n" + body, close and DEFECT != "quit_no_close"
