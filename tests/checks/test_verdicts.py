@@ -213,3 +213,28 @@ def test_eintr_injected_into_file_reads_is_not_judged(tmp_path: Path) -> None:
     assert outcomes["EINTR-3"]["outcome"] == "skipped"
     assert "regular files" in outcomes["EINTR-3"]["detail"]
     assert code == 0
+
+
+@pytest.mark.parametrize("profile", ["quick", "default"])
+def test_a_descriptor_shared_through_a_global_is_named(
+    tmp_path: Path, zoo_build: Path, profile: str
+) -> None:
+    """The connection reaches each thread through a global (tests/servers/c/global_cfd.c):
+    the model still reads `thread`, and CONC-2's cause names the shared variable, not a
+    pool too small or a serial server."""
+    code, doc = _run(
+        tmp_path,
+        "--server-cmd",
+        f"{zoo_build / 'global_cfd'} {{port}}",
+        "--requirement",
+        "CONC-2",
+        "--profile",
+        profile,
+    )
+    assert code == 1
+    assert doc["model"] == "thread"
+    (conc2,) = [r for r in doc["requirements"] if r["id"] == "CONC-2"]
+    assert conc2["outcome"] == "failed"
+    assert "a variable that the next accept() overwrites" in conc2["detail"], conc2["detail"]
+    assert "read by no thread" in conc2["detail"], conc2["detail"]
+    assert "serial server" not in conc2["detail"], conc2["detail"]

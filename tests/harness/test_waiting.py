@@ -19,7 +19,14 @@ import pytest
 
 from conformance.harness.polling import wait_until
 from conformance.harness.server import Server
-from conformance.harness.waiting import Silence, Wait, _cause, _Socket
+from conformance.harness.waiting import (
+    SHARED_DESCRIPTOR_CAUSE,
+    Silence,
+    Wait,
+    _cause,
+    _Socket,
+    shared_reads,
+)
 from tests.servers.scripts import script_server
 
 if not sys.platform.startswith("linux"):
@@ -174,3 +181,55 @@ def test_a_thread_that_may_take_the_client_leaves_no_cause() -> None:
     assert (
         _cause([on_a, Wait("pid 2: recvfrom() on client B's connection", client="B")], "B") is None
     )
+
+
+#: A thread per connection that hands the descriptor over through a global, read by the
+#: thread only after the next accept(): both threads serve the newer connection.
+GLOBAL_DESCRIPTOR = """
+import socket, sys, threading
+s = socket.create_server(("127.0.0.1", int(sys.argv[1])))
+current = None
+started = threading.Event()
+def serve():
+    started.wait()
+    c = current
+    while (m := c.recv(1024)) and m != b"exit":
+        c.sendall(b"OK!!!")
+first = s.accept()[0]
+current = first
+threading.Thread(target=serve, daemon=True).start()
+current = s.accept()[0]
+threading.Thread(target=serve, daemon=True).start()
+started.set()
+while True:
+    s.accept()
+"""
+
+
+def test_threads_sharing_one_connection_name_the_shared_variable(tmp_path: Path) -> None:
+    """Two threads read B's connection and none reads A's: the cause says how the
+    descriptor was handed over, and tells the student to pass each thread its own."""
+    with script_server(tmp_path, GLOBAL_DESCRIPTOR) as server:
+        assert server.process is not None
+        a = server.connect("A")
+        server.connect("B")
+        a.send(b"hello")
+        assert a.recv_some(0.5) is None
+
+        def named() -> bool:
+            return server.where_it_waits("A").cause == SHARED_DESCRIPTOR_CAUSE
+
+        assert wait_until(named, 5)[0], server.where_it_waits("A")
+        silence = server.where_it_waits("A")
+    text = "\n".join(silence.lines)
+    assert "2 threads read 1 connection(s) two or more at a time" in text
+    assert "1 other accepted connection(s) are read by no thread" in text
+
+
+def test_one_reader_per_connection_is_no_shared_variable(tmp_path: Path) -> None:
+    with script_server(tmp_path, THREADED) as server:
+        assert server.process is not None
+        server.connect("A")
+        server.connect("B")
+        assert wait_until(lambda: len(server.where_it_waits().lines) >= 2, 5)[0]
+        assert shared_reads(server.process.tree_pids(), server.port) is None
