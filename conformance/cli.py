@@ -22,9 +22,8 @@ from pathlib import Path
 
 import pytest
 
-from conformance import __version__, bench
+from conformance import __version__, bench, options
 from conformance.errors import INTERRUPTED_EXIT, USAGE_EXIT
-from conformance.settings import add_server_options
 from conformance.spec import REQUIREMENTS, render_markdown, select
 
 PACKAGE_DIR = Path(__file__).resolve().parent
@@ -32,63 +31,52 @@ CHECKS_DIR = PACKAGE_DIR / "checks"
 
 
 def _run_parser(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("run", help="check a server", description="Check a server against the spec.")
-    add_server_options(p)
-    p.add_argument("--line-reply", metavar="REGEX", help="protocol line: reply lines match REGEX")
-    p.add_argument("--http-path", metavar="PATH", help="protocol http: GET this path")
-    p.add_argument("--profile", choices=("quick", "default", "thorough"), default="default")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--json-report", metavar="PATH")
-    p.add_argument("--junit-xml", metavar="PATH")
-    p.add_argument("--requirement", action="append", default=[], metavar="ID_OR_PREFIX")
-    p.add_argument("--exclusions", metavar="PATH")
-    p.add_argument(
-        "--grading-config", metavar="TOML", help="points, exclusions and visibility for scores"
+    p = sub.add_parser(
+        "run",
+        help="check a server",
+        description="Check a server against the spec.",
+        epilog=options.exit_status_help(),
     )
+    options.add_cli_options(p, "run")
+    # The command's own options, which the plugin does not have (pytest's, under other names).
+    p.add_argument("--junit-xml", metavar="PATH", help="write pytest's JUnit XML report here")
     p.add_argument("--gradescope", metavar="PATH", help="write Gradescope's results.json here")
     p.add_argument(
         "--autolab", action="store_true", help="end stdout with Autolab's autoresult line"
     )
-    p.add_argument("--strict", action="store_true", help="failed SHOULDs fail the run too")
-    p.add_argument("-n", dest="workers", default=None, help="pytest-xdist workers (0 = none)")
-    p.add_argument("-k", dest="keyword", default=None, help="pytest -k expression")
-    p.add_argument("-v", "--verbose", action="count", default=0)
+    p.add_argument(
+        "-n",
+        dest="workers",
+        default=None,
+        help="pytest-xdist workers, a number or auto (default: none, one process)",
+    )
+    p.add_argument(
+        "-k",
+        dest="keyword",
+        default=None,
+        help="pytest -k expression over the checks' names (test_...); to choose requirements "
+        "by ID use --requirement",
+    )
+    p.add_argument("-v", "--verbose", action="count", default=0, help="more detail (repeatable)")
     p.add_argument("pytest_args", nargs="*", help="extra pytest arguments (after --)")
 
 
 def pytest_args(ns: argparse.Namespace) -> list[str]:
+    """The pytest command line for `conformance run`: the package's checks, its own ini file,
+    the table's options under their pytest names, then pytest's own."""
     args = [
         str(CHECKS_DIR),
         "-p",
-        "conformance.plugin",
+        "conformance.pytest_entry",
         "--rootdir",
         str(PACKAGE_DIR),
         "-c",
         str(PACKAGE_DIR / "pytest.ini"),
+        *options.pytest_argv(vars(ns)),
     ]
-    for flag, value in (
-        ("--server", ns.server),
-        ("--server-cmd", ns.server_cmd),
-        ("--target", ns.target),
-        ("--port", ns.port),
-        ("--protocol", ns.protocol),
-        ("--line-reply", ns.line_reply),
-        ("--http-path", ns.http_path),
-        ("--profile", ns.profile),
-        ("--seed", ns.seed),
-        ("--json-report", ns.json_report),
-        ("--junitxml", ns.junit_xml),
-        ("--exclusions", ns.exclusions),
-        ("--grading-config", ns.grading_config),
-        ("-n", ns.workers),
-        ("-k", ns.keyword),
-    ):
+    for flag, value in (("--junitxml", ns.junit_xml), ("-n", ns.workers), ("-k", ns.keyword)):
         if value is not None:
             args += [flag, str(value)]
-    for req in ns.requirement:
-        args += ["--requirement", req]
-    if ns.strict:
-        args.append("--conformance-strict")
     args.append("-" + "v" * ns.verbose if ns.verbose else "-q")
     return args + ns.pytest_args
 
@@ -111,6 +99,7 @@ def _validate(ns: argparse.Namespace) -> str | None:
     from conformance.settings import adapter_options, target_from_options
 
     try:
+        options.fill_defaults(ns)
         adapter_options(ns.protocol, ns.line_reply, ns.http_path)
         target_from_options(ns.server, ns.server_cmd, ns.target, ns.port, ns.protocol)
         select(ns.requirement or None)

@@ -15,6 +15,14 @@ FAILED_EXIT = 1
 USAGE_EXIT = 2
 KIT_ERROR_EXIT = 3
 INTERRUPTED_EXIT = 130
+#: What each status means, in the words every command's --help and the README use.
+EXIT_STATUSES = (
+    (OK_EXIT, "every MUST passed"),
+    (FAILED_EXIT, "a requirement failed"),
+    (USAGE_EXIT, "usage error, or the kit could not run (no server, port in use, bad input)"),
+    (KIT_ERROR_EXIT, "the kit failed on a requirement (kit-error) and none failed"),
+    (INTERRUPTED_EXIT, "interrupted"),
+)
 
 
 class UsageError(ValueError):

@@ -1,10 +1,12 @@
 """The pytest plugin: options, the server fixtures, verdicts per requirement, report, exit code.
 
 It does one job: turn pytest items marked `@requirement(ID)` into verdicts about a server.
-It is inert in any pytest run that collects no checks (it is installed via `pytest11`, so it
-loads everywhere). Everything the checks need comes from fixtures here; verdicts travel as
-`user_properties` on test reports, which pytest-xdist forwards from workers and JUnit XML
-writes as properties, so the controller builds the summary and the JSON report alone.
+It is registered only in a run that names a server (by pytest_entry.py, the `pytest11` entry
+point, which loads in every pytest run and declares the options); `pytest_configure_node` is
+optional, so `-p no:xdist` works. Everything the checks need comes from fixtures here;
+verdicts travel as `user_properties` on test reports, which pytest-xdist forwards from workers
+and JUnit XML writes as properties, so the controller builds the summary and the JSON report
+alone.
 """
 
 from __future__ import annotations
@@ -12,7 +14,6 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import functools
-import os
 import shutil
 import tempfile
 import time
@@ -60,35 +61,9 @@ from conformance.harness.server import (
 )
 from conformance.harness.sessions import DEATH_GRACE
 from conformance.marks import Blocked, NotApplicable
-from conformance.profiles import NAMES as PROFILES
 from conformance.profiles import PROFILES as PROFILE_RECORDS
-from conformance.settings import HELP, NO_SERVER, Settings, launch_hint
+from conformance.settings import NO_SERVER, Settings, launch_hint
 from conformance.spec import BY_ID, Requirement
-
-
-def pytest_addoption(parser: pytest.Parser) -> None:
-    group = parser.getgroup("conformance", "TCP server conformance")
-    group.addoption("--server", help=HELP["server"])
-    group.addoption("--server-cmd", dest="server_cmd", help=HELP["server_cmd"])
-    group.addoption("--target", help=HELP["target"])
-    group.addoption("--port", type=int, help=HELP["port"])
-    group.addoption("--protocol", help=HELP["protocol"])
-    group.addoption("--line-reply", dest="line_reply", help=HELP["line_reply"])
-    group.addoption("--http-path", dest="http_path", help=HELP["http_path"])
-    group.addoption("--profile", choices=PROFILES, help=HELP["profile"])
-    group.addoption("--seed", type=int, help=HELP["seed"])
-    group.addoption("--json-report", dest="json_report", help=HELP["json_report"])
-    group.addoption("--requirement", action="append", default=[], help=HELP["requirement"])
-    group.addoption("--exclusions", help=HELP["exclusions"])
-    group.addoption("--grading-config", dest="grading_config", help=HELP["grading_config"])
-    group.addoption(
-        "--conformance-strict",
-        action="store_true",
-        default=False,
-        help=HELP["conformance_strict"],
-    )
-    for name in ("protocol", "profile", "seed", "server_cmd"):
-        parser.addini(f"conformance_{name}", HELP[name])
 
 
 @dataclass
@@ -132,18 +107,10 @@ def _is_worker(config: pytest.Config) -> bool:
     return hasattr(config, "workerinput")
 
 
-def _wants_conformance(config: pytest.Config) -> bool:
-    return any(config.getoption(o, None) for o in ("server", "server_cmd", "target")) or bool(
-        os.environ.get("CONFORMANCE_SERVER_CMD")
-    )
-
-
 def pytest_configure(config: pytest.Config) -> None:
-    config.addinivalue_line("markers", "requirement(id): the spec requirement a check checks")
+    """Parse the settings, raise the descriptor limit, and plan the run for xdist."""
     state = RunState()
     config.stash[STATE] = state
-    if not _wants_conformance(config):
-        return
     try:
         state.settings = settings_mod.parse(config)
     except UsageError as exc:
@@ -246,6 +213,7 @@ def _ask_liveness(state: RunState, probe: Server) -> None:
         state.one_per_connection = one_reply_per_connection(probe)
 
 
+@pytest.hookimpl(optionalhook=True)
 def pytest_configure_node(node) -> None:
     """xdist: hand the detected model to every worker so they all judge the same server."""
     node.workerinput["conformance_model"] = _state(node.config).model

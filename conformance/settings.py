@@ -1,23 +1,19 @@
 """The run's settings: the plugin's options, parsed and checked in one place.
 
-The plugin registers the options and the checks read the result, a `Settings`; neither
-parses anything. Precedence for the options that also have an environment variable and an
-ini key is in `setting()`: command line > CONFORMANCE_<NAME> > ini > default. Help text is
-written once and serves the option and its ini key (pytest-timeout's habit).
+The options are declared in options.py (one table for pytest, the CLI and the grader); here
+they are read (`options.value`: command line > CONFORMANCE_<NAME> > ini > default) and
+checked, into the `Settings` the checks use. Neither the plugin nor the checks parse anything.
 """
 
 from __future__ import annotations
 
-import argparse
-import contextlib
-import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
-from conformance import protocols
+from conformance import options, protocols
 from conformance.errors import UsageError
 from conformance.exclusions import Exclusions
 from conformance.grade import config as gradeconfig
@@ -29,30 +25,10 @@ from conformance.harness.server import (
     fill_command,
     is_loopback,
 )
-from conformance.profiles import NAMES as PROFILES
 from conformance.spec import Requirement, select
 
-HELP = {
-    "server": "check a built-in reference server: fork, thread, select or pool",
-    "server_cmd": "launch this command for every check; {port} is replaced by a free port",
-    "target": "check a server that is already running at HOST:PORT (loopback only)",
-    "port": "the port to use (for a command without {port}, the port it always listens on)",
-    "protocol": "the protocol: ok (reply OK!!!), echo, line, http, resp, or your adapter as "
-    "package.module:ClassName (default: ok; see docs/adapters.md)",
-    "line_reply": "protocol line: a regular expression every reply line must match",
-    "http_path": "protocol http: the path of the GET requests (default: /)",
-    "profile": "how hard to try: quick, default or thorough (number of generated examples)",
-    "seed": "seed for generated scenarios; the same seed gives the same scenarios",
-    "json_report": "write the JSON verdict report to this path",
-    "requirement": "check only these requirement IDs or prefixes (repeatable), e.g. CONC-2, EXIT",
-    "exclusions": "file of requirements to skip, one 'ID: reason' per line",
-    "conformance_strict": "SHOULD requirements that fail also fail the run",
-    "grading_config": "grading config (TOML): points, excluded requirements, visibility",
-}
-NO_SERVER = (
-    "conformance checks were collected but no server was given: use --server "
-    "fork|thread|select|pool, --server-cmd 'CMD {port}' or --target HOST:PORT"
-)
+#: Kept for the callers that name it here; the text is in options.py.
+NO_SERVER = options.NO_SERVER
 
 
 @dataclass
@@ -68,70 +44,40 @@ class Settings:
     grading: gradeconfig.GradingConfig = gradeconfig.DEFAULT
 
 
-def add_server_options(parser: argparse.ArgumentParser) -> None:
-    """Where the server comes from, for the `run` and `bench` commands (the plugin's options
-    say the same with the same HELP)."""
-    where = parser.add_mutually_exclusive_group(required=True)
-    where.add_argument("--server", help=HELP["server"])
-    where.add_argument("--server-cmd", help=HELP["server_cmd"])
-    where.add_argument("--target", help=HELP["target"])
-    parser.add_argument("--port", type=int, help=HELP["port"])
-    parser.add_argument("--protocol", default="ok", help=HELP["protocol"])
-
-
-def setting(config: pytest.Config, name: str, default: str | None = None) -> str | None:
-    """Precedence: command line > CONFORMANCE_<NAME> environment variable > ini > default."""
-    value = config.getoption(name, None)
-    if value not in (None, []):
-        return str(value)
-    env = os.environ.get(f"CONFORMANCE_{name.upper()}")
-    if env:
-        return env
-    with contextlib.suppress(ValueError):
-        ini = config.getini(f"conformance_{name}")
-        if ini:
-            return str(ini)
-    return default
-
-
 def parse(config: pytest.Config) -> Settings:
-    """The settings of this run, or UsageError (exit status 2) naming the bad option."""
-    protocol = setting(config, "protocol", "ok") or "ok"
+    """The settings of this run, or UsageError (exit status 2) naming the bad option and where
+    its value came from (the option, an environment variable or the ini file)."""
+    protocol = options.value(config, "protocol")
+    profile = options.value(config, "profile")
+    seed = options.value(config, "seed")
+    server_cmd = options.value(config, "server_cmd")
     adapter_options(
-        protocol, config.getoption("line_reply", None), config.getoption("http_path", None)
+        protocol, options.value(config, "line_reply"), options.value(config, "http_path")
     )
-    profile = setting(config, "profile", "default") or "default"
-    if profile not in PROFILES:
-        raise UsageError(f"--profile {profile!r}: choose one of {', '.join(PROFILES)}")
-    seed_text = setting(config, "seed", "0")
-    try:
-        seed = int(seed_text or 0)
-    except ValueError as exc:
-        raise UsageError(f"--seed {seed_text!r} is not an integer") from exc
     target = target_from_options(
-        config.getoption("server"),
-        setting(config, "server_cmd"),
-        config.getoption("target"),
-        config.getoption("port"),
+        options.value(config, "server"),
+        server_cmd,
+        options.value(config, "target"),
+        options.value(config, "port"),
         protocol,
     )
     try:
-        selected = select(config.getoption("requirement") or None)
+        selected = select(options.value(config, "requirement") or None)
     except ValueError as exc:
         raise UsageError(f"--requirement: {exc}") from exc
-    path = config.getoption("exclusions")
+    path = options.value(config, "exclusions")
     exclusions = Exclusions.load(Path(path)) if path else Exclusions({})
-    grading_path = config.getoption("grading_config")
+    grading_path = options.value(config, "grading_config")
     grading = gradeconfig.load(Path(grading_path)) if grading_path else gradeconfig.DEFAULT
     # The config's exclusions first, so an exclusions file given on top has the last word.
     exclusions = Exclusions({**grading.excluded, **exclusions.entries})
-    json_report = config.getoption("json_report")
+    json_report = options.value(config, "json_report")
     return Settings(
         target,
         protocol,
         profile,
         seed,
-        bool(config.getoption("conformance_strict")),
+        bool(options.value(config, "strict")),
         selected,
         exclusions,
         Path(json_report) if json_report else None,
