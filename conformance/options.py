@@ -94,6 +94,9 @@ class Option:
         return text.replace("%", "%%")
 
 
+#: A value's type in an error message.
+_A = {int: "an integer", str: "a string"}
+
 #: The built-in reference servers `--server` launches (harness/server.py has their commands).
 BUILTIN_SERVER_NAMES = ("fork", "thread", "select", "pool")
 
@@ -243,7 +246,7 @@ def _typed(o: Option, text: str, where: str) -> Any:
     try:
         parsed = o.type(text)
     except ValueError:
-        raise UsageError(f"{where}={text!r}: not a {o.type.__name__}") from None
+        raise UsageError(f"{where}={text!r}: not {_A[o.type]}") from None
     if o.choices and parsed not in o.choices:
         raise UsageError(f"{where}={text!r}: choose one of {', '.join(o.choices)}")
     return parsed
@@ -292,7 +295,7 @@ def fill_defaults(ns: argparse.Namespace) -> argparse.Namespace:
             parsed = o.type(env)
         except ValueError:
             raise UsageError(
-                f"environment variable {o.env_var}={env!r}: not a {o.type.__name__}"
+                f"environment variable {o.env_var}={env!r}: not {_A[o.type]}"
             ) from None
         if o.choices and parsed not in o.choices:
             raise UsageError(

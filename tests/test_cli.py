@@ -192,13 +192,13 @@ def test_pytest_pyargs_gives_the_same_verdicts(pytester: pytest.Pytester) -> Non
     result = pytester.runpytest_subprocess(
         "--pyargs",
         "conformance",
-        "--server",
+        "--conformance-server",
         "thread",
-        "--requirement",
+        "--conformance-requirement",
         "PROTO-1",
-        "--requirement",
+        "--conformance-requirement",
         "ZOMB-2",
-        "--profile",
+        "--conformance-profile",
         "quick",
     )
     result.assert_outcomes(passed=1, skipped=1)

@@ -32,6 +32,7 @@ from pathlib import Path
 from typing import BinaryIO, cast
 
 from conformance import __version__
+from conformance import options as run_options
 from conformance.grade import autograders, containment
 from conformance.grade.config import GradingConfig, adapter_path, user_adapter
 from conformance.grade.sandbox import Sandbox, netns_argv, tasks_of
@@ -250,25 +251,17 @@ class Grader:
     def _run_suite(self) -> dict[str, object]:
         config, report = self.config, self.out / "report.json"
         server = _join(self.sandbox.argv(_command_argv(config.run or "")))
+        values = {
+            **run_options.from_config(config),
+            "server_cmd": server,
+            "json_report": str(report),
+            "grading_config": self.options.config_path,
+            "requirement": list(self.options.requirements),
+        }
         argv = [
-            sys.executable, "-m", "conformance", "run",
-            "--server-cmd", server,
-            "--protocol", config.protocol,
-            "--profile", config.profile,
-            "--seed", str(config.seed),
-            "--json-report", str(report),
+            sys.executable, "-m", "conformance", "run", *run_options.cli_argv(values),
             "--junit-xml", str(self.out / "junit.xml"),
         ]  # fmt: skip
-        if config.port is not None:
-            argv += ["--port", str(config.port)]
-        if config.line_reply is not None:
-            argv += ["--line-reply", config.line_reply]
-        if config.http_path is not None:
-            argv += ["--http-path", config.http_path]
-        if self.options.config_path is not None:
-            argv += ["--grading-config", str(self.options.config_path)]
-        for req in self.options.requirements:
-            argv += ["--requirement", req]
         argv += ["--", "-p", "no:cacheprovider"]
         if self.options.netns:
             argv = netns_argv(argv)
