@@ -108,6 +108,28 @@ def category_outcome(outcomes: list[str]) -> str:
     return "skipped"
 
 
+def environment() -> dict[str, str]:
+    """What a run's verdicts may depend on besides the server and the kit: the interpreter,
+    pytest, Hypothesis (a seed replays the same scenarios only with the same Hypothesis
+    version), psutil, and the kernel (the harness reads /proc and sock_diag)."""
+    import platform
+    from importlib import metadata
+
+    def version(dist: str) -> str:
+        try:
+            return metadata.version(dist)
+        except metadata.PackageNotFoundError:
+            return "not installed"
+
+    return {
+        "python": platform.python_version(),
+        "pytest": version("pytest"),
+        "hypothesis": version("hypothesis"),
+        "psutil": version("psutil"),
+        "kernel": f"{platform.system()} {platform.release()}",
+    }
+
+
 def build(
     *,
     results: dict[str, Result],
@@ -174,6 +196,7 @@ def build(
         categories[category] = category_outcome(judged)
     return {
         "kit_version": __version__,
+        "environment": environment(),
         "started_at": started_at,
         "duration_s": round(duration_s, 3),
         "target": target,

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import importlib.metadata
 import json
 import os
+import platform
 import re
 import select
 import signal
@@ -138,6 +140,12 @@ def test_passing_run_writes_a_valid_report(tmp_path: Path) -> None:
     assert result.returncode == 0, result.stdout
     doc = report(out)
     assert set(doc["categories"]) == set(CATEGORIES)
+    # What a replay needs besides the seed: the same Hypothesis, and what else the verdicts
+    # may depend on.
+    assert doc["environment"]["hypothesis"] == importlib.metadata.version("hypothesis")
+    assert doc["environment"]["psutil"] == psutil.__version__
+    assert doc["environment"]["python"] == platform.python_version()
+    assert doc["environment"]["kernel"].startswith("Linux ")
     assert doc["categories"]["protocol"] == "passed"
     assert doc["categories"]["zombies"] == "skipped"  # nothing selected in it
     assert doc["model"] == "fork"
