@@ -35,8 +35,19 @@ if TYPE_CHECKING:
 #: How long the exit status of a server seen dead may take to become available.
 DEATH_STATUS_WAIT = 0.5
 
-#: Where the reference servers' files are (they are also importable as `reference_servers`).
-_REFERENCES = Path(__file__).resolve().parents[2] / "reference_servers"
+
+def _references_dir() -> Path:
+    """Where the reference servers' files are: the package conformance.reference_servers when
+    the kit is installed (its source is the repository's top-level reference_servers/, which
+    is also where a source checkout without an install finds them)."""
+    try:
+        from conformance import reference_servers
+    except ImportError:
+        return Path(__file__).resolve().parents[2] / "reference_servers"
+    return Path(reference_servers.__file__).resolve().parent
+
+
+_REFERENCES = _references_dir()
 
 
 def _reference(name: str) -> str:
