@@ -22,7 +22,7 @@ from pathlib import Path
 
 import pytest
 
-from conformance import __version__, bench, options
+from conformance import __version__, bench, doctor, options
 from conformance.errors import INTERRUPTED_EXIT, USAGE_EXIT
 from conformance.spec import REQUIREMENTS, render_markdown, select
 
@@ -204,12 +204,15 @@ def main(argv: list[str] | None = None) -> int:
     lp.add_argument("--requirement", action="append", default=[], metavar="ID_OR_PREFIX")
     lp.add_argument("--markdown", action="store_true", help="print SPEC.md")
     bench.add_parser(sub)
+    doctor.add_parser(sub)
     from conformance.grade import batch
 
     batch.add_parser(sub)
     ns = parser.parse_args(argv)
     if ns.command == "bench":
         return bench.run(ns)
+    if ns.command == "doctor":
+        return doctor.main(ns)
     if ns.command == "grade":
         return batch.main(ns)
     if ns.command == "list":

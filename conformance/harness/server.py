@@ -40,11 +40,12 @@ def _references_dir() -> Path:
     """Where the reference servers' files are: the package conformance.reference_servers when
     the kit is installed (its source is the repository's top-level reference_servers/, which
     is also where a source checkout without an install finds them)."""
-    try:
-        from conformance import reference_servers
-    except ImportError:
+    import importlib.util
+
+    spec = importlib.util.find_spec("conformance.reference_servers")
+    if spec is None or spec.origin is None:
         return Path(__file__).resolve().parents[2] / "reference_servers"
-    return Path(reference_servers.__file__).resolve().parent
+    return Path(spec.origin).resolve().parent
 
 
 _REFERENCES = _references_dir()
