@@ -36,6 +36,7 @@ def _run_parser(sub: argparse._SubParsersAction) -> None:
         help="check a server",
         description="Check a server against the spec.",
         epilog=options.exit_status_help(),
+        formatter_class=options.HelpFormatter,
     )
     options.add_cli_options(p, "run")
     # The command's own options, which the plugin does not have (pytest's, under other names).
@@ -196,12 +197,27 @@ def list_requirements(ns: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="conformance", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(
+        prog="conformance",
+        description=__doc__.splitlines()[0],
+        epilog=options.exit_status_help() + " (each command's --help has its own)",
+    )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
     _run_parser(sub)
-    lp = sub.add_parser("list", help="print the requirements without running anything")
-    lp.add_argument("--requirement", action="append", default=[], metavar="ID_OR_PREFIX")
+    lp = sub.add_parser(
+        "list",
+        help="print the requirements without running anything",
+        description="Print the requirements (ID, level, category, title, scope).",
+        epilog="exit statuses: 0 printed, 2 a --requirement matches nothing",
+    )
+    lp.add_argument(
+        "--requirement",
+        action="append",
+        default=[],
+        metavar="ID_OR_PREFIX",
+        help=options.BY_NAME["requirement"].help,
+    )
     lp.add_argument("--markdown", action="store_true", help="print SPEC.md")
     bench.add_parser(sub)
     doctor.add_parser(sub)

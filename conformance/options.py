@@ -74,8 +74,19 @@ class Option:
     def ini_key(self) -> str | None:
         return f"{PREFIX}_{self.name}" if self.env else None
 
-    def full_help(self, pytest_side: bool = False) -> str:
+    def full_help(self, pytest_side: bool = False, command: str = "run") -> str:
         """The help with its default and where else the value may come from."""
+        if command == "grade":
+            # The grader's options override its config; the config's value is the default.
+            text = self.help
+            if self.config_key:
+                text += f" (overrides the grading config's [assignment] {self.config_key}"
+                text += (
+                    f"; default: the config's, else {self.default})"
+                    if self.default is not None
+                    else ")"
+                )
+            return text.replace("%", "%%")
         extra = []
         if self.default is not None and self.action is None:
             extra.append(f"default: {self.default}")
@@ -85,9 +96,9 @@ class Option:
                 extra.append(f"ini {self.ini_key}")
         if pytest_side:
             extra.append(f"conformance run {self.flag}")
-        elif self.name != "strict":
+        elif self.name != "strict" and command == "run":
             extra.append(f"pytest {self.pytest_flag}")
-        if self.config_key:
+        if self.config_key and command == "run":
             extra.append(f"grading config [assignment] {self.config_key}")
         # argparse formats help with %: a literal percent sign must be doubled.
         text = f"{self.help} ({'; '.join(extra)})" if extra else self.help
@@ -126,7 +137,7 @@ OPTIONS: tuple[Option, ...] = (
         metavar="N",
         type=int,
         config_key="port",
-        commands=("run", "bench"),
+        commands=("run", "bench", "grade"),
     ),
     Option(
         "protocol",
@@ -136,21 +147,21 @@ OPTIONS: tuple[Option, ...] = (
         default="ok",
         env=True,
         config_key="protocol",
-        commands=("run", "bench"),
+        commands=("run", "bench", "grade"),
     ),
     Option(
         "line_reply",
         "protocol line: a regular expression every reply line must match",
         metavar="REGEX",
         config_key="line_reply",
-        commands=("run", "bench"),
+        commands=("run", "bench", "grade"),
     ),
     Option(
         "http_path",
         "protocol http: the path of the GET requests (/ when not given)",
         metavar="PATH",
         config_key="http_path",
-        commands=("run", "bench"),
+        commands=("run", "bench", "grade"),
     ),
     Option(
         "profile",
@@ -159,6 +170,7 @@ OPTIONS: tuple[Option, ...] = (
         default="default",
         env=True,
         config_key="profile",
+        commands=("run", "grade"),
     ),
     Option(
         "seed",
@@ -169,6 +181,7 @@ OPTIONS: tuple[Option, ...] = (
         default=0,
         env=True,
         config_key="seed",
+        commands=("run", "grade"),
     ),
     Option("json_report", "write the JSON verdict report to this path", metavar="PATH"),
     Option(
@@ -176,6 +189,7 @@ OPTIONS: tuple[Option, ...] = (
         "check only these requirement IDs or prefixes (repeatable), e.g. CONC-2, EXIT",
         metavar="ID_OR_PREFIX",
         action="append",
+        commands=("run", "grade"),
     ),
     Option("exclusions", "file of requirements to skip, one 'ID: reason' per line", metavar="PATH"),
     Option(
@@ -200,6 +214,21 @@ NO_SERVER = (
 def exit_status_help() -> str:
     """The exit statuses, for every command's --help epilog."""
     return "exit statuses: " + ", ".join(f"{code} {what}" for code, what in EXIT_STATUSES)
+
+
+class HelpFormatter(argparse.HelpFormatter):
+    """Every option's help ends with its default, when it has one worth saying."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        text = action.help or ""
+        default = action.default
+        if (
+            "default" not in text
+            and default not in (None, False, [], argparse.SUPPRESS)
+            and action.option_strings
+        ):
+            text += " (default: %(default)s)"
+        return text
 
 
 # -- pytest -----------------------------------------------------------------------------------
@@ -263,12 +292,15 @@ def wanted(config: Any) -> bool:
 # -- the conformance command ------------------------------------------------------------------
 def add_cli_options(parser: argparse.ArgumentParser, command: str) -> None:
     """The table's options for `conformance <command>`, with their short names."""
-    where = parser.add_mutually_exclusive_group(required=True)
-    for o in OPTIONS:
-        if command not in o.commands:
-            continue
+    mine = [o for o in OPTIONS if command in o.commands]
+    where = (
+        parser.add_mutually_exclusive_group(required=True)
+        if set(WHERE) & {o.name for o in mine}
+        else parser
+    )
+    for o in mine:
         target: Any = where if o.name in WHERE else parser
-        kwargs: dict[str, Any] = {"dest": o.name, "help": o.full_help()}
+        kwargs: dict[str, Any] = {"dest": o.name, "help": o.full_help(command=command)}
         if o.action == "store_true":
             kwargs.update(action="store_true", default=False)
         else:

@@ -59,7 +59,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "bench",
         help="measure throughput and latency against clients",
         description="Measure requests/s, connections/s and latency for each client count.",
-        epilog=options.exit_status_help(),
+        epilog=f"exit statuses: 0 measured, {EXIT_ERRORS} the server gave errors under load, "
+        "2 usage error or the server could not be started, 130 interrupted",
+        formatter_class=options.HelpFormatter,
     )
     options.add_cli_options(p, "bench")
     p.add_argument(
