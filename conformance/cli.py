@@ -117,6 +117,12 @@ def run(ns: argparse.Namespace) -> int:
     problem = _validate(ns)
     if problem:
         print(f"conformance: {problem}", file=sys.stderr)
+        if ns.json_report:
+            # Bad input is a refusal like any other: the report says so, as the plugin's does.
+            from conformance import report
+            from conformance.errors import Refusal
+
+            report.write(report.refused(Refusal("usage", problem)), Path(ns.json_report))
         return USAGE_EXIT
 
     # SIGTERM to the kit must clean up like Ctrl-C does: fixtures stop the servers.

@@ -9,6 +9,8 @@ are `KitError`s (exit status KIT_ERROR_EXIT when no requirement failed).
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
+
 #: Exit statuses, for every entry point (the README's table).
 OK_EXIT = 0
 FAILED_EXIT = 1
@@ -27,3 +29,41 @@ EXIT_STATUSES = (
 
 class UsageError(ValueError):
     """What the user asked for cannot work; str() says why and how to fix it."""
+
+
+@dataclass(frozen=True)
+class Refusal:
+    """Why the kit could not run at all, as a record: the JSON report carries it (`refusal`),
+    the terminal shows `text()` once, and each front end phrases its own fix from `kind`
+    (the grader reads the record, never the log).
+
+    kind: "usage" (an option, a file, a config), "no-server" (checks collected without a
+    server), "unreachable" (nothing listens at --target), "stopped-answering" (the server
+    broke before any check), or the launcher's reason (`LaunchError.kind`: "never-listened",
+    "exited", "port-in-use", "bad-command", ...).
+    """
+
+    kind: str
+    #: What happened, in the harness's terms (no option names).
+    message: str
+    #: What to do about it, in `conformance run`'s terms ("" when the message says it all).
+    fix: str = ""
+    #: never-listened: the ports the server listens on instead.
+    elsewhere: tuple[int, ...] = field(default=())
+
+    def text(self) -> str:
+        """The message with the fix after its first line (the rest is the evidence: the
+        command, the server's last words)."""
+        if not self.fix:
+            return self.message
+        first, sep, rest = self.message.partition("\n")
+        joiner = " " if first.endswith((".", "?")) else "; "
+        return f"{first}{joiner}{self.fix}{sep}{rest}"
+
+    def record(self) -> dict[str, object]:
+        return {
+            "kind": self.kind,
+            "message": self.message,
+            "fix": self.fix,
+            "elsewhere": list(self.elsewhere),
+        }

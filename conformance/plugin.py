@@ -21,14 +21,14 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import pytest
 
-from conformance import protocols
+from conformance import options, protocols
 from conformance import report as report_mod
 from conformance import settings as settings_mod
-from conformance.errors import USAGE_EXIT, UsageError
+from conformance.errors import Refusal, UsageError
 from conformance.harness import launcher
 from conformance.harness.failure import (
     KIT_ERROR,
@@ -62,7 +62,7 @@ from conformance.harness.server import (
 from conformance.harness.sessions import DEATH_GRACE
 from conformance.marks import Blocked, NotApplicable
 from conformance.profiles import PROFILES as PROFILE_RECORDS
-from conformance.settings import NO_SERVER, Settings, launch_hint
+from conformance.settings import NO_SERVER, Settings, launch_hint, refusal_of
 from conformance.spec import BY_ID, Requirement
 
 
@@ -162,7 +162,7 @@ def pytest_sessionstart(session: pytest.Session) -> None:
     state.started_at = datetime.now(timezone.utc).isoformat(timespec="seconds")
     state.t0 = time.monotonic()
     if state.error:
-        pytest.exit(f"conformance: {state.error}", returncode=USAGE_EXIT)
+        _refuse(config, Refusal("usage", state.error))
     if state.settings is None or _is_worker(config):
         return
     become_subreaper()
@@ -195,15 +195,46 @@ def pytest_sessionstart(session: pytest.Session) -> None:
             if probe.alive():
                 _ask_liveness(state, probe)
     except (LaunchError, UsageError) as exc:
-        pytest.exit(
-            f"conformance: the server could not be started: {launch_hint(exc)}",
-            returncode=USAGE_EXIT,
-        )
+        _refuse(config, refusal_of(exc, "the server could not be started: "))
     except Violation as exc:
-        pytest.exit(
-            f"conformance: the server stopped answering before any check began:\n{exc}",
-            returncode=USAGE_EXIT,
+        _refuse(
+            config,
+            Refusal(
+                "stopped-answering",
+                f"the server stopped answering before any check began:\n{exc}",
+            ),
         )
+
+
+def _refuse(config: pytest.Config, refusal: Refusal) -> NoReturn:
+    """The kit cannot run: the JSON report carries the refusal, the terminal shows it once.
+
+    pytest.UsageError, not pytest.exit: pytest prints a UsageError once as `ERROR: ...`,
+    where pytest.exit's message is printed twice, the second time in `! _pytest.outcomes.Exit`
+    framing; both end the run before any check (exit status 4, which `conformance run`
+    reports as 2)."""
+    LAUNCH_AHEAD.close()
+    state = _state(config)
+    path = None
+    with contextlib.suppress(UsageError):
+        path = options.value(config, "json_report")
+    if path and not _is_worker(config):
+        s = state.settings
+        doc = (
+            report_mod.refused(
+                refusal,
+                selected=s.selected,
+                target=s.target.describe(),
+                protocol=s.protocol,
+                profile=s.profile,
+                seed=s.seed,
+                started_at=state.started_at,
+            )
+            if s is not None
+            else report_mod.refused(refusal, started_at=state.started_at)
+        )
+        report_mod.write(doc, Path(path))
+    raise pytest.UsageError(f"conformance: {refusal.text()}")
 
 
 def _ask_liveness(state: RunState, probe: Server) -> None:
@@ -245,6 +276,14 @@ def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None):
             fcntl.flock(lock, fcntl.LOCK_UN)
 
 
+@pytest.hookimpl(tryfirst=True)
+def pytest_itemcollected(item: pytest.Item) -> None:
+    """`-k CONC-1` selects the check of CONC-1: its requirement ID is one of its keywords."""
+    req = _requirement_of(item)
+    if req is not None:
+        item.extra_keyword_matches.add(req.id)
+
+
 def _requirement_of(item: pytest.Item) -> Requirement | None:
     mark = item.get_closest_marker("requirement")
     return BY_ID.get(mark.args[0]) if mark else None
@@ -258,7 +297,7 @@ def pytest_collection_modifyitems(
         return
     state = _state(config)
     if state.settings is None:
-        pytest.exit(f"conformance: {NO_SERVER}", returncode=USAGE_EXIT)
+        _refuse(config, Refusal("no-server", NO_SERVER))
     settings = state.settings
     wanted = {r.id for r in settings.selected}
     keep, drop = [], []
@@ -539,6 +578,14 @@ def _check_requirements() -> dict[str, str]:
 
 
 def pytest_terminal_summary(terminalreporter, exitstatus: int, config: pytest.Config) -> None:
+    """The conformance summary; or, when -k left no check, how to choose requirements."""
+    keyword = config.getoption("keyword", "")
+    if exitstatus == pytest.ExitCode.NO_TESTS_COLLECTED and keyword and not _is_worker(config):
+        terminalreporter.write_line(
+            f"conformance: -k {keyword!r} matched no check (-k matches check names, test_..., "
+            "and requirement IDs such as CONC-1); to choose requirements by ID or prefix use "
+            "--requirement (pytest: --conformance-requirement)"
+        )
     state = _state(config)
     if state.settings is None or not state.results or _is_worker(config):
         return

@@ -40,9 +40,13 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     if config.pluginmanager.has_plugin(PLUGIN):
         return
     if any(_is_check(item) for item in items):
-        from conformance.errors import USAGE_EXIT
+        # The real plugin refuses with a record: load it for that (an error path, so its
+        # import cost does not matter here).
+        from conformance import plugin
+        from conformance.errors import Refusal
 
-        pytest.exit(f"conformance: {options.NO_SERVER}", returncode=USAGE_EXIT)
+        config.stash[plugin.STATE] = plugin.RunState()
+        plugin._refuse(config, Refusal("no-server", options.NO_SERVER))
 
 
 def _is_check(item: pytest.Item) -> bool:

@@ -32,7 +32,8 @@ from typing import cast
 import pytest
 
 from conformance import __version__, protocols
-from conformance.spec import CATEGORIES, Requirement
+from conformance.errors import Refusal
+from conformance.spec import CATEGORIES, REQUIREMENTS, Requirement
 
 OUTCOMES = ("passed", "failed", "blocked", "kit-error", "skipped", "not-applicable")
 #: Outcomes that earn a requirement's points.
@@ -229,6 +230,38 @@ def _number(value: float) -> float | int:
 
 #: Exit status when the kit itself failed on a requirement it could not then judge.
 KIT_ERROR_EXIT = 3
+
+
+def refused(
+    refusal: Refusal,
+    *,
+    selected: list[Requirement] | None = None,
+    target: dict[str, object] | None = None,
+    protocol: str = "ok",
+    profile: str = "default",
+    seed: int = 0,
+    started_at: str = "",
+) -> dict[str, object]:
+    """The report of a run the kit refused (no server, port in use, bad input): nothing
+    judged, every requirement says why, and `refusal` holds the record front ends read."""
+    doc = build(
+        results={},
+        selected=selected if selected is not None else list(REQUIREMENTS),
+        target=target or {"mode": "launch", "port": None},
+        protocol=protocol,
+        profile=profile,
+        seed=seed,
+        model="unknown",
+        started_at=started_at,
+        duration_s=0.0,
+        excluded={},
+        serialised=[],
+        strict=False,
+    )
+    for r in cast(list[dict[str, object]], doc["requirements"]):
+        r["detail"] = f"not judged: the kit could not run ({refusal.kind}): see refusal"
+    doc["refusal"] = refusal.record()
+    return doc
 
 
 def exit_code(doc: dict[str, object]) -> int:

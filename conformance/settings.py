@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from conformance import options, protocols
-from conformance.errors import UsageError
+from conformance.errors import Refusal, UsageError
 from conformance.exclusions import Exclusions
 from conformance.grade import config as gradeconfig
 from conformance.harness.launcher import LaunchError
@@ -107,27 +107,35 @@ PORT_ELSEWHERE_HINT = (
 )
 
 
-def launch_hint(exc: Exception) -> str:
-    """`exc` (the server could not be started or reached) with what to do about it, in terms of
-    this command line's options: the harness states the facts, it knows nothing of options."""
+def refusal_of(exc: Exception, prefix: str = "") -> Refusal:
+    """`exc` (the server could not be started or reached) as a record, with what to do about
+    it in terms of this command line's options: the harness states the facts, it knows
+    nothing of options. `prefix` goes before the harness's message."""
     text = str(exc)
-    first, sep, rest = text.partition("\n")
-    hint = ""
+    first = text.partition("\n")[0]
+    kind, fix = "usage", ""
+    elsewhere: tuple[int, ...] = ()
     if isinstance(exc, TargetError):
-        hint = "start your server first, or let the kit launch it with --server-cmd"
+        kind, fix = (
+            "unreachable",
+            "start your server first, or let the kit launch it with --server-cmd",
+        )
     elif isinstance(exc, LaunchError):
+        kind, elsewhere = exc.kind, exc.elsewhere
         if exc.kind == "never-listened" and exc.elsewhere:
-            hint = PORT_ELSEWHERE_HINT
+            fix = PORT_ELSEWHERE_HINT
         elif exc.kind == "bad-command":
-            hint = "put {port} where the port goes, or give the port it always uses with --port N"
+            fix = "put {port} where the port goes, or give the port it always uses with --port N"
         elif exc.kind == "port-in-use":
             # A process holds the port (named), or connections still linger on it (none is).
             holder = "in use by" in first
-            hint = "stop it, or choose another --port" if holder else "choose another --port"
-    if not hint:
-        return text
-    joiner = " " if first.endswith((".", "?")) else "; "
-    return f"{first}{joiner}{hint}{sep}{rest}"
+            fix = "stop it, or choose another --port" if holder else "choose another --port"
+    return Refusal(kind, prefix + text, fix, elsewhere)
+
+
+def launch_hint(exc: Exception) -> str:
+    """`exc` with what to do about it, in this command line's terms (see `refusal_of`)."""
+    return refusal_of(exc).text()
 
 
 def target_from_options(

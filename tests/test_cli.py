@@ -472,3 +472,45 @@ def test_an_interrupted_run_says_so_in_its_report(tmp_path: Path) -> None:
     assert unrun and all("the run was interrupted" in r["detail"] for r in unrun)
     assert not any("deselected" in r["detail"] for r in doc["requirements"])
     assert "INTERRUPTED" in stdout
+
+
+def test_k_selects_by_requirement_id_or_says_to_use_requirement() -> None:
+    """`-k CONC-1` runs CONC-1's check (its ID is one of its keywords); a -k that leaves no
+    check says how to choose requirements instead of exiting without a word."""
+    result = kit("run", "--server", "thread", "--profile", "quick", "-k", "PROTO-3")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "1 passed" in result.stdout
+    result = kit("run", "--server", "thread", "--profile", "quick", "-k", "no_such_check")
+    assert result.returncode == 2
+    assert "use --requirement" in result.stdout + result.stderr
+
+
+def test_a_refusal_is_shown_once_and_recorded(tmp_path: Path) -> None:
+    """A server that listens elsewhere: the reason once on the terminal, no pytest framing,
+    and the report's `refusal` record with the ports (what the grader phrases its hint from)."""
+    elsewhere = tmp_path / "elsewhere.py"
+    elsewhere.write_text(
+        "import socket, time\ns = socket.create_server(('127.0.0.1', 0))\ntime.sleep(30)\n"
+    )
+    out = tmp_path / "r.json"
+    result = kit(
+        "run", "--server-cmd", f"{sys.executable} {elsewhere} {{port}}",
+        "--requirement", "PROTO-1", "--json-report", str(out),
+    )  # fmt: skip
+    assert result.returncode == 2
+    text = result.stdout + result.stderr
+    assert text.count("did not listen on port") == 1, text
+    assert "_pytest.outcomes.Exit" not in text and "Exit:" not in text
+    doc = report(out)
+    assert doc["refusal"]["kind"] == "never-listened"
+    assert len(doc["refusal"]["elsewhere"]) == 1
+    assert "--port N" in doc["refusal"]["fix"]
+    assert doc["score"] == 0
+    assert all(r["detail"].startswith("not judged") for r in doc["requirements"])
+
+
+def test_bad_input_is_recorded_too(tmp_path: Path) -> None:
+    out = tmp_path / "r.json"
+    result = kit("run", "--server", "nope", "--json-report", str(out))
+    assert result.returncode == 2
+    assert report(out)["refusal"]["kind"] == "usage"

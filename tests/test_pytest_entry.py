@@ -113,9 +113,17 @@ def test_the_kit_beside_the_other_plugins_without_xdist(pytester: pytest.Pyteste
 
 
 def test_checks_without_a_server_say_how_to_give_one(pytester: pytest.Pytester) -> None:
-    result = pytester.runpytest_subprocess("--pyargs", "conformance", "-p", "no:cacheprovider")
-    assert result.ret == 2
-    assert "--conformance-server" in result.stdout.str() + result.stderr.str()
+    """Once, without pytest's Exit framing, and as a record in the JSON report."""
+    result = pytester.runpytest_subprocess(
+        "--pyargs", "conformance", "-p", "no:cacheprovider",
+        "--conformance-json-report", "r.json",
+    )  # fmt: skip
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    out = result.stdout.str() + result.stderr.str()
+    assert out.count("--conformance-server fork") == 1, out
+    assert "_pytest.outcomes.Exit" not in out
+    refusal = json.loads((pytester.path / "r.json").read_text())["refusal"]
+    assert refusal["kind"] == "no-server"
 
 
 def test_every_pytest_option_is_namespaced() -> None:
