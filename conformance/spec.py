@@ -14,7 +14,7 @@ from typing import Literal
 Level = Literal["MUST", "SHOULD"]
 
 #: Default points per level when a requirement names none: a SHOULD is advice, worth nothing
-#: unless a grading config says otherwise (see conformance/scoring.py).
+#: unless a grading config says otherwise (see conformance/grade/config.py, `points_of`).
 DEFAULT_POINTS: dict[str, float] = {"MUST": 1, "SHOULD": 0}
 #: `ok` and `echo` are the teaching profiles; `adapter`: requirements written for every other
 #: protocol adapter that declares them (see conformance/protocols/).
@@ -31,17 +31,6 @@ CATEGORIES: tuple[str, ...] = (
     "fd-leak",
     "eintr",
     "isolation",
-)
-
-#: How a server serves its connections, as the kit observes it (see harness/model.py).
-MODELS: tuple[str, ...] = (
-    "fork",
-    "prefork",
-    "thread",
-    "pool",
-    "event-loop",
-    "iterative",
-    "unknown",
 )
 
 BOTH: tuple[Protocol, ...] = ("ok", "echo")

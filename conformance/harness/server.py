@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from conformance.errors import UsageError
+from conformance.harness.address import family_of
 from conformance.harness.client import Client, Transcript
 from conformance.harness.launch_ahead import LaunchAhead
 from conformance.harness.launcher import LaunchedServer
@@ -117,7 +118,7 @@ def check_reachable(host: str, port: int, protocol: str = "ok") -> None:
     The probe is a session, so it ends like one (`exit`, or EOF in echo), not with a bare
     close that a server ignoring EOF would choke on before any check began.
     """
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    family = family_of(host)
     with socket.socket(family, socket.SOCK_STREAM) as s:
         s.settimeout(LOOPBACK_TIMEOUT)
         try:
@@ -263,7 +264,7 @@ class Server:
 
 
 def _accepts(host: str, port: int) -> bool:
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    family = family_of(host)
     with socket.socket(family, socket.SOCK_STREAM) as s:
         s.settimeout(LOOPBACK_TIMEOUT)
         try:
