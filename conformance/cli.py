@@ -86,6 +86,8 @@ class _Observer:
     """Tells an interrupted run (pytest's exit code 2) from a usage error (also 2)."""
 
     interrupted = False
+    #: Tells the plugin the run is this command's, so its hints use the short option names.
+    conformance_front = "cli"
 
     def pytest_keyboard_interrupt(self, excinfo: pytest.ExceptionInfo[BaseException]) -> None:
         # pytest.exit() (our usage errors) reaches this hook too; only Ctrl-C/SIGTERM count.

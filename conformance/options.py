@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -279,6 +280,21 @@ def _typed(o: Option, text: str, where: str) -> Any:
     if o.choices and parsed not in o.choices:
         raise UsageError(f"{where}={text!r}: choose one of {', '.join(o.choices)}")
     return parsed
+
+
+def started_by_cli(config: Any) -> bool:
+    """Whether `conformance run` started this pytest run (its observer plugin says
+    `conformance_front = "cli"`): its users know the short option names."""
+    return any(
+        getattr(p, "conformance_front", None) == "cli" for p in config.pluginmanager.get_plugins()
+    )
+
+
+def in_pytest_terms(text: str) -> str:
+    """`text` (a hint in `conformance run`'s terms) with each option's pytest flag instead."""
+    for o in OPTIONS:
+        text = re.sub(rf"(?<![\w-]){re.escape(o.flag)}(?![\w-])", o.pytest_flag, text)
+    return text
 
 
 def wanted(config: Any) -> bool:

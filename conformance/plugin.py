@@ -12,6 +12,7 @@ alone.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import fcntl
 import functools
 import shutil
@@ -234,6 +235,9 @@ def _refuse(config: pytest.Config, refusal: Refusal) -> NoReturn:
             else report_mod.refused(refusal, started_at=state.started_at)
         )
         report_mod.write(doc, Path(path))
+    if not options.started_by_cli(config):
+        # A bare pytest run: the fix in its own terms (--conformance-port, not --port).
+        refusal = dataclasses.replace(refusal, fix=options.in_pytest_terms(refusal.fix))
     raise pytest.UsageError(f"conformance: {refusal.text()}")
 
 

@@ -130,3 +130,12 @@ def test_each_sandbox_limit_is_declared_once() -> None:
     }  # fmt: skip
     by_resource = {r.resource: r for r in sandbox.RLIMITS}
     assert by_resource[resource.RLIMIT_AS].unit == by_resource[resource.RLIMIT_FSIZE].unit
+
+
+def test_each_front_end_phrases_the_fix_in_its_own_terms() -> None:
+    """The refusal's fix is in `conformance run`'s terms; bare pytest gets its flags."""
+    fix = "({port} in --server-cmd), or give that port with --port N; --port-range stays"
+    assert options.in_pytest_terms(fix) == (
+        "({port} in --conformance-server-cmd), or give that port with --conformance-port N; "
+        "--port-range stays"
+    )
