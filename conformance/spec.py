@@ -11,6 +11,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
+from conformance.errors import UsageError
+
 Level = Literal["MUST", "SHOULD"]
 
 #: Default points per level when a requirement names none: a SHOULD is advice, worth nothing
@@ -347,8 +349,8 @@ BY_ID: dict[str, Requirement] = {r.id: r for r in REQUIREMENTS}
 def select(patterns: list[str] | None) -> list[Requirement]:
     """The requirements named by IDs or ID prefixes (`CONC`, `CONC-2`); all when none given.
 
-    Raises ValueError naming the pattern when one matches nothing, so a typo is not a silent
-    empty run.
+    Raises UsageError (a ValueError) naming the pattern when one matches nothing, so a typo is
+    not a silent empty run.
     """
     if not patterns:
         return list(REQUIREMENTS)
@@ -362,7 +364,7 @@ def select(patterns: list[str] | None) -> list[Requirement]:
         ]
         if not matches:
             known = ", ".join(r.id for r in REQUIREMENTS)
-            raise ValueError(f"--requirement {pattern!r} matches no requirement (known: {known})")
+            raise UsageError(f"--requirement {pattern!r} matches no requirement (known: {known})")
         chosen.update((r.id, r) for r in matches)
     return [r for r in REQUIREMENTS if r.id in chosen]
 

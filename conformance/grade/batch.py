@@ -27,8 +27,8 @@ from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from conformance import errors, options, protocols
-from conformance.errors import INTERRUPTED_EXIT, USAGE_EXIT
+from conformance import options, protocols
+from conformance.errors import INTERRUPTED_EXIT, USAGE_EXIT, UsageError
 from conformance.grade import config as gradeconfig
 from conformance.grade import containment, summary
 from conformance.grade.progress import Progress
@@ -49,10 +49,6 @@ from conformance.spec import select
 #: First uid of the sandbox slots (slot k runs as UID_BASE + k); override with --uid-base.
 UID_BASE = 62000
 CONFIG_NAME = "grading.toml"
-
-
-class UsageError(errors.UsageError):
-    """A `conformance grade` argument or class folder that cannot work (exit 2)."""
 
 
 #: `conformance grade --help`'s description: what it does, in the user's terms.
