@@ -22,9 +22,8 @@ from pathlib import Path
 
 import pytest
 
-from conformance import __version__, bench
+from conformance import __version__, bench, doctor, options
 from conformance.errors import INTERRUPTED_EXIT, USAGE_EXIT
-from conformance.settings import HELP, add_server_options
 from conformance.spec import REQUIREMENTS, render_markdown, select
 
 PACKAGE_DIR = Path(__file__).resolve().parent
@@ -32,65 +31,53 @@ CHECKS_DIR = PACKAGE_DIR / "checks"
 
 
 def _run_parser(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("run", help="check a server", description="Check a server against the spec.")
-    add_server_options(p)
-    p.add_argument("--line-reply", metavar="REGEX", help="protocol line: reply lines match REGEX")
-    p.add_argument("--http-path", metavar="PATH", help="protocol http: GET this path")
-    p.add_argument("--profile", choices=("quick", "default", "thorough"), default="default")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--json-report", metavar="PATH")
-    p.add_argument("--start-timeout", metavar="SECONDS", help=HELP["start_timeout"])
-    p.add_argument("--junit-xml", metavar="PATH")
-    p.add_argument("--requirement", action="append", default=[], metavar="ID_OR_PREFIX")
-    p.add_argument("--exclusions", metavar="PATH")
-    p.add_argument(
-        "--grading-config", metavar="TOML", help="points, exclusions and visibility for scores"
+    p = sub.add_parser(
+        "run",
+        help="check a server",
+        description="Check a server against the spec.",
+        epilog=options.exit_status_help(),
+        formatter_class=options.HelpFormatter,
     )
+    options.add_cli_options(p, "run")
+    # The command's own options, which the plugin does not have (pytest's, under other names).
+    p.add_argument("--junit-xml", metavar="PATH", help="write pytest's JUnit XML report here")
     p.add_argument("--gradescope", metavar="PATH", help="write Gradescope's results.json here")
     p.add_argument(
         "--autolab", action="store_true", help="end stdout with Autolab's autoresult line"
     )
-    p.add_argument("--strict", action="store_true", help="failed SHOULDs fail the run too")
-    p.add_argument("-n", dest="workers", default=None, help="pytest-xdist workers (0 = none)")
-    p.add_argument("-k", dest="keyword", default=None, help="pytest -k expression")
-    p.add_argument("-v", "--verbose", action="count", default=0)
+    p.add_argument(
+        "-n",
+        dest="workers",
+        default=None,
+        help="pytest-xdist workers, a number or auto (default: none, one process)",
+    )
+    p.add_argument(
+        "-k",
+        dest="keyword",
+        default=None,
+        help="pytest -k expression over the checks' names (test_...); to choose requirements "
+        "by ID use --requirement",
+    )
+    p.add_argument("-v", "--verbose", action="count", default=0, help="more detail (repeatable)")
     p.add_argument("pytest_args", nargs="*", help="extra pytest arguments (after --)")
 
 
 def pytest_args(ns: argparse.Namespace) -> list[str]:
+    """The pytest command line for `conformance run`: the package's checks, its own ini file,
+    the table's options under their pytest names, then pytest's own."""
     args = [
         str(CHECKS_DIR),
         "-p",
-        "conformance.plugin",
+        "conformance.pytest_entry",
         "--rootdir",
         str(PACKAGE_DIR),
         "-c",
         str(PACKAGE_DIR / "pytest.ini"),
+        *options.pytest_argv(vars(ns)),
     ]
-    for flag, value in (
-        ("--server", ns.server),
-        ("--server-cmd", ns.server_cmd),
-        ("--target", ns.target),
-        ("--port", ns.port),
-        ("--protocol", ns.protocol),
-        ("--line-reply", ns.line_reply),
-        ("--http-path", ns.http_path),
-        ("--profile", ns.profile),
-        ("--seed", ns.seed),
-        ("--json-report", ns.json_report),
-        ("--junitxml", ns.junit_xml),
-        ("--exclusions", ns.exclusions),
-        ("--grading-config", ns.grading_config),
-        ("--start-timeout", ns.start_timeout),
-        ("-n", ns.workers),
-        ("-k", ns.keyword),
-    ):
+    for flag, value in (("--junitxml", ns.junit_xml), ("-n", ns.workers), ("-k", ns.keyword)):
         if value is not None:
             args += [flag, str(value)]
-    for req in ns.requirement:
-        args += ["--requirement", req]
-    if ns.strict:
-        args.append("--conformance-strict")
     args.append("-" + "v" * ns.verbose if ns.verbose else "-q")
     return args + ns.pytest_args
 
@@ -99,6 +86,8 @@ class _Observer:
     """Tells an interrupted run (pytest's exit code 2) from a usage error (also 2)."""
 
     interrupted = False
+    #: Tells the plugin the run is this command's, so its hints use the short option names.
+    conformance_front = "cli"
 
     def pytest_keyboard_interrupt(self, excinfo: pytest.ExceptionInfo[BaseException]) -> None:
         # pytest.exit() (our usage errors) reaches this hook too; only Ctrl-C/SIGTERM count.
@@ -113,6 +102,7 @@ def _validate(ns: argparse.Namespace) -> str | None:
     from conformance.settings import adapter_options, target_from_options
 
     try:
+        options.fill_defaults(ns)
         adapter_options(ns.protocol, ns.line_reply, ns.http_path)
         target_from_options(ns.server, ns.server_cmd, ns.target, ns.port, ns.protocol)
         select(ns.requirement or None)
@@ -129,6 +119,12 @@ def run(ns: argparse.Namespace) -> int:
     problem = _validate(ns)
     if problem:
         print(f"conformance: {problem}", file=sys.stderr)
+        if ns.json_report:
+            # Bad input is a refusal like any other: the report says so, as the plugin's does.
+            from conformance import report
+            from conformance.errors import Refusal
+
+            report.write(report.refused(Refusal("usage", problem)), Path(ns.json_report))
         return USAGE_EXIT
 
     # SIGTERM to the kit must clean up like Ctrl-C does: fixtures stop the servers.
@@ -209,20 +205,38 @@ def list_requirements(ns: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="conformance", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(
+        prog="conformance",
+        description=__doc__.splitlines()[0],
+        epilog=options.exit_status_help() + " (each command's --help has its own)",
+    )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
     _run_parser(sub)
-    lp = sub.add_parser("list", help="print the requirements without running anything")
-    lp.add_argument("--requirement", action="append", default=[], metavar="ID_OR_PREFIX")
+    lp = sub.add_parser(
+        "list",
+        help="print the requirements without running anything",
+        description="Print the requirements (ID, level, category, title, scope).",
+        epilog="exit statuses: 0 printed, 2 a --requirement matches nothing",
+    )
+    lp.add_argument(
+        "--requirement",
+        action="append",
+        default=[],
+        metavar="ID_OR_PREFIX",
+        help=options.BY_NAME["requirement"].help,
+    )
     lp.add_argument("--markdown", action="store_true", help="print SPEC.md")
     bench.add_parser(sub)
+    doctor.add_parser(sub)
     from conformance.grade import batch
 
     batch.add_parser(sub)
     ns = parser.parse_args(argv)
     if ns.command == "bench":
         return bench.run(ns)
+    if ns.command == "doctor":
+        return doctor.main(ns)
     if ns.command == "grade":
         return batch.main(ns)
     if ns.command == "list":

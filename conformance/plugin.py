@@ -1,18 +1,20 @@
 """The pytest plugin: options, the server fixtures, verdicts per requirement, report, exit code.
 
 It does one job: turn pytest items marked `@requirement(ID)` into verdicts about a server.
-It is inert in any pytest run that collects no checks (it is installed via `pytest11`, so it
-loads everywhere). Everything the checks need comes from fixtures here; verdicts travel as
-`user_properties` on test reports, which pytest-xdist forwards from workers and JUnit XML
-writes as properties, so the controller builds the summary and the JSON report alone.
+It is registered only in a run that names a server (by pytest_entry.py, the `pytest11` entry
+point, which loads in every pytest run and declares the options); `pytest_configure_node` is
+optional, so `-p no:xdist` works. Everything the checks need comes from fixtures here;
+verdicts travel as `user_properties` on test reports, which pytest-xdist forwards from workers
+and JUnit XML writes as properties, so the controller builds the summary and the JSON report
+alone.
 """
 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import fcntl
 import functools
-import os
 import shutil
 import tempfile
 import time
@@ -20,14 +22,14 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import pytest
 
-from conformance import protocols
+from conformance import options, protocols
 from conformance import report as report_mod
 from conformance import settings as settings_mod
-from conformance.errors import USAGE_EXIT, UsageError
+from conformance.errors import Refusal, UsageError
 from conformance.harness import launcher
 from conformance.harness.deaths import DIED_DURING, STOPPING, death_of, judge_death
 from conformance.harness.failure import (
@@ -62,36 +64,9 @@ from conformance.harness.server import (
 from conformance.harness.sessions import DEATH_GRACE
 from conformance.harness.timeouts import READY_TIMEOUT, SETTLE_TIMEOUT
 from conformance.marks import Blocked, NotApplicable
-from conformance.profiles import NAMES as PROFILES
 from conformance.profiles import PROFILES as PROFILE_RECORDS
-from conformance.settings import HELP, NO_SERVER, Settings, launch_hint
+from conformance.settings import NO_SERVER, Settings, launch_hint, refusal_of
 from conformance.spec import BY_ID, Requirement
-
-
-def pytest_addoption(parser: pytest.Parser) -> None:
-    group = parser.getgroup("conformance", "TCP server conformance")
-    group.addoption("--server", help=HELP["server"])
-    group.addoption("--server-cmd", dest="server_cmd", help=HELP["server_cmd"])
-    group.addoption("--target", help=HELP["target"])
-    group.addoption("--port", type=int, help=HELP["port"])
-    group.addoption("--protocol", help=HELP["protocol"])
-    group.addoption("--line-reply", dest="line_reply", help=HELP["line_reply"])
-    group.addoption("--http-path", dest="http_path", help=HELP["http_path"])
-    group.addoption("--profile", choices=PROFILES, help=HELP["profile"])
-    group.addoption("--seed", type=int, help=HELP["seed"])
-    group.addoption("--json-report", dest="json_report", help=HELP["json_report"])
-    group.addoption("--requirement", action="append", default=[], help=HELP["requirement"])
-    group.addoption("--exclusions", help=HELP["exclusions"])
-    group.addoption("--grading-config", dest="grading_config", help=HELP["grading_config"])
-    group.addoption("--start-timeout", dest="start_timeout", help=HELP["start_timeout"])
-    group.addoption(
-        "--conformance-strict",
-        action="store_true",
-        default=False,
-        help=HELP["conformance_strict"],
-    )
-    for name in ("protocol", "profile", "seed", "server_cmd", "start_timeout"):
-        parser.addini(f"conformance_{name}", HELP[name])
 
 
 @dataclass
@@ -137,18 +112,10 @@ def _is_worker(config: pytest.Config) -> bool:
     return hasattr(config, "workerinput")
 
 
-def _wants_conformance(config: pytest.Config) -> bool:
-    return any(config.getoption(o, None) for o in ("server", "server_cmd", "target")) or bool(
-        os.environ.get("CONFORMANCE_SERVER_CMD")
-    )
-
-
 def pytest_configure(config: pytest.Config) -> None:
-    config.addinivalue_line("markers", "requirement(id): the spec requirement a check checks")
+    """Parse the settings, raise the descriptor limit, and plan the run for xdist."""
     state = RunState()
     config.stash[STATE] = state
-    if not _wants_conformance(config):
-        return
     try:
         state.settings = settings_mod.parse(config)
     except UsageError as exc:
@@ -202,7 +169,7 @@ def pytest_sessionstart(session: pytest.Session) -> None:
     state.started_at = datetime.now(timezone.utc).isoformat(timespec="seconds")
     state.t0 = time.monotonic()
     if state.error:
-        pytest.exit(f"conformance: {state.error}", returncode=USAGE_EXIT)
+        _refuse(config, Refusal("usage", state.error))
     if state.settings is None or _is_worker(config):
         return
     become_subreaper()
@@ -235,19 +202,53 @@ def pytest_sessionstart(session: pytest.Session) -> None:
             if probe.alive():
                 _ask_liveness(state, probe)
     except (LaunchError, UsageError) as exc:
-        pytest.exit(
-            f"conformance: the server could not be started: {launch_hint(exc)}",
-            returncode=USAGE_EXIT,
-        )
+        _refuse(config, refusal_of(exc, "the server could not be started: "))
     except Violation as exc:
-        pytest.exit(
-            f"conformance: the server stopped answering before any check began:\n{exc}",
-            returncode=USAGE_EXIT,
+        _refuse(
+            config,
+            Refusal(
+                "stopped-answering",
+                f"the server stopped answering before any check began:\n{exc}",
+            ),
         )
     if _uses_xdist(config):
         # The workers start their own servers: the ones started ahead here would only idle
         # (eight of them for a slow starter, each a JVM perhaps) until the run ends.
         LAUNCH_AHEAD.close()
+
+
+def _refuse(config: pytest.Config, refusal: Refusal) -> NoReturn:
+    """The kit cannot run: the JSON report carries the refusal, the terminal shows it once.
+
+    pytest.UsageError, not pytest.exit: pytest prints a UsageError once as `ERROR: ...`,
+    where pytest.exit's message is printed twice, the second time in `! _pytest.outcomes.Exit`
+    framing; both end the run before any check (exit status 4, which `conformance run`
+    reports as 2)."""
+    LAUNCH_AHEAD.close()
+    state = _state(config)
+    path = None
+    with contextlib.suppress(UsageError):
+        path = options.value(config, "json_report")
+    if path and not _is_worker(config):
+        s = state.settings
+        doc = (
+            report_mod.refused(
+                refusal,
+                selected=s.selected,
+                target=s.target.describe(),
+                protocol=s.protocol,
+                profile=s.profile,
+                seed=s.seed,
+                started_at=state.started_at,
+            )
+            if s is not None
+            else report_mod.refused(refusal, started_at=state.started_at)
+        )
+        report_mod.write(doc, Path(path))
+    if not options.started_by_cli(config):
+        # A bare pytest run: the fix in its own terms (--conformance-port, not --port).
+        refusal = dataclasses.replace(refusal, fix=options.in_pytest_terms(refusal.fix))
+    raise pytest.UsageError(f"conformance: {refusal.text()}")
 
 
 def _ask_liveness(state: RunState, probe: Server) -> None:
@@ -257,6 +258,7 @@ def _ask_liveness(state: RunState, probe: Server) -> None:
         state.one_per_connection = one_reply_per_connection(probe)
 
 
+@pytest.hookimpl(optionalhook=True)
 def pytest_configure_node(node) -> None:
     """xdist: hand the detected model to every worker so they all judge the same server."""
     node.workerinput["conformance_model"] = _state(node.config).model
@@ -288,6 +290,14 @@ def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None):
             fcntl.flock(lock, fcntl.LOCK_UN)
 
 
+@pytest.hookimpl(tryfirst=True)
+def pytest_itemcollected(item: pytest.Item) -> None:
+    """`-k CONC-1` selects the check of CONC-1: its requirement ID is one of its keywords."""
+    req = _requirement_of(item)
+    if req is not None:
+        item.extra_keyword_matches.add(req.id)
+
+
 def _requirement_of(item: pytest.Item) -> Requirement | None:
     mark = item.get_closest_marker("requirement")
     return BY_ID.get(mark.args[0]) if mark else None
@@ -301,7 +311,7 @@ def pytest_collection_modifyitems(
         return
     state = _state(config)
     if state.settings is None:
-        pytest.exit(f"conformance: {NO_SERVER}", returncode=USAGE_EXIT)
+        _refuse(config, Refusal("no-server", NO_SERVER))
     settings = state.settings
     wanted = {r.id for r in settings.selected}
     keep, drop = [], []
@@ -648,6 +658,14 @@ def _check_requirements() -> dict[str, str]:
 
 
 def pytest_terminal_summary(terminalreporter, exitstatus: int, config: pytest.Config) -> None:
+    """The conformance summary; or, when -k left no check, how to choose requirements."""
+    keyword = config.getoption("keyword", "")
+    if exitstatus == pytest.ExitCode.NO_TESTS_COLLECTED and keyword and not _is_worker(config):
+        terminalreporter.write_line(
+            f"conformance: -k {keyword!r} matched no check (-k matches check names, test_..., "
+            "and requirement IDs such as CONC-1); to choose requirements by ID or prefix use "
+            "--requirement (pytest: --conformance-requirement)"
+        )
     state = _state(config)
     if state.settings is None or not state.results or _is_worker(config):
         return

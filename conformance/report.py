@@ -32,7 +32,8 @@ from typing import cast
 import pytest
 
 from conformance import __version__, protocols
-from conformance.spec import CATEGORIES, Requirement
+from conformance.errors import Refusal
+from conformance.spec import CATEGORIES, REQUIREMENTS, Requirement
 
 OUTCOMES = ("passed", "failed", "blocked", "kit-error", "skipped", "not-applicable")
 #: Outcomes that earn a requirement's points.
@@ -108,6 +109,28 @@ def category_outcome(outcomes: list[str]) -> str:
     return "skipped"
 
 
+def environment() -> dict[str, str]:
+    """What a run's verdicts may depend on besides the server and the kit: the interpreter,
+    pytest, Hypothesis (a seed replays the same scenarios only with the same Hypothesis
+    version), psutil, and the kernel (the harness reads /proc and sock_diag)."""
+    import platform
+    from importlib import metadata
+
+    def version(dist: str) -> str:
+        try:
+            return metadata.version(dist)
+        except metadata.PackageNotFoundError:
+            return "not installed"
+
+    return {
+        "python": platform.python_version(),
+        "pytest": version("pytest"),
+        "hypothesis": version("hypothesis"),
+        "psutil": version("psutil"),
+        "kernel": f"{platform.system()} {platform.release()}",
+    }
+
+
 def build(
     *,
     results: dict[str, Result],
@@ -176,6 +199,7 @@ def build(
         categories[category] = category_outcome(judged)
     return {
         "kit_version": __version__,
+        "environment": environment(),
         "started_at": started_at,
         "duration_s": round(duration_s, 3),
         "target": target,
@@ -215,6 +239,38 @@ def _number(value: float) -> float | int:
 
 #: Exit status when the kit itself failed on a requirement it could not then judge.
 KIT_ERROR_EXIT = 3
+
+
+def refused(
+    refusal: Refusal,
+    *,
+    selected: list[Requirement] | None = None,
+    target: dict[str, object] | None = None,
+    protocol: str = "ok",
+    profile: str = "default",
+    seed: int = 0,
+    started_at: str = "",
+) -> dict[str, object]:
+    """The report of a run the kit refused (no server, port in use, bad input): nothing
+    judged, every requirement says why, and `refusal` holds the record front ends read."""
+    doc = build(
+        results={},
+        selected=selected if selected is not None else list(REQUIREMENTS),
+        target=target or {"mode": "launch", "port": None},
+        protocol=protocol,
+        profile=profile,
+        seed=seed,
+        model="unknown",
+        started_at=started_at,
+        duration_s=0.0,
+        excluded={},
+        serialised=[],
+        strict=False,
+    )
+    for r in cast(list[dict[str, object]], doc["requirements"]):
+        r["detail"] = f"not judged: the kit could not run ({refusal.kind}): see refusal"
+    doc["refusal"] = refusal.record()
+    return doc
 
 
 def exit_code(doc: dict[str, object]) -> int:

@@ -1,24 +1,20 @@
 """The run's settings: the plugin's options, parsed and checked in one place.
 
-The plugin registers the options and the checks read the result, a `Settings`; neither
-parses anything. Precedence for the options that also have an environment variable and an
-ini key is in `setting()`: command line > CONFORMANCE_<NAME> > ini > default. Help text is
-written once and serves the option and its ini key (pytest-timeout's habit).
+The options are declared in options.py (one table for pytest, the CLI and the grader); here
+they are read (`options.value`: command line > CONFORMANCE_<NAME> > ini > default) and
+checked, into the `Settings` the checks use. Neither the plugin nor the checks parse anything.
 """
 
 from __future__ import annotations
 
-import argparse
-import contextlib
-import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
-from conformance import protocols
-from conformance.errors import UsageError
+from conformance import options, protocols
+from conformance.errors import Refusal, UsageError
 from conformance.exclusions import Exclusions
 from conformance.grade import config as gradeconfig
 from conformance.harness.launcher import LaunchError
@@ -30,32 +26,10 @@ from conformance.harness.server import (
     is_loopback,
 )
 from conformance.harness.timeouts import READY_TIMEOUT
-from conformance.profiles import NAMES as PROFILES
 from conformance.spec import Requirement, select
 
-HELP = {
-    "server": "check a built-in reference server: fork, thread, select or pool",
-    "server_cmd": "launch this command for every check; {port} is replaced by a free port",
-    "target": "check a server that is already running at HOST:PORT (loopback only)",
-    "port": "the port to use (for a command without {port}, the port it always listens on)",
-    "protocol": "the protocol: ok (reply OK!!!), echo, line, http, resp, or your adapter as "
-    "package.module:ClassName (default: ok; see docs/adapters.md)",
-    "line_reply": "protocol line: a regular expression every reply line must match",
-    "http_path": "protocol http: the path of the GET requests (default: /)",
-    "profile": "how hard to try: quick, default or thorough (number of generated examples)",
-    "seed": "seed for generated scenarios; the same seed gives the same scenarios",
-    "json_report": "write the JSON verdict report to this path",
-    "requirement": "check only these requirement IDs or prefixes (repeatable), e.g. CONC-2, EXIT",
-    "exclusions": "file of requirements to skip, one 'ID: reason' per line",
-    "conformance_strict": "SHOULD requirements that fail also fail the run",
-    "grading_config": "grading config (TOML): points, excluded requirements, visibility",
-    "start_timeout": "seconds a launched server may take to listen on its port (default: 5); "
-    "for servers that are slow to start",
-}
-NO_SERVER = (
-    "conformance checks were collected but no server was given: use --server "
-    "fork|thread|select|pool, --server-cmd 'CMD {port}' or --target HOST:PORT"
-)
+#: Kept for the callers that name it here; the text is in options.py.
+NO_SERVER = options.NO_SERVER
 
 
 @dataclass
@@ -72,71 +46,41 @@ class Settings:
     start_timeout: float = READY_TIMEOUT
 
 
-def add_server_options(parser: argparse.ArgumentParser) -> None:
-    """Where the server comes from, for the `run` and `bench` commands (the plugin's options
-    say the same with the same HELP)."""
-    where = parser.add_mutually_exclusive_group(required=True)
-    where.add_argument("--server", help=HELP["server"])
-    where.add_argument("--server-cmd", help=HELP["server_cmd"])
-    where.add_argument("--target", help=HELP["target"])
-    parser.add_argument("--port", type=int, help=HELP["port"])
-    parser.add_argument("--protocol", default="ok", help=HELP["protocol"])
-
-
-def setting(config: pytest.Config, name: str, default: str | None = None) -> str | None:
-    """Precedence: command line > CONFORMANCE_<NAME> environment variable > ini > default."""
-    value = config.getoption(name, None)
-    if value not in (None, []):
-        return str(value)
-    env = os.environ.get(f"CONFORMANCE_{name.upper()}")
-    if env:
-        return env
-    with contextlib.suppress(ValueError):
-        ini = config.getini(f"conformance_{name}")
-        if ini:
-            return str(ini)
-    return default
-
-
 def parse(config: pytest.Config) -> Settings:
-    """The settings of this run, or UsageError (exit status 2) naming the bad option."""
-    protocol = setting(config, "protocol", "ok") or "ok"
+    """The settings of this run, or UsageError (exit status 2) naming the bad option and where
+    its value came from (the option, an environment variable or the ini file)."""
+    protocol = options.value(config, "protocol")
+    profile = options.value(config, "profile")
+    seed = options.value(config, "seed")
+    server_cmd = options.value(config, "server_cmd")
     adapter_options(
-        protocol, config.getoption("line_reply", None), config.getoption("http_path", None)
+        protocol, options.value(config, "line_reply"), options.value(config, "http_path")
     )
-    profile = setting(config, "profile", "default") or "default"
-    if profile not in PROFILES:
-        raise UsageError(f"--profile {profile!r}: choose one of {', '.join(PROFILES)}")
-    seed_text = setting(config, "seed", "0")
-    try:
-        seed = int(seed_text or 0)
-    except ValueError as exc:
-        raise UsageError(f"--seed {seed_text!r} is not an integer") from exc
     target = target_from_options(
-        config.getoption("server"),
-        setting(config, "server_cmd"),
-        config.getoption("target"),
-        config.getoption("port"),
+        options.value(config, "server"),
+        server_cmd,
+        options.value(config, "target"),
+        options.value(config, "port"),
         protocol,
     )
     try:
-        selected = select(config.getoption("requirement") or None)
+        selected = select(options.value(config, "requirement") or None)
     except ValueError as exc:
         raise UsageError(f"--requirement: {exc}") from exc
-    path = config.getoption("exclusions")
+    path = options.value(config, "exclusions")
     exclusions = Exclusions.load(Path(path)) if path else Exclusions({})
-    grading_path = config.getoption("grading_config")
+    grading_path = options.value(config, "grading_config")
     grading = gradeconfig.load(Path(grading_path)) if grading_path else gradeconfig.DEFAULT
     # The config's exclusions first, so an exclusions file given on top has the last word.
     exclusions = Exclusions({**grading.excluded, **exclusions.entries})
-    json_report = config.getoption("json_report")
-    start_timeout = parse_start_timeout(setting(config, "start_timeout"), grading)
+    json_report = options.value(config, "json_report")
+    start_timeout = parse_start_timeout(options.value(config, "start_timeout"), grading)
     return Settings(
         target,
         protocol,
         profile,
         seed,
-        bool(config.getoption("conformance_strict")),
+        bool(options.value(config, "strict")),
         selected,
         exclusions,
         Path(json_report) if json_report else None,
@@ -145,7 +89,7 @@ def parse(config: pytest.Config) -> Settings:
     )
 
 
-def parse_start_timeout(text: str | None, grading: gradeconfig.GradingConfig) -> float:
+def parse_start_timeout(text: str | float | None, grading: gradeconfig.GradingConfig) -> float:
     """--start-timeout (or the grading config's `start_timeout`), checked: seconds > 0."""
     if text is None:
         return grading.start_timeout
@@ -186,29 +130,37 @@ PORT_ELSEWHERE_HINT = (
 START_TIMEOUT_HINT = "If it is only slow to start, give it longer with --start-timeout SECONDS."
 
 
-def launch_hint(exc: Exception) -> str:
-    """`exc` (the server could not be started or reached) with what to do about it, in terms of
-    this command line's options: the harness states the facts, it knows nothing of options."""
+def refusal_of(exc: Exception, prefix: str = "") -> Refusal:
+    """`exc` (the server could not be started or reached) as a record, with what to do about
+    it in terms of this command line's options: the harness states the facts, it knows
+    nothing of options. `prefix` goes before the harness's message."""
     text = str(exc)
-    first, sep, rest = text.partition("\n")
-    hint = ""
+    first = text.partition("\n")[0]
+    kind, fix = "usage", ""
+    elsewhere: tuple[int, ...] = ()
     if isinstance(exc, TargetError):
-        hint = "start your server first, or let the kit launch it with --server-cmd"
+        kind, fix = (
+            "unreachable",
+            "start your server first, or let the kit launch it with --server-cmd",
+        )
     elif isinstance(exc, LaunchError):
+        kind, elsewhere = exc.kind, exc.elsewhere
         if exc.kind == "never-listened" and exc.elsewhere:
-            hint = PORT_ELSEWHERE_HINT
+            fix = PORT_ELSEWHERE_HINT
         elif exc.kind == "never-listened":
-            hint = START_TIMEOUT_HINT
+            fix = START_TIMEOUT_HINT
         elif exc.kind == "bad-command":
-            hint = "put {port} where the port goes, or give the port it always uses with --port N"
+            fix = "put {port} where the port goes, or give the port it always uses with --port N"
         elif exc.kind == "port-in-use":
             # A process holds the port (named), or connections still linger on it (none is).
             holder = "in use by" in first
-            hint = "stop it, or choose another --port" if holder else "choose another --port"
-    if not hint:
-        return text
-    joiner = " " if first.endswith((".", "?")) else "; "
-    return f"{first}{joiner}{hint}{sep}{rest}"
+            fix = "stop it, or choose another --port" if holder else "choose another --port"
+    return Refusal(kind, prefix + text, fix, elsewhere)
+
+
+def launch_hint(exc: Exception) -> str:
+    """`exc` with what to do about it, in this command line's terms (see `refusal_of`)."""
+    return refusal_of(exc).text()
 
 
 def target_from_options(

@@ -11,10 +11,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
+from conformance.errors import UsageError
+
 Level = Literal["MUST", "SHOULD"]
 
 #: Default points per level when a requirement names none: a SHOULD is advice, worth nothing
-#: unless a grading config says otherwise (see conformance/scoring.py).
+#: unless a grading config says otherwise (see conformance/grade/config.py, `points_of`).
 DEFAULT_POINTS: dict[str, float] = {"MUST": 1, "SHOULD": 0}
 #: `ok` and `echo` are the teaching profiles; `adapter`: requirements written for every other
 #: protocol adapter that declares them (see conformance/protocols/).
@@ -31,17 +33,6 @@ CATEGORIES: tuple[str, ...] = (
     "fd-leak",
     "eintr",
     "isolation",
-)
-
-#: How a server serves its connections, as the kit observes it (see harness/model.py).
-MODELS: tuple[str, ...] = (
-    "fork",
-    "prefork",
-    "thread",
-    "pool",
-    "event-loop",
-    "iterative",
-    "unknown",
 )
 
 BOTH: tuple[Protocol, ...] = ("ok", "echo")
@@ -363,8 +354,8 @@ BY_ID: dict[str, Requirement] = {r.id: r for r in REQUIREMENTS}
 def select(patterns: list[str] | None) -> list[Requirement]:
     """The requirements named by IDs or ID prefixes (`CONC`, `CONC-2`); all when none given.
 
-    Raises ValueError naming the pattern when one matches nothing, so a typo is not a silent
-    empty run.
+    Raises UsageError (a ValueError) naming the pattern when one matches nothing, so a typo is
+    not a silent empty run.
     """
     if not patterns:
         return list(REQUIREMENTS)
@@ -378,7 +369,7 @@ def select(patterns: list[str] | None) -> list[Requirement]:
         ]
         if not matches:
             known = ", ".join(r.id for r in REQUIREMENTS)
-            raise ValueError(f"--requirement {pattern!r} matches no requirement (known: {known})")
+            raise UsageError(f"--requirement {pattern!r} matches no requirement (known: {known})")
         chosen.update((r.id, r) for r in matches)
     return [r for r in REQUIREMENTS if r.id in chosen]
 

@@ -24,7 +24,7 @@ from pathlib import Path
 
 import psutil
 
-from conformance import __version__, protocols
+from conformance import __version__, options, protocols
 from conformance.bench.report import (
     HEADER,
     PLOT_MISSING,
@@ -41,7 +41,7 @@ from conformance.harness.launcher import LaunchedServer, LaunchError, launch
 from conformance.harness.limits import DescriptorLimitError, ensure_descriptors
 from conformance.harness.processes import GONE, listener_owner
 from conformance.harness.server import Target, check_reachable
-from conformance.settings import add_server_options, launch_hint, target_from_options
+from conformance.settings import launch_hint, target_from_options
 
 EXIT_ERRORS = 1
 DEFAULT_CLIENTS = "1,10,100,1000"
@@ -59,8 +59,11 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "bench",
         help="measure throughput and latency against clients",
         description="Measure requests/s, connections/s and latency for each client count.",
+        epilog=f"exit statuses: 0 measured, {EXIT_ERRORS} the server gave errors under load, "
+        "2 usage error or the server could not be started, 130 interrupted",
+        formatter_class=options.HelpFormatter,
     )
-    add_server_options(p)
+    options.add_cli_options(p, "bench")
     p.add_argument(
         "--clients",
         default=DEFAULT_CLIENTS,
@@ -212,6 +215,7 @@ def _one(ns: argparse.Namespace, target: Target, clients: int, progress: _Progre
 
 def run(ns: argparse.Namespace) -> int:
     try:
+        options.fill_defaults(ns)
         target, counts = _validate(ns)
     except (UsageError, DescriptorLimitError, ValueError) as exc:
         print(f"conformance bench: {launch_hint(exc)}", file=sys.stderr)

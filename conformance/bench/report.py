@@ -1,7 +1,7 @@
 """What `conformance bench` measured, as a record, a table, a JSON document and a plot.
 
-Kept apart from the measuring (bench.py) so that benchmarks/run.py can render the same rows
-into BENCHMARKS.md, and so that matplotlib stays an optional import used only by `--plot`.
+Kept apart from the measuring (bench/__init__.py), so that matplotlib stays an optional
+import used only by `--plot`.
 """
 
 from __future__ import annotations

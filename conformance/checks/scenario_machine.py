@@ -54,7 +54,6 @@ def _names() -> Iterator[str]:
 
 
 #: Why a scenario was rejected, and the requirement that owns that behaviour.
-DIED_ON_RESET = "EXIT-3"
 DIED_ON_SIGNAL = "EINTR-2"
 DROPPED_ON_SIGNAL = "EINTR-2"
 DIED = "EXIT-3"

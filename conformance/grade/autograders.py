@@ -22,7 +22,7 @@ import json
 import re
 from pathlib import Path
 
-from conformance import __version__, protocols
+from conformance import __version__, protocols, report
 from conformance.grade.config import GradingConfig
 from conformance.report import EARNING, summary_lines
 from conformance.spec import BY_ID, CATEGORIES, select
@@ -71,6 +71,7 @@ def unrun_report(
         )
     return {
         "kit_version": __version__,
+        "environment": report.environment(),
         "started_at": "",
         "duration_s": round(duration_s, 3),
         "target": {"mode": "launch", "command": config.run or "", "port": config.port},

@@ -1,6 +1,6 @@
 """`conformance grade DIR`: grade every submission folder in DIR, then summarise the class.
 
-Each folder is graded by submission.Grader in a slot: with `-j N` there are N slots, each
+Each folder is graded in a slot (grade/submission.py): with `-j N` there are N slots, each
 with its own uid when the grader is root (so limits and cleanup never mix two submissions) and
 its own network namespace when it can have one (so hard-coded ports do not collide and no
 submission sees another's traffic). Without namespaces, submissions with a fixed port are
@@ -27,8 +27,8 @@ from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from conformance import errors, protocols
-from conformance.errors import INTERRUPTED_EXIT, USAGE_EXIT
+from conformance import options, protocols
+from conformance.errors import INTERRUPTED_EXIT, USAGE_EXIT, UsageError
 from conformance.grade import config as gradeconfig
 from conformance.grade import containment, summary
 from conformance.grade.progress import Progress
@@ -51,32 +51,66 @@ UID_BASE = 62000
 CONFIG_NAME = "grading.toml"
 
 
-class UsageError(errors.UsageError):
-    """A `conformance grade` argument or class folder that cannot work (exit 2)."""
+#: `conformance grade --help`'s description: what it does, in the user's terms.
+DESCRIPTION = (
+    "Grade every submission folder in SUBMISSIONS_DIR: copy it, build it, check its server "
+    "against the spec in a sandbox, score it by the grading config, then summarise the class. "
+    "With -j N, N submissions are graded at once, each as its own user when the grader is root "
+    "and in its own network namespace when it can have one. A folder whose report is newer "
+    "than its sources and was made with the same config is not graded again (--force "
+    "regrades). docs/grading.md has the config and the sandbox."
+)
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("grade", help="grade a class of submissions", description=__doc__)
-    p.add_argument("submissions", metavar="SUBMISSIONS_DIR")
-    p.add_argument("--config", metavar="TOML", help=f"grading config (default: DIR/{CONFIG_NAME})")
-    p.add_argument("--build", help="build command, run in each submission (e.g. 'make')")
-    p.add_argument("--run", help="launch command, e.g. './server {port}'")
-    p.add_argument("--port", type=int, help="the port servers hard-code (a --run without {port})")
-    p.add_argument(
-        "--protocol",
-        help=f"{', '.join(protocols.BUILTIN)}, or your adapter's module:ClassName",
+    p = sub.add_parser(
+        "grade",
+        help="grade a class of submissions",
+        description=DESCRIPTION,
+        epilog="exit statuses: 0 every submission graded (whatever its score), 1 the grader "
+        "itself failed on a submission, 2 usage error (a bad option, config or folder), "
+        "130 interrupted (the next run grades the rest)",
+        formatter_class=options.HelpFormatter,
     )
-    p.add_argument("--profile", choices=gradeconfig.PROFILES)
-    p.add_argument("--seed", type=int)
+    p.add_argument(
+        "submissions", metavar="SUBMISSIONS_DIR", help="one folder per submission (its name)"
+    )
+    p.add_argument("--config", metavar="TOML", help=f"grading config (default: DIR/{CONFIG_NAME})")
+    p.add_argument(
+        "--build",
+        help="build command, run in each submission, e.g. 'make' (overrides the grading "
+        "config's [assignment] build)",
+    )
+    p.add_argument(
+        "--run",
+        help="launch command, e.g. './server {port}' (overrides the grading config's "
+        "[assignment] run)",
+    )
+    options.add_cli_options(p, "grade")
     p.add_argument("--out", metavar="DIR", help="where reports go (default: DIR-grades)")
     p.add_argument("-j", "--jobs", type=int, default=1, help="submissions graded at once")
     p.add_argument("--shard", metavar="I/N", help="grade only the I-th of N shares (1-based)")
     p.add_argument("--force", action="store_true", help="regrade up-to-date submissions too")
-    p.add_argument("--only", action="append", default=[], metavar="NAME", help="these folders")
-    p.add_argument("--sandbox", choices=("auto", "limits", "bwrap"), default="auto")
-    p.add_argument("--netns", choices=("auto", "always", "never"), default="auto")
-    p.add_argument("--uid-base", type=int, default=UID_BASE)
-    p.add_argument("--requirement", action="append", default=[], metavar="ID_OR_PREFIX")
+    p.add_argument("--only", action="append", default=[], metavar="NAME", help="only these folders")
+    p.add_argument(
+        "--sandbox",
+        choices=("auto", "limits", "bwrap"),
+        default="auto",
+        help="auto: a view of its own per submission through namespaces where they work, "
+        "else resource limits only; limits: resource limits only; bwrap: bubblewrap's view",
+    )
+    p.add_argument(
+        "--netns",
+        choices=("auto", "always", "never"),
+        default="auto",
+        help="a network namespace per submission (auto: as root, where it works)",
+    )
+    p.add_argument(
+        "--uid-base",
+        type=int,
+        default=UID_BASE,
+        help="as root, slot k runs as uid UID_BASE+k",
+    )
     p.add_argument("--keep-work", action="store_true", help="keep each build's work directory")
 
 
@@ -128,11 +162,13 @@ def _config(
         config = gradeconfig.load(given)
     else:
         config, path = gradeconfig.DEFAULT, None
-    changes = {
-        k: getattr(ns, k)
-        for k in ("build", "run", "port", "protocol", "profile", "seed")
-        if getattr(ns, k) is not None
-    }
+    overrides = {"build": ns.build, "run": ns.run}
+    overrides.update(
+        (o.config_key, getattr(ns, o.name))
+        for o in options.OPTIONS
+        if o.config_key and "grade" in o.commands
+    )
+    changes = {k: v for k, v in overrides.items() if v is not None}
     config = gradeconfig.with_run(config, **changes)
     if not config.run:
         raise UsageError("no run command: give --run './server {port}' or assignment.run")

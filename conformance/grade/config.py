@@ -36,6 +36,7 @@ from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
+from conformance import options as run_options
 from conformance import profiles, protocols
 from conformance.errors import UsageError
 from conformance.harness.timeouts import READY_TIMEOUT
@@ -48,6 +49,10 @@ else:  # pragma: no cover - exercised on 3.10 only
 
 #: The longest start_timeout (and --start-timeout): a bound on one start's wait.
 MAX_START_TIMEOUT = 600.0
+#: The option table's defaults, by [assignment] key.
+_DEFAULT: dict[str, Any] = {
+    o.config_key: o.default for o in run_options.OPTIONS if o.config_key is not None
+}
 VISIBILITIES = ("visible", "hidden", "after_due_date", "after_published")
 PROFILES = profiles.NAMES
 #: The built-in protocol adapters (conformance/protocols). A config may also name its own,
@@ -101,13 +106,14 @@ class Limits:
 class GradingConfig:
     build: str | None = None
     run: str | None = None
+    # The run options' defaults are the option table's (conformance/options.py).
     port: int | None = None
-    protocol: str = "ok"
+    protocol: str = _DEFAULT["protocol"]
     #: The `line` adapter's --line-reply and the `http` adapter's --http-path.
     line_reply: str | None = None
     http_path: str | None = None
-    profile: str = "default"
-    seed: int = 0
+    profile: str = _DEFAULT["profile"]
+    seed: int = _DEFAULT["seed"]
     #: Seconds a build may take before it is killed (and scores zero).
     build_timeout: float = 120.0
     #: Wall-clock seconds for the whole suite against one submission.
@@ -201,7 +207,7 @@ def _typed(value: Any, kind: type | tuple[type, ...], source: str, key: str) -> 
 def _assignment(table: dict[str, Any], source: str) -> dict[str, Any]:
     _only(table, set(_ASSIGNMENT_KEYS), source, "[assignment] ")
     out = {k: _typed(v, _ASSIGNMENT_KEYS[k], source, f"assignment.{k}") for k, v in table.items()}
-    protocol = out.get("protocol", "ok")
+    protocol = out.get("protocol", _DEFAULT["protocol"])
     if protocol not in PROTOCOLS and not _USER_ADAPTER.fullmatch(protocol):
         raise ConfigError(
             f"{source}: assignment.protocol must be one of {', '.join(PROTOCOLS)} (the built-in "
@@ -220,7 +226,7 @@ def _assignment(table: dict[str, Any], source: str) -> dict[str, Any]:
             ) from None
     if "http_path" in out and not out["http_path"].startswith("/"):
         raise ConfigError(f"{source}: assignment.http_path must start with /")
-    if out.get("profile", "default") not in PROFILES:
+    if out.get("profile", _DEFAULT["profile"]) not in PROFILES:
         raise ConfigError(f"{source}: assignment.profile must be one of {', '.join(PROFILES)}")
     port = out.get("port")
     if port is not None and not 0 < port < 65536:

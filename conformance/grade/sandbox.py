@@ -100,14 +100,37 @@ class Sandbox:
         return [*args, "--", *command]
 
 
+@dataclass(frozen=True, slots=True)
+class RLimit:
+    """One per-process limit: the `Limits` field (the grading config's [limits] key), the
+    rlimit it sets, the field's unit, and the sandbox's flag (`--` + the field's name)."""
+
+    field: str
+    resource: int
+    #: The field's unit, for help texts.
+    unit_name: str
+    #: Bytes per unit of the field (MIB for the `_mb` fields), or 1.
+    unit: int = 1
+
+    @property
+    def flag(self) -> str:
+        return "--" + self.field.replace("_", "-")
+
+
+#: Every per-process limit of the sandbox, declared once: the config field, the flag passed to
+#: `python -m conformance.grade.sandbox`, and the rlimit it sets are generated from here.
+#: (`disk_mb` is not an rlimit: the grader watches it.)
+RLIMITS = (
+    RLimit("nproc", resource.RLIMIT_NPROC, "processes and threads"),
+    RLimit("nofile", resource.RLIMIT_NOFILE, "descriptors"),
+    RLimit("address_space_mb", resource.RLIMIT_AS, "MiB", MIB),
+    RLimit("cpu_s", resource.RLIMIT_CPU, "CPU seconds"),
+    RLimit("file_size_mb", resource.RLIMIT_FSIZE, "MiB", MIB),
+)
+
+
 def limit_args(limits: Limits) -> list[str]:
-    return [
-        f"--nproc={limits.nproc}",
-        f"--nofile={limits.nofile}",
-        f"--as-mb={limits.address_space_mb}",
-        f"--cpu-s={limits.cpu_s}",
-        f"--fsize-mb={limits.file_size_mb}",
-    ]
+    return [f"{r.flag}={getattr(limits, r.field)}" for r in RLIMITS]
 
 
 def netns_argv(command: Sequence[str]) -> list[str]:
@@ -177,18 +200,15 @@ def tasks_of(uid: int) -> int:
 
 
 def apply_limits(ns: argparse.Namespace) -> None:
-    nproc = ns.nproc
-    if nproc is not None and ns.uid is None and os.getuid() != 0:
-        nproc += tasks_of(os.getuid())
-    for res, value in (
-        (resource.RLIMIT_NPROC, nproc),
-        (resource.RLIMIT_NOFILE, ns.nofile),
-        (resource.RLIMIT_AS, ns.as_mb and ns.as_mb * MIB),
-        (resource.RLIMIT_CPU, ns.cpu_s),
-        (resource.RLIMIT_FSIZE, ns.fsize_mb and ns.fsize_mb * MIB),
-    ):
+    for r in RLIMITS:
+        value = getattr(ns, r.field)
         if value is None:
             continue
+        if r.resource == resource.RLIMIT_NPROC and ns.uid is None and os.getuid() != 0:
+            # Without a uid of its own, the submission shares the count with this user's tasks.
+            value += tasks_of(os.getuid())
+        value *= r.unit
+        res = r.resource
         _soft, hard = resource.getrlimit(res)
         if hard != resource.RLIM_INFINITY:
             value = min(value, hard)
@@ -243,11 +263,15 @@ def bwrap_argv(directory: str, command: list[str], tmp_mb: int = DEFAULT_TMP_MB)
 
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m conformance.grade.sandbox", description=__doc__)
-    p.add_argument("--nproc", type=int)
-    p.add_argument("--nofile", type=int)
-    p.add_argument("--as-mb", type=int)
-    p.add_argument("--cpu-s", type=int)
-    p.add_argument("--fsize-mb", type=int)
+    for r in RLIMITS:
+        name = {v: k for k, v in vars(resource).items() if k.startswith("RLIMIT_")}[r.resource]
+        p.add_argument(
+            r.flag,
+            dest=r.field,
+            type=int,
+            metavar="N",
+            help=f"{name}, in {r.unit_name} (grading config [limits] {r.field})",
+        )
     p.add_argument("--uid", type=int)
     p.add_argument("--bwrap", metavar="DIR")
     p.add_argument("--isolate", metavar="DIR")

@@ -18,7 +18,6 @@ import contextlib
 import hashlib
 import json
 import os
-import re
 import shlex
 import shutil
 import signal
@@ -29,15 +28,15 @@ import time
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import BinaryIO, cast
+from typing import Any, BinaryIO, cast
 
 from conformance import __version__
+from conformance import options as run_options
+from conformance.errors import Refusal
 from conformance.grade import autograders, containment
 from conformance.grade.config import GradingConfig, adapter_path, user_adapter
 from conformance.grade.sandbox import Sandbox, netns_argv, tasks_of
 from conformance.harness.processes import describe_exit
-from conformance.harness.timeouts import READY_TIMEOUT
-from conformance.settings import PORT_ELSEWHERE_HINT, START_TIMEOUT_HINT
 
 #: How often the watchdog looks at the clock, the disk and the process count.
 WATCH_INTERVAL = 0.5
@@ -251,27 +250,17 @@ class Grader:
     def _run_suite(self) -> dict[str, object]:
         config, report = self.config, self.out / "report.json"
         server = _join(self.sandbox.argv(_command_argv(config.run or "")))
+        values = {
+            **run_options.from_config(config),
+            "server_cmd": server,
+            "json_report": str(report),
+            "grading_config": self.options.config_path,
+            "requirement": list(self.options.requirements),
+        }
         argv = [
-            sys.executable, "-m", "conformance", "run",
-            "--server-cmd", server,
-            "--protocol", config.protocol,
-            "--profile", config.profile,
-            "--seed", str(config.seed),
-            "--json-report", str(report),
+            sys.executable, "-m", "conformance", "run", *run_options.cli_argv(values),
             "--junit-xml", str(self.out / "junit.xml"),
         ]  # fmt: skip
-        if config.port is not None:
-            argv += ["--port", str(config.port)]
-        if config.line_reply is not None:
-            argv += ["--line-reply", config.line_reply]
-        if config.http_path is not None:
-            argv += ["--http-path", config.http_path]
-        if config.start_timeout != READY_TIMEOUT:
-            argv += ["--start-timeout", f"{config.start_timeout:g}"]
-        if self.options.config_path is not None:
-            argv += ["--grading-config", str(self.options.config_path)]
-        for req in self.options.requirements:
-            argv += ["--requirement", req]
         argv += ["--", "-p", "no:cacheprovider"]
         if self.options.netns:
             argv = netns_argv(argv)
@@ -305,14 +294,17 @@ class Grader:
         if stop is not None:
             self.notes.append(f"the run was stopped because {stop}: no requirement was judged")
             doc = self._unrun(f"the run was stopped because {stop}")
-        elif report.exists():
-            doc = _in_students_words(json.loads(report.read_text()))
-        else:
-            why = _kit_error(self.out / "run.log", self.config)
-            tail = "" if why else "\n" + _tail(self.out / "run.log")
-            why = f"the suite could not run: {why or f'the kit exited with status {code}'}"
+        elif report.exists() and "refusal" in (kit := json.loads(report.read_text())):
+            why = f"the suite could not run: {refusal_text(kit['refusal'], self.config)}"
             self.notes.append(why)
-            doc = self._unrun(why + tail)
+            doc = self._unrun(why)
+        elif report.exists():
+            doc = _in_students_words(kit)
+        else:
+            # No report at all: the kit itself broke (or was killed); its log is the evidence.
+            why = f"the suite could not run: the kit exited with status {code}"
+            self.notes.append(why)
+            doc = self._unrun(why + "\n" + _tail(self.out / "run.log"))
         self._note_limits(doc)
         return doc
 
@@ -325,7 +317,9 @@ class Grader:
         cannot see), or when the kernel refused to start a server because the submission's
         uid still held its limit (the sandbox wrapper's exec failed with EAGAIN)."""
         nproc = self.config.limits.nproc
-        if self.peak_tasks >= nproc * PROCESS_LIMIT_SEEN or _start_refused(self.out / "run.log"):
+        if self.peak_tasks >= nproc * PROCESS_LIMIT_SEEN or _start_refused(
+            self.out / "report.json"
+        ):
             return f"it reached its limit of {nproc} processes and threads (a fork bomb?)"
         return stopped
 
@@ -454,74 +448,51 @@ def live_children() -> set[int]:
         return set(_LIVE)
 
 
-def _kit_error(log: Path, config: GradingConfig) -> str | None:
-    """The kit's reason for not running (e.g. the server never listened), said once.
-
-    pytest prints it as `Exit: conformance: ...` with its indented lines (the command, the
-    server's last words), then again between `!` marks: only the first copy is kept, without
-    the sandbox wrapper, and with the grader's hint in place of the command line's."""
-    marker = "conformance: "
-    try:
-        lines = log.read_text(errors="replace").splitlines()
-    except OSError:
-        return None
-    for i, line in enumerate(lines):
-        if marker in line:
-            block = [line.split(marker, 1)[1].strip()]
-            for more in lines[i + 1 :]:
-                if not more.startswith(" ") or more.lstrip().startswith("!"):
-                    break
-                block.append(more)
-            return _grader_hint(autograders.without_sandbox("\n".join(block)), config)
-    return None
-
-
-#: The launcher's finding of a server on another port, with `conformance run`'s hint for it.
-_PORT_HINT = re.compile(
-    r"It listens on port\(s\) (?P<ports>[\d, ]+) instead\.(?: "
-    + re.escape(PORT_ELSEWHERE_HINT)
-    + ")?"
-)
-
-
-def _grader_hint(text: str, config: GradingConfig) -> str:
-    """The hint for a server listening elsewhere, in the grader's terms: the run command's
-    `{port}`, or the config's `port =` (there is no --port to give to a grader's run)."""
-
-    def hint(match: re.Match[str]) -> str:
-        ports = match["ports"]
-        first = ports.split(",")[0].strip()
+def refusal_text(refusal: dict[str, Any], config: GradingConfig) -> str:
+    """The kit's refusal record (its JSON report's `refusal`) in the grader's terms: the
+    message without the sandbox wrapper, and the grader's own fix for a server that listens
+    elsewhere (the run command's `{port}`, or the config's `port =`; a grader's run has no
+    --port to give). The record's `fix` speaks of `conformance run`'s options: not used."""
+    message = autograders.without_sandbox(str(refusal.get("message", "")))
+    elsewhere = [int(p) for p in refusal.get("elsewhere", [])]
+    fix = ""
+    if refusal.get("kind") == "never-listened" and elsewhere:
         if config.port is None:
-            return (
-                f"It listens on port(s) {ports} instead: it must listen on the port given in "
-                f"its arguments (the grader runs `{config.run}` with a free port for "
-                f"`{{port}}`); if the assignment fixes the port, the grading config says so "
-                f"with `port = {first}` under [assignment] and a run command without `{{port}}`."
+            fix = (
+                f"It must listen on the port given in its arguments (the grader runs "
+                f"`{config.run}` with a free port for `{{port}}`); if the assignment fixes the "
+                f"port, the grading config says so with `port = {elsewhere[0]}` under "
+                "[assignment] and a run command without `{port}`."
             )
-        return (
-            f"It listens on port(s) {ports} instead: the grading config has `port = "
-            f"{config.port}` (the port every submission must listen on) and runs `{config.run}`."
+        else:
+            fix = (
+                f"The grading config has `port = {config.port}` (the port every submission "
+                f"must listen on) and runs `{config.run}`."
+            )
+    elif refusal.get("kind") == "never-listened":
+        fix = (
+            "If it is only slow to start, give it longer with `start_timeout = SECONDS` under "
+            f"[assignment] (now {config.start_timeout:g} s)."
         )
-
-    slow = (
-        "If it is only slow to start, give it longer with `start_timeout = SECONDS` under "
-        f"[assignment] (now {config.start_timeout:g} s)."
-    )
-    return _PORT_HINT.sub(hint, text).replace(START_TIMEOUT_HINT, slow)
+    return Refusal(str(refusal.get("kind", "")), message, fix).text()
 
 
-def _start_refused(log: Path) -> bool:
+def _start_refused(report: Path) -> bool:
     """Did the kernel refuse to start a server for the process limit? (The sandbox wrapper
-    says so in the server's stderr, which the kit quotes in run.log.) Only the wrapper's own
-    line counts: a server's "recv: Resource temporarily unavailable" is EAGAIN of a socket."""
-    with contextlib.suppress(OSError):
-        for line in log.read_text(errors="replace").splitlines():
-            if (
-                "conformance.grade.sandbox: cannot run" in line
-                and "temporarily unavailable" in line
-            ):
-                return True
-    return False
+    says so in the server's stderr, which the kit quotes in its report: in the refusal, or in
+    a check that could not start its server.) Only the wrapper's own line counts: a server's
+    "recv: Resource temporarily unavailable" is EAGAIN of a socket."""
+    try:
+        doc = json.loads(report.read_text())
+    except (OSError, ValueError):
+        return False
+    texts = [str(doc.get("refusal", {}).get("message", ""))]
+    texts += [str(r.get("detail", "")) for r in doc.get("requirements", [])]
+    return any(
+        "conformance.grade.sandbox: cannot run" in line and "temporarily unavailable" in line
+        for text in texts
+        for line in text.splitlines()
+    )
 
 
 def _in_students_words(doc: dict[str, object]) -> dict[str, object]:

@@ -21,6 +21,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import cast
 
+from conformance.harness.address import family_of
 from conformance.harness.client import close_socket
 
 
@@ -63,7 +64,7 @@ def connect_burst(
 ) -> Burst:
     """`count` connects back to back; with `pause`, those pids are stopped for `pause_for` s
     from before the first SYN (long enough for every handshake that fits the queue)."""
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    family = family_of(host)
     sel = selectors.DefaultSelector()
     socks: list[socket.socket] = []
     burst = Burst()
@@ -107,7 +108,7 @@ def connect_burst(
 def connect_all(host: str, port: int, count: int, timeout: float) -> list[socket.socket]:
     """`count` connected sockets, connecting in parallel (a dropped SYN costs 1 s once, not
     once per client); raises TimeoutError if they are not all connected within `timeout`."""
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    family = family_of(host)
     sel = selectors.DefaultSelector()
     socks: list[socket.socket] = []
     try:

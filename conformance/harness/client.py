@@ -17,6 +17,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
+from conformance.harness.address import family_of
 from conformance.harness.failure import fail, show
 from conformance.harness.timeouts import ANSWER_TIMEOUT, LOOPBACK_TIMEOUT, QUIET_PERIOD
 from conformance.harness.waiting import Silence
@@ -41,10 +42,6 @@ class Transcript:
         if len(self.steps) <= n:
             return list(self.steps)
         return [f"... {len(self.steps) - n} earlier steps", *self.steps[-n:]]
-
-
-def _family(host: str) -> socket.AddressFamily:
-    return socket.AF_INET6 if ":" in host else socket.AF_INET
 
 
 #: Linux's TCP state number for CLOSE_WAIT (include/net/tcp_states.h): the peer sent its FIN.
@@ -125,7 +122,7 @@ class Client:
         transcript: Transcript,
         timeout: float = LOOPBACK_TIMEOUT,
     ) -> Client:
-        sock = socket.socket(_family(host), socket.SOCK_STREAM)
+        sock = socket.socket(family_of(host), socket.SOCK_STREAM)
         sock.settimeout(timeout)
         try:
             sock.connect((host, port))

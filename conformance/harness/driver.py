@@ -38,6 +38,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from conformance import protocols
+from conformance.harness.address import family_of
 from conformance.harness.client import close_socket
 from conformance.harness.limits import ensure_descriptors
 
@@ -168,7 +169,7 @@ class Driver:
         self.poller = _poller()
         self.connect_s = 0.0
         self._closed_well = 0
-        self._family = socket.AF_INET6 if ":" in host else socket.AF_INET
+        self._family = family_of(host)
 
     # -- bookkeeping ------------------------------------------------------------------------
     @property

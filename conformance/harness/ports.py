@@ -13,6 +13,7 @@ import socket
 
 import psutil
 
+from conformance.harness.address import family_of
 from conformance.harness.processes import GONE
 
 #: Where launched servers get their ports: below the kernel's ephemeral range (see
@@ -40,7 +41,7 @@ _PORTS = random.SystemRandom()
 def free_port(host: str = "127.0.0.1") -> int:
     """A port nothing uses (no listener, no connection in any state), outside the ephemeral
     range when there is room below it; else one the kernel picks."""
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    family = family_of(host)
     top = _ephemeral_low() - 1
     for _ in range(100 if top > SERVER_PORTS_FROM else 0):
         port = _PORTS.randint(SERVER_PORTS_FROM, top)

@@ -12,6 +12,7 @@ import contextlib
 import os
 import time
 from dataclasses import dataclass
+from typing import Any
 
 import psutil
 
@@ -315,10 +316,18 @@ def is_running(pid: int) -> bool:
         return False
 
 
+def connections_of(pid: int, kind: str) -> list[Any]:
+    """psutil's connections of process `pid` (`Process.net_connections`, psutil >= 6.0; the
+    same call was `Process.connections` before, as in Debian 12's and Ubuntu 24.04's 5.9)."""
+    proc = psutil.Process(pid)
+    method = getattr(proc, "net_connections", None) or proc.connections
+    return list(method(kind=kind))
+
+
 def sockets_of(pid: int) -> list[SocketInfo]:
     """TCP sockets the process holds, with their inodes."""
     try:
-        conns = psutil.Process(pid).net_connections(kind="tcp")
+        conns = connections_of(pid, "tcp")
     except GONE:
         return []
     return [

@@ -12,6 +12,7 @@ import os
 import socket
 from collections.abc import Iterator
 
+from conformance.harness.address import family_of
 from conformance.harness.client import Client
 from conformance.harness.failure import Violation, fail, show
 from conformance.harness.polling import wait_until
@@ -37,7 +38,7 @@ def connect(server: Server, name: str) -> Client:
 
 def unconnected(server: Server, name: str) -> Client:
     """A client that never connected: every send on it fails, closing it does nothing."""
-    family = socket.AF_INET6 if ":" in server.host else socket.AF_INET
+    family = family_of(server.host)
     client = Client(socket.socket(family, socket.SOCK_STREAM), name, server.transcript)
     client.adapter = server.adapter
     server.clients.append(client)

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from conformance.errors import UsageError
+from conformance.harness.address import family_of
 from conformance.harness.client import Client, Transcript, peer_closed
 from conformance.harness.launch_ahead import LaunchAhead
 from conformance.harness.launcher import LaunchedServer
@@ -35,8 +36,20 @@ if TYPE_CHECKING:
 #: How long the exit status of a server seen dead may take to become available.
 DEATH_STATUS_WAIT = 0.5
 
-#: Where the reference servers' files are (they are also importable as `reference_servers`).
-_REFERENCES = Path(__file__).resolve().parents[2] / "reference_servers"
+
+def _references_dir() -> Path:
+    """Where the reference servers' files are: the package conformance.reference_servers when
+    the kit is installed (its source is the repository's top-level reference_servers/, which
+    is also where a source checkout without an install finds them)."""
+    import importlib.util
+
+    spec = importlib.util.find_spec("conformance.reference_servers")
+    if spec is None or spec.origin is None:
+        return Path(__file__).resolve().parents[2] / "reference_servers"
+    return Path(spec.origin).resolve().parent
+
+
+_REFERENCES = _references_dir()
 
 
 def _reference(name: str) -> str:
@@ -105,7 +118,7 @@ def check_reachable(host: str, port: int, protocol: str = "ok") -> None:
     The probe is a session, so it ends like one (`exit`, or EOF in echo), not with a bare
     close that a server ignoring EOF would choke on before any check began.
     """
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    family = family_of(host)
     with socket.socket(family, socket.SOCK_STREAM) as s:
         s.settimeout(LOOPBACK_TIMEOUT)
         try:
@@ -299,7 +312,7 @@ class Server:
 
 
 def _accepts(host: str, port: int) -> bool:
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    family = family_of(host)
     with socket.socket(family, socket.SOCK_STREAM) as s:
         s.settimeout(LOOPBACK_TIMEOUT)
         try:

@@ -21,7 +21,7 @@ from typing import Any
 import psutil
 
 from conformance.harness import syscalls
-from conformance.harness.processes import GONE
+from conformance.harness.processes import GONE, connections_of
 
 #: Calls whose first argument is the descriptor they wait on.
 _ON_FD = frozenset(
@@ -181,7 +181,7 @@ def where_it_waits(pids: list[int], server_port: int, clients: Mapping[int, str]
 def _sockets(pid: int) -> dict[int, Any]:
     """The process's sockets (TCP, UDP, Unix) by descriptor."""
     try:
-        return {c.fd: c for c in psutil.Process(pid).net_connections(kind="all")}
+        return {c.fd: c for c in connections_of(pid, "all")}
     except (*GONE, psutil.AccessDenied):
         return {}
 

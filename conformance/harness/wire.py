@@ -11,25 +11,9 @@ from __future__ import annotations
 
 OK_REPLY = b"OK!!!"
 EXIT = b"exit"
-PROTOCOLS = ("ok", "echo")
 
 
 def message(i: int, size: int = 16) -> bytes:
     """A distinct, printable message that never starts with `exit` (`msg-000042-msg-...`)."""
     text = f"msg-{i:06d}-"
     return (text * (size // len(text) + 1)).encode()[:size]
-
-
-def payload(protocol: str, i: int, echo_size: int = 32) -> bytes:
-    """Message number `i` for the profile: 16 bytes with ok; `echo_size` bytes with echo."""
-    return message(i) if protocol == "ok" else message(i, echo_size)
-
-
-def is_exit(data: bytes) -> bool:
-    """Whether sending `data` ends the session (profile ok)."""
-    return data == EXIT
-
-
-def reply_to(protocol: str, data: bytes) -> bytes:
-    """What a correct server answers to `data`."""
-    return OK_REPLY if protocol == "ok" else data

@@ -107,7 +107,8 @@ def test_descriptor_limit_too_low_says_what_to_do() -> None:
 
 def test_driver_rounds_and_clean_close_against_the_select_reference() -> None:
     server = launch(
-        f"{sys.executable} -m reference_servers.select_server --host 127.0.0.1 --port {{port}}"
+        f"{sys.executable} -m conformance.reference_servers.select_server "
+        f"--host 127.0.0.1 --port {{port}}"
     )
     try:
         with Driver("127.0.0.1", server.port, "ok") as driver:

@@ -74,7 +74,7 @@ def test_without_start_timeout_the_error_names_it() -> None:
 @pytest.mark.parametrize(
     ("args", "env"),
     [
-        (["--start-timeout", "1"], {}),
+        (["--conformance-start-timeout", "1"], {}),
         ([], {"CONFORMANCE_START_TIMEOUT": "1"}),
         (["-o", "conformance_start_timeout=1"], {}),
     ],
@@ -88,7 +88,7 @@ def test_start_timeout_is_an_option_an_environment_variable_and_an_ini_key(
     never = PY_DIR / "never_listens.py"
     result = subprocess.run(
         [sys.executable, "-m", "pytest", "--pyargs", "conformance", "-p", "no:cacheprovider",
-         "--server-cmd", f"{sys.executable} {never} --port {{port}}", *args],
+         "--conformance-server-cmd", f"{sys.executable} {never} --port {{port}}", *args],
         capture_output=True, text=True, timeout=120, cwd=ROOT, env={**os.environ, **env},
     )  # fmt: skip
     assert "within 1 s" in result.stdout + result.stderr, result.stdout[-2000:]

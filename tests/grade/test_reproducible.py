@@ -16,6 +16,8 @@ from pathlib import Path
 
 import pytest
 
+from conformance import report as kit_report
+from conformance.errors import Refusal
 from conformance.grade import autograders, submission
 from conformance.grade import config as gradeconfig
 from conformance.grade.submission import Grader, Options
@@ -34,16 +36,18 @@ CONFIG = gradeconfig.parse(
     '[exclude]\n"EINTR-3" = "not in this course"\n',
     "grading.toml",
 )
-#: What the kit leaves in run.log for frank (the server listens on 8080, not where told).
-_FRANK_SAYS = (
-    "conformance: the server could not be started: the server did not listen on port 14547 "
-    f"within 5 s. It listens on port(s) 8080 instead. {PORT_ELSEWHERE_HINT}\n"
+#: The refusal the kit's report carries for frank (the server listens on 8080, not where told).
+FRANK_REFUSAL = Refusal(
+    "never-listened",
+    "the server could not be started: the server did not listen on port 14547 within 5 s. "
+    "It listens on port(s) 8080 instead.\n"
     "  command: /venv/bin/python -m conformance.grade.sandbox --nproc=512 --uid 62003 -- "
     "./server {port}\n"
     "  last lines of its stderr:\n"
-    "    (empty)"
+    "    (empty)",
+    PORT_ELSEWHERE_HINT,
+    (8080,),
 )
-FRANK_LOG = f"Exit: {_FRANK_SAYS}\n! _pytest.outcomes.Exit: {_FRANK_SAYS} !\n"
 
 
 def _grader(tmp_path: Path, config: gradeconfig.GradingConfig = CONFIG) -> Grader:
@@ -111,11 +115,16 @@ def test_reaching_the_process_limit_is_a_stop_whether_or_not_the_watchdog_stoppe
 
 
 def test_a_server_the_kernel_refused_to_start_reached_the_process_limit(tmp_path: Path) -> None:
+    """The sandbox wrapper's EAGAIN, quoted in the kit's refusal record (not read from run.log)."""
     grader = _grader(tmp_path)
-    (grader.out / "run.log").write_text(
-        "    conformance.grade.sandbox: cannot run './server': Resource temporarily unavailable\n"
+    refusal = Refusal(
+        "exited",
+        "the server could not be started: the server exited with status 126\n"
+        "    conformance.grade.sandbox: cannot run './server': Resource temporarily unavailable",
     )
-    doc = grader._judged(grader.out / "report.json", 2, None)
+    report = grader.out / "report.json"
+    report.write_text(json.dumps(kit_report.refused(refusal)))
+    doc = grader._judged(report, 2, None)
     assert "reached its limit of 512 processes" in str(doc["requirements"][0]["detail"])  # type: ignore[index]
 
 
@@ -140,17 +149,22 @@ def test_a_check_that_never_ran_says_why_in_the_graders_words(tmp_path: Path) ->
 
 # -- a submission that cannot start ---------------------------------------------------------------
 def test_the_kits_reason_is_said_once_with_the_graders_hint(tmp_path: Path) -> None:
-    log = tmp_path / "run.log"
-    log.write_text(FRANK_LOG)
-    why = submission._kit_error(log, CONFIG)
-    assert why is not None
+    """The grader reads the kit's refusal record and phrases its own fix (run.log is only
+    kept for people)."""
+    grader = _grader(tmp_path)
+    (grader.out / "run.log").write_text("nothing the grader reads\n")
+    report = grader.out / "report.json"
+    report.write_text(json.dumps(kit_report.refused(FRANK_REFUSAL)))
+    doc = grader._judged(report, 2, None)
+    why = str(doc["requirements"][0]["detail"])  # type: ignore[index]
     assert why.count("did not listen on port 14547") == 1
-    assert "_pytest" not in why and "!" not in why
+    assert "_pytest" not in why and "!" not in why and "nothing the grader" not in why
     assert "--port" not in why and "conformance.grade.sandbox" not in why
     assert "`./server {port}`" in why and "`port = 8080` under [assignment]" in why
     assert why.endswith("command: ./server {port}\n  last lines of its stderr:\n    (empty)")
     fixed = gradeconfig.with_run(CONFIG, run="./server 9090", port=9090)
-    assert "the grading config has `port = 9090`" in str(submission._kit_error(log, fixed))
+    text = submission.refusal_text(FRANK_REFUSAL.record(), fixed)
+    assert "the grading config has `port = 9090`" in text.lower()
 
 
 def test_a_slow_start_is_told_in_the_configs_terms(tmp_path: Path) -> None:

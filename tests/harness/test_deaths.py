@@ -66,7 +66,13 @@ def _verdicts(pytester: pytest.Pytester, sig: str) -> dict[str, dict[str, str]]:
     )
     report = pytester.path / "report.json"
     pytester.runpytest_subprocess(
-        "test_dies.py", "--server-cmd", command, "--profile", "quick", "--json-report", str(report)
+        "test_dies.py",
+        "--conformance-server-cmd",
+        command,
+        "--conformance-profile",
+        "quick",
+        "--conformance-json-report",
+        str(report),
     )
     doc = json.loads(report.read_text())
     return {r["id"]: r for r in doc["requirements"] if r["id"] in COVERED}

@@ -2,10 +2,6 @@
 
 from __future__ import annotations
 
-from tests.conftest import ROOT
-
-PY_SERVERS = ROOT / "tests" / "servers" / "py"
-
 
 def test_ports_differ_between_generated_examples() -> None:
     """Hypothesis seeds the `random` module afresh for each example; ports drawn from it came

@@ -1,0 +1,79 @@
+"""`conformance doctor`: each need found or missing, with its cost and its fix, truthfully."""
+
+from __future__ import annotations
+
+import contextlib
+from pathlib import Path
+
+import pytest
+
+from conformance import doctor
+from conformance.harness import signals
+from tests.conftest import kit
+
+NEEDS = ["Linux", "strace", "ptrace permission", "user namespaces or root",
+         "network namespaces", "bwrap", "C compiler"]  # fmt: skip
+
+
+def test_doctor_names_every_need_and_its_exit_status_matches() -> None:
+    result = kit("doctor")
+    lines = result.stdout.splitlines()
+    for need in NEEDS:
+        assert any(f" {need}" in line for line in lines), (need, result.stdout)
+    missing = [line for line in lines if line.startswith("MISSING")]
+    assert result.returncode == (1 if missing else 0), result.stdout
+    assert lines[-1].startswith("as uid ")
+
+
+def test_without_strace_eintr3_is_skipped_and_the_fix_is_said(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(doctor.shutil, "which", lambda name: None)
+    found = {f.need: f for f in (doctor.strace(), doctor.ptrace())}
+    assert not found["strace"].ok
+    assert "EINTR-3" in found["strace"].cost
+    assert "apt-get install strace" in found["strace"].fix
+    assert not found["ptrace permission"].ok
+    assert doctor.main(None) == 1  # type: ignore[arg-type]
+
+
+def test_ptrace_denied_by_yama_says_which_sysctl(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """Ubuntu's ptrace_scope=1 denies strace a sibling: the fix names the sysctl."""
+    scope = tmp_path / "ptrace_scope"
+    scope.write_text("1\n")
+    monkeypatch.setattr(doctor, "YAMA", scope)
+
+    @contextlib.contextmanager
+    def denied(pid: int, log: str):  # type: ignore[no-untyped-def]
+        raise signals.StraceUnavailable("strace could not attach (ptrace not allowed?): EPERM")
+        yield
+
+    monkeypatch.setattr(signals, "injected_eintr", denied)
+    finding = doctor.ptrace()
+    assert not finding.ok
+    assert "kernel.yama.ptrace_scope=1" in finding.detail
+    assert "EINTR-3" in finding.cost
+    assert "sysctl kernel.yama.ptrace_scope=0" in finding.fix
+
+
+def test_without_namespaces_the_grader_s_fallback_is_said(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from conformance.grade import sandbox
+
+    monkeypatch.setattr(sandbox, "isolation_problem", lambda: "unshare: Operation not permitted")
+    finding = doctor.namespaces()
+    assert not finding.ok
+    assert "--sandbox auto" in finding.cost and "resource limits only" in finding.cost
+    assert "user namespaces" in finding.fix
+
+
+def test_optional_needs_do_not_fail_the_doctor(monkeypatch: pytest.MonkeyPatch) -> None:
+    absent = doctor.Finding("bwrap", False, "not installed", cost="c", fix="f")
+    monkeypatch.setattr(doctor, "findings", lambda: [doctor.linux(), absent])
+    assert doctor.main(None) == 0  # type: ignore[arg-type]
+    lines = doctor.render([doctor.linux(), absent])
+    assert lines[1].startswith("absent   bwrap (optional)")
+    assert "optional, absent: bwrap" in lines[-1]
