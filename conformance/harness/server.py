@@ -269,7 +269,9 @@ def start_server(target: Target, protocol: str, model: str = "unknown") -> Serve
     """Launch mode: a fresh server and its handle (the caller stops `server.launched`)."""
     assert target.command is not None
     launched = LAUNCH_AHEAD.take(target.command, port=target.port)
-    process = ServerProcess(launched.listener_pid) if launched.listener_pid else None
+    process = (
+        ServerProcess(launched.listener_pid, launched.token) if launched.listener_pid else None
+    )
     return Server(target.host, launched.port, protocol, model, launched, process)
 
 
