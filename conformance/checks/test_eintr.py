@@ -13,10 +13,10 @@ from collections.abc import Callable
 import pytest
 
 from conformance.harness import Server, wait_until
+from conformance.harness.client import Client
 from conformance.harness.failure import CannotJudge, Violation
 from conformance.harness.sessions import (
     death_reported,
-    end_session,
     expect_alive,
     require_process,
 )
@@ -55,6 +55,15 @@ def _payload(server: Server, i: int) -> bytes:
     return server.adapter.request(i, 64)
 
 
+def _wait_here(client: Client, pause: float, poke: Callable[[], object] | None) -> None:
+    """Where the server waits for the client's next bytes: interrupt that wait (`poke`), and
+    pause so signals land there (nothing is due; the pause is bounded)."""
+    if poke is not None:
+        poke()
+    if pause:
+        client.recv_some(pause)
+
+
 def _sessions_survive(
     server: Server,
     why: str,
@@ -72,13 +81,15 @@ def _sessions_survive(
     __tracebackhide__ = True
     for s in range(sessions):
         client = server.connect(f"S{s}")
-        for m in range(MESSAGES):
+        if server.one_reply:
+            # One request per connection: the server waits for the rest of the request.
+            client.hold(_payload(server, s))
+            _wait_here(client, pause, poke)
+            client.finish(cause=cause)
+        for m in range(0 if server.one_reply else MESSAGES):
             client.request(_payload(server, s * MESSAGES + m), cause=cause)
-            if poke is not None:
-                poke()  # the server now waits for the next message: interrupt that wait
-            if pause:
-                client.recv_some(pause)  # nothing is due; this is the pause, bounded
-        end_session(server, client)
+            _wait_here(client, pause, poke)
+        client.end()
     expect_alive(server, why, cause)
 
 
@@ -92,7 +103,7 @@ def test_child_exit_during_accept(server: Server, repeats) -> None:
         with death_reported(server, after, ACCEPT_CAUSE) if i else contextlib.nullcontext():
             client = server.connect(f"S{i}")
             client.request(_payload(server, i))
-        end_session(server, client)
+        client.end()
         # Wait for that child to be gone: its SIGCHLD arrives while the parent is in accept().
         ended, _ = wait_until(lambda: not proc.live_descendants(), SETTLE_TIMEOUT)
         if not ended:
@@ -111,7 +122,7 @@ def test_child_exit_during_accept(server: Server, repeats) -> None:
     ):
         last = server.connect("N")
         last.request(_payload(server, 0), cause=ACCEPT_CAUSE)
-    end_session(server, last)
+    last.end()
 
 
 def handled_storm_signals(caught: set[int]) -> list[str]:

@@ -37,7 +37,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from conformance import protocols
-from conformance.harness.client import close_socket
+from conformance.harness.client import close_socket, end_session_on
 from conformance.harness.limits import ensure_descriptors
 
 #: Connections opened but not yet served, at most (see the module docstring).
@@ -525,7 +525,7 @@ class Driver:
 
         With `wait` > 0, each must then get its `OK!!!` (ok) and see the server close within
         `wait` seconds, or it counts as an error (`close-timeout`, `close-reply`). With 0,
-        the sockets are closed at once, like the checks' `end_session`.
+        the sockets are closed at once, as `Client.end` does (both: `end_session_on`).
         """
         live = self.served
         self._closed_well = 0
@@ -533,10 +533,7 @@ class Driver:
             self.state[i] = _CLOSING
             self.got[i] = b""
             try:
-                if self.adapter.exit_request is not None:
-                    self.socks[i].send(self.adapter.exit_request)
-                else:
-                    self.socks[i].shutdown(socket.SHUT_WR)
+                end_session_on(self.socks[i], self.adapter, strict=True)
             except OSError:
                 self._fail(i, "close-reset")
         if wait > 0:

@@ -14,7 +14,7 @@ import contextlib
 
 from conformance.harness.polling import wait_until
 from conformance.harness.server import Server
-from conformance.harness.sessions import DEATH_GRACE, end_session
+from conformance.harness.sessions import DEATH_GRACE
 from conformance.harness.timeouts import ANSWER_TIMEOUT, SETTLE_TIMEOUT
 
 
@@ -42,7 +42,7 @@ def silence(server: Server) -> str | None:
         got = b""
     finally:
         with contextlib.suppress(OSError):
-            end_session(server, client)
+            client.end()
         server.clients.clear()
     if got:
         return None
@@ -50,6 +50,38 @@ def silence(server: Server) -> str | None:
         return None  # a death is not silence: the checks report it, with its cause
     what = "the server closed the connection" if got == b"" else "nothing came back"
     return f"before the checks, a client sent {payload!r} and {what} within {ANSWER_TIMEOUT:.0f} s"
+
+
+def closes_after_reply(server: Server) -> str | None:
+    """What the kit saw if the server's reply says it closes the connection after it, as the
+    protocol lets it (HTTP/1.0 without keep-alive, `Connection: close`); else None.
+
+    Such a server serves one request per connection, and nothing is wrong with that: the
+    checks then hold sessions open with a request's opening (`Client.hold`) where they need
+    one open, and never send a second request on a connection. Whether it then does close
+    is PROTO-6's to judge (a parent that keeps the connection breaks FDP-1 too): the
+    announcement decides, so such a server is still judged as one of one request.
+    """
+    request = server.adapter.request(0, 16)
+    try:
+        client = server.connect("P")
+    except AssertionError:
+        return None
+    try:
+        try:
+            reply = client.request(request, ANSWER_TIMEOUT)
+        except AssertionError:
+            return None  # no reply: silence() or the checks say so
+        if not client.server_closes:
+            return None
+    finally:
+        client.close()
+        server.clients.clear()
+    first_line = reply.split(b"\r\n", 1)[0][:60]
+    return (
+        f"the server's reply says it closes the connection after it ({first_line!r}): one "
+        "request per connection"
+    )
 
 
 def one_reply_per_connection(server: Server) -> str | None:
@@ -79,7 +111,7 @@ def one_reply_per_connection(server: Server) -> str | None:
             got = b""
     finally:
         with contextlib.suppress(OSError, AssertionError):
-            end_session(server, client)
+            client.end()
         server.clients.clear()
     if got or not server.alive():
         return None

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from conformance.errors import UsageError
-from conformance.harness.client import Client, Transcript
+from conformance.harness.client import Client, Transcript, end_session_on
 from conformance.harness.launch_ahead import LaunchAhead
 from conformance.harness.launcher import LaunchedServer
 from conformance.harness.polling import wait_until
@@ -116,14 +116,9 @@ def check_reachable(host: str, port: int, protocol: str = "ok") -> None:
             ) from exc
         from conformance import protocols
 
-        exit_request = protocols.get(protocol).exit_request
         with contextlib.suppress(OSError):
-            if exit_request is not None:
-                s.sendall(exit_request)
-                s.recv(64)
-            else:
-                s.shutdown(socket.SHUT_WR)
-                s.recv(64)
+            end_session_on(s, protocols.get(protocol))
+            s.recv(64)
 
 
 _NAMES = string.ascii_uppercase
@@ -143,6 +138,10 @@ class Server:
     clients: list[Client] = field(default_factory=list)
     #: Set when children of ended sessions were seen to outlive them (see sessions.py).
     lingering: bool = False
+    #: What the kit saw before the checks when the server closes the connection after each
+    #: reply, as the protocol lets it (liveness.closes_after_reply): sessions of one request,
+    #: held open with `Client.hold` where a check needs one open. None: sessions of many.
+    one_reply: str | None = None
     _counter: Iterator[int] = field(default_factory=itertools.count)
 
     def connect(self, name: str | None = None, timeout: float = LOOPBACK_TIMEOUT) -> Client:
@@ -166,8 +165,6 @@ class Server:
         adapter = self.adapter
         client.adapter = adapter
         client.on_silence = lambda: self.where_it_waits(client.name)
-        if adapter.exit_request is not None:
-            client.exit_bytes = adapter.exit_request
 
     def where_it_waits(self, waiting: str = "") -> Silence:
         """What each of the server's threads is blocked in while client `waiting` gets no

@@ -1,10 +1,12 @@
 """Whole sessions and groups of clients, the building blocks checks share.
 
 Checks outside `protocol` and `exit` end their sessions in a way that does not depend on the
-behaviour those categories judge: they send the protocol's exit request (`exit` in `ok`;
-see conformance/protocols) *and* close their side without waiting for
-EOF, so a server that forgets to close after `exit` (an exit defect) still sees its session end
-by the client's EOF, and is not also failed for leaking descriptors or zombies.
+behaviour those categories judge: `Client.end` (the rule: client.end_session_on).
+
+A server may close the connection after each reply where the protocol lets it (HTTP/1.0,
+`Connection: close`): then a session is one request. `Server.one_reply` says so for the run
+(found before the checks, see liveness), and a check that needs a session open while others
+run holds it with `Client.hold` (the opening of a request, its rest sent later by `finish`).
 """
 
 from __future__ import annotations
@@ -18,21 +20,43 @@ from conformance.harness.client import Client
 from conformance.harness.failure import CannotJudge, Violation, fail
 from conformance.harness.polling import wait_until
 from conformance.harness.server import Server
-from conformance.harness.timeouts import QUIET_PERIOD, SETTLE_TIMEOUT
+from conformance.harness.timeouts import ANSWER_TIMEOUT, QUIET_PERIOD, SETTLE_TIMEOUT
 from conformance.harness.wire import EXIT, message
 
 __all__ = ["EXIT", "message"]  # the wire protocol's, re-exported for the checks
 
 
-def end_session(server: Server, client: Client) -> None:
-    """End a session without judging how the server ends it (see the module docstring)."""
-    exit_request = server.adapter.exit_request
-    with contextlib.suppress(OSError):
-        if exit_request is not None:
-            client.sock.sendall(exit_request)
-        else:
-            client.sock.shutdown(2)
-    client.close()
+def open_session(
+    server: Server,
+    client: Client,
+    request: bytes,
+    timeout: float = ANSWER_TIMEOUT,
+    cause: str | None = None,
+) -> None:
+    """A session that stays open after this: a round trip, or, on a server that closes after
+    each reply (`server.one_reply`), the opening of `request` (`Client.hold`), which keeps
+    the connection and the server's end of it (a child, a thread) until `carry_on`."""
+    __tracebackhide__ = True
+    if server.one_reply:
+        client.hold(request)
+    else:
+        client.request(request, timeout, cause=cause)
+
+
+def carry_on(
+    server: Server,
+    client: Client,
+    request: bytes,
+    timeout: float = ANSWER_TIMEOUT,
+    cause: str | None = None,
+) -> bytes:
+    """The next round trip of a session `open_session` opened: `request` and its reply, or,
+    on a server that closes after each reply, the rest of the held request and its reply
+    (the session's one reply, after which the server closes)."""
+    __tracebackhide__ = True
+    if server.one_reply and client.held is not None:
+        return client.finish(timeout, cause=cause)
+    return client.request(request, timeout, cause=cause)
 
 
 def fork_children_count(server: Server) -> int | None:
@@ -60,13 +84,13 @@ def await_release(server: Server, before: int | None) -> None:
 
 @contextlib.contextmanager
 def session(server: Server, name: str | None = None) -> Iterator[Client]:
-    """A client whose session is ended with `end_session` (and released) when the block ends."""
+    """A client whose session is ended with `Client.end` (and released) when the block ends."""
     before = fork_children_count(server)
     client = server.connect(name)
     try:
         yield client
     finally:
-        end_session(server, client)
+        client.end()
         await_release(server, before)
 
 
@@ -192,7 +216,7 @@ def churn_sessions(server: Server, count: int, *, max_live_children: int) -> Non
     for i in range(count):
         client = server.connect(f"S{i}")
         client.request(payload)
-        end_session(server, client)
+        client.end()
         server.clients.clear()
         if server.process is not None and i % 20 == 19:
             live = len(server.process.live_descendants())
