@@ -43,7 +43,6 @@ from conformance.harness.launcher import NOTES as LAUNCH_NOTES
 from conformance.harness.limits import CHECK_CLIENTS, DescriptorLimitError, ensure_descriptors
 from conformance.harness.liveness import (
     DIES_AFTER_SESSIONS,
-    closes_after_reply,
     death_after_sessions,
     one_reply_per_connection,
     root,
@@ -251,8 +250,7 @@ def pytest_sessionstart(session: pytest.Session) -> None:
 def _ask_liveness(state: RunState, probe: Server) -> None:
     """Before the checks: does the server answer at all, and more than once per connection?"""
     state.silent = silence(probe)
-    if not state.silent and probe.alive():
-        state.one_reply = closes_after_reply(probe)
+    state.one_reply = probe.one_reply  # silence() saw whether the reply announces a close
     if not state.silent and not state.one_reply and probe.alive():
         state.one_per_connection = one_reply_per_connection(probe)
 

@@ -40,6 +40,8 @@ from conformance.harness.processes import (
     describe_exit,
     is_running,
     listener_owner,
+    orphans_of_launch,
+    proc_table,
     sockets_of,
 )
 from conformance.harness.reaper import prctl
@@ -276,11 +278,11 @@ class LaunchedServer:
         pid 1 where the kit is no subreaper), with their descendants; remembered for stop()."""
         if self.popen is None or self.stopped:
             return []
-        parent = os.getpid() if reaper.is_subreaper() else 1
+        table = proc_table()
         found: list[int] = []
-        for pid in descendant_pids(parent, recursive=False):
-            if pid != self.pid and _alive_and_ours(pid, self.token, -1):
-                found += [pid, *descendant_pids(pid)]
+        for pid in orphans_of_launch(lambda p: _alive_and_ours(p, self.token, -1), table):
+            if pid != self.pid:
+                found += [pid, *descendant_pids(pid, table=table)]
         self.seen.update(found)
         return found
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import os
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import psutil
@@ -95,20 +96,14 @@ class ServerProcess:
         return found
 
     def adopted(self, table: dict[int, tuple[int, str]] | None = None) -> list[int]:
-        """Processes of this launch that are not the server's descendants: reparented to the
-        kit (a child subreaper adopts every orphan of its servers) or, where the kit is no
-        subreaper, to pid 1. Only those are read for the token: a handful."""
+        """Processes of this launch that are not the server's descendants (see
+        `orphans_of_launch`)."""
         if self.token is None:
             return []
         table = proc_table() if table is None else table
-        parent = os.getpid() if reaper_active() else 1
         # The launched command may be a wrapper (`sh -c`) above the process that listens.
-        above = _ancestors(self.pid, table)
-        return [
-            pid
-            for pid, (ppid, _) in table.items()
-            if ppid == parent and pid != self.pid and pid not in above and self._carries_token(pid)
-        ]
+        above = _ancestors(self.pid, table) | {self.pid}
+        return [p for p in orphans_of_launch(self._carries_token, table) if p not in above]
 
     def _carries_token(self, pid: int) -> bool:
         key = (pid, _start_time(pid))
@@ -162,7 +157,8 @@ class ServerProcess:
         return live
 
     def _adopted_cheaply(self) -> list[int]:
-        """`adopted()` from the kit's own list of children, without reading every process."""
+        """`adopted()` from the kit's own list of children, without reading every process,
+        where the kit is the subreaper that adopts its servers' orphans."""
         if not reaper_active():
             return self.adopted()
         me = os.getpid()
@@ -171,10 +167,8 @@ class ServerProcess:
                 kids = [int(p) for p in f.read().split()]
         except OSError:
             return self.adopted()
-        above = _ancestors(self.pid)
-        return [
-            pid for pid in kids if pid != self.pid and pid not in above and self._carries_token(pid)
-        ]
+        above = _ancestors(self.pid) | {self.pid}
+        return [pid for pid in kids if pid not in above and self._carries_token(pid)]
 
     def live_descendants(self) -> list[int]:
         """Pids of the server's other processes that are running (not zombies)."""
@@ -348,6 +342,26 @@ def descendant_pids(
         if recursive:
             todo += kids
     return found
+
+
+def orphans_of_launch(
+    carries_token: Callable[[int], bool], table: dict[int, tuple[int, str]] | None = None
+) -> list[int]:
+    """Processes of one launch (`carries_token(pid)`: its token is in their environment)
+    that were reparented out of its tree: a double fork's grandchildren, a daemon.
+
+    An orphan goes to the nearest ancestor that is a child subreaper, else to pid 1 (or the
+    init of its pid namespace): this process when it became one (reaper.become_subreaper),
+    else its pytest-xdist controller, a service manager, or init. So the candidates are the
+    children of this process and of each of its ancestors; only they are read for the token.
+    """
+    table = proc_table() if table is None else table
+    chain = {os.getpid(), 1} | _ancestors(os.getpid(), table)
+    return [
+        pid
+        for pid, (ppid, _) in table.items()
+        if ppid in chain and pid not in chain and carries_token(pid)
+    ]
 
 
 def reaper_active() -> bool:
