@@ -73,8 +73,9 @@ def machine_for(
     `rejected` collects, per rejected scenario, the requirement whose rule the server broke
     there (it died on a reset, or dropped a session on a signal), for the blocked verdict.
     With `one_reply` (the server closes after each reply, as its protocol lets it), a
-    client's first message is its session's last: the model ends the client there, as the
-    server does, and draws nothing more for it (a run-wide fact, so still the model's).
+    client's first answered message is its session's last: the `answers` judge ends the
+    client there, as the server does, and draws nothing more for it (a run-wide fact, so
+    still the model's).
     """
     if judge not in JUDGES:
         raise ValueError(f"unknown judge {judge!r}; one of {JUDGES}")
@@ -180,8 +181,13 @@ def machine_for(
                 self._do(
                     f"send_only({name.lower()}, {data!r})", lambda: step.send_only(client, data)
                 )
-            if one_reply:
-                self._end(i)  # its reply ends the session: the server closes
+            if one_reply and judge == "answers":
+                # Its reply ends the session: the server closes, and so does the client, as
+                # RFC 9112 section 9.6 asks (a server may linger until it does: gunicorn).
+                # The other judges do not wait for replies, so for them the client stays
+                # open until the model ends it: a session is not over before its answer.
+                self._end(i)
+                self._do(f"close({name.lower()})", lambda: step.close(client))
 
         @precondition(lambda self: self.clients)
         @rule(i=PICK)

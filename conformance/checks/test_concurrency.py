@@ -9,7 +9,13 @@ from conformance.harness import Server, fail
 from conformance.harness.burst import connect_burst
 from conformance.harness.driver import WINDOW, Driver
 from conformance.harness.limits import DescriptorLimitError
-from conformance.harness.sessions import carry_on, open_session, round_trip_all, session
+from conformance.harness.sessions import (
+    carry_on,
+    complete_all,
+    hold_many,
+    open_session,
+    session,
+)
 from conformance.harness.sockdiag import listen_backlog
 from conformance.harness.timeouts import (
     ANSWER_TIMEOUT,
@@ -137,15 +143,8 @@ def _held_at_once(server: Server, count: int) -> None:
     (each with its request's opening sent), then every request completed together; all
     must be answered. Rounds on the same connections are not the protocol's to give."""
     __tracebackhide__ = True
-    clients = server.connect_many(count)
-    for i, client in enumerate(clients):
-        client.hold(_payload(server, i))
-    server.transcript.add(f"sent the opening of a request on each of the {count} clients")
-    rests = [client.held or b"" for client in clients]
-    for client in clients:
-        client.held = None
-    _, silent = round_trip_all(server, clients, rests, ANSWER_TIMEOUT)
-    server.transcript.add(f"then the rest of all {count} requests at once")
+    clients = hold_many(server, count)
+    _, silent = complete_all(server, clients, ANSWER_TIMEOUT)
     if silent:
         _fail_unserved(
             server, count, count - len(silent), {}, "with all their requests sent together"

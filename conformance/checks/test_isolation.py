@@ -7,7 +7,7 @@ import time
 import pytest
 
 from conformance.harness import Client, Server, fail, show
-from conformance.harness.sessions import drain, round_trip_all
+from conformance.harness.sessions import complete_all, drain, hold_many, round_trip_all
 from conformance.harness.timeouts import ANSWER_TIMEOUT, LOOPBACK_TIMEOUT
 from conformance.marks import requirement
 
@@ -148,14 +148,9 @@ def _one_request_each(server: Server) -> None:
     with its request's opening sent), then every request completed together; no connection
     may receive more than its one reply."""
     adapter = server.adapter
-    clients = server.connect_many(ISO2_CLIENTS + 1)
-    requests = [adapter.request(i, 16) for i in range(len(clients))]
-    for client, request in zip(clients, requests):
-        client.hold(request)
-    rests = [client.held or b"" for client in clients]
-    for client in clients:
-        client.held = None
-    got, _ = round_trip_all(server, clients, rests, LOOPBACK_TIMEOUT)
+    clients = hold_many(server, ISO2_CLIENTS + 1)
+    requests = [client.last_request for client in clients]
+    got, _ = complete_all(server, clients, LOOPBACK_TIMEOUT)
     for i, extra in drain(clients).items():
         got[i] += extra
     replies = [adapter.replies_in(r, got[i]) for i, r in enumerate(requests)]

@@ -20,7 +20,13 @@ from conformance.harness.client import Client
 from conformance.harness.failure import CannotJudge, Violation, fail
 from conformance.harness.polling import wait_until
 from conformance.harness.server import Server
-from conformance.harness.timeouts import ANSWER_TIMEOUT, QUIET_PERIOD, SETTLE_TIMEOUT
+from conformance.harness.sockdiag import accept_queue, listen_backlog
+from conformance.harness.timeouts import (
+    ANSWER_TIMEOUT,
+    LOOPBACK_TIMEOUT,
+    QUIET_PERIOD,
+    SETTLE_TIMEOUT,
+)
 from conformance.harness.wire import EXIT, message
 
 __all__ = ["EXIT", "message"]  # the wire protocol's, re-exported for the checks
@@ -57,6 +63,46 @@ def carry_on(
     if server.one_reply and client.held is not None:
         return client.finish(timeout, cause=cause)
     return client.request(request, timeout, cause=cause)
+
+
+def hold_many(server: Server, count: int, window: int | None = None) -> list[Client]:
+    """`count` sessions held open at once (`Client.hold`: the opening of request i on
+    client Ci), for checks on a server that closes after each reply; the rest of each
+    request is left in `client.held`.
+
+    Never more than `window` (the listen() backlog, by default) connections wait to be
+    accepted: a full accept queue drops handshakes, and their retransmissions, a second
+    later, would make the verdict about timing, not about how many sessions the server
+    holds (CONC-3 judges the backlog).
+    """
+    __tracebackhide__ = True
+    if window is None:
+        window = listen_backlog(server.port) or count
+    clients = []
+    for i in range(count):
+        client = server.connect(f"C{i}")
+        client.hold(server.adapter.request(i, 16))
+        clients.append(client)
+        if i % window == window - 1:
+            wait_until(lambda: not accept_queue(server.port), LOOPBACK_TIMEOUT)
+    server.transcript.add(
+        f"held {count} sessions open (the opening of a request on each), at most {window} "
+        "waiting to be accepted at a time"
+    )
+    return clients
+
+
+def complete_all(
+    server: Server, clients: list[Client], timeout: float
+) -> tuple[dict[int, bytes], list[int]]:
+    """Send the rest of every request `hold_many` opened, all together, and gather the
+    replies (`round_trip_all`)."""
+    rests = [client.held or b"" for client in clients]
+    for client in clients:
+        client.held = None
+    got, silent = round_trip_all(server, clients, rests, timeout)
+    server.transcript.add(f"sent the rest of all {len(clients)} requests at once")
+    return got, silent
 
 
 def fork_children_count(server: Server) -> int | None:
