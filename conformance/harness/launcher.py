@@ -385,8 +385,9 @@ class LaunchedServer:
         """Remember the current tree, so stop() can find processes that later leave it."""
         if self.popen is not None and not self.stopped:
             self._tree()
-            if self.daemonized:
-                self._adopted()
+            # Processes of this launch that left the tree (a double fork's grandchildren,
+            # a daemon): signalled with the rest, waited for, and reaped by the stop.
+            self._adopted()
 
     # -- stopping ---------------------------------------------------------------------------
     def terminate(self) -> None:

@@ -88,11 +88,13 @@ def test_a_reparented_grandchild_is_still_the_servers() -> None:
     )
     try:
         proc = ServerProcess(server.listener_pid or server.pid, server.token)
-        found, members = wait_until(lambda: proc.tree_pids()[1:], 5.0)
-        assert found, "the grandchild was not found"
-        grandchild = members[0]
+        # Until the child exits, the grandchild is a descendant like any other.
+        found, adopted = wait_until(proc.adopted, 5.0)
+        assert found, "the reparented grandchild was not found"
+        (grandchild,) = adopted
         assert grandchild not in ServerProcess(proc.pid).tree_pids()  # not a descendant
-        assert proc.adopted() == [grandchild]
+        assert grandchild in proc.tree_pids()
+        wait_until(lambda: proc.live_descendants() == [grandchild], 5.0)
         assert proc.live_descendants() == [grandchild]
         assert proc.zombie_descendants() == []
     finally:
