@@ -93,6 +93,9 @@ class RunState:
     #: What the kit saw when the server answered only the first request of a connection: a
     #: check that then fails is blocked by the adapter's `several` (see liveness).
     one_per_connection: str | None = None
+    #: What the kit saw when the server closed the connection after a reply that said it
+    #: would, as the protocol lets it: sessions of one request (see liveness).
+    one_reply: str | None = None
     #: The most one launched server wrote to its stdout or stderr, in bytes.
     largest_output: int = 0
     #: What the kit did that the user should know though no check failed for it.
@@ -144,6 +147,7 @@ def pytest_configure(config: pytest.Config) -> None:
         state.silent = inputs.get("conformance_silent")
         state.broken = inputs.get("conformance_broken", {})
         state.one_per_connection = inputs.get("conformance_one_per_connection")
+        state.one_reply = inputs.get("conformance_one_reply")
     else:
         config.pluginmanager.register(_Recorder(state), "conformance-recorder")
         settings = state.settings
@@ -184,6 +188,7 @@ def pytest_sessionstart(session: pytest.Session) -> None:
             finally:
                 probe.retire()
             probe = start_server(settings.target, settings.protocol)
+            probe.one_reply = state.one_reply  # who holds a connection is seen on held ones
             try:
                 state.model = detect_model(probe)
                 if state.model == "fork":
@@ -201,6 +206,9 @@ def pytest_sessionstart(session: pytest.Session) -> None:
             state.model = detect_model(probe)
             if probe.alive():
                 _ask_liveness(state, probe)
+            if state.one_reply and probe.alive():
+                probe.one_reply = state.one_reply  # look again, on sessions held open
+                state.model = detect_model(probe)
     except (LaunchError, UsageError) as exc:
         _refuse(config, refusal_of(exc, "the server could not be started: "))
     except Violation as exc:
@@ -254,7 +262,8 @@ def _refuse(config: pytest.Config, refusal: Refusal) -> NoReturn:
 def _ask_liveness(state: RunState, probe: Server) -> None:
     """Before the checks: does the server answer at all, and more than once per connection?"""
     state.silent = silence(probe)
-    if not state.silent and probe.alive():
+    state.one_reply = probe.one_reply  # silence() saw whether the reply announces a close
+    if not state.silent and not state.one_reply and probe.alive():
         state.one_per_connection = one_reply_per_connection(probe)
 
 
@@ -266,6 +275,7 @@ def pytest_configure_node(node) -> None:
     node.workerinput["conformance_silent"] = _state(node.config).silent
     node.workerinput["conformance_broken"] = _state(node.config).broken
     node.workerinput["conformance_one_per_connection"] = _state(node.config).one_per_connection
+    node.workerinput["conformance_one_reply"] = _state(node.config).one_reply
 
 
 @pytest.hookimpl(hookwrapper=True, tryfirst=True)
@@ -407,6 +417,7 @@ def _serve(request: pytest.FixtureRequest, settings: Settings) -> Iterator[Serve
                 f"the server could not be started for this check: {launch_hint(exc)}",
                 pytrace=False,
             )
+        srv.one_reply = state.one_reply
         try:
             yield srv
         finally:
@@ -418,6 +429,7 @@ def _serve(request: pytest.FixtureRequest, settings: Settings) -> Iterator[Serve
         state.address_server = attach_server(settings.target, settings.protocol, state.model)
     shared = state.address_server
     srv = Server(shared.host, shared.port, shared.protocol, state.model, None, shared.process)
+    srv.one_reply = state.one_reply
     try:
         yield srv
     finally:
@@ -453,6 +465,12 @@ def conformance_profile(conformance_settings: Settings) -> str:
 def repeats(conformance_settings: Settings) -> Callable[[int], int]:
     """`repeats(n)`: n scaled by the profile (never below 2). Spec counts never scale."""
     return PROFILE_RECORDS[conformance_settings.profile].repeats
+
+
+@pytest.fixture(scope="session")
+def conformance_one_reply(request: pytest.FixtureRequest) -> str | None:
+    """What the kit saw if the server closes after each reply (see liveness), else None."""
+    return _state(request.config).one_reply
 
 
 @pytest.fixture(scope="session")

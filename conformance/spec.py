@@ -122,7 +122,9 @@ REQUIREMENTS: tuple[Requirement, ...] = (
         "MUST",
         "protocol",
         "Every request gets one complete, well-formed reply within 1 s, in order, several per "
-        "connection (the protocol adapter says what a request and its reply are).",
+        "connection, unless a reply says the server closes the connection after it (HTTP/1.0, "
+        "Connection: close), and then it does (the protocol adapter says what a request and "
+        "its reply are).",
         "A client of any request/response protocol waits for each reply before it goes on; a "
         "missing, short or malformed reply stalls or desynchronises every later exchange.",
         protocols=("adapter",),

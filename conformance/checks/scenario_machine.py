@@ -73,11 +73,16 @@ def machine_for(
     cause: str | None = None,
     rejected: list[str] | None = None,
     failures: list[Violation] | None = None,
+    one_reply: bool = False,
 ) -> type[RuleBasedStateMachine]:
     """The scenario machine for one judge (see the module docstring); `cause` for failures.
 
     `rejected` collects, per rejected scenario, the requirement whose rule the server broke
     there (it died on a reset, or dropped a session on a signal), for the blocked verdict.
+    With `one_reply` (the server closes after each reply, as its protocol lets it), a
+    client's first answered message is its session's last: the `answers` judge ends the
+    client there, as the server does, and draws nothing more for it (a run-wide fact, so
+    still the model's).
     """
     if judge not in JUDGES:
         raise ValueError(f"unknown judge {judge!r}; one of {JUDGES}")
@@ -200,6 +205,13 @@ def machine_for(
                 self._do(
                     f"send_only({name.lower()}, {data!r})", lambda: step.send_only(client, data)
                 )
+            if one_reply and judge == "answers":
+                # Its reply ends the session: the server closes, and so does the client, as
+                # RFC 9112 section 9.6 asks (a server may linger until it does: gunicorn).
+                # The other judges do not wait for replies, so for them the client stays
+                # open until the model ends it: a session is not over before its answer.
+                self._end(i)
+                self._do(f"close({name.lower()})", lambda: step.close(client))
 
         @precondition(lambda self: self.clients)
         @rule(i=PICK)
@@ -262,10 +274,16 @@ BLOCKED_REASON = {
 
 
 def run_scenarios(
-    settings: Settings, profile: str, run_seed: int, judge: str, cause: str | None = None
+    settings: Settings,
+    profile: str,
+    run_seed: int,
+    judge: str,
+    cause: str | None = None,
+    one_reply: str | None = None,
 ) -> None:
     """Run the machine for one judge; blocked (by the rule the server broke) when no
-    scenario could run to the end."""
+    scenario could run to the end. `one_reply`: the server closes after each reply, as its
+    protocol lets it (Server.one_reply), so a client's session is its one request."""
     rejected: list[str] = []
     failures: list[Violation] = []
     machine = machine_for(
@@ -275,6 +293,7 @@ def run_scenarios(
         cause=cause,
         rejected=rejected,
         failures=failures,
+        one_reply=one_reply is not None,
     )
     try:
         run_machine(machine, profile, run_seed, failures)

@@ -13,11 +13,11 @@ from collections.abc import Callable
 import pytest
 
 from conformance.harness import Server, wait_until
+from conformance.harness.client import Client
 from conformance.harness.failure import CannotJudge, Violation, fail, show
 from conformance.harness.sessions import (
     blocking_descriptors,
     death_reported,
-    end_session,
     expect_alive,
     require_process,
 )
@@ -56,6 +56,17 @@ def _payload(server: Server, i: int) -> bytes:
     return server.adapter.request(i, 64)
 
 
+def _wait_here(client: Client, pause: float, poke: Callable[[], object] | None) -> bytes:
+    """Where the server waits for the client's next bytes: interrupt that wait (`poke`), and
+    pause so signals land there (nothing is due; the pause is bounded). Returns what came
+    meanwhile (nothing, from a server that answers each message once)."""
+    if poke is not None:
+        poke()
+    if pause:
+        return client.recv_some(pause) or b""
+    return b""
+
+
 def _sessions_survive(
     server: Server,
     why: str,
@@ -77,15 +88,17 @@ def _sessions_survive(
     for s in range(sessions):
         client = server.connect(f"S{s}")
         received = b""
-        for m in range(MESSAGES):
+        if server.one_reply:
+            # One request per connection: the server waits for the rest of the request.
+            client.hold(_payload(server, s))
+            _wait_here(client, pause, poke)
+            client.finish(cause=cause)
+        for m in range(0 if server.one_reply else MESSAGES):
             received += client.request(_payload(server, s * MESSAGES + m), cause=cause)
-            if poke is not None:
-                poke()  # the server now waits for the next message: interrupt that wait
-            if pause:
-                received += client.recv_some(pause) or b""  # nothing is due: a bounded pause
-        if count_replies and s == sessions - 1:
+            received += _wait_here(client, pause, poke)
+        if count_replies and s == sessions - 1 and not server.one_reply:
             _expect_no_extra_reply(server, client, received)
-        end_session(server, client)
+        client.end()
     expect_alive(server, why, cause)
 
 
@@ -134,7 +147,7 @@ def test_child_exit_during_accept(server: Server, repeats) -> None:
         with death_reported(server, after, ACCEPT_CAUSE) if i else contextlib.nullcontext():
             client = server.connect(f"S{i}")
             client.request(_payload(server, i))
-        end_session(server, client)
+        client.end()
         # Wait for that child to be gone: its SIGCHLD arrives while the parent is in accept().
         ended, _ = wait_until(lambda: not proc.live_descendants(), SETTLE_TIMEOUT)
         if not ended:
@@ -153,7 +166,7 @@ def test_child_exit_during_accept(server: Server, repeats) -> None:
     ):
         last = server.connect("N")
         last.request(_payload(server, 0), cause=ACCEPT_CAUSE)
-    end_session(server, last)
+    last.end()
 
 
 def handled_storm_signals(caught: set[int]) -> list[str]:

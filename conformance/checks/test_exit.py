@@ -21,11 +21,12 @@ from conformance.harness.model import (
 from conformance.harness.processes import holders_of_connection, is_running
 from conformance.harness.sessions import (
     await_release,
+    carry_on,
     death_reported,
-    end_session,
     expect_alive,
     fork_children_count,
     full_session,
+    open_session,
     require_process,
     run_sessions,
     session,
@@ -159,7 +160,7 @@ def test_client_reset_leaves_server_running(server: Server, repeats) -> None:
     """
     bystander = server.connect("B")
     message = server.adapter.request
-    bystander.request(message(0, 16))
+    open_session(server, bystander, message(0, 16))
     held = _sockets_held(server)
     resets = repeats(RESETS)
     # A server killed by SIGPIPE may first show it as a refused connect or a lost reply.
@@ -177,9 +178,14 @@ def test_client_reset_leaves_server_running(server: Server, repeats) -> None:
         # closed, it has survived them all; one that keeps them open gets RESET_GRACE to die.
         wait_until(lambda: not server.alive() or _resets_handled(server, held), RESET_GRACE)
         expect_alive(server, "after clients reset their connections", RESET_CAUSE)
-        bystander.request(message(1, 16), cause="another client's reset ended this one's session")
+        carry_on(
+            server,
+            bystander,
+            message(1, 16),
+            cause="another client's reset ended this one's session",
+        )
         before = fork_children_count(server)
-        end_session(server, bystander)
+        bystander.end()
         await_release(server, before - 1 if before else before)
         for i in range(resets):
             before = fork_children_count(server)
@@ -211,7 +217,7 @@ def test_ended_sessions_free_their_process_or_thread(server: Server) -> None:
         client = server.connect()
         client.request(server.adapter.request(i, 64))
         if i % 2 == 0:
-            end_session(server, client)
+            client.end()
         else:
             client.close()
         await_release(server, before)
@@ -338,7 +344,7 @@ def test_restarts_on_its_port_at_once(server: Server) -> None:
     if launched is None:
         pytest.skip("EXIT-6 needs a server the kit launched")
     a = server.connect("A")
-    a.request(server.adapter.request(0, 16))
+    open_session(server, a, server.adapter.request(0, 16))
     launched.stop()
     server.transcript.add(
         f"stopped the server while A was connected (its end of A stays on port {server.port})"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from conformance.harness import Server, fail, wait_until
 from conformance.harness.processes import holders_of_connection, listeners_of
-from conformance.harness.sessions import require_process
+from conformance.harness.sessions import open_session, require_process
 from conformance.harness.timeouts import SETTLE_TIMEOUT
 from conformance.marks import requirement
 
@@ -14,7 +14,7 @@ def test_child_closes_listening_socket(server: Server) -> None:
     """Find the child serving our connection; it must hold no LISTEN socket on the port."""
     proc = require_process(server, "FDC-1")
     client = server.connect()
-    client.request(server.adapter.request(0))
+    open_session(server, client, server.adapter.request(0))
 
     def serving_children() -> list[int]:
         pids = proc.tree_pids()[1:]

@@ -201,11 +201,19 @@ def test_threads_stop_growing(workload: Workload) -> None:
 
 @requirement("FDL-1")
 def test_descriptors_bounded_in_any_scenario(
-    conformance_settings: Settings, conformance_profile: str, conformance_seed: int
+    conformance_settings: Settings,
+    conformance_profile: str,
+    conformance_seed: int,
+    conformance_one_reply: str | None,
 ) -> None:
     """Hypothesis drives clients (connect, send, exit, close, reset, signal bursts); after
     every step no server process may keep the connection of an ended session, and the main
     process holds at most one descriptor per open session beyond its start."""
     run_scenarios(
-        conformance_settings, conformance_profile, conformance_seed, "descriptors", LEAK_CAUSE
+        conformance_settings,
+        conformance_profile,
+        conformance_seed,
+        "descriptors",
+        LEAK_CAUSE,
+        conformance_one_reply,
     )

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from conformance.harness import Server, fail, wait_until
 from conformance.harness.processes import holders_of_connection
-from conformance.harness.sessions import require_process
+from conformance.harness.sessions import open_session, require_process
 from conformance.harness.timeouts import SETTLE_TIMEOUT
 from conformance.marks import requirement
 
@@ -14,7 +14,7 @@ def test_parent_closes_connected_socket(server: Server) -> None:
     """The child holds the connection; the parent must not hold the same socket (by inode)."""
     proc = require_process(server, "FDP-1")
     client = server.connect()
-    client.request(server.adapter.request(0))
+    open_session(server, client, server.adapter.request(0))
 
     def parent_copies() -> list:
         children = proc.tree_pids()[1:]

@@ -189,27 +189,58 @@ def _hold_until_stalled(server: Server, sender: threading.Thread, sent: list[int
 
 ROUND_TRIP_CAUSE = (
     "each request must get exactly one complete reply, in order, on the same connection, and "
-    "the connection must stay open for the next request until the client ends the session"
+    "the connection must stay open for the next request until the client ends the session "
+    "(unless the reply says the server closes it, as HTTP's Connection: close does)"
+)
+ANNOUNCED_CLOSE_CAUSE = (
+    "the reply says the server closes the connection after it (HTTP/1.0 without keep-alive, "
+    "or Connection: close), so the client waits for that close to end the session: close "
+    "the connection after such a reply, or do not announce it (RFC 9112 section 9.6)"
 )
 
 
 @requirement("PROTO-6")
 def test_every_request_gets_its_reply(conformance_settings: Settings) -> None:
     """Requests drawn from the adapter's strategy, several per connection; each reply is
-    complete (the adapter's framing) within 1 s and right (the adapter's judge)."""
+    complete (the adapter's framing) within 1 s and right (the adapter's judge). A reply that
+    says the server closes the connection after it (the adapter's `closes_after`) ends that
+    connection: the server must then close it, with nothing after the reply, and the next
+    request goes on a new connection."""
     s = conformance_settings
     adapter = protocols.get(s.protocol)
 
     @example([adapter.request(0)])  # first, for the same reason as PROTO-1's
     @given(st.lists(adapter.requests(), min_size=1, max_size=4))
     def exchange(requests: list[bytes]) -> None:
-        with scenario_server(s.target, s.protocol) as server, session(server) as client:
-            for request in requests:
-                client.send(request)
-                reply = client.reply(ANSWER_TIMEOUT, cause=ROUND_TRIP_CAUSE)
-                _judge(adapter, client, request, reply)
+        pending = list(requests)
+        while pending:
+            # A server per connection: whether a server survives its sessions' ends is for
+            # EXIT and EINTR to judge, not the replies.
+            with scenario_server(s.target, s.protocol) as server, session(server) as client:
+                _until_closed(adapter, client, pending)
 
     run_given(exchange, s.profile, s.seed)
+
+
+def _until_closed(adapter: protocols.ProtocolAdapter, client: Client, pending: list[bytes]) -> None:
+    """Round trips on `client`, taken from `pending`, until none is left or a reply says the
+    server closes the connection (then it must, with nothing more)."""
+    __tracebackhide__ = True
+    while pending:
+        request = pending.pop(0)
+        client.send(request)
+        reply = client.reply(ANSWER_TIMEOUT, cause=ROUND_TRIP_CAUSE)
+        _judge(adapter, client, request, reply)
+        if client.server_closes:
+            extra = client.expect_eof(ANSWER_TIMEOUT, cause=ANNOUNCED_CLOSE_CAUSE)
+            if extra:
+                fail(
+                    f"nothing after the reply on {client.name} until the close it announced",
+                    f"{show(extra)}",
+                    did=client.transcript.tail(),
+                    cause=ROUND_TRIP_CAUSE,
+                )
+            return
 
 
 def _judge(

@@ -99,13 +99,25 @@ class Client:
         self.local_address: tuple[str, int] = sock.getsockname()[:2]
         #: The protocol's adapter (set by Server): how much of what arrives is one reply.
         self.adapter: ProtocolAdapter | None = None
-        #: The bytes that end a session politely, and the last request sent (its reply's
-        #: framing may depend on it).
-        self.exit_bytes: bytes = EXIT
+        #: The last request sent (its reply's framing may depend on it).
         self.last_request: bytes = b""
         #: Where the server waits when this client's reply does not come (set by Server,
         #: which knows its processes; see waiting.py).
         self.on_silence: Callable[[], Silence] | None = None
+        #: Who takes the socket once `end` has ended the session (set by Server, which
+        #: awaits the server's end and closes it later); called with whether `exit` went.
+        self.on_end: Callable[[Client, bool], None] | None = None
+        #: The last reply said the server closes the connection after it, as the protocol
+        #: lets it (HTTP/1.0, `Connection: close`): the session is over, nothing more is sent.
+        self.server_closes = False
+        #: The rest of a request whose opening was sent to hold the session open (`hold`).
+        self.held: bytes | None = None
+
+    @property
+    def exit_bytes(self) -> bytes:
+        """The bytes that end a session politely (the protocol's exit request)."""
+        exit_request = self.adapter.exit_request if self.adapter is not None else None
+        return EXIT if exit_request is None else exit_request
 
     def silence(self) -> Silence:
         """Where the server waits while this client's reply is missing: evidence lines, and
@@ -139,10 +151,30 @@ class Client:
         transcript.add(f"opened client {name}")
         return cls(sock, name, transcript)
 
+    def end(self, close: bool = True) -> None:
+        """End the session without judging how the server ends it, then close (unless not
+        `close`: a check that ends many sessions at once closes them after).
+
+        The one way the kit ends a session it does not judge (see `end_session_on`); the
+        protocol and exit checks, which judge the ending, send their own bytes. A client of
+        a `Server` hands the socket to it instead of closing (`on_end`): the server's end
+        is awaited and the close deferred (Server.ended).
+        """
+        if not self.closed:
+            sent_exit = end_session_on(
+                self.sock, self.adapter, server_closes=self.server_closes, held=self.held
+            )
+            self.ended_by_exit = self.ended_by_exit or sent_exit
+            if self.on_end is not None:
+                self.on_end(self, sent_exit)
+            elif close:
+                self.close()
+
     def close(self, record: bool = True) -> None:
         if not self.closed:
             self.closed = True
-            close_socket(self.sock, abort=self.ended_by_exit)
+            # A server that closes after its reply is closing now too (see close_socket).
+            close_socket(self.sock, abort=self.ended_by_exit or self.server_closes)
             if record:
                 self.transcript.add(f"closed {self.name}")
 
@@ -323,6 +355,7 @@ class Client:
             )
         if self.adapter is not None and self.adapter.framed:
             data = self._rest_of_reply(data, started + timeout, timeout, cause)
+            self.server_closes = self.adapter.closes_after(self.last_request, data)
         self.transcript.add(f"received {show(data)} on {self.name}")
         return data
 
@@ -379,6 +412,29 @@ class Client:
             data += chunk
         return data, "ok"
 
+    def hold(self, message: bytes) -> None:
+        """Open a session that stays open without a reply due: send the opening of `message`
+        (the adapter's `opening`); `finish` sends the rest. Without an opening (ok, echo,
+        where any bytes are a whole message) the whole request goes, and its reply is read."""
+        __tracebackhide__ = True
+        n = self.adapter.opening(message) if self.adapter is not None else None
+        if n is None:
+            self.request(message)
+            return
+        self.send(message[:n])
+        self.held, self.last_request = message[n:], message
+
+    def finish(self, timeout: float = ANSWER_TIMEOUT, cause: str | None = None) -> bytes:
+        """Send the rest of the request `hold` opened, and wait for its reply."""
+        __tracebackhide__ = True
+        rest, request = self.held, self.last_request
+        if rest is None:
+            return b""
+        self.held = None
+        self.send(rest)
+        self.last_request = request
+        return self.reply(timeout, cause=cause)
+
     def request(
         self, message: bytes, timeout: float = ANSWER_TIMEOUT, cause: str | None = None
     ) -> bytes:
@@ -401,6 +457,46 @@ class Client:
             )
         self.transcript.add(f"read EOF on {self.name}")
         return data
+
+
+def end_session_on(
+    sock: socket.socket,
+    adapter: ProtocolAdapter | None,
+    *,
+    server_closes: bool = False,
+    held: bytes | None = None,
+    strict: bool = False,
+) -> bool:
+    """End a session on `sock` without judging how the server ends it: the one home of that
+    rule, for clients, the load driver and raw probes alike. Returns True if the protocol's
+    exit request was sent. The caller closes `sock`, or reads on to see the server's end.
+
+    - the server said its last reply ends the session (HTTP/1.0, `Connection: close`):
+      nothing to send, it closes on its own;
+    - a request held open (`Client.hold`), or a protocol without an exit request (echo,
+      line): the client's EOF ends it (shutdown), as any server must accept;
+    - otherwise the exit request (`exit`, `QUIT`, `Connection: close`) *and* the close, so a
+      server that forgets to close after `exit` (an exit defect) still sees its session end
+      by the client's EOF, and is not also failed for leaking descriptors or zombies.
+    A socket the server already reset may refuse either: that is its end too (`strict`: the
+    OSError is raised, for a caller that counts it).
+    """
+    exit_request = adapter.exit_request if adapter is not None else EXIT
+    try:
+        if server_closes:
+            return False
+        if exit_request is None or held is not None:
+            sock.shutdown(socket.SHUT_WR)
+            return False
+        sock.send(exit_request)  # a few bytes: one call, blocking or not
+        # And the client's EOF: a server that forgets to close after `exit` still sees its
+        # session end, while the kit can still read what it writes (see Server.ended).
+        sock.shutdown(socket.SHUT_WR)
+        return True
+    except OSError:
+        if strict:
+            raise
+        return False
 
 
 def _describe_oserror(exc: OSError) -> str:

@@ -27,7 +27,6 @@ the driver never retries.
 
 from __future__ import annotations
 
-import contextlib
 import errno
 import select
 import socket
@@ -39,7 +38,7 @@ from dataclasses import dataclass, field
 
 from conformance import protocols
 from conformance.harness.address import family_of
-from conformance.harness.client import close_socket
+from conformance.harness.client import close_socket, end_session_on
 from conformance.harness.limits import ensure_descriptors
 
 #: Connections opened but not yet served, at most (see the module docstring).
@@ -527,8 +526,8 @@ class Driver:
 
         With `wait` > 0, each must then get its `OK!!!` (ok) and see the server close within
         `wait` seconds, or it counts as an error (`close-timeout`, `close-reply`). With 0,
-        the sockets are closed at once; with `keep_open`, they are half-closed and kept, like
-        the checks' `end_session`, until `shutdown` (see Server.close_later).
+        the sockets are closed at once, as `Client.end` does (both: `end_session_on`); with
+        `keep_open`, they are kept until `shutdown` (see Server.close_later).
         """
         live = self.served
         self._closed_well = 0
@@ -536,10 +535,7 @@ class Driver:
             self.state[i] = _CLOSING
             self.got[i] = b""
             try:
-                if self.adapter.exit_request is not None:
-                    self.socks[i].send(self.adapter.exit_request)
-                else:
-                    self.socks[i].shutdown(socket.SHUT_WR)
+                end_session_on(self.socks[i], self.adapter, strict=True)
             except OSError:
                 self._fail(i, "close-reset")
         if wait > 0:
@@ -555,9 +551,6 @@ class Driver:
         else:
             self._closed_well = sum(1 for i in live if self.state[i] == _CLOSING)
         if keep_open and wait <= 0:
-            for i in live:
-                with contextlib.suppress(OSError):
-                    self.socks[i].shutdown(socket.SHUT_WR)
             return self._closed_well
         self.shutdown()
         return self._closed_well

@@ -35,16 +35,18 @@ from conformance.harness.polling import wait_until
 from conformance.harness.ports import free_port, port_bindable, port_holder, port_taken
 from conformance.harness.processes import (
     GONE,
+    TOKEN_VAR,
     descendant_pids,
     describe_exit,
     is_running,
     listener_owner,
+    orphans_of_launch,
+    proc_table,
     sockets_of,
 )
 from conformance.harness.reaper import prctl
 from conformance.harness.timeouts import KILL_WAIT, POLL_INTERVAL, READY_TIMEOUT, STOP_GRACE
 
-TOKEN_VAR = "CONFORMANCE_LAUNCH_TOKEN"
 _SHELL_CHARS = set("|&;<>()$`\\\"'*?[]#~=%")
 _PR_SET_PDEATHSIG = 1
 
@@ -191,6 +193,9 @@ class LaunchedServer:
         self.terminated_at: float | None = None
         #: How long it was given to listen (--start-timeout); a restart gets as long.
         self.ready_timeout = READY_TIMEOUT
+        #: The launched process exited with status 0 and a process it started serves on:
+        #: the server daemonized itself (daemon(3)); `listener_pid` is that process.
+        self.daemonized = False
 
     # -- starting ---------------------------------------------------------------------------
     def start(self, ready_timeout: float = READY_TIMEOUT) -> LaunchedServer:
@@ -242,14 +247,14 @@ class LaunchedServer:
         # every POLL_INTERVAL: a server is often wanted before it is ready.
         pause = 0.002
         while True:
-            if self.popen.poll() is not None:
+            if self.popen.poll() is not None and not self._daemonizing():
                 self._raise_exited()
             # Reading process and socket tables is costly on a busy machine; a failing bind()
             # is a cheap sign that something listens now, and makes no connection (no session).
             if port_taken(self.port):
                 # Usually the launched process listens itself; its tree is read only if not.
                 owner = listener_owner(self.port, [self.pid]) or listener_owner(
-                    self.port, self._tree()
+                    self.port, self._tree() + self._adopted()
                 )
                 if owner is not None:
                     self.listener_pid = owner
@@ -258,6 +263,31 @@ class LaunchedServer:
                 self._raise_never_listened(timeout, self._tree())
             time.sleep(pause)
             pause = min(pause * 1.5, POLL_INTERVAL)
+
+    def _daemonizing(self) -> bool:
+        """The launched process exited with status 0 while processes it started live on:
+        a server that daemonizes (daemon(3): fork, the parent exits, the child calls
+        setsid() and serves). It is followed: the process of this launch that owns the
+        listening socket is the server (see docs/design.md)."""
+        assert self.popen is not None
+        if self.popen.returncode != 0:
+            return False
+        if not self.daemonized:
+            self.daemonized = bool(self._adopted())
+        return self.daemonized
+
+    def _adopted(self) -> list[int]:
+        """Live processes of this launch that left its tree (reparented to the kit, or to
+        pid 1 where the kit is no subreaper), with their descendants; remembered for stop()."""
+        if self.popen is None or self.stopped:
+            return []
+        table = proc_table()
+        found: list[int] = []
+        for pid in orphans_of_launch(lambda p: _alive_and_ours(p, self.token, -1), table):
+            if pid != self.pid:
+                found += [pid, *descendant_pids(pid, table=table)]
+        self.seen.update(found)
+        return found
 
     def _raise_exited(self) -> None:
         assert self.popen is not None
@@ -327,8 +357,14 @@ class LaunchedServer:
         return pids
 
     def returncode(self) -> int | None:
+        """The server's exit status, None while it runs. For a server that daemonized, the
+        status of the process that listens, which is not ours to wait for: None while it
+        is alive, 0 once it is gone (what killed it, if anything, is not known here)."""
         assert self.popen is not None
-        return self.popen.poll()
+        code = self.popen.poll()
+        if self.daemonized and self.listener_pid is not None:
+            return None if is_running(self.listener_pid) else 0
+        return code
 
     def stderr_tail(self, lines: int = 10) -> str:
         try:
@@ -352,6 +388,9 @@ class LaunchedServer:
         """Remember the current tree, so stop() can find processes that later leave it."""
         if self.popen is not None and not self.stopped:
             self._tree()
+            # Processes of this launch that left the tree (a double fork's grandchildren,
+            # a daemon): signalled with the rest, waited for, and reaped by the stop.
+            self._adopted()
 
     # -- stopping ---------------------------------------------------------------------------
     @property
@@ -386,7 +425,7 @@ class LaunchedServer:
         popen = self.popen
         assert self.terminated_at is not None and popen is not None
         left = max(0.0, grace - (time.monotonic() - self.terminated_at))
-        exited, _ = wait_until(lambda: popen.poll() is not None, left)
+        exited, _ = wait_until(lambda: self.returncode() is not None, left)
         _killpg(self.pid, signal.SIGKILL)
         # Descendants that left the group (setsid) or the tree (orphans), by pid and by token.
         # The machine-wide token scan reads every process's environment: done once, not polled.

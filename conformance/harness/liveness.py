@@ -12,9 +12,10 @@ from __future__ import annotations
 
 import contextlib
 
+from conformance.harness.client import Client
 from conformance.harness.polling import wait_until
 from conformance.harness.server import Server
-from conformance.harness.sessions import DEATH_GRACE, end_session
+from conformance.harness.sessions import DEATH_GRACE
 from conformance.harness.timeouts import ANSWER_TIMEOUT, SETTLE_TIMEOUT
 
 
@@ -29,6 +30,7 @@ def silence(server: Server) -> str | None:
     """None if the server answers a message within ANSWER_TIMEOUT; else what the kit saw.
 
     Any byte counts as an answer: whether the bytes are right is the protocol checks' call.
+    Whether the reply announces a close (`announced_close`) is kept in `server.one_reply`.
     """
     payload = server.adapter.request(0, 16)
     try:
@@ -38,11 +40,15 @@ def silence(server: Server) -> str | None:
     try:
         client.send(payload)
         got = client.recv_some(ANSWER_TIMEOUT)
+        # Asked here, of the same reply: a server that dies once its first session ends
+        # (EINTR-1) could not be asked again.
+        server.one_reply = announced_close(server, payload, got, client) if got else None
+        client.server_closes = server.one_reply is not None
     except AssertionError:
         got = b""
     finally:
         with contextlib.suppress(OSError):
-            end_session(server, client)
+            client.end()
         server.clients.clear()
     if got:
         return None
@@ -50,6 +56,30 @@ def silence(server: Server) -> str | None:
         return None  # a death is not silence: the checks report it, with its cause
     what = "the server closed the connection" if got == b"" else "nothing came back"
     return f"before the checks, a client sent {payload!r} and {what} within {ANSWER_TIMEOUT:.0f} s"
+
+
+def announced_close(server: Server, request: bytes, first: bytes, client: Client) -> str | None:
+    """What the kit saw if the reply to `request` (its first bytes `first`, the rest read
+    here) says the server closes the connection after it, as the protocol lets it (HTTP/1.0
+    without keep-alive, `Connection: close`); else None.
+
+    Such a server serves one request per connection, and nothing is wrong with that: the
+    checks then hold sessions open with a request's opening (`Client.hold`) where they need
+    one open, and never send a second request on a connection. Whether it then does close
+    is PROTO-6's to judge (a parent that keeps the connection breaks FDP-1 too): the
+    announcement decides, so such a server is still judged as one of one request.
+    """
+    adapter = server.adapter
+    if not adapter.framed:
+        return None
+    reply, _ = client.read_reply(request, ANSWER_TIMEOUT, first)
+    if not adapter.closes_after(request, reply):
+        return None
+    first_line = reply.split(b"\r\n", 1)[0][:60]
+    return (
+        f"the server's reply says it closes the connection after it ({first_line!r}): one "
+        "request per connection"
+    )
 
 
 def one_reply_per_connection(server: Server) -> str | None:
@@ -79,7 +109,7 @@ def one_reply_per_connection(server: Server) -> str | None:
             got = b""
     finally:
         with contextlib.suppress(OSError, AssertionError):
-            end_session(server, client)
+            client.end()
         server.clients.clear()
     if got or not server.alive():
         return None

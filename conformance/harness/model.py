@@ -24,7 +24,6 @@ to the first count), so the measure lives here: `measure_thread_growth`.
 
 from __future__ import annotations
 
-import contextlib
 import functools
 import os
 import selectors
@@ -116,16 +115,26 @@ def _detect(server: Server) -> str:
 
 def _probe(server: Server) -> tuple[list[int], int, int]:
     """PROBE_CLIENTS sessions at once: the pids holding their server ends, the thread count
-    while they were open, and how many of them were answered while all were connected."""
+    while they were open, and how many of them were answered while all were connected.
+
+    A server that closes the connection after each reply (`server.one_reply`) would be gone
+    from its connections before anyone looks, so there the sessions are held open with the
+    opening of a request (`Client.hold`), looked at, and then all but the first completed:
+    a server that serves one client at a time, busy with the first, answers none of them.
+    """
     assert server.process is not None
     proc = server.process
     clients: list[Client] = []
+    held = server.one_reply is not None
     try:
-        for _ in range(PROBE_CLIENTS):
+        for i in range(PROBE_CLIENTS):
             client = server.connect()
             clients.append(client)
-            client.sock.sendall(server.adapter.probe())
-        answered = _answered(clients, PROBE_ANSWER_TIMEOUT)
+            if held:
+                _hold(client, server.adapter.request(i, 16))
+            else:
+                client.sock.sendall(server.adapter.probe())
+        answered = 0 if held else _answered(clients, PROBE_ANSWER_TIMEOUT)
 
         def holders() -> list[int]:
             pids = proc.tree_pids()
@@ -136,16 +145,44 @@ def _probe(server: Server) -> tuple[list[int], int, int]:
                 ]
             return found
 
+        if held:
+            # Nothing is answered yet, so nothing says a child has been forked: wait until
+            # each connection is held by a process other than the server's main one, or
+            # the timeout says none will be (one that serves them all itself).
+            def served_elsewhere() -> bool:
+                pids = proc.tree_pids()
+                return all(
+                    any(
+                        s.pid != proc.pid
+                        for s in holders_of_connection(pids, c.local_address, server.port)
+                    )
+                    for c in clients
+                )
+
+            wait_until(served_elsewhere, SETTLE_TIMEOUT)
         _, pids = wait_until(holders, SETTLE_TIMEOUT)
         threads_during = proc.thread_count()
+        if held:
+            for client in clients[1:]:
+                client.sock.sendall(client.held or b"")
+                client.held = None
+            answered = 1 + _answered(clients[1:], PROBE_ANSWER_TIMEOUT)
     finally:
         for client in clients:
-            with contextlib.suppress(OSError):
-                if server.adapter.exit_request is not None:
-                    client.sock.sendall(server.adapter.exit_request)
-                client.close()
+            client.end()
         server.clients.clear()
     return pids, threads_during, answered
+
+
+def _hold(client: Client, request: bytes) -> None:
+    """The opening of `request` on `client`, the rest kept in `client.held` (Client.hold,
+    without its transcript: model detection is no check's evidence)."""
+    n = client.adapter.opening(request) if client.adapter is not None else None
+    if n is None:
+        client.sock.sendall(request)
+        return
+    client.sock.sendall(request[:n])
+    client.held = request[n:]
 
 
 def _answered(clients: list[Client], timeout: float) -> int:
@@ -169,17 +206,16 @@ def _plain_sessions(server: Server, count: int) -> None:
     """`count` sessions one after another (connect, one message, `exit`, close), for model
     detection: any failure ends the measure (the caller decides without it)."""
     message = server.adapter.probe()
-    exit_request = server.adapter.exit_request
     for _ in range(count):
         client = server.connect()
         try:
             client.sock.sendall(message)
-            if not client.recv_some(ANSWER_TIMEOUT):
+            reply = client.recv_some(ANSWER_TIMEOUT)
+            if not reply:
                 raise ConnectionError("no answer during model detection")
-            if exit_request is not None:
-                client.sock.sendall(exit_request)
+            client.server_closes = server.adapter.closes_after(message, reply)
         finally:
-            client.close()
+            client.end()
             server.clients.clear()
 
 

@@ -11,12 +11,17 @@ from __future__ import annotations
 import contextlib
 import os
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 import psutil
 
 from conformance.harness.sockdiag import holds_any, listening_inodes, socket_fds, tcp_sockets
+
+#: The environment variable the launcher marks every process it starts with (its value is
+#: one launch's token); defined here, below the launcher, so the process views can read it.
+TOKEN_VAR = "CONFORMANCE_LAUNCH_TOKEN"
 
 GONE = (psutil.NoSuchProcess, psutil.ZombieProcess, psutil.AccessDenied, FileNotFoundError)
 
@@ -49,11 +54,23 @@ def _addr(a: object) -> tuple[str, int] | None:
 
 
 class ServerProcess:
-    """The process that owns the server's listening socket, and its descendants."""
+    """The process that owns the server's listening socket, and every other process of the
+    server: its descendants, and the processes the same launch started that are no longer
+    below it (a double fork's grandchildren, reparented the moment their parent exits).
 
-    def __init__(self, pid: int) -> None:
+    The launcher marks every process it starts with a token in its environment (TOKEN_VAR),
+    inherited through fork() and exec(), so "the server's processes" is a fact, not a guess
+    from the family tree. Without a token (address mode) the server's processes are its
+    descendants.
+    """
+
+    def __init__(self, pid: int, token: str | None = None) -> None:
         self.pid = pid
         self.proc = psutil.Process(pid)
+        self.token = token
+        #: Adopted processes whose token was read, by (pid, start time): the answer never
+        #: changes for one process, and a reused pid has another start time.
+        self._token_seen: dict[tuple[int, str], bool] = {}
 
     # -- liveness ---------------------------------------------------------------------------
     def alive(self) -> bool:
@@ -64,28 +81,61 @@ class ServerProcess:
 
     # -- the tree ---------------------------------------------------------------------------
     def descendants(self) -> list[psutil.Process]:
-        return processes_of(descendant_pids(self.pid))
+        return processes_of(self.tree_pids()[1:])
 
     def tree_pids(self) -> list[int]:
-        """The server's pid, then its descendants' (no psutil object per process)."""
-        return [self.pid, *descendant_pids(self.pid)]
+        """The server's pid, then every other process of it (see the class docstring):
+        descendants first, then reparented ones and their descendants."""
+        return [self.pid, *self._members(proc_table())]
+
+    def _members(self, table: dict[int, tuple[int, str]]) -> list[int]:
+        below = descendant_pids(self.pid, table=table)
+        adopted = [p for p in self.adopted(table) if p not in below]
+        found = list(below)
+        for pid in adopted:
+            found += [pid, *descendant_pids(pid, table=table)]
+        return found
+
+    def adopted(self, table: dict[int, tuple[int, str]] | None = None) -> list[int]:
+        """Processes of this launch that are not the server's descendants (see
+        `orphans_of_launch`)."""
+        if self.token is None:
+            return []
+        table = proc_table() if table is None else table
+        # The launched command may be a wrapper (`sh -c`) above the process that listens.
+        above = _ancestors(self.pid, table) | {self.pid}
+        return [p for p in orphans_of_launch(self._carries_token, table) if p not in above]
+
+    def _carries_token(self, pid: int) -> bool:
+        key = (pid, _start_time(pid))
+        if key not in self._token_seen:
+            self._token_seen[key] = _environ_has(pid, TOKEN_VAR, self.token or "")
+        return self._token_seen[key]
 
     def children(self) -> list[psutil.Process]:
         return processes_of(descendant_pids(self.pid, recursive=False))
 
     def _descendant_states(self) -> list[tuple[int, str]]:
-        """(pid, state letter) of every descendant, from one reading of the process table."""
+        """(pid, state letter) of every other process of the server (see tree_pids), from
+        one reading of the process table."""
         table = proc_table()
-        return [
-            (pid, table[pid][1]) for pid in descendant_pids(self.pid, table=table) if pid in table
-        ]
+        return [(pid, table[pid][1]) for pid in self._members(table) if pid in table]
 
     def zombie_descendants(self) -> list[int]:
-        """Pids of descendants in state Z (exited, not yet reaped by their parent)."""
-        return [pid for pid, state in self._descendant_states() if state in _DEAD]
+        """Pids of the server's processes in state Z (exited, not yet reaped by their
+        parent). A reparented process is the kit's to reap, not the server's: its zombie is
+        no zombie of the server (a double fork leaves none), its children's are."""
+        table = proc_table()
+        adopted = set(self.adopted(table))
+        return [
+            pid
+            for pid in self._members(table)
+            if pid in table and table[pid][1] in _DEAD and pid not in adopted
+        ]
 
     def live_child_count(self) -> int:
-        """Direct children that are not zombies, cheaply: this is polled after every session.
+        """Direct children that are not zombies, and reparented processes of the server that
+        are not, cheaply: this is polled after every session.
 
         psutil finds children by reading every process on the machine; the kernel's own list
         (/proc/PID/task/PID/children) costs one read plus one per child.
@@ -95,6 +145,8 @@ class ServerProcess:
                 pids = f.read().split()
         except OSError:
             return len(self.live_descendants())
+        if self.token is not None:
+            pids += [str(p) for p in self._adopted_cheaply()]
         live = 0
         for pid in pids:
             try:
@@ -102,11 +154,25 @@ class ServerProcess:
                     state = f.read().rsplit(")", 1)[1].split()[0]
             except (OSError, IndexError):
                 continue
-            live += state != "Z"
+            live += state not in _DEAD
         return live
 
+    def _adopted_cheaply(self) -> list[int]:
+        """`adopted()` from the kit's own list of children, without reading every process,
+        where the kit is the subreaper that adopts its servers' orphans."""
+        if not reaper_active():
+            return self.adopted()
+        me = os.getpid()
+        try:
+            with open(f"/proc/{me}/task/{me}/children") as f:
+                kids = [int(p) for p in f.read().split()]
+        except OSError:
+            return self.adopted()
+        above = _ancestors(self.pid) | {self.pid}
+        return [pid for pid in kids if pid not in above and self._carries_token(pid)]
+
     def live_descendants(self) -> list[int]:
-        """Pids of descendants that are running (not zombies)."""
+        """Pids of the server's other processes that are running (not zombies)."""
         return [pid for pid, state in self._descendant_states() if state not in _DEAD]
 
     def caught_signals(self) -> set[int]:
@@ -298,6 +364,69 @@ def descendant_pids(
         if recursive:
             todo += kids
     return found
+
+
+def orphans_of_launch(
+    carries_token: Callable[[int], bool], table: dict[int, tuple[int, str]] | None = None
+) -> list[int]:
+    """Processes of one launch (`carries_token(pid)`: its token is in their environment)
+    that were reparented out of its tree: a double fork's grandchildren, a daemon.
+
+    An orphan goes to the nearest ancestor that is a child subreaper, else to pid 1 (or the
+    init of its pid namespace): this process when it became one (reaper.become_subreaper),
+    else its pytest-xdist controller, a service manager, or init. So the candidates are the
+    children of this process and of each of its ancestors; only they are read for the token.
+    """
+    table = proc_table() if table is None else table
+    chain = {os.getpid(), 1} | _ancestors(os.getpid(), table)
+    return [
+        pid
+        for pid, (ppid, _) in table.items()
+        if ppid in chain and pid not in chain and carries_token(pid)
+    ]
+
+
+def reaper_active() -> bool:
+    """Whether this process adopts its servers' orphans (reaper.become_subreaper)."""
+    from conformance.harness import reaper  # reaper reads processes: imported at use
+
+    return reaper.is_subreaper()
+
+
+def _ancestors(pid: int, table: dict[int, tuple[int, str]] | None = None) -> set[int]:
+    """The pids above `pid` (from `table`, or read one by one from /proc/PID/stat)."""
+    found: set[int] = set()
+    while pid > 1 and pid not in found:
+        if table is not None:
+            if pid not in table:
+                break
+            ppid = table[pid][0]
+        else:
+            try:
+                with open(f"/proc/{pid}/stat", "rb") as f:
+                    ppid = int(f.read().rsplit(b")", 1)[1].split()[1])
+            except (OSError, IndexError, ValueError):
+                break
+        found.add(ppid)
+        pid = ppid
+    return found
+
+
+def _start_time(pid: int) -> str:
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            return f.read().rsplit(b")", 1)[1].split()[19].decode()
+    except (OSError, IndexError):
+        return ""
+
+
+def _environ_has(pid: int, name: str, value: str) -> bool:
+    """Whether process `pid` was started with `name=value` in its environment."""
+    try:
+        with open(f"/proc/{pid}/environ", "rb") as f:
+            return f"{name}={value}".encode() in f.read().split(b"\0")
+    except OSError:
+        return False
 
 
 def processes_of(pids: list[int]) -> list[psutil.Process]:

@@ -13,7 +13,7 @@ import socket
 from collections.abc import Iterator
 
 from conformance.harness.address import family_of
-from conformance.harness.client import Client
+from conformance.harness.client import Client, end_session_on
 from conformance.harness.failure import Violation, fail, show
 from conformance.harness.polling import wait_until
 from conformance.harness.processes import ServerProcess, SocketInfo, holders_of_connection
@@ -69,6 +69,8 @@ def send(server: Server, client: Client, data: bytes) -> None:
         received, status, starved = _wait_out_starvation(client, data, proc, delays)
     if received and status == "timeout":
         status = "ok"
+    if status == "ok":
+        client.server_closes = server.adapter.closes_after(data, received)
     if status == "eof":
         raise SessionClosed(
             f"an answer on {client.name} within {REPLY_TIMEOUT:.1f} s",
@@ -115,17 +117,18 @@ def _wait_out_starvation(
 
 
 def finish(server: Server, client: Client) -> None:
-    """The exit request (`exit` in ok) or EOF (echo), then close without waiting for the
-    server's EOF."""
-    exit_request = server.adapter.exit_request
-    with contextlib.suppress(OSError):
-        if exit_request is not None:
-            client.sock.sendall(exit_request)
-            client.ended_by_exit = True
+    """End the session as `Client.end` does (the exit request, or EOF), and read the exit
+    request's reply before closing, without waiting for the server's EOF."""
+    sent_exit = end_session_on(
+        client.sock, client.adapter, server_closes=client.server_closes, held=client.held
+    )
+    if sent_exit:
+        client.ended_by_exit = True
+        client.transcript.add(f"sent {client.exit_bytes!r} on {client.name}")
+        with contextlib.suppress(OSError):
             client.recv_some(REPLY_TIMEOUT)
-            client.transcript.add(f"sent {exit_request!r} on {client.name}")
-        else:
-            client.half_close()
+    elif not client.server_closes:
+        client.transcript.add(f"half-closed {client.name} (sent EOF)")
     client.close()
 
 

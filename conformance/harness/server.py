@@ -15,6 +15,7 @@ import shlex
 import socket
 import string
 import sys
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,7 +23,7 @@ from typing import TYPE_CHECKING
 
 from conformance.errors import UsageError
 from conformance.harness.address import family_of
-from conformance.harness.client import Client, Transcript, peer_closed
+from conformance.harness.client import Client, Transcript, end_session_on, peer_closed
 from conformance.harness.launch_ahead import LaunchAhead
 from conformance.harness.launcher import LaunchedServer
 from conformance.harness.polling import wait_until
@@ -129,14 +130,9 @@ def check_reachable(host: str, port: int, protocol: str = "ok") -> None:
             ) from exc
         from conformance import protocols
 
-        exit_request = protocols.get(protocol).exit_request
         with contextlib.suppress(OSError):
-            if exit_request is not None:
-                s.sendall(exit_request)
-                s.recv(64)
-            else:
-                s.shutdown(socket.SHUT_WR)
-                s.recv(64)
+            end_session_on(s, protocols.get(protocol))
+            s.recv(64)
 
 
 _NAMES = string.ascii_uppercase
@@ -157,14 +153,18 @@ class Server:
     #: Set when children of ended sessions were seen to outlive them (see sessions.py).
     lingering: bool = False
     #: Clients whose sessions the kit ended, kept open until the server closes its end
-    #: (see sessions.end_session), at the latest until the check is over.
+    #: (see `ended`), at the latest until the check is over.
     ending: list[Client] = field(default_factory=list)
     #: Set when `retire` found the server dead already (see deaths.py).
     died_before_retired: bool = False
-    #: Set when the server let an exit request go unanswered (see sessions.end_session).
+    #: Set when the server let an exit request go unanswered (see `ended`).
     exit_unanswered: bool = False
     #: What else closes connections when the check is over (`close_later`).
     closers: list[Callable[[], object]] = field(default_factory=list)
+    #: What the kit saw before the checks when the server closes the connection after each
+    #: reply, as the protocol lets it (liveness.closes_after_reply): sessions of one request,
+    #: held open with `Client.hold` where a check needs one open. None: sessions of many.
+    one_reply: str | None = None
     _counter: Iterator[int] = field(default_factory=itertools.count)
 
     def connect(self, name: str | None = None, timeout: float = LOOPBACK_TIMEOUT) -> Client:
@@ -188,8 +188,7 @@ class Server:
         adapter = self.adapter
         client.adapter = adapter
         client.on_silence = lambda: self.where_it_waits(client.name)
-        if adapter.exit_request is not None:
-            client.exit_bytes = adapter.exit_request
+        client.on_end = self.ended
 
     def where_it_waits(self, waiting: str = "") -> Silence:
         """What each of the server's threads is blocked in while client `waiting` gets no
@@ -261,6 +260,26 @@ class Server:
         """
         self.closers.append(closer)
 
+    def ended(self, client: Client, sent_exit: bool) -> None:
+        """`client` ended its session (`Client.end`): wait (bounded) for the reply to the
+        exit request, then keep the socket until the server has closed its end.
+
+        Waiting for the reply makes the session over for the server before the check's
+        next step: a server whose sessions share state (one receive buffer for every
+        thread) then reads the next client's message after this one's `exit`, not at the
+        same moment, and whether one session's `exit` ends another's is not left to the
+        scheduler. A server that lets the wait pass once (it may never reply: PROTO-3) is
+        not waited for again. Keeping the socket (`defer_close`) means a server that writes
+        after the session (it missed the `exit`, or loops on recv() returning 0) writes
+        into a live socket, and is not killed by SIGPIPE inside another requirement's
+        check (deaths.py); the clients that leave on purpose are EXIT-2's and EXIT-3's.
+        """
+        if sent_exit and not self.exit_unanswered:
+            self.exit_unanswered = not _exit_answered(self, client)
+        what = "`exit` and EOF" if sent_exit else "EOF"
+        client.transcript.add(f"ended {client.name} (sent {what})")
+        self.defer_close(client)
+
     def defer_close(self, client: Client) -> None:
         """Keep `client`, whose session the kit ended, open until the server closes its end.
 
@@ -311,6 +330,27 @@ class Server:
         return text
 
 
+#: How long `Server.ended` waits for the reply to the exit request before it goes on.
+EXIT_REPLY_WAIT = 0.5
+
+
+def _exit_answered(server: Server, client: Client) -> bool:
+    """Whether the reply to the exit request (or the server's close) came within
+    EXIT_REPLY_WAIT."""
+    adapter = server.adapter
+    reply = adapter.expected_reply(adapter.exit_request or b"") or b""
+    deadline = time.monotonic() + EXIT_REPLY_WAIT
+    got = 0
+    with contextlib.suppress(OSError):
+        while time.monotonic() < deadline:
+            client.sock.settimeout(max(0.001, deadline - time.monotonic()))
+            chunk = client.sock.recv(65536)
+            got += len(chunk)
+            if not chunk or got >= max(1, len(reply)):
+                return True
+    return False
+
+
 def _accepts(host: str, port: int) -> bool:
     family = family_of(host)
     with socket.socket(family, socket.SOCK_STREAM) as s:
@@ -330,7 +370,9 @@ def start_server(target: Target, protocol: str, model: str = "unknown") -> Serve
     """Launch mode: a fresh server and its handle (the caller stops `server.launched`)."""
     assert target.command is not None
     launched = LAUNCH_AHEAD.take(target.command, port=target.port)
-    process = ServerProcess(launched.listener_pid) if launched.listener_pid else None
+    process = (
+        ServerProcess(launched.listener_pid, launched.token) if launched.listener_pid else None
+    )
     return Server(target.host, launched.port, protocol, model, launched, process)
 
 

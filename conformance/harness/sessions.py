@@ -1,17 +1,18 @@
 """Whole sessions and groups of clients, the building blocks checks share.
 
 Checks outside `protocol` and `exit` end their sessions in a way that does not depend on the
-behaviour those categories judge: they send the protocol's exit request (`exit` in `ok`;
-see conformance/protocols) *and* their EOF (a half-close) without waiting for the server's,
-so a server that forgets to close after `exit` (an exit defect) still sees its session end
-by the client's EOF, and is not also failed for leaking descriptors or zombies.
+behaviour those categories judge: `Client.end` (the rule: client.end_session_on).
+
+A server may close the connection after each reply where the protocol lets it (HTTP/1.0,
+`Connection: close`): then a session is one request. `Server.one_reply` says so for the run
+(found before the checks, see liveness), and a check that needs a session open while others
+run holds it with `Client.hold` (the opening of a request, its rest sent later by `finish`).
 """
 
 from __future__ import annotations
 
 import contextlib
 import selectors
-import socket
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -22,65 +23,16 @@ from conformance.harness.polling import wait_until
 from conformance.harness.processes import holders_of_connection, listeners_of
 from conformance.harness.server import Server
 from conformance.harness.signals import ACCEPT_CALLS, READ_CALLS, blocks
-from conformance.harness.timeouts import QUIET_PERIOD, SETTLE_TIMEOUT
+from conformance.harness.sockdiag import accept_queue, listen_backlog
+from conformance.harness.timeouts import (
+    ANSWER_TIMEOUT,
+    LOOPBACK_TIMEOUT,
+    QUIET_PERIOD,
+    SETTLE_TIMEOUT,
+)
 from conformance.harness.wire import EXIT, message
 
 __all__ = ["EXIT", "message"]  # the wire protocol's, re-exported for the checks
-
-
-def end_session(server: Server, client: Client) -> None:
-    """End a session without judging how the server ends it (see the module docstring).
-
-    The kit sends the exit request and its EOF (a half-close), and keeps reading side open
-    until the server has closed its end or the check is over (`Server.defer_close`). A
-    server that writes after the session ended (it missed the `exit`, or loops on recv()
-    returning 0) then writes into a live socket instead of a closed one, so it is not
-    killed by SIGPIPE in the middle of another requirement's check: whether and when that
-    happens would be a race, and the verdict of that check with it. Its death, if it dies
-    of a client that leaves, is judged where that rule lives (EXIT-2, EXIT-3), which close
-    and reset on purpose.
-    """
-    exit_request = server.adapter.exit_request
-    with contextlib.suppress(OSError):
-        if exit_request is not None:
-            client.sock.sendall(exit_request)
-            client.ended_by_exit = True
-        client.sock.shutdown(socket.SHUT_WR)
-        if exit_request is not None and not server.exit_unanswered:
-            _await_exit_reply(server, client, exit_request)
-    what = "`exit` and EOF" if exit_request is not None else "EOF"
-    client.transcript.add(f"ended {client.name} (sent {what})")
-    server.defer_close(client)
-
-
-#: How long `end_session` waits for the reply to the exit request before it goes on; a
-#: server that lets it pass once is not waited for again (it may never reply: PROTO-3).
-EXIT_REPLY_WAIT = 0.5
-
-
-def _await_exit_reply(server: Server, client: Client, exit_request: bytes) -> None:
-    """Wait (bounded) until the server has answered the exit request, or closed.
-
-    So the session is over for the server before the check's next step: a server whose
-    sessions share state (one receive buffer for every thread) then reads the next
-    client's message after this one's `exit`, not at the same moment, and whether one
-    session's `exit` ends another's is not left to the scheduler.
-    """
-    reply = server.adapter.expected_reply(exit_request) or b""
-    deadline = time.monotonic() + EXIT_REPLY_WAIT
-    got = 0
-    while time.monotonic() < deadline:
-        client.sock.settimeout(max(0.001, deadline - time.monotonic()))
-        try:
-            chunk = client.sock.recv(65536)
-        except TimeoutError:
-            break
-        if not chunk:
-            return
-        got += len(chunk)
-        if got >= max(1, len(reply)):
-            return
-    server.exit_unanswered = True
 
 
 #: How long `quiesce` waits for the server to finish what it is doing.
@@ -102,6 +54,79 @@ def quiesce(server: Server) -> None:
     if proc is None:
         return
     wait_until(lambda: proc.running_threads() == 0, QUIESCE_LIMIT)
+
+
+def open_session(
+    server: Server,
+    client: Client,
+    request: bytes,
+    timeout: float = ANSWER_TIMEOUT,
+    cause: str | None = None,
+) -> None:
+    """A session that stays open after this: a round trip, or, on a server that closes after
+    each reply (`server.one_reply`), the opening of `request` (`Client.hold`), which keeps
+    the connection and the server's end of it (a child, a thread) until `carry_on`."""
+    __tracebackhide__ = True
+    if server.one_reply:
+        client.hold(request)
+    else:
+        client.request(request, timeout, cause=cause)
+
+
+def carry_on(
+    server: Server,
+    client: Client,
+    request: bytes,
+    timeout: float = ANSWER_TIMEOUT,
+    cause: str | None = None,
+) -> bytes:
+    """The next round trip of a session `open_session` opened: `request` and its reply, or,
+    on a server that closes after each reply, the rest of the held request and its reply
+    (the session's one reply, after which the server closes)."""
+    __tracebackhide__ = True
+    if server.one_reply and client.held is not None:
+        return client.finish(timeout, cause=cause)
+    return client.request(request, timeout, cause=cause)
+
+
+def hold_many(server: Server, count: int, window: int | None = None) -> list[Client]:
+    """`count` sessions held open at once (`Client.hold`: the opening of request i on
+    client Ci), for checks on a server that closes after each reply; the rest of each
+    request is left in `client.held`.
+
+    Never more than `window` (the listen() backlog, by default) connections wait to be
+    accepted: a full accept queue drops handshakes, and their retransmissions, a second
+    later, would make the verdict about timing, not about how many sessions the server
+    holds (CONC-3 judges the backlog).
+    """
+    __tracebackhide__ = True
+    if window is None:
+        window = listen_backlog(server.port) or count
+    clients = []
+    for i in range(count):
+        client = server.connect(f"C{i}")
+        client.hold(server.adapter.request(i, 16))
+        clients.append(client)
+        if i % window == window - 1:
+            wait_until(lambda: not accept_queue(server.port), LOOPBACK_TIMEOUT)
+    server.transcript.add(
+        f"held {count} sessions open (the opening of a request on each), at most {window} "
+        "waiting to be accepted at a time"
+    )
+    return clients
+
+
+def complete_all(
+    server: Server, clients: list[Client], timeout: float
+) -> tuple[dict[int, bytes], list[int]]:
+    """Send the rest of every request `hold_many` opened, all together, and gather the
+    replies (`round_trip_all`)."""
+    rests = [client.held or b"" for client in clients]
+    for client in clients:
+        client.held = None
+    got, silent = round_trip_all(server, clients, rests, timeout)
+    server.transcript.add(f"sent the rest of all {len(clients)} requests at once")
+    return got, silent
 
 
 def fork_children_count(server: Server) -> int | None:
@@ -129,13 +154,13 @@ def await_release(server: Server, before: int | None) -> None:
 
 @contextlib.contextmanager
 def session(server: Server, name: str | None = None) -> Iterator[Client]:
-    """A client whose session is ended with `end_session` (and released) when the block ends."""
+    """A client whose session is ended with `Client.end` (and released) when the block ends."""
     before = fork_children_count(server)
     client = server.connect(name)
     try:
         yield client
     finally:
-        end_session(server, client)
+        client.end()
         await_release(server, before)
 
 
@@ -261,7 +286,7 @@ def churn_sessions(server: Server, count: int, *, max_live_children: int) -> Non
     for i in range(count):
         client = server.connect(f"S{i}")
         client.request(payload)
-        end_session(server, client)
+        client.end()
         server.clients.clear()
         if server.process is not None and i % 20 == 19:
             live = len(server.process.live_descendants())

@@ -11,6 +11,13 @@ bytes on the wire. What does is written once per protocol, in an adapter:
 * `judge(request, reply)`: None when the reply is right, or what is wrong with it;
 * `exit_request`: the bytes that ask the server to end the session politely (`exit`,
   `QUIT`, `Connection: close`); None when only the client's EOF ends a session;
+* `closes_after(request, reply)`: whether the protocol lets the server close the connection
+  after this reply (HTTP/1.0 without keep-alive, `Connection: close`): such a session has one
+  request, and the kit then opens a connection per request;
+* `opening(request)`: how many bytes at the start of `request` open a session without
+  completing the request (HTTP: the head without its final blank line; `line`: the line
+  without its newline), so the kit can hold sessions open on a server that closes after
+  each reply; None where the protocol has no such prefix;
 * `requirements`: which protocol-bound requirements (`protocols=` in spec.py) it can express,
   and `not_expressible`: generic requirements it cannot, each with the reason. Both become
   `not-applicable` verdicts, with the reason, never failures.
@@ -78,6 +85,18 @@ class ProtocolAdapter(ABC):
         except ValueError as exc:
             return str(exc)
         return None if n is not None else "no complete reply"
+
+    def closes_after(self, request: bytes, reply: bytes) -> bool:
+        """Whether the protocol lets the server close the connection once it has sent
+        `reply` (complete) to `request`: then that reply ends the session, and the kit sends
+        nothing more on it. False by default: the client ends a session."""
+        return False
+
+    def opening(self, request: bytes) -> int | None:
+        """The bytes at the start of `request` that open a session without completing the
+        request (the server waits for the rest), or None where there is no such prefix.
+        The kit sends them to hold a session open on a server that closes after a reply."""
+        return None
 
     def wrap(self, text: bytes) -> bytes:
         """A request carrying `text` (printable ASCII) where the protocol has room for it;

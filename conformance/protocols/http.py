@@ -1,5 +1,9 @@
 """`http`: HTTP/1.1 `GET` requests on one keep-alive connection; `Connection: close` ends it.
 
+A server may close the connection after a response that says so (`Connection: close`, or an
+HTTP/1.0 response without keep-alive: HTTP/1.0 servers, gunicorn's sync worker, CGI-style
+services): that is one request per connection, judged as such, not as a dropped session.
+
 A reply is any complete response that is well-formed by HTTP/1.1's rules (RFC 9112), as h11
 reads them: a status line `HTTP/1.x NNN reason`, valid header fields, and a body delimited by
 one Content-Length of digits or by the chunked transfer coding, whose chunks are framed
@@ -106,6 +110,20 @@ def _status_ok(data: bytes) -> bool:
     return bool(STATUS_LINE.fullmatch(data.split(b"\r\n", 1)[0]))
 
 
+def announces_close(response: bytes) -> bool:
+    """Whether a response says the server closes the connection after it (RFC 9112 §9.3,
+    §9.6): `Connection: close`, or HTTP/1.0 without `Connection: keep-alive`."""
+    head = response.split(b"\r\n\r\n", 1)[0].split(b"\r\n")
+    tokens: set[bytes] = set()
+    for line in head[1:]:
+        name, _, value = line.partition(b":")
+        if name.strip().lower() == b"connection":
+            tokens |= {t.strip().lower() for t in value.split(b",")}
+    if b"close" in tokens:
+        return True
+    return head[0].startswith(b"HTTP/1.0") and b"keep-alive" not in tokens
+
+
 class HttpAdapter(ProtocolAdapter):
     """http: HTTP/1.1 GET on a keep-alive connection; Connection: close ends the session."""
 
@@ -127,6 +145,14 @@ class HttpAdapter(ProtocolAdapter):
 
     def reply_length(self, request: bytes, data: bytes) -> int | None:
         return response_length(data)
+
+    def closes_after(self, request: bytes, reply: bytes) -> bool:
+        return announces_close(reply)
+
+    def opening(self, request: bytes) -> int | None:
+        # The head without its final CRLF: the server has the request line and headers,
+        # and waits for the blank line that ends them.
+        return len(request) - 2
 
     def exit_reply_ok(self, data: bytes) -> str | None:
         try:

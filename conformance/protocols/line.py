@@ -34,6 +34,9 @@ class LineAdapter(ProtocolAdapter):
         text = f"msg-{i:06d}-"
         return (text * (size // len(text) + 1)).encode()[: max(size - 1, 11)] + b"\n"
 
+    def opening(self, request: bytes) -> int | None:
+        return len(request) - 1  # the line without its newline
+
     def wrap(self, text: bytes) -> bytes:
         return text + b"\n"
 

@@ -66,6 +66,9 @@ class RespAdapter(ProtocolAdapter):
     def request(self, i: int, size: int = 16) -> bytes:
         return command(b"PING") if i % 2 == 0 else command(b"PING", b"msg-%06d" % i)
 
+    def opening(self, request: bytes) -> int | None:
+        return len(request) - 2  # the command without its last CRLF
+
     def wrap(self, text: bytes) -> bytes:
         return command(b"PING")
 

@@ -128,3 +128,30 @@ def test_a_framed_reply_has_one_timeout_from_first_byte_to_last(replying_in_piec
         pytest.raises(Violation, match=re.escape("a complete reply on A within 0.5 s")),
     ):
         client.request(client.adapter.request(0), timeout=0.5)
+
+
+def test_ending_a_session_has_one_rule() -> None:
+    """end_session_on: the exit request where the protocol has one; the client's EOF for a
+    request held half-sent or a protocol without one; nothing after a reply that said the
+    server closes."""
+    import socket as socket_mod
+
+    from conformance import protocols
+    from conformance.harness.client import end_session_on
+
+    def ended(adapter_name: str, **how: object) -> bytes:
+        a, b = socket_mod.socketpair()
+        with a, b:
+            b.settimeout(1.0)
+            end_session_on(a, protocols.get(adapter_name), **how)  # type: ignore[arg-type]
+            a.setblocking(False)
+            try:
+                return b.recv(100) or b"<EOF>"
+            except (TimeoutError, BlockingIOError):
+                return b"<nothing>"
+
+    assert ended("ok") == b"exit"
+    assert ended("echo") == b"<EOF>"
+    assert ended("ok", held=b"rest") == b"<EOF>"
+    assert ended("http", server_closes=True) == b"<nothing>"
+    assert ended("http").startswith(b"GET / HTTP/1.1") and b"Connection: close" in ended("http")

@@ -73,3 +73,52 @@ def test_starved_since_tells_waiting_for_a_cpu_from_sleeping() -> None:
         for p in (*spinners, idle):
             p.kill()
             p.wait(5)
+
+
+def test_a_reparented_grandchild_is_still_the_servers() -> None:
+    """Stevens' double fork: the grandchild's parent exits at once and someone else adopts
+    it, but it carries the launch's token, so it is one of the server's processes (and no
+    zombie of the server's); the stop ends it."""
+    from conformance.harness import launch
+    from conformance.harness.polling import wait_until
+    from conformance.harness.processes import ServerProcess, is_running
+
+    server = launch(
+        f"{sys.executable} {ROOT / 'tests/servers/py/double_fork_sleeper.py'} --port {{port}}"
+    )
+    try:
+        proc = ServerProcess(server.listener_pid or server.pid, server.token)
+        # Until the child exits, the grandchild is a descendant like any other.
+        found, adopted = wait_until(proc.adopted, 5.0)
+        assert found, "the reparented grandchild was not found"
+        (grandchild,) = adopted
+        assert grandchild not in ServerProcess(proc.pid).tree_pids()  # not a descendant
+        assert grandchild in proc.tree_pids()
+        wait_until(lambda: proc.live_descendants() == [grandchild], 5.0)
+        assert proc.live_descendants() == [grandchild]
+        assert proc.zombie_descendants() == []
+    finally:
+        server.stop()
+    assert not is_running(grandchild)
+
+
+def test_a_daemonizing_server_is_followed_to_the_process_that_listens() -> None:
+    """daemon(3): the launched process exits with status 0 and its child listens; the kit
+    follows it (the listener's owner is the server) and the stop leaves nothing running."""
+    from conformance.harness import launch
+    from conformance.harness.processes import ServerProcess, is_running
+
+    server = launch(
+        f"{sys.executable} {ROOT / 'tests/servers/py/double_fork_sleeper.py'} "
+        "--port {port} --daemon"
+    )
+    try:
+        assert server.daemonized
+        assert server.listener_pid is not None and server.listener_pid != server.pid
+        assert server.returncode() is None  # the daemon runs
+        daemon = server.listener_pid
+        assert ServerProcess(daemon, server.token).alive()
+    finally:
+        report = server.stop()
+    assert not is_running(daemon)
+    assert report.leftovers == []

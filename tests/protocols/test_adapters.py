@@ -289,3 +289,35 @@ def test_a_shrunk_scenario_replays_through_the_adapter(tmp_path: Path) -> None:
     )
     assert replay.returncode != 0
     assert "an answer on B" in replay.stderr
+
+
+def test_http_says_when_the_server_may_close_and_how_to_hold_a_request() -> None:
+    """RFC 9112 section 9.3 and 9.6: `Connection: close`, or HTTP/1.0 without keep-alive,
+    lets the server close after the response; a head without its blank line holds it."""
+    http = protocols.get("http")
+    length0 = b"Content-Length: 0\r\n\r\n"
+    assert not http.closes_after(b"", b"HTTP/1.1 200 OK\r\n" + length0)
+    assert http.closes_after(b"", b"HTTP/1.1 200 OK\r\nConnection: close\r\n" + length0)
+    assert http.closes_after(b"", b"HTTP/1.1 200 OK\r\nconnection: Upgrade, Close\r\n" + length0)
+    assert http.closes_after(b"", b"HTTP/1.0 200 OK\r\n" + length0)
+    assert not http.closes_after(b"", b"HTTP/1.0 200 OK\r\nConnection: keep-alive\r\n" + length0)
+    request = http.request(3)
+    n = http.opening(request)
+    assert n is not None and request[:n].endswith(b"\r\n") and request[n:] == b"\r\n"
+
+
+@pytest.mark.parametrize(("protocol", "rest"), [("line", b"\n"), ("resp", b"\r\n")])
+def test_line_and_resp_hold_a_request_by_its_last_bytes(protocol: str, rest: bytes) -> None:
+    adapter = protocols.get(protocol)
+    request = adapter.request(1)
+    n = adapter.opening(request)
+    assert n is not None and request[n:] == rest
+    assert not adapter.closes_after(request, b"")
+
+
+def test_the_teaching_profiles_cannot_hold_a_request() -> None:
+    """Any bytes are a whole message in ok and echo: there is no opening to send alone."""
+    for name in ("ok", "echo"):
+        adapter = protocols.get(name)
+        assert adapter.opening(adapter.request(0)) is None
+        assert not adapter.closes_after(adapter.request(0), b"OK!!!")

@@ -23,7 +23,7 @@ JAVA_DIR = HERE / "java"
 GO_DIR = HERE / "go"
 
 Language = Literal["c", "python", "java", "go"]
-Protocol = Literal["ok", "echo"]
+Protocol = Literal["ok", "echo", "http"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -104,6 +104,9 @@ class Defect:
     breaks_only_in_c: frozenset[str] = frozenset()
     #: It shows only in the echo profile, so it runs with echo.
     echo: bool = False
+    #: The protocol it speaks, where that is neither teaching profile (the Tiny-style
+    #: servers speak HTTP/1.0); None: ok (or echo, above).
+    protocol: Protocol | None = None
     languages: tuple[Language, ...] = ("c", "python")
     why: str = ""
 
@@ -244,6 +247,62 @@ DEFECTS: tuple[Defect, ...] = (
         why="Executors.newFixedThreadPool(Integer.MAX_VALUE): a new worker per session, for "
         "ever, so FDL-2 and EXIT-4 see the count still growing",
     ),
+    # Tiny-style HTTP/1.0 (CS:APP): one request per connection, fork per connection.
+    Defect(
+        "tiny_no_reap",
+        "fork",
+        _cats("zombies"),
+        _ids("ZOMB-1"),
+        languages=("c",),
+        protocol="http",
+    ),
+    Defect(
+        "tiny_child_keeps_listener",
+        "fork",
+        _cats("fd-child"),
+        _ids("FDC-1"),
+        languages=("c",),
+        protocol="http",
+    ),
+    Defect(
+        "tiny_parent_keeps_conn",
+        "fork",
+        _cats("protocol", "fd-parent", "exit", "fd-leak"),
+        _ids("FDP-1", "PROTO-6"),
+        languages=("c",),
+        protocol="http",
+        why="the response says HTTP/1.0 (the server closes after it), and the parent's copy "
+        "keeps the connection open: PROTO-6 (an announced close not made), EXIT-1/2 (no EOF) "
+        "and FDL-1 (a descriptor per request), besides FDP-1",
+    ),
+    Defect(
+        "tiny_accept_eintr_fatal",
+        "fork",
+        _cats("eintr"),
+        _ids("EINTR-1"),
+        languages=("c",),
+        protocol="http",
+        why="as accept_eintr_fatal: every check needing a second request after one ended is "
+        "blocked by EINTR-1",
+    ),
+    # Stevens' double fork: the grandchild serves, reparented; the parent waits for the child.
+    Defect("dfork_no_wait", "fork", _cats("zombies"), _ids("ZOMB-1"), languages=("c",)),
+    Defect(
+        "dfork_grandchild_keeps_listener",
+        "fork",
+        _cats("fd-child"),
+        _ids("FDC-1"),
+        languages=("c",),
+    ),
+    Defect(
+        "dfork_parent_keeps_conn",
+        "fork",
+        _cats("fd-parent", "exit", "fd-leak"),
+        _ids("FDP-1"),
+        languages=("c",),
+        why="as parent_keeps_conn: no EOF after exit (EXIT-1, EXIT-2), a descriptor per "
+        "session (FDL-1)",
+    ),
 )
 BY_NAME: dict[str, Defect] = {d.name: d for d in DEFECTS}
 
@@ -256,8 +315,11 @@ BREAKS: dict[str, frozenset[str]] = {
 }
 
 _CORRECT: dict[Language, dict[str, str]] = {
+    # dfork: Stevens' double fork, read as `fork` (a process per connection, reparented);
+    # ok_daemon: daemon(3) first, then as ok_fork; tiny_fork: HTTP/1.0 only (_ONLY_IN).
     "c": {"ok_fork": "fork", "ok_thread": "thread", "ok_epoll": "event-loop",
-          "ok_epoll_eagain": "event-loop", "ok_prefork": "prefork"},
+          "ok_epoll_eagain": "event-loop", "ok_prefork": "prefork", "dfork": "fork",
+          "ok_daemon": "fork", "tiny_fork": "fork"},
     "python": {"ok_fork": "fork", "ok_thread": "thread", "ok_selectors": "event-loop",
                "ok_asyncio": "event-loop", "ok_prefork": "prefork", "ok_lazy_pool": "pool"},
     # The JVM runs about twenty threads of its own. ok_fixed_pool is
@@ -266,6 +328,10 @@ _CORRECT: dict[Language, dict[str, str]] = {
     # Goroutines on Go's netpoller: no thread or process per connection.
     "go": {"ok_goroutine": "event-loop"},
 }  # fmt: skip
+
+
+#: Correct servers that speak one protocol only (the others speak ok and echo).
+_ONLY_IN: dict[str, tuple[Protocol, ...]] = {"tiny_fork": ("http",)}
 
 
 #: Python servers for the kit's launch error handling (see README.md): they are correct or never
@@ -289,11 +355,11 @@ def _zoo() -> tuple[ZooServer, ...]:
     servers: list[ZooServer] = []
     for language in LANGUAGES:
         for name, design in _CORRECT[language].items():
-            for protocol in ("ok", "echo"):
+            for protocol in _ONLY_IN.get(name, ("ok", "echo")):
                 servers.append(ZooServer(name, language, design, None, protocol, frozenset()))
         for d in DEFECTS:
             if language in d.languages:
-                protocol = "echo" if d.echo else "ok"
+                protocol: Protocol = d.protocol or ("echo" if d.echo else "ok")
                 servers.append(ZooServer(d.name, language, d.design, d.name, protocol, d.expected))
     return tuple(servers)
 

@@ -168,6 +168,39 @@ static inline void serve_echo(int fd)
     }
 }
 
+/*
+ * HTTP/1.0 the way CS:APP's Tiny web server speaks it: read the request line
+ * and the headers up to the blank line, send one response (200, with its
+ * Content-Length), and the caller closes the connection. One request per
+ * connection is HTTP/1.0's rule without keep-alive (RFC 1945 section 1.3).
+ */
+#define TINY_BODY "<html><body>Tiny</body></html>\n"
+#define TINY_HEAD_MAX 8192
+
+static inline void serve_tiny(int fd)
+{
+    char buf[TINY_HEAD_MAX + 1];
+    size_t got = 0;
+    for (;;) {
+        ssize_t n = read_retry(fd, buf + got, TINY_HEAD_MAX - got);
+        if (n <= 0)
+            return;  /* the client left before its request was whole */
+        got += (size_t)n;
+        buf[got] = '\0';
+        if (strstr(buf, "\r\n\r\n") != NULL || strstr(buf, "\n\n") != NULL)
+            break;
+        if (got == TINY_HEAD_MAX)
+            return;  /* a request head this long is not answered */
+    }
+    char head[256];
+    int len = snprintf(head, sizeof head,
+                       "HTTP/1.0 200 OK\r\nServer: Tiny Web Server\r\n"
+                       "Content-Type: text/html\r\nContent-Length: %zu\r\n\r\n",
+                       strlen(TINY_BODY));
+    if (write_all(fd, head, (size_t)len) == 0)
+        write_all(fd, TINY_BODY, strlen(TINY_BODY));
+}
+
 /* One whole session on a connected socket (the caller closes fd). */
 static inline void serve(int fd, enum protocol proto)
 {
