@@ -316,6 +316,7 @@ class Client:
                 did=self.transcript.tail(),
                 cause=silence.cause or cause,
                 evidence=silence.lines,
+                threads=silence.threads,
             )
         if not data:
             fail(
@@ -346,6 +347,7 @@ class Client:
                 did=self.transcript.tail(),
                 cause=silence.cause or cause,
                 evidence=silence.lines,
+                threads=silence.threads,
             )
         if status == "eof":
             fail(
