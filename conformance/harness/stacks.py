@@ -34,7 +34,7 @@ STACKS_BUDGET = 2.0
 MAX_STACKS = 4
 #: Frames read per thread, and frames of the server's own code shown in its summary line.
 MAX_FRAMES = 48
-OWN_SHOWN = 3
+OWN_SHOWN = 6
 #: Set to 0 to never take stacks (e.g. where ptrace is not allowed and the tools complain).
 DISABLE_ENV = "TCP_CONFORMANCE_STACKS"
 
@@ -49,8 +49,8 @@ INSTALL = {
     JCMD: "install a JDK (apt-get install default-jdk-headless)",
 }
 STRIPPED = (
-    "the binary is stripped (no symbols): only addresses. Build it with -g and without "
-    "strip or -s to see functions, files and lines"
+    "the server's binary is stripped: no function, file or line to show. Build it with -g, "
+    "and without strip or -s, to see them"
 )
 NO_DEBUG_INFO = (
     "the binary has no debug information: functions only. Build it with -g (CFLAGS=-g) "
@@ -122,10 +122,11 @@ class Stack:
 
     def summary(self) -> str:
         """`in serve() at server.c:41, called from main() at server.c:71`."""
-        own = self.own()[:OWN_SHOWN]
-        if not own:
-            return ""
-        return "in " + ", called from ".join(f.place() for f in own)
+        own = self.own()
+        if not any(f.function for f in own):
+            return ""  # stripped: `note` says so, addresses would tell a student nothing
+        more = f", ... ({len(own) - OWN_SHOWN} more)" if len(own) > OWN_SHOWN else ""
+        return "in " + ", called from ".join(f.place() for f in own[:OWN_SHOWN]) + more
 
     def to_json(self) -> dict[str, object]:
         data: dict[str, object] = {
@@ -169,27 +170,29 @@ def take(threads: Sequence[ThreadRef], budget: float = STACKS_BUDGET) -> list[St
 
 
 def render(stacks: Iterable[Stack]) -> list[str]:
-    """Evidence lines: each thread's own frames, then the source lines they point at."""
+    """Evidence lines: per thread, what it waits in, its own frames innermost first, and the
+    source lines they point at (the line to read is among them: a student's main() calling
+    the helper that blocks)."""
     lines: list[str] = []
     for shown, stack in enumerate(stacks):
         if shown == MAX_STACKS:
             lines.append(f"{'':10}... and more threads (their stacks are in the JSON report)")
             break
         more = f" (and {len(stack.alike)} more threads alike)" if stack.alike else ""
-        head = f"{'Stack:' if not lines else '':10}{_who(stack.thread)}{more}"
+        lines.append(f"{'Stack:' if not lines else '':10}{_who(stack.thread)}{more}")
         summary = stack.summary()
         if summary:
-            lines.append(f"{head}: {summary}")
-        elif stack.frames:
+            lines.append(f"{'':12}{summary}")
+        elif stack.frames and not stack.own():
             inner = ", called from ".join(f.place() for f in stack.frames[:OWN_SHOWN])
-            lines.append(f"{head}: in {inner} (no frame of the server's own code)")
-        else:
-            lines.append(f"{head}: no stack")
+            lines.append(f"{'':12}in {inner} (no frame of the server's own code)")
         for frame in stack.own()[:OWN_SHOWN]:
             if frame.source is not None:
-                lines.append(f"{'':12}{_short(frame.file)}:{frame.line}: {frame.source.strip()}")
+                lines.append(f"{'':14}{_short(frame.file)}:{frame.line}: {frame.source.strip()}")
         if stack.note:
             lines.append(f"{'':12}({stack.note})")
+        elif not stack.frames:
+            lines.append(f"{'':12}(no stack)")
     return lines
 
 
@@ -427,13 +430,18 @@ def _source_line(path: str, number: int) -> str | None:
 
 
 def _fold(stacks: list[Stack]) -> list[Stack]:
-    """Threads with the same own frames shown once, with the others' ids in `alike`."""
+    """Threads with the same frames shown once, with the others' ids in `alike`; and where
+    some thread is in the server's own code, only those: a JVM's twenty threads of its own,
+    waiting on locks, say nothing about the server."""
+    if any(s.own() for s in stacks):
+        stacks = [s for s in stacks if s.own()]
     first: dict[tuple[object, ...], int] = {}
     folded: list[Stack] = []
     for stack in stacks:
-        key = (stack.thread.pid, stack.note, tuple((f.function, f.line) for f in stack.own()))
-        if not stack.own() or key not in first:
-            first.setdefault(key, len(folded))
+        frames = tuple((f.function, f.line) for f in (stack.own() or stack.frames))
+        key = (stack.thread.pid, stack.note, frames)
+        if key not in first:
+            first[key] = len(folded)
             folded.append(stack)
             continue
         i = first[key]
