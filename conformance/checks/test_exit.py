@@ -31,6 +31,7 @@ from conformance.harness.sessions import (
     session,
 )
 from conformance.harness.sockdiag import accept_queue, socket_fds
+from conformance.harness.stacks import ThreadRef
 from conformance.harness.timeouts import (
     CPU_WINDOW,
     EOF_TIMEOUT,
@@ -45,6 +46,8 @@ RESETS = 10
 RESET_GRACE = 0.2
 #: A server tree using more than this share of a core while idle is spinning.
 BUSY_SHARE = 0.2
+#: At most this many spinning threads, or children left, are named (their stacks shown).
+SPINNERS_SHOWN = 3
 #: EXIT-4: sessions per round, and sessions in all, when children stayed after the sessions:
 #: a pool stops growing in a round, children that never exit add one per session. Few, as
 #: such children may spin (each takes a core).
@@ -236,6 +239,7 @@ def test_ended_sessions_free_their_process_or_thread(server: Server) -> None:
         )
         expect_alive(server, "after sessions one after another")
         if not growth.stopped:
+            left = [pid for pid in extra if is_running(pid)][:SPINNERS_SHOWN]
             fail(
                 f"within {SETTLE_TIMEOUT:.1f} s of the sessions' end, their children gone, or "
                 f"kept by a pool that stops growing (at most {ROUND_SLACK} more over "
@@ -245,6 +249,7 @@ def test_ended_sessions_free_their_process_or_thread(server: Server) -> None:
                 did=server.transcript.tail(),
                 cause="the process serving a session must end with it: in a fork server the "
                 "child calls _exit(0) after closing the connection",
+                threads=[ThreadRef(p, p, f"pid {p}: a child left after its session") for p in left],
             )
         ok, _ = wait_until(lambda: proc.thread_count() <= base_threads, SETTLE_TIMEOUT)
     if not ok:
@@ -271,14 +276,28 @@ def test_ended_sessions_free_their_process_or_thread(server: Server) -> None:
                 "function (and detach or join it), never block forever after closing; a pool "
                 "must have a bound, or reuse its idle threads",
             )
+    # Which threads ran, read before and after the window (outside it): the failure names
+    # them, and the report shows where in their code they spin (stacks.py).
+    runs, started = proc.thread_run_ns(), time.monotonic()
     share = proc.cpu_share(CPU_WINDOW)
     if share > BUSY_SHARE:
+        spinning = proc.spinning_threads(runs, time.monotonic() - started, BUSY_SHARE / 2)
+        threads = [
+            ThreadRef(pid, tid, f"pid {pid}: on a CPU {part:.0%} of the time")
+            for pid, tid, part in spinning[:SPINNERS_SHOWN]
+        ]
         fail(
             f"an idle server (< {BUSY_SHARE:.0%} of a core) once sessions ended",
             f"the server and its children used {share:.0%} of a core over {CPU_WINDOW:.1f} s",
             did=server.transcript.tail(),
+            evidence=[
+                f"{'Spinning:' if i == 0 else '':10}{t.label}"
+                + (f" (thread {t.tid})" if t.tid != t.pid else "")
+                for i, t in enumerate(threads)
+            ],
             cause="something spins after its session: a loop that keeps calling recv() after "
             "it returned 0, or a child that never exits",
+            threads=threads,
         )
 
 

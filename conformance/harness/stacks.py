@@ -114,7 +114,8 @@ class Stack:
     runtime: str
     frames: tuple[Frame, ...] = ()
     note: str | None = None
-    #: Other threads with the same own frames (a pool's idle workers).
+    #: Other threads (or processes' main threads) with the same own frames: a pool's idle
+    #: workers, a fork server's children.
     alike: tuple[int, ...] = field(default=())
 
     def own(self) -> list[Frame]:
@@ -178,7 +179,7 @@ def render(stacks: Iterable[Stack]) -> list[str]:
         if shown == MAX_STACKS:
             lines.append(f"{'':10}... and more threads (their stacks are in the JSON report)")
             break
-        more = f" (and {len(stack.alike)} more threads alike)" if stack.alike else ""
+        more = f" (and {len(stack.alike)} more alike)" if stack.alike else ""
         lines.append(f"{'Stack:' if not lines else '':10}{_who(stack.thread)}{more}")
         summary = stack.summary()
         if summary:
@@ -439,7 +440,7 @@ def _fold(stacks: list[Stack]) -> list[Stack]:
     folded: list[Stack] = []
     for stack in stacks:
         frames = tuple((f.function, f.line) for f in (stack.own() or stack.frames))
-        key = (stack.thread.pid, stack.note, frames)
+        key = (stack.runtime, stack.note, frames)
         if key not in first:
             first[key] = len(folded)
             folded.append(stack)
