@@ -23,6 +23,7 @@ import os
 import re
 import shutil
 import subprocess
+import sys
 import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -239,11 +240,12 @@ def _of_process(pid: int, refs: list[ThreadRef], timeout: float) -> list[Stack]:
         runtime_name = "Go goroutine" if runtime == "go" else runtime
         uncovered = NOT_COVERED.format(runtime=runtime_name)
         return [Stack(r, runtime, note=uncovered) for r in refs]
-    if shutil.which(tool) is None:
+    path = find_tool(tool)
+    if path is None:
         missing = MISSING_TOOL.format(tool=tool, what=what, install=INSTALL[tool])
         return [Stack(r, runtime, note=missing) for r in refs]
     try:
-        by_tid, note = read(pid, timeout)
+        by_tid, note = read(path, pid, timeout)
     except subprocess.TimeoutExpired:
         late = TIMED_OUT.format(tool=tool, seconds=timeout)
         return [Stack(r, runtime, note=late) for r in refs]
@@ -257,6 +259,16 @@ def _of_process(pid: int, refs: list[ThreadRef], timeout: float) -> list[Stack]:
         else:
             stacks.append(Stack(ref, runtime, tuple(_with_source(pid, frames)), note))
     return stacks
+
+
+def find_tool(name: str) -> str | None:
+    """The tool on PATH, or beside this interpreter (py-spy installed in the kit's virtual
+    environment, which a run need not have activated)."""
+    found = shutil.which(name)
+    if found is None:
+        beside = os.path.join(os.path.dirname(sys.executable), name)
+        found = beside if os.access(beside, os.X_OK) else None
+    return found
 
 
 class _ToolFailed(Exception):
@@ -281,10 +293,10 @@ _EU_TID = re.compile(r"^TID (\d+):")
 _EU_SOURCE = re.compile(r"^\s+(?P<file>\S.*?):(?P<line>\d+)(?::\d+)?$")
 
 
-def _native(pid: int, timeout: float) -> tuple[dict[int, list[Frame]], str | None]:
+def _native(tool: str, pid: int, timeout: float) -> tuple[dict[int, list[Frame]], str | None]:
     # -s: file and line, -i: inlined functions (serve() inlined into main() at -O1 is still
     # its own frame), -v: the module of each frame (the server's binary, or a library's).
-    argv = [EU_STACK, "-s", "-i", "-v", "-n", str(MAX_FRAMES), "-p", str(pid)]
+    argv = [tool, "-s", "-i", "-v", "-n", str(MAX_FRAMES), "-p", str(pid)]
     out = _run(argv, timeout)
     try:
         exe = os.path.realpath(f"/proc/{pid}/exe").removesuffix(" (deleted)")
@@ -329,8 +341,8 @@ def parse_eu_stack(out: str, exe: str) -> dict[int, list[Frame]]:
 
 
 # -- Python: py-spy ---------------------------------------------------------------------------
-def _python(pid: int, timeout: float) -> tuple[dict[int, list[Frame]], str | None]:
-    out = _run([PY_SPY, "dump", "--pid", str(pid), "--json"], timeout)
+def _python(tool: str, pid: int, timeout: float) -> tuple[dict[int, list[Frame]], str | None]:
+    out = _run([tool, "dump", "--pid", str(pid), "--json"], timeout)
     return parse_py_spy(out), None
 
 
@@ -360,8 +372,8 @@ _JAVA_THREAD = re.compile(r'^"(?P<name>[^"]*)".*\bnid=(?P<nid>0x[0-9a-f]+|\d+)')
 _JAVA_FRAME = re.compile(r"^\s+at (?P<fn>[^(]+)\((?P<where>[^)]*)\)")
 
 
-def _jvm(pid: int, timeout: float) -> tuple[dict[int, list[Frame]], str | None]:
-    return parse_jcmd(_run([JCMD, str(pid), "Thread.print"], timeout), pid), None
+def _jvm(tool: str, pid: int, timeout: float) -> tuple[dict[int, list[Frame]], str | None]:
+    return parse_jcmd(_run([tool, str(pid), "Thread.print"], timeout), pid), None
 
 
 def parse_jcmd(out: str, pid: int) -> dict[int, list[Frame]]:
