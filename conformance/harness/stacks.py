@@ -22,6 +22,7 @@ import json
 import os
 import re
 import shutil
+import stat
 import subprocess
 import sys
 import time
@@ -420,18 +421,109 @@ def _class_path(pid: int) -> list[str]:
 
 # -- helpers ----------------------------------------------------------------------------------
 def _with_source(pid: int, frames: list[Frame]) -> list[Frame]:
-    """Own frames with the text of their line, where the file can be read from here."""
+    """Own frames with the text of their line, where the server itself could read the file.
+
+    Only what the server's own process may read is shown (its user and groups, in its mount
+    namespace): debug information names whatever path its author wrote, and a grader runs as
+    a user that reads every student's files; the sandbox's rules must hold for the report.
+    """
+    creds = _credentials(pid)
     out = []
     for frame in frames:
-        if frame.own and frame.file and frame.line:
-            path = frame.file
-            if not os.path.isabs(path):
-                path = os.path.join(f"/proc/{pid}/cwd", path)
-            text = _source_line(path, frame.line)
+        if creds is not None and frame.own and frame.file and frame.line:
+            text = _read_as(pid, frame.file, frame.line, *creds)
             if text is not None:
                 frame = Frame(frame.function, frame.file, frame.line, True, text.rstrip("\n"))
         out.append(frame)
     return out
+
+
+def _credentials(pid: int) -> tuple[int, frozenset[int], bool] | None:
+    """(effective uid, groups, whether it shares our mount namespace) of the process."""
+    try:
+        ours = os.stat(f"/proc/{pid}/ns/mnt").st_ino == os.stat("/proc/self/ns/mnt").st_ino
+        with open(f"/proc/{pid}/status") as f:
+            fields = dict(line.split(":", 1) for line in f if ":" in line)
+        uid = int(fields["Uid"].split()[1])
+        groups = {int(fields["Gid"].split()[1]), *map(int, fields["Groups"].split())}
+    except (OSError, KeyError, ValueError, IndexError):
+        return None
+    return uid, frozenset(groups), ours
+
+
+def _read_as(
+    pid: int, file: str, line: int, uid: int, groups: frozenset[int], ours: bool
+) -> str | None:
+    """Line `line` of `file` as the process `pid` names it, if that process may read it."""
+    if ours:
+        path = file if os.path.isabs(file) else os.path.join(f"/proc/{pid}/cwd", file)
+        path = os.path.realpath(path)
+        return _source_line(path, line) if _may_read(path, uid, groups) else None
+    # Another mount namespace (an isolated submission): walk its tree from its root, one
+    # component at a time, following no symbolic link (one would be resolved against the
+    # kit's root, and could name another student's file).
+    try:
+        cwd = os.readlink(f"/proc/{pid}/cwd")
+    except OSError:
+        return None
+    parts = [p for p in os.path.normpath(os.path.join(cwd, file)).split("/") if p]
+    if ".." in parts or not parts:
+        return None
+    fds: list[int] = []
+    try:
+        fds.append(os.open(f"/proc/{pid}/root", os.O_PATH | os.O_DIRECTORY))
+        for part in parts[:-1]:
+            if not _permits(os.fstat(fds[-1]), uid, groups, 0o1):
+                return None
+            fds.append(os.open(part, os.O_PATH | os.O_DIRECTORY | os.O_NOFOLLOW, dir_fd=fds[-1]))
+        if not _permits(os.fstat(fds[-1]), uid, groups, 0o1):
+            return None
+        fd = os.open(parts[-1], os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK, dir_fd=fds[-1])
+        fds.append(fd)
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode) or not _permits(st, uid, groups, 0o4):
+            return None
+        with os.fdopen(os.dup(fd), encoding="utf-8") as f:
+            for i, text in enumerate(f, 1):
+                if i == line:
+                    return text
+    except (OSError, UnicodeDecodeError):
+        return None
+    finally:
+        for fd in fds:
+            os.close(fd)
+    return None
+
+
+def _permits(st: os.stat_result, uid: int, groups: frozenset[int], bit: int) -> bool:
+    """Whether `uid` (with `groups`) has permission `bit` (0o4 read, 0o1 search) on `st`."""
+    if uid == 0:
+        return True
+    if st.st_uid == uid:
+        return bool(st.st_mode & (bit << 6))
+    if st.st_gid in groups:
+        return bool(st.st_mode & (bit << 3))
+    return bool(st.st_mode & bit)
+
+
+def _may_read(path: str, uid: int, groups: frozenset[int]) -> bool:
+    """Whether `uid` (with `groups`) may read the file `path` (resolved): read permission
+    on it and search permission on every directory above it."""
+    parent = os.path.dirname(path)
+    while True:
+        try:
+            if not _permits(os.stat(parent), uid, groups, 0o1):
+                return False
+        except OSError:
+            return False
+        if parent == os.path.dirname(parent):
+            break
+        parent = os.path.dirname(parent)
+    try:
+        st = os.stat(path)
+    except OSError:
+        return False
+    return stat.S_ISREG(st.st_mode) and _permits(st, uid, groups, 0o4)
 
 
 def _source_line(path: str, number: int) -> str | None:

@@ -16,12 +16,15 @@ import os
 import shutil
 import subprocess
 import sys
+import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 
 import jsonschema
 import pytest
 
 from conformance.harness import stacks
+from conformance.harness.polling import wait_until
 from conformance.harness.stacks import Frame, Stack, ThreadRef
 from tests.conftest import ROOT
 
@@ -296,3 +299,65 @@ def test_stacks_are_taken_after_the_check_ended(pytester: pytest.Pytester) -> No
     stop = next(e["call_stop"] for e in events if "call_stop" in e)
     take = next(e["take"] for e in events if "take" in e)
     assert take >= stop, events
+
+
+# -- what the report may show: only what the server itself could read --------------------------
+@pytest.fixture
+def readable_dir() -> Iterator[Path]:
+    """A directory anyone may search (pytest's tmp_path is root's alone)."""
+    path = Path(tempfile.mkdtemp(prefix="stacks-"))
+    path.chmod(0o755)
+    try:
+        yield path
+    finally:
+        shutil.rmtree(path)
+
+
+def _sleeper(argv: list[str], **kwargs: object) -> subprocess.Popen[bytes]:
+    return subprocess.Popen([*argv, "sleep", "30"], **kwargs)  # type: ignore[call-overload]
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="needs root to run a process as another user")
+def test_a_source_line_is_shown_only_if_the_server_may_read_it(readable_dir: Path) -> None:
+    open_file = readable_dir / "open.c"
+    open_file.write_text("int shown;\n")
+    open_file.chmod(0o644)
+    secret = readable_dir / "secret.c"
+    secret.write_text("int another_students_line;\n")
+    secret.chmod(0o600)
+    proc = _sleeper([], user=65534, group=65534, cwd="/")
+    try:
+        creds = stacks._credentials(proc.pid)
+        assert creds is not None
+        assert stacks._read_as(proc.pid, str(open_file), 1, *creds) == "int shown;\n"
+        assert stacks._read_as(proc.pid, str(secret), 1, *creds) is None
+    finally:
+        proc.kill()
+        proc.wait()
+
+
+@pytest.mark.skipif(
+    os.geteuid() != 0 or shutil.which("unshare") is None,
+    reason="needs root and unshare(1) for a process in a mount namespace of its own",
+)
+def test_in_another_mount_namespace_no_symbolic_link_is_followed(readable_dir: Path) -> None:
+    real = readable_dir / "server.c"
+    real.write_text("int line_one;\n")
+    elsewhere = readable_dir / "bob.c"
+    elsewhere.write_text("int bobs_line;\n")
+    (readable_dir / "link.c").symlink_to(elsewhere)
+    proc = _sleeper(["unshare", "--mount", "--"], cwd=str(readable_dir))
+    try:
+
+        def in_own_namespace() -> bool:
+            creds = stacks._credentials(proc.pid)
+            return creds is not None and not creds[2]
+
+        assert wait_until(in_own_namespace, 10)[0], "unshare did not start its child"
+        creds = stacks._credentials(proc.pid)
+        assert creds is not None
+        assert stacks._read_as(proc.pid, "server.c", 1, *creds) == "int line_one;\n"
+        assert stacks._read_as(proc.pid, "link.c", 1, *creds) is None
+    finally:
+        proc.kill()
+        proc.wait()
