@@ -156,6 +156,9 @@ def take(threads: Sequence[ThreadRef], budget: float = STACKS_BUDGET) -> list[St
     Stops each process for as long as its tool reads it: call this only once the verdict is
     in. Threads with the same own frames are folded into one stack (`alike`).
     """
+    # A thread gone since the failure (a hypothesis example's server, stopped once the
+    # example ended) has no stack to show, and its failure already says what it did.
+    threads = [t for t in threads if os.path.exists(f"/proc/{t.pid}/task/{t.tid}")]
     if not threads or not enabled():
         return []
     deadline = time.monotonic() + budget
