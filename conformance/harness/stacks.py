@@ -235,6 +235,8 @@ def runtime_of(pid: int) -> str:
 
 def _of_process(pid: int, refs: list[ThreadRef], timeout: float) -> list[Stack]:
     runtime = runtime_of(pid)
+    if runtime == "unknown":
+        return []  # exited (a zombie has no executable left): nothing to show
     tool, what, read = {
         "native": (EU_STACK, "native", _native),
         "python": (PY_SPY, "Python", _python),
