@@ -84,6 +84,12 @@ def _resets_handled(server: Server, held: int | None) -> bool:
     return queued == 0 and held is not None and now is not None and now <= held
 
 
+def _serving(server: Server, client) -> list[ThreadRef]:
+    """The server's threads still blocked on `client`'s connection: where its session goes
+    on (their stacks show the loop that did not end it)."""
+    return [t for t in server.where_it_waits(client.name).threads if t.client == client.name]
+
+
 def _who_holds(server: Server, client) -> str:
     if server.process is None:
         return ""
@@ -114,6 +120,7 @@ def test_exit_closes_connection(server: Server) -> None:
             did=client.transcript.tail(),
             evidence=[holder] if holder else [],
             cause=NO_CLOSE_CAUSE,
+            threads=_serving(server, client),
         )
 
 
@@ -136,6 +143,7 @@ def test_client_eof_ends_session(server: Server) -> None:
             + (f"; the server sent {show(data)} meanwhile" if data else ""),
             did=client.transcript.tail(),
             cause=EOF_CAUSE,
+            threads=_serving(server, client),
         )
     if adapter.streaming and data != expected:
         fail(

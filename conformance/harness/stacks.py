@@ -81,6 +81,8 @@ class ThreadRef:
     pid: int
     tid: int
     label: str
+    #: The name of the kit's client whose connection the thread waits on, if one.
+    client: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -80,7 +80,7 @@ def explain(pids: list[int], server_port: int, clients: Mapping[int, str], waiti
     waits = where_it_waits(pids, server_port, clients)
     lines = [f"{'Waiting:' if i == 0 else '':10}{line}" for i, line in enumerate(_lines(waits))]
     shared = shared_reads(pids, server_port, waits)
-    threads = [ThreadRef(*w.thread, w.line) for w in waits if w.thread != (0, 0)]
+    threads = [ThreadRef(*w.thread, w.line, w.client) for w in waits if w.thread != (0, 0)]
     if shared is not None:
         return Silence([*lines, f"{'':10}{shared[0]}"], shared[1], threads)
     return Silence(lines, _cause(waits, waiting), threads)

@@ -154,12 +154,15 @@ def test_identical_stacks_fold_into_one() -> None:
 
 # -- end to end: the zoo's servers -------------------------------------------------------------
 def defect_line(source: Path) -> tuple[int, str]:
-    """(number, text) of the line the source marks `DEFECT` (not its header comment)."""
-    for number, text in enumerate(source.read_text().splitlines(), 1):
-        code = text.strip()
-        if "DEFECT" in code and not code.startswith(("*", "/*", '"""', "#", "//")):
-            return number, code
-    raise AssertionError(f"no DEFECT marker in {source}")
+    """(number, text) of the line where the server waits because of its defect: the one the
+    source marks `WAITS`, else the one it marks `DEFECT` (not its header comment)."""
+    lines = source.read_text().splitlines()
+    for marker in ("WAITS", "DEFECT"):
+        for number, text in enumerate(lines, 1):
+            code = text.strip()
+            if marker in code and not code.startswith(("*", "/*", '"""', "#", "//")):
+                return number, code
+    raise AssertionError(f"no WAITS or DEFECT marker in {source}")
 
 
 def _needs(tool: str) -> None:
@@ -232,6 +235,27 @@ def test_spinning_children_show_their_loop(zoo_build: Path, tmp_path: Path) -> N
     _needs(stacks.EU_STACK)
     entry = _run(tmp_path, f"{zoo_build / 'busy_child'} {{port}}", "EXIT-4")
     _shows_line(entry, ZOO / "c" / "busy_child.c")
+
+
+@pytest.mark.parametrize(
+    ("language", "name", "req"),
+    [("c", "thread_cap2", "CONC-2"), ("c", "exit_no_close", "EXIT-1"),
+     ("python", "busy_child", "EXIT-4")],
+)  # fmt: skip
+def test_other_zoo_defects_show_where_they_wait_or_spin(
+    language: str, name: str, req: str, request: pytest.FixtureRequest, tmp_path: Path
+) -> None:
+    """The capped server's main thread waits for a slot, the server that ignores `exit` reads
+    on, the Python fork server's children spin: each at its marked line."""
+    if language == "c":
+        _needs(stacks.EU_STACK)
+        command = f"{request.getfixturevalue('zoo_build') / name} {{port}}"
+        source = ZOO / "c" / f"{name}.c"
+    else:
+        _needs(stacks.PY_SPY)
+        source = ZOO / "py" / f"{name}.py"
+        command = f"{sys.executable} -S {source} --port {{port}}"
+    _shows_line(_run(tmp_path, command, req), source)
 
 
 def test_verdict_is_the_same_without_stacks(zoo_build: Path, tmp_path: Path) -> None:
