@@ -1,8 +1,8 @@
 """Compile the zoo's C, Java and Go servers.
 
 Every ``c/*.c`` file is one server, compiled on its own with ``cc -O1 -g -Wall -pthread``
-(``-g``: a failure shows the file and line where the server waits, conformance/harness/
-stacks.py; ``c/common.h`` holds the correct pieces they share). A binary that is newer than its source
+(``-g``: a failure shows the file and line where the server waits, harness/stacks.py;
+``c/common.h`` holds the correct pieces they share). A binary that is newer than its source
 and the header is not rebuilt. Every ``java/*.java`` file is one server too, a class of the
 same name, compiled with ``javac`` into the output directory (``java -cp OUTDIR NAME PORT``).
 Every ``go/*.go`` file is one program, built with ``go build`` (``OUTDIR/NAME PORT``). Also a
