@@ -59,6 +59,10 @@ NO_DEBUG_INFO = (
     "to see the file and line"
 )
 NOT_COVERED = "the kit cannot read {runtime} stacks: where in the code it waits is not shown"
+PTRACE_REFUSED = (
+    "reading another process's stack needs ptrace: run the kit as root, or as the server's "
+    "user with kernel.yama.ptrace_scope = 0 (the default 1 allows only a process's ancestors)"
+)
 TIMED_OUT = "{tool} did not answer within {seconds:.1f} s: no stack"
 
 #: Interpreters whose stacks no tool of the kit reads (their native stack says nothing).
@@ -258,7 +262,10 @@ def _of_process(pid: int, refs: list[ThreadRef], timeout: float) -> list[Stack]:
         late = TIMED_OUT.format(tool=tool, seconds=timeout)
         return [Stack(r, runtime, note=late) for r in refs]
     except _ToolFailed as exc:
-        return [Stack(r, runtime, note=f"{tool} failed: {exc}") for r in refs]
+        why = f"{tool} failed: {exc}"
+        if "not permitted" in str(exc).lower() or "permission denied" in str(exc).lower():
+            why += f"; {PTRACE_REFUSED}"
+        return [Stack(r, runtime, note=why) for r in refs]
     stacks = []
     for ref in refs:
         frames = by_tid.get(ref.tid)

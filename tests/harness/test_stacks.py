@@ -141,6 +141,14 @@ def test_uncovered_runtime_and_missing_tool_are_said(monkeypatch: pytest.MonkeyP
     monkeypatch.setattr(stacks, "find_tool", lambda name: None)
     (missing,) = stacks.take([me])
     assert missing.note is not None and "py-spy is not installed" in missing.note
+    monkeypatch.setattr(stacks, "find_tool", lambda name: "/bin/false")
+
+    def refused(argv: list[str], timeout: float) -> str:
+        raise stacks._ToolFailed("dwfl_linux_proc_attach pid 1: Operation not permitted")
+
+    monkeypatch.setattr(stacks, "_run", refused)
+    (denied,) = stacks.take([me])
+    assert denied.note is not None and stacks.PTRACE_REFUSED in denied.note
 
 
 def test_identical_stacks_fold_into_one() -> None:
