@@ -178,12 +178,12 @@ def _needs(tool: str) -> None:
         pytest.skip(f"{tool} is not installed here ({stacks.INSTALL[tool]}): no stacks to check")
 
 
-def _run(tmp_path: Path, command: str, req: str, **env: str) -> dict:
+def _run(tmp_path: Path, command: str, req: str, *args: str, **env: str) -> dict:
     out = tmp_path / f"report-{len(list(tmp_path.iterdir()))}.json"
     environ = {**os.environ, **env}
     result = subprocess.run(
         [sys.executable, "-m", "conformance", "run", "--server-cmd", command,
-         "--requirement", req, "--json-report", str(out)],
+         "--requirement", req, "--json-report", str(out), *args],
         capture_output=True, text=True, timeout=300, cwd=ROOT, env=environ,
     )  # fmt: skip
     assert out.exists(), result.stdout[-3000:] + result.stderr[-3000:]
@@ -202,9 +202,13 @@ def _shows_line(entry: dict, source: Path) -> None:
     assert any(f.get("file", "").endswith(source.name) and f.get("line") == number for f in own)
 
 
-def test_c_serial_built_with_g_shows_its_defect_line(zoo_build: Path, tmp_path: Path) -> None:
+@pytest.mark.parametrize("profile", ["quick", "default"])
+def test_c_serial_built_with_g_shows_its_defect_line(
+    profile: str, zoo_build: Path, tmp_path: Path
+) -> None:
     _needs(stacks.EU_STACK)
-    entry = _run(tmp_path, f"{zoo_build / 'serial'} {{port}}", "CONC-1")
+    command = f"{zoo_build / 'serial'} {{port}}"
+    entry = _run(tmp_path, command, "CONC-1", "--profile", profile)
     _shows_line(entry, ZOO / "c" / "serial.c")
     assert "in read_retry() at " in entry["detail"]  # the innermost frame of its own code
 
@@ -248,7 +252,7 @@ def test_spinning_children_show_their_loop(zoo_build: Path, tmp_path: Path) -> N
 @pytest.mark.parametrize(
     ("language", "name", "req"),
     [("c", "thread_cap2", "CONC-2"), ("c", "exit_no_close", "EXIT-1"),
-     ("python", "busy_child", "EXIT-4")],
+     ("python", "busy_child", "EXIT-4"), ("python", "thread_cap2", "CONC-2")],
 )  # fmt: skip
 def test_other_zoo_defects_show_where_they_wait_or_spin(
     language: str, name: str, req: str, request: pytest.FixtureRequest, tmp_path: Path
