@@ -27,7 +27,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 #: Seconds in all that one failure's stacks may take (every tool run together): a failing
 #: run grows by at most this much per failure with stacks, and not at all elsewhere.
@@ -72,7 +72,10 @@ _GO_MAGIC = b"\xff Go buildinf:"
 #: Frames of the C runtime around main(), never the server's own.
 _START = frozenset({"_start", "__libc_start_main", "__libc_start_call_main"})
 #: Paths of code that is not the server's: the C library's sources, Rust's std, crates.
-_NOT_OWN_PREFIXES = ("/usr/", "/rustc/", "../", "./")
+_NOT_OWN_PREFIXES = ("/usr/", "/rustc/", "../")
+#: A client named in a wait ("client C3's connection"): children serving different clients
+#: in the same call run the same code.
+_CLIENT = re.compile(r"client \S+'s")
 #: The JVM's own packages.
 _JAVA_LIBRARY = ("java.", "javax.", "jdk.", "sun.", "com.sun.")
 
@@ -171,13 +174,27 @@ def take(threads: Sequence[ThreadRef], budget: float = STACKS_BUDGET) -> list[St
     by_pid: dict[int, list[ThreadRef]] = {}
     for ref in threads:
         by_pid.setdefault(ref.pid, []).append(ref)
-    stacks: list[Stack] = []
+    # A fork server's children that all wait the same way (the same calls on the same kinds
+    # of descriptor) run the same code: one tool run stands for them all, within the budget.
+    first: dict[tuple[str, ...], int] = {}
+    same: dict[int, list[int]] = {}
     for pid, refs in by_pid.items():
+        key = tuple(sorted(_CLIENT.sub("a client's", r.label.partition(": ")[2]) for r in refs))
+        if key in first:
+            same.setdefault(first[key], []).append(pid)
+        else:
+            first[key] = pid
+    stacks: list[Stack] = []
+    for pid in first.values():
+        refs = by_pid[pid]
         left = deadline - time.monotonic()
         if left <= 0.05:
             stacks += [Stack(r, "unknown", note="no time left to read this stack") for r in refs]
             continue
-        stacks += _of_process(pid, refs, left)
+        taken = _of_process(pid, refs, left)
+        if taken and same.get(pid):
+            taken[0] = replace(taken[0], alike=(*taken[0].alike, *same[pid]))
+        stacks += taken
     return _fold(stacks)
 
 

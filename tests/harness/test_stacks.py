@@ -160,6 +160,25 @@ def test_identical_stacks_fold_into_one() -> None:
     assert folded.alike == (3,)
 
 
+def test_children_waiting_alike_cost_one_tool_run(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A fork server's children, each reading its own client: one stack read stands for all
+    (the budget would not cover sixty-four)."""
+    pids = [os.getpid(), os.getppid(), 1]
+    refs = [
+        ThreadRef(p, p, f"pid {p}: read() on client C{i}'s connection") for i, p in enumerate(pids)
+    ]
+    read: list[int] = []
+
+    def one(pid: int, refs: list[ThreadRef], timeout: float) -> list[Stack]:
+        read.append(pid)
+        return [Stack(r, "native", (Frame("serve", "/s/server.c", 41, True),)) for r in refs]
+
+    monkeypatch.setattr(stacks, "_of_process", one)
+    (stack,) = stacks.take(refs)
+    assert read == [pids[0]]
+    assert stack.alike == tuple(pids[1:])
+
+
 # -- end to end: the zoo's servers -------------------------------------------------------------
 def defect_line(source: Path) -> tuple[int, str]:
     """(number, text) of the line where the server waits because of its defect: the one the
