@@ -15,6 +15,7 @@ import contextlib
 import dataclasses
 import fcntl
 import functools
+import json
 import shutil
 import tempfile
 import time
@@ -30,7 +31,7 @@ from conformance import options, protocols
 from conformance import report as report_mod
 from conformance import settings as settings_mod
 from conformance.errors import Refusal, UsageError
-from conformance.harness import launcher
+from conformance.harness import launcher, stacks
 from conformance.harness.deaths import DIED_DURING, STOPPING, death_of, judge_death
 from conformance.harness.failure import (
     KIT_ERROR,
@@ -569,8 +570,24 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]):
         exc = unwrap_flaky(call.excinfo.value)
         if is_kit_error(exc):
             rep.user_properties.append(("kit_error", "1"))
+        if rep.when == "call" and isinstance(exc, Violation) and exc.threads:
+            _add_stacks(exc, rep)
         if rep.when == "call" or is_kit_error(exc):
             rep.longrepr = _failure_text(item, req, exc)
+
+
+def _add_stacks(exc: Violation, rep: pytest.TestReport) -> None:
+    """The stacks of the threads a failure names, added to its evidence and to the report.
+
+    Taken here, once the check has ended and its time was taken (rep.duration), while its
+    server still runs (fixtures are torn down after): stopping the server to read them can
+    change neither the verdict nor the check's timing. Bounded by stacks.STACKS_BUDGET.
+    """
+    found = stacks.take(exc.threads)
+    exc.threads = []
+    if found:
+        exc.evidence += stacks.render(found)
+        rep.user_properties.append(("stacks", json.dumps([s.to_json() for s in found])))
 
 
 def _blocked_by_known_defect(

@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import json
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import cast
 
@@ -58,9 +58,13 @@ class Result:
     seen: bool = False
     #: The requirement whose failure kept this one from being judged (outcome "blocked").
     blocked_by: str | None = None
+    #: Stacks of the server's threads its failure names (harness/stacks.py), innermost first.
+    stacks: list[object] = field(default_factory=list)
 
     def add(self, report: pytest.TestReport, props: dict[str, str]) -> None:
         self.duration_s += report.duration
+        if report.failed and props.get("stacks"):
+            self.stacks += json.loads(props["stacks"])
         if report.passed:
             if report.when == "call" and not self.seen:
                 self.seen = True
@@ -158,12 +162,15 @@ def build(
     for req in selected:
         result = results.get(req.id)
         blocked_by = None
+        found_stacks: list[object] = []
         if result is None:
             outcome, duration = "skipped", 0.0
             detail = NOT_RUN_INTERRUPTED if interrupted else NOT_RUN_DESELECTED
         else:
             outcome, detail, duration = result.outcome, result.detail, result.duration_s
             blocked_by = result.blocked_by
+            if outcome == "failed" and result.stacks:
+                found_stacks = result.stacks
         worth = (points or {}).get(req.id, req.default_points)
         # Left out of the maximum when the assignment or the mode rules it out, not the
         # server: excluded, for the other profile, or needing a launched server (it
@@ -186,6 +193,8 @@ def build(
         }
         if blocked_by:
             entry["blocked_by"] = blocked_by
+        if found_stacks:
+            entry["stacks"] = found_stacks
         requirements.append(entry)
     categories = {}
     for category in CATEGORIES:

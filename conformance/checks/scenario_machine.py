@@ -158,7 +158,9 @@ def machine_for(
                 exc.evidence.append(
                     "Replay:\n" + step.replay_snippet(target, protocol, self.program)
                 )
-                failure = Violation(exc.expected, exc.actual, exc.did, exc.cause, exc.evidence)
+                failure = Violation(
+                    exc.expected, exc.actual, exc.did, exc.cause, exc.evidence, exc.threads
+                )
                 seen.append(failure)
                 raise failure from None
 

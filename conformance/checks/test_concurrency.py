@@ -24,7 +24,7 @@ from conformance.harness.timeouts import (
     LOOPBACK_TIMEOUT,
     REPLY_TIMEOUT,
 )
-from conformance.harness.waiting import shared_reads
+from conformance.harness.waiting import Silence, shared_reads
 from conformance.marks import requirement
 from conformance.settings import Settings
 
@@ -62,14 +62,14 @@ def _payload(server: Server, i: int) -> bytes:
     return server.adapter.request(i)
 
 
-def _state(server: Server) -> list[str]:
-    """The server's processes and threads, and where they wait (see waiting.py)."""
+def _state(server: Server, silence: Silence | None = None) -> list[str]:
+    """The server's processes and threads, and where they wait (`silence`, see waiting.py)."""
     if server.process is None:
         return []
     return [
         f"Server:   {len(server.process.live_descendants())} child process(es), "
         f"{server.process.thread_count()} thread(s)",
-        *server.where_it_waits().lines,
+        *(silence or server.where_it_waits()).lines,
     ]
 
 
@@ -80,12 +80,14 @@ def test_silent_client_does_not_block_others(server: Server) -> None:
     b = server.connect("B")
     b.send(_payload(server, 0))
     if b.recv_some(REPLY_TIMEOUT) is None:
+        silence = b.silence()
         fail(
             f"a reply on B within {REPLY_TIMEOUT:.1f} s while A is connected and silent",
             f"nothing after {REPLY_TIMEOUT:.1f} s",
             did=server.transcript.tail(),
-            evidence=_state(server),
-            cause=b.silence().cause or SERIAL_CAUSE,
+            evidence=_state(server, silence),
+            cause=silence.cause or SERIAL_CAUSE,
+            threads=silence.threads,
         )
 
 
@@ -198,12 +200,14 @@ def _fail_unserved(
             f"; and the server closes a connection that is idle for a few seconds (an idle or "
             f"keep-alive timeout): {closed} served client(s) were lost that way"
         )
+    silence = server.where_it_waits()
     fail(
         f"all {count} connected clients answered ({when})",
         "; ".join(a for a in actual if not a.startswith("0 ")) + f"; {served} were served",
         did=server.transcript.tail(6),
-        evidence=_state(server),
+        evidence=_state(server, silence),
         cause=cause,
+        threads=silence.threads,
     )
 
 

@@ -32,6 +32,7 @@ from conformance.harness.sessions import (
     session,
 )
 from conformance.harness.sockdiag import accept_queue, socket_fds
+from conformance.harness.stacks import ThreadRef
 from conformance.harness.timeouts import (
     CPU_WINDOW,
     EOF_TIMEOUT,
@@ -46,6 +47,8 @@ RESETS = 10
 RESET_GRACE = 0.2
 #: A server tree using more than this share of a core while idle is spinning.
 BUSY_SHARE = 0.2
+#: At most this many spinning threads, or children left, are named (their stacks shown).
+SPINNERS_SHOWN = 3
 #: EXIT-4: sessions per round, and sessions in all, when children stayed after the sessions:
 #: a pool stops growing in a round, children that never exit add one per session. Few, as
 #: such children may spin (each takes a core).
@@ -82,6 +85,12 @@ def _resets_handled(server: Server, held: int | None) -> bool:
     return queued == 0 and held is not None and now is not None and now <= held
 
 
+def _serving(server: Server, client) -> list[ThreadRef]:
+    """The server's threads still blocked on `client`'s connection: where its session goes
+    on (their stacks show the loop that did not end it)."""
+    return [t for t in server.where_it_waits(client.name).threads if t.client == client.name]
+
+
 def _who_holds(server: Server, client) -> str:
     if server.process is None:
         return ""
@@ -112,6 +121,7 @@ def test_exit_closes_connection(server: Server) -> None:
             did=client.transcript.tail(),
             evidence=[holder] if holder else [],
             cause=NO_CLOSE_CAUSE,
+            threads=_serving(server, client),
         )
 
 
@@ -134,6 +144,7 @@ def test_client_eof_ends_session(server: Server) -> None:
             + (f"; the server sent {show(data)} meanwhile" if data else ""),
             did=client.transcript.tail(),
             cause=EOF_CAUSE,
+            threads=_serving(server, client),
         )
     if adapter.streaming and data != expected:
         fail(
@@ -242,6 +253,7 @@ def test_ended_sessions_free_their_process_or_thread(server: Server) -> None:
         )
         expect_alive(server, "after sessions one after another")
         if not growth.stopped:
+            left = [pid for pid in extra if is_running(pid)][:SPINNERS_SHOWN]
             fail(
                 f"within {SETTLE_TIMEOUT:.1f} s of the sessions' end, their children gone, or "
                 f"kept by a pool that stops growing (at most {ROUND_SLACK} more over "
@@ -251,6 +263,7 @@ def test_ended_sessions_free_their_process_or_thread(server: Server) -> None:
                 did=server.transcript.tail(),
                 cause="the process serving a session must end with it: in a fork server the "
                 "child calls _exit(0) after closing the connection",
+                threads=[ThreadRef(p, p, f"pid {p}: a child left after its session") for p in left],
             )
         ok, _ = wait_until(lambda: proc.thread_count() <= base_threads, SETTLE_TIMEOUT)
     if not ok:
@@ -277,14 +290,28 @@ def test_ended_sessions_free_their_process_or_thread(server: Server) -> None:
                 "function (and detach or join it), never block forever after closing; a pool "
                 "must have a bound, or reuse its idle threads",
             )
+    # Which threads ran, read before and after the window (outside it): the failure names
+    # them, and the report shows where in their code they spin (stacks.py).
+    runs, started = proc.thread_run_ns(), time.monotonic()
     share = proc.cpu_share(CPU_WINDOW)
     if share > BUSY_SHARE:
+        spinning = proc.spinning_threads(runs, time.monotonic() - started, BUSY_SHARE / 2)
+        threads = [
+            ThreadRef(pid, tid, f"pid {pid}: on a CPU {part:.0%} of the time")
+            for pid, tid, part in spinning[:SPINNERS_SHOWN]
+        ]
         fail(
             f"an idle server (< {BUSY_SHARE:.0%} of a core) once sessions ended",
             f"the server and its children used {share:.0%} of a core over {CPU_WINDOW:.1f} s",
             did=server.transcript.tail(),
+            evidence=[
+                f"{'Spinning:' if i == 0 else '':10}{t.label}"
+                + (f" (thread {t.tid})" if t.tid != t.pid else "")
+                for i, t in enumerate(threads)
+            ],
             cause="something spins after its session: a loop that keeps calling recv() after "
             "it returned 0, or a child that never exits",
+            threads=threads,
         )
 
 

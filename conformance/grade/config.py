@@ -8,6 +8,7 @@ grading config silently changes two hundred grades.
 
     [assignment]
     build = "make"
+    debug_info = true           # build with CFLAGS=-g (the default): failures show the lines
     run = "./server {port}"     # or a command without {port} plus `port = 8080`
     protocol = "ok"
     profile = "quick"
@@ -75,6 +76,13 @@ def adapter_path(config_path: Path | None) -> list[str]:
     return [str(config_path.parent)] if config_path is not None else []
 
 
+#: The environment a build gets with `debug_info` (the default): C and C++ through make's
+#: built-in rules and Makefiles that add to CFLAGS (`CFLAGS += -Wall`), CMake, and Cargo's
+#: release profile. A Makefile that sets CFLAGS outright keeps its own flags; the failure
+#: then says the binary has no debug information, and how to add it.
+DEBUG_ENV = {"CFLAGS": "-g", "CXXFLAGS": "-g", "CARGO_PROFILE_RELEASE_DEBUG": "true"}
+
+
 class ConfigError(UsageError):
     """A grading config that cannot be used; str() is one line for the instructor."""
 
@@ -114,6 +122,9 @@ class GradingConfig:
     http_path: str | None = None
     profile: str = _DEFAULT["profile"]
     seed: int = _DEFAULT["seed"]
+    #: Build with debug information (CFLAGS=-g and the like, `DEBUG_ENV`), so that a failure
+    #: shows the file and line where the server waits or spins (harness/stacks.py).
+    debug_info: bool = True
     #: Seconds a build may take before it is killed (and scores zero).
     build_timeout: float = 120.0
     #: Wall-clock seconds for the whole suite against one submission.
@@ -150,6 +161,7 @@ _ASSIGNMENT_KEYS: dict[str, type | tuple[type, ...]] = {
     "http_path": str,
     "profile": str,
     "seed": int,
+    "debug_info": bool,
     "build_timeout": (int, float),
     "timeout": (int, float),
     "start_timeout": (int, float),
@@ -198,6 +210,8 @@ def _only(
 
 
 def _typed(value: Any, kind: type | tuple[type, ...], source: str, key: str) -> Any:
+    if kind is bool and isinstance(value, bool):
+        return value
     if isinstance(value, bool) or not isinstance(value, kind):
         names = kind.__name__ if isinstance(kind, type) else " or ".join(k.__name__ for k in kind)
         raise ConfigError(f"{source}: {key} must be a {names}, not {value!r}")

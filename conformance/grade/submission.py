@@ -34,7 +34,7 @@ from conformance import __version__
 from conformance import options as run_options
 from conformance.errors import Refusal
 from conformance.grade import autograders, containment
-from conformance.grade.config import GradingConfig, adapter_path, user_adapter
+from conformance.grade.config import DEBUG_ENV, GradingConfig, adapter_path, user_adapter
 from conformance.grade.sandbox import Sandbox, netns_argv, tasks_of
 from conformance.harness.processes import describe_exit
 
@@ -236,7 +236,11 @@ class Grader:
     def _build(self) -> str | None:
         assert self.config.build is not None
         # A network namespace of its own too: a build reaches nothing but its own loopback.
-        argv = self.sandbox.argv(["/bin/sh", "-c", self.config.build], netns=self.options.netns)
+        script = self.config.build
+        if self.config.debug_info:
+            # Through the shell: the sandbox gives a submission only the variables it keeps.
+            script = f"export {shlex.join(f'{k}={v}' for k, v in DEBUG_ENV.items())}; {script}"
+        argv = self.sandbox.argv(["/bin/sh", "-c", script], netns=self.options.netns)
         with open(self.out / "build.log", "wb") as log:
             code, stopped = self._supervise(argv, log, self.config.build_timeout, "build")
         if stopped:

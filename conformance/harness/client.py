@@ -345,6 +345,7 @@ class Client:
                 did=self.transcript.tail(),
                 cause=silence.cause or cause,
                 evidence=silence.lines,
+                threads=silence.threads,
             )
         if not data:
             fail(
@@ -376,6 +377,7 @@ class Client:
                 did=self.transcript.tail(),
                 cause=silence.cause or cause,
                 evidence=silence.lines,
+                threads=silence.threads,
             )
         if status == "eof":
             fail(

@@ -16,6 +16,8 @@ import builtins
 from dataclasses import dataclass, field
 from typing import NoReturn
 
+from conformance.harness.stacks import ThreadRef
+
 # The ignores: mypy checks for the newest Python, where the first always exists and the
 # second never runs.
 try:
@@ -36,6 +38,9 @@ class Violation(AssertionError):
     did: list[str] = field(default_factory=list)
     cause: str | None = None
     evidence: list[str] = field(default_factory=list)
+    #: Threads of the server the evidence names (pid, tid, what it says of them): the plugin
+    #: adds their stacks once the verdict is in (stacks.py), never the check itself.
+    threads: list[ThreadRef] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         super().__init__(self.expected)
@@ -115,10 +120,15 @@ def fail(
     did: list[str] | None = None,
     cause: str | None = None,
     evidence: list[str] | None = None,
+    threads: list[ThreadRef] | None = None,
 ) -> NoReturn:
-    """Raise a Violation; the traceback stops at the check that called it."""
+    """Raise a Violation; the traceback stops at the check that called it. `threads`: the
+    server's threads the evidence names (where it waits or spins), whose stacks the report
+    shows."""
     __tracebackhide__ = True
-    raise Violation(expected, actual, list(did or []), cause, list(evidence or []))
+    raise Violation(
+        expected, actual, list(did or []), cause, list(evidence or []), list(threads or [])
+    )
 
 
 def show(data: bytes, limit: int = 60) -> str:

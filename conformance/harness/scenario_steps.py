@@ -86,6 +86,7 @@ def send(server: Server, client: Client, data: bytes) -> None:
             did=client.transcript.tail(),
             evidence=silence.lines,
             cause=silence.cause,
+            threads=silence.threads,
         )
     client.transcript.add(f"received {show(received or b'')} on {client.name}")
 

@@ -22,6 +22,7 @@ import psutil
 
 from conformance.harness import syscalls
 from conformance.harness.processes import GONE, connections_of
+from conformance.harness.stacks import ThreadRef
 
 #: Calls whose first argument is the descriptor they wait on.
 _ON_FD = frozenset(
@@ -60,6 +61,8 @@ class Wait:
     aside: bool = False
     #: Reading one of the server's client connections: (pid, descriptor).
     reads: tuple[int, int] | None = None
+    #: The thread: (pid, tid), whose stack a failure may show (stacks.py).
+    thread: tuple[int, int] = (0, 0)
 
 
 @dataclass(frozen=True)
@@ -68,6 +71,8 @@ class Silence:
 
     lines: list[str] = field(default_factory=list)
     cause: str | None = None
+    #: The threads the lines name, for their stacks once the verdict is in (stacks.py).
+    threads: list[ThreadRef] = field(default_factory=list)
 
 
 def explain(pids: list[int], server_port: int, clients: Mapping[int, str], waiting: str) -> Silence:
@@ -75,9 +80,10 @@ def explain(pids: list[int], server_port: int, clients: Mapping[int, str], waiti
     waits = where_it_waits(pids, server_port, clients)
     lines = [f"{'Waiting:' if i == 0 else '':10}{line}" for i, line in enumerate(_lines(waits))]
     shared = shared_reads(pids, server_port, waits)
+    threads = [ThreadRef(*w.thread, w.line, w.client) for w in waits if w.thread != (0, 0)]
     if shared is not None:
-        return Silence([*lines, f"{'':10}{shared[0]}"], shared[1])
-    return Silence(lines, _cause(waits, waiting))
+        return Silence([*lines, f"{'':10}{shared[0]}"], shared[1], threads)
+    return Silence(lines, _cause(waits, waiting), threads)
 
 
 SHARED_DESCRIPTOR_CAUSE = (
@@ -174,7 +180,7 @@ def where_it_waits(pids: list[int], server_port: int, clients: Mapping[int, str]
             wait = _thread_wait(pid, tid, sockets, server_port, clients)
             if wait is not None:
                 label = f"pid {pid}{' (main)' if pid == pids[0] else ''}: "
-                waits.append(replace(wait, line=label + wait.line))
+                waits.append(replace(wait, line=label + wait.line, thread=(pid, tid)))
     return waits
 
 

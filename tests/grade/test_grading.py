@@ -183,8 +183,8 @@ def test_bad_config_is_a_usage_error_of_grade(tmp_path: Path) -> None:
     assert result.returncode == 2
     assert result.stderr.strip().splitlines() == [
         f"conformance grade: {tmp_path / 'g.toml'}: unknown key [assignment] 'bulid'; "
-        "allowed: build, build_timeout, http_path, line_reply, port, profile, protocol, run, "
-        "seed, start_timeout, timeout"
+        "allowed: build, build_timeout, debug_info, http_path, line_reply, port, profile, "
+        "protocol, run, seed, start_timeout, timeout"
     ]
 
 

@@ -1,7 +1,8 @@
 """Compile the zoo's C, Java and Go servers.
 
-Every ``c/*.c`` file is one server, compiled on its own with ``cc -O1 -Wall -pthread``
-(``c/common.h`` holds the correct pieces they share). A binary that is newer than its source
+Every ``c/*.c`` file is one server, compiled on its own with ``cc -O1 -g -Wall -pthread``
+(``-g``: a failure shows the file and line where the server waits, harness/stacks.py;
+``c/common.h`` holds the correct pieces they share). A binary that is newer than its source
 and the header is not rebuilt. Every ``java/*.java`` file is one server too, a class of the
 same name, compiled with ``javac`` into the output directory (``java -cp OUTDIR NAME PORT``).
 Every ``go/*.go`` file is one program, built with ``go build`` (``OUTDIR/NAME PORT``). Also a
@@ -23,7 +24,7 @@ GO_DIR = Path(__file__).resolve().parent / "go"
 GO = "go"
 HEADER = C_DIR / "common.h"
 CC = "cc"
-CFLAGS = ("-O1", "-Wall", "-pthread")
+CFLAGS = ("-O1", "-g", "-Wall", "-pthread")
 JAVAC = "javac"
 #: Warnings are errors, as for the C servers' warnings shown on stderr: a zoo server is read.
 JAVACFLAGS = ("-Xlint:all", "-Werror")

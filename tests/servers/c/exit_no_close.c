@@ -10,7 +10,7 @@ static void serve_ok_ignoring_exit(int fd)
 {
     char buf[MSG_MAX];
     for (;;) {
-        ssize_t n = read_retry(fd, buf, sizeof buf);
+        ssize_t n = read_retry(fd, buf, sizeof buf);  /* WAITS: the session goes on */
         if (n <= 0)
             return;
         if (write_all(fd, REPLY, REPLY_LEN) < 0)

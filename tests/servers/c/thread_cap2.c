@@ -28,7 +28,7 @@ int main(int argc, char **argv)
     sem_init(&slots, 0, 2);  /* DEFECT: an arbitrary cap on concurrent sessions */
     int lfd = make_listener(port, BACKLOG);
     for (;;) {
-        while (sem_wait(&slots) < 0 && errno == EINTR)
+        while (sem_wait(&slots) < 0 && errno == EINTR)  /* WAITS here for a free slot */
             ;
         int cfd = accept_retry(lfd);
         if (cfd < 0) {

@@ -27,7 +27,7 @@ def main() -> None:
     args = parse_args(__doc__)
     listener = make_listener(args.port)
     while True:
-        slots.acquire()
+        slots.acquire()  # WAITS here for a free slot
         start_thread(session, accept(listener), args.protocol)
 
 

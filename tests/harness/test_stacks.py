@@ -1,0 +1,418 @@
+"""The stacks a failure shows: the function and line of the server's own code where it waits or
+spins (conformance/harness/stacks.py).
+
+The parsers are shown on the tools' real output; end to end, the zoo's serial server (C built
+with -g, the same stripped, Python, Java) fails CONC-1 naming the line of its defect, and the
+fork server whose children spin fails EXIT-4 naming the loop. The line numbers come from the
+`DEFECT` markers in the zoo's sources. A test whose tool is missing is skipped with the reason.
+Stacks are taken once the check's verdict and time are in: the verdict with and without them is
+the same, and the tool runs after the check's call phase ended.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import jsonschema
+import pytest
+
+from conformance.harness import stacks
+from conformance.harness.polling import wait_until
+from conformance.harness.stacks import Frame, Stack, ThreadRef
+from tests.conftest import ROOT
+
+ZOO = ROOT / "tests" / "servers"
+SCHEMA = json.loads((ROOT / "conformance" / "report.schema.json").read_text())
+
+# -- the tools' output, as read here -----------------------------------------------------------
+EU_STACK_DEBUG = """\
+PID 6775 - process
+TID 6775:
+#0  0x00007f5413d752ad     __GI___libc_read - /usr/lib/x86_64-linux-gnu/libc.so.6
+    ../sysdeps/unix/sysv/linux/read.c:26:10
+#1  0x0000560c9472230d - 1 read_retry - /srv/carol/server
+    /srv/carol/common.h:112:21
+#2  0x0000560c947225d9 - 1 serve - /srv/carol/server
+    /srv/carol/server.c:41:9
+#3  0x0000560c947225d9 - 1 main - /srv/carol/server
+    /srv/carol/server.c:71:9
+#4  0x00007f5413ca424a - 1 __libc_start_call_main - /usr/lib/x86_64-linux-gnu/libc.so.6
+    ../sysdeps/nptl/libc_start_call_main.h:58:16
+#5  0x0000560c94722171 - 1 _start - /srv/carol/server
+TID 6776:
+#0  0x00007f5413d752ad     __GI___libc_accept - /usr/lib/x86_64-linux-gnu/libc.so.6
+"""
+EU_STACK_NO_DEBUG = """\
+TID 9607:
+#0  0x00007fdf2a30a2ad     __GI___libc_read - /usr/lib/x86_64-linux-gnu/libc.so.6
+#1  0x000055fb8cbd230d - 1 serve_ok - /srv/carol/server
+#2  0x000055fb8cbd25d9 - 1 main - /srv/carol/server
+"""
+EU_STACK_STRIPPED = """\
+TID 9797:
+#0  0x00007f66ed4e02ad     __GI___libc_read - /usr/lib/x86_64-linux-gnu/libc.so.6
+#1  0x0000557ba4c1930d - 1 - /srv/carol/server
+#2  0x0000557ba4c195d9 - 1 - /srv/carol/server
+"""
+PY_SPY_JSON = json.dumps(
+    [
+        {
+            "os_thread_id": 11671,
+            "frames": [
+                {"name": "recv_all", "filename": "/usr/lib/python3.11/socket.py", "line": 9},
+                {"name": "serve_ok", "filename": "/srv/carol/_common.py", "line": 73},
+                {"name": "main", "filename": "/srv/carol/serial.py", "line": 16},
+            ],
+        }
+    ]
+)
+JCMD_OUT = """\
+"main" #1 prio=5 os_prio=0 cpu=60.12ms elapsed=1.98s tid=0x00007f nid=28187 runnable
+   java.lang.Thread.State: RUNNABLE
+\tat sun.nio.ch.NioSocketImpl.park(java.base@17.0.9/NioSocketImpl.java:186)
+\tat Serial.serve(Serial.java:51)
+\tat Serial.main(Serial.java:38)
+
+"GC Thread#0" os_prio=0 cpu=0.1ms elapsed=1.9s tid=0x00007e nid=0x6e1c runnable
+"""
+
+
+def test_eu_stack_gives_own_frames_with_file_and_line() -> None:
+    by_tid = stacks.parse_eu_stack(EU_STACK_DEBUG, "/srv/carol/server")
+    own = [f for f in by_tid[6775] if f.own]
+    assert [(f.function, f.line) for f in own] == [("read_retry", 112), ("serve", 41), ("main", 71)]
+    assert by_tid[6776][0].function == "__GI___libc_accept"
+    assert not by_tid[6776][0].own
+
+
+def test_summary_reads_innermost_own_frame_first() -> None:
+    frames = (
+        Frame("read"),
+        Frame("serve", "/srv/carol/server.c", 41, True),
+        Frame("main", "/srv/carol/server.c", 71, True),
+    )
+    stack = Stack(ThreadRef(1, 1, "pid 1 (main): read()"), "native", frames)
+    assert stack.summary() == "in serve() at server.c:41, called from main() at server.c:71"
+
+
+def test_without_debug_info_functions_only_and_stripped_nothing() -> None:
+    plain = stacks.parse_eu_stack(EU_STACK_NO_DEBUG, "/srv/carol/server")[9607]
+    assert [f.function for f in plain if f.own] == ["serve_ok", "main"]
+    assert all(f.line is None for f in plain)
+    stripped = stacks.parse_eu_stack(EU_STACK_STRIPPED, "/srv/carol/server")[9797]
+    assert [f.function for f in stripped if f.own] == ["", ""]
+    stack = Stack(ThreadRef(9797, 9797, "pid 9797 (main): read()"), "native", tuple(stripped))
+    assert stack.summary() == ""  # addresses tell nothing; the note says it is stripped
+
+
+def test_py_spy_frames_outside_the_standard_library_are_own() -> None:
+    frames = stacks.parse_py_spy(PY_SPY_JSON)[11671]
+    assert [(f.function, f.own) for f in frames] == [
+        ("recv_all", False),
+        ("serve_ok", True),
+        ("main", True),
+    ]
+
+
+def test_jcmd_threads_by_native_id_decimal_or_hex() -> None:
+    by_tid = stacks.parse_jcmd(JCMD_OUT, os.getpid())
+    main = by_tid[28187]
+    assert [(f.function, f.line, f.own) for f in main] == [
+        ("sun.nio.ch.NioSocketImpl.park", 186, False),
+        ("Serial.serve", 51, True),
+        ("Serial.main", 38, True),
+    ]
+    assert by_tid[0x6E1C] == []
+
+
+def test_uncovered_runtime_and_missing_tool_are_said(monkeypatch: pytest.MonkeyPatch) -> None:
+    me = ThreadRef(os.getpid(), os.getpid(), "pid (main): here")
+    monkeypatch.setattr(stacks, "runtime_of", lambda pid: "go")
+    (go,) = stacks.take([me])
+    assert go.note is not None and "Go goroutine" in go.note
+    monkeypatch.setattr(stacks, "runtime_of", lambda pid: "python")
+    monkeypatch.setattr(stacks, "find_tool", lambda name: None)
+    (missing,) = stacks.take([me])
+    assert missing.note is not None and "py-spy is not installed" in missing.note
+    monkeypatch.setattr(stacks, "find_tool", lambda name: "/bin/false")
+
+    def refused(argv: list[str], timeout: float) -> str:
+        raise stacks._ToolFailed("dwfl_linux_proc_attach pid 1: Operation not permitted")
+
+    monkeypatch.setattr(stacks, "_run", refused)
+    (denied,) = stacks.take([me])
+    assert denied.note is not None and stacks.PTRACE_REFUSED in denied.note
+
+
+def test_identical_stacks_fold_into_one() -> None:
+    frames = (Frame("serve", "/s/server.c", 41, True),)
+    a = Stack(ThreadRef(1, 2, "pid 1: read()"), "native", frames)
+    b = Stack(ThreadRef(1, 3, "pid 1: read()"), "native", frames)
+    idle = Stack(ThreadRef(1, 4, "pid 1: futex()"), "native", (Frame("futex"),))
+    (folded,) = stacks._fold([a, b, idle])
+    assert folded.alike == (3,)
+
+
+def test_children_waiting_alike_cost_one_tool_run(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A fork server's children, each reading its own client: one stack read stands for all
+    (the budget would not cover sixty-four)."""
+    pids = [os.getpid(), os.getppid(), 1]
+    refs = [
+        ThreadRef(p, p, f"pid {p}: read() on client C{i}'s connection") for i, p in enumerate(pids)
+    ]
+    read: list[int] = []
+
+    def one(pid: int, refs: list[ThreadRef], timeout: float) -> list[Stack]:
+        read.append(pid)
+        return [Stack(r, "native", (Frame("serve", "/s/server.c", 41, True),)) for r in refs]
+
+    monkeypatch.setattr(stacks, "_of_process", one)
+    (stack,) = stacks.take(refs)
+    assert read == [pids[0]]
+    assert stack.alike == tuple(pids[1:])
+
+
+# -- end to end: the zoo's servers -------------------------------------------------------------
+def defect_line(source: Path) -> tuple[int, str]:
+    """(number, text) of the line where the server waits because of its defect: the one the
+    source marks `WAITS`, else the one it marks `DEFECT` (not its header comment)."""
+    lines = source.read_text().splitlines()
+    for marker in ("WAITS", "DEFECT"):
+        for number, text in enumerate(lines, 1):
+            code = text.strip()
+            if marker in code and not code.startswith(("*", "/*", '"""', "#", "//")):
+                return number, code
+    raise AssertionError(f"no WAITS or DEFECT marker in {source}")
+
+
+def _needs(tool: str) -> None:
+    if stacks.find_tool(tool) is None:
+        pytest.skip(f"{tool} is not installed here ({stacks.INSTALL[tool]}): no stacks to check")
+
+
+def _run(tmp_path: Path, command: str, req: str, *args: str, **env: str) -> dict:
+    out = tmp_path / f"report-{len(list(tmp_path.iterdir()))}.json"
+    environ = {**os.environ, **env}
+    result = subprocess.run(
+        [sys.executable, "-m", "conformance", "run", "--server-cmd", command,
+         "--requirement", req, "--json-report", str(out), *args],
+        capture_output=True, text=True, timeout=300, cwd=ROOT, env=environ,
+    )  # fmt: skip
+    assert out.exists(), result.stdout[-3000:] + result.stderr[-3000:]
+    doc = json.loads(out.read_text())
+    jsonschema.validate(doc, SCHEMA)
+    (entry,) = [r for r in doc["requirements"] if r["id"] == req]
+    return entry
+
+
+def _shows_line(entry: dict, source: Path) -> None:
+    number, text = defect_line(source)
+    assert entry["outcome"] == "failed", entry
+    assert f"{source.name}:{number}" in entry["detail"], entry["detail"]
+    assert text in entry["detail"], entry["detail"]
+    own = [f for s in entry["stacks"] for f in s["frames"] if f["own"]]
+    assert any(f.get("file", "").endswith(source.name) and f.get("line") == number for f in own)
+
+
+@pytest.mark.parametrize("profile", ["quick", "default"])
+def test_c_serial_built_with_g_shows_its_defect_line(
+    profile: str, zoo_build: Path, tmp_path: Path
+) -> None:
+    _needs(stacks.EU_STACK)
+    command = f"{zoo_build / 'serial'} {{port}}"
+    entry = _run(tmp_path, command, "CONC-1", "--profile", profile)
+    _shows_line(entry, ZOO / "c" / "serial.c")
+    assert "in read_retry() at " in entry["detail"]  # the innermost frame of its own code
+
+
+def test_c_serial_stripped_says_so(zoo_build: Path, tmp_path: Path) -> None:
+    _needs(stacks.EU_STACK)
+    if shutil.which("strip") is None:
+        pytest.skip("no strip (binutils) here")
+    binary = tmp_path / "serial-stripped"
+    shutil.copy(zoo_build / "serial", binary)
+    subprocess.run(["strip", str(binary)], check=True, timeout=60)
+    entry = _run(tmp_path, f"{binary} {{port}}", "CONC-1")
+    assert entry["outcome"] == "failed"
+    assert "stripped" in entry["detail"], entry["detail"]
+    assert "serial.c:" not in entry["detail"]
+
+
+def test_python_serial_shows_python_frames(tmp_path: Path) -> None:
+    _needs(stacks.PY_SPY)
+    source = ZOO / "py" / "serial.py"
+    entry = _run(tmp_path, f"{sys.executable} -S {source} --port {{port}}", "CONC-1")
+    _shows_line(entry, source)
+    assert {s["runtime"] for s in entry["stacks"]} == {"python"}
+
+
+def test_java_serial_shows_java_frames(java_build: Path, tmp_path: Path) -> None:
+    _needs(stacks.JCMD)
+    source = ZOO / "java" / "Serial.java"
+    # The sources' directory on the class path: where the kit finds the line's text.
+    command = f"java -cp {java_build}:{source.parent} Serial {{port}}"
+    entry = _run(tmp_path, command, "CONC-1")
+    _shows_line(entry, source)
+
+
+def test_spinning_children_show_their_loop(zoo_build: Path, tmp_path: Path) -> None:
+    _needs(stacks.EU_STACK)
+    entry = _run(tmp_path, f"{zoo_build / 'busy_child'} {{port}}", "EXIT-4")
+    _shows_line(entry, ZOO / "c" / "busy_child.c")
+
+
+@pytest.mark.parametrize(
+    ("language", "name", "req"),
+    [("c", "thread_cap2", "CONC-2"), ("c", "exit_no_close", "EXIT-1"),
+     ("python", "busy_child", "EXIT-4"), ("python", "thread_cap2", "CONC-2")],
+)  # fmt: skip
+def test_other_zoo_defects_show_where_they_wait_or_spin(
+    language: str, name: str, req: str, request: pytest.FixtureRequest, tmp_path: Path
+) -> None:
+    """The capped server's main thread waits for a slot, the server that ignores `exit` reads
+    on, the Python fork server's children spin: each at its marked line."""
+    if language == "c":
+        _needs(stacks.EU_STACK)
+        command = f"{request.getfixturevalue('zoo_build') / name} {{port}}"
+        source = ZOO / "c" / f"{name}.c"
+    else:
+        _needs(stacks.PY_SPY)
+        source = ZOO / "py" / f"{name}.py"
+        command = f"{sys.executable} -S {source} --port {{port}}"
+    _shows_line(_run(tmp_path, command, req), source)
+
+
+def test_verdict_is_the_same_without_stacks(zoo_build: Path, tmp_path: Path) -> None:
+    _needs(stacks.EU_STACK)
+    command = f"{zoo_build / 'serial'} {{port}}"
+    with_stacks = _run(tmp_path, command, "CONC-1")
+    without = _run(tmp_path, command, "CONC-1", **{stacks.DISABLE_ENV: "0"})
+    assert (with_stacks["outcome"], with_stacks["score"]) == (without["outcome"], without["score"])
+    assert "stacks" not in without and "Stack:" not in without["detail"]
+
+    def verdict(detail: str) -> list[str]:
+        keep = ("[CONC-1", "  Expected:", "  Actual:", "  Likely cause:")
+        return [line for line in detail.splitlines() if line.startswith(keep)]
+
+    assert verdict(with_stacks["detail"]) == verdict(without["detail"])
+
+
+CHECK = """
+from conformance.harness import fail
+from conformance.harness.stacks import ThreadRef
+from conformance.marks import requirement
+
+
+@requirement("CONC-1")
+def test_stand_in(server):
+    pid = server.process.pid
+    fail("a reply", "nothing", threads=[ThreadRef(pid, pid, f"pid {pid} (main): here")])
+"""
+TIMES = """
+import json, time
+import pytest
+from conformance.harness import stacks
+
+_take = stacks.take
+
+
+def _timed(*args, **kwargs):
+    with open("times.json", "a") as f:
+        f.write(json.dumps({"take": time.time()}) + "\\n")
+    return _take(*args, **kwargs)
+
+
+stacks.take = _timed
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    if call.when == "call":
+        with open("times.json", "a") as f:
+            f.write(json.dumps({"call_stop": call.stop}) + "\\n")
+    yield
+"""
+
+
+def test_stacks_are_taken_after_the_check_ended(pytester: pytest.Pytester) -> None:
+    """The tool runs after the check's call phase stopped (its time is taken): an order of
+    events, not a duration, so load cannot change it."""
+    pytester.makepyfile(test_stand_in=CHECK)
+    pytester.makeconftest(TIMES)
+    command = f"{sys.executable} -S {ZOO / 'py' / 'serial.py'} --port {{port}}"
+    pytester.runpytest_subprocess(
+        "test_stand_in.py", "--server-cmd", command, "-p", "no:cacheprovider"
+    )
+    events = [json.loads(line) for line in (pytester.path / "times.json").read_text().splitlines()]
+    stop = next(e["call_stop"] for e in events if "call_stop" in e)
+    take = next(e["take"] for e in events if "take" in e)
+    assert take >= stop, events
+
+
+# -- what the report may show: only what the server itself could read --------------------------
+@pytest.fixture
+def readable_dir() -> Iterator[Path]:
+    """A directory anyone may search (pytest's tmp_path is root's alone)."""
+    path = Path(tempfile.mkdtemp(prefix="stacks-"))
+    path.chmod(0o755)
+    try:
+        yield path
+    finally:
+        shutil.rmtree(path)
+
+
+def _sleeper(argv: list[str], **kwargs: object) -> subprocess.Popen[bytes]:
+    return subprocess.Popen([*argv, "sleep", "30"], **kwargs)  # type: ignore[call-overload]
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="needs root to run a process as another user")
+def test_a_source_line_is_shown_only_if_the_server_may_read_it(readable_dir: Path) -> None:
+    open_file = readable_dir / "open.c"
+    open_file.write_text("int shown;\n")
+    open_file.chmod(0o644)
+    secret = readable_dir / "secret.c"
+    secret.write_text("int another_students_line;\n")
+    secret.chmod(0o600)
+    proc = _sleeper([], user=65534, group=65534, cwd="/")
+    try:
+        creds = stacks._credentials(proc.pid)
+        assert creds is not None
+        assert stacks._read_as(proc.pid, str(open_file), 1, *creds) == "int shown;\n"
+        assert stacks._read_as(proc.pid, str(secret), 1, *creds) is None
+    finally:
+        proc.kill()
+        proc.wait()
+
+
+@pytest.mark.skipif(
+    os.geteuid() != 0 or shutil.which("unshare") is None,
+    reason="needs root and unshare(1) for a process in a mount namespace of its own",
+)
+def test_in_another_mount_namespace_no_symbolic_link_is_followed(readable_dir: Path) -> None:
+    real = readable_dir / "server.c"
+    real.write_text("int line_one;\n")
+    elsewhere = readable_dir / "bob.c"
+    elsewhere.write_text("int bobs_line;\n")
+    (readable_dir / "link.c").symlink_to(elsewhere)
+    proc = _sleeper(["unshare", "--mount", "--"], cwd=str(readable_dir))
+    try:
+
+        def in_own_namespace() -> bool:
+            creds = stacks._credentials(proc.pid)
+            return creds is not None and not creds[2]
+
+        assert wait_until(in_own_namespace, 10)[0], "unshare did not start its child"
+        creds = stacks._credentials(proc.pid)
+        assert creds is not None
+        assert stacks._read_as(proc.pid, "server.c", 1, *creds) == "int line_one;\n"
+        assert stacks._read_as(proc.pid, "link.c", 1, *creds) is None
+    finally:
+        proc.kill()
+        proc.wait()
