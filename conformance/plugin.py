@@ -475,6 +475,12 @@ def conformance_one_reply(request: pytest.FixtureRequest) -> str | None:
 
 
 @pytest.fixture(scope="session")
+def conformance_model(request: pytest.FixtureRequest) -> str:
+    """The server's model, as detected before the checks (harness/model.py)."""
+    return _state(request.config).model
+
+
+@pytest.fixture(scope="session")
 def conformance_seed(conformance_settings: Settings) -> int:
     return conformance_settings.seed
 

@@ -58,6 +58,9 @@ DIED_ON_SIGNAL = "EINTR-2"
 DROPPED_ON_SIGNAL = "EINTR-2"
 DIED = "EXIT-3"
 SHARED_DESCRIPTOR = "CONC-5"
+#: The designs that hand a connection to a thread: only they can hand it through a shared
+#: variable (a fork server's child gets its own copy of every descriptor).
+THREADED = frozenset({"thread", "pool"})
 
 
 def _shared_descriptor(server: Server) -> bool:
@@ -74,6 +77,7 @@ def machine_for(
     rejected: list[str] | None = None,
     failures: list[Violation] | None = None,
     one_reply: bool = False,
+    model: str = "unknown",
 ) -> type[RuleBasedStateMachine]:
     """The scenario machine for one judge (see the module docstring); `cause` for failures.
 
@@ -179,7 +183,7 @@ def machine_for(
             """Judges of what is left behind: note threads that serve another thread's
             connection (the race happens at connect; its leftovers show much later, after
             the threads have gone, and are CONC-5's evidence, not these judges')."""
-            if judge != "answers" and not self.shared:
+            if judge != "answers" and not self.shared and model in THREADED:
                 quiesce(self.server)
                 self.shared = _shared_descriptor(self.server)
 
@@ -282,10 +286,12 @@ def run_scenarios(
     judge: str,
     cause: str | None = None,
     one_reply: str | None = None,
+    model: str = "unknown",
 ) -> None:
     """Run the machine for one judge; blocked (by the rule the server broke) when no
     scenario could run to the end. `one_reply`: the server closes after each reply, as its
-    protocol lets it (Server.one_reply), so a client's session is its one request."""
+    protocol lets it (Server.one_reply), so a client's session is its one request. `model`:
+    the server's, as detected (a thread server's scenarios look for a shared descriptor)."""
     rejected: list[str] = []
     failures: list[Violation] = []
     machine = machine_for(
@@ -295,6 +301,7 @@ def run_scenarios(
         cause=cause,
         rejected=rejected,
         failures=failures,
+        model=model,
         one_reply=one_reply is not None,
     )
     try:

@@ -205,6 +205,7 @@ def test_descriptors_bounded_in_any_scenario(
     conformance_profile: str,
     conformance_seed: int,
     conformance_one_reply: str | None,
+    conformance_model: str,
 ) -> None:
     """Hypothesis drives clients (connect, send, exit, close, reset, signal bursts); after
     every step no server process may keep the connection of an ended session, and the main
@@ -216,4 +217,5 @@ def test_descriptors_bounded_in_any_scenario(
         "descriptors",
         LEAK_CAUSE,
         conformance_one_reply,
+        conformance_model,
     )
