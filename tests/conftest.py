@@ -87,12 +87,32 @@ def _zombie_children(born_after: float = 0.0) -> list[int]:
     return out
 
 
-def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Longest first, so the xdist workers finish together instead of waiting on one tail.
+FULL_MATRIX = "--full-matrix"
 
-    The kit runs of the matrix take 5 to 40 s each, the references at thorough up to a
-    minute; everything else takes seconds. Order only: no test is skipped.
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        FULL_MATRIX,
+        action="store_true",
+        help="also run the tests marked full_matrix: every zoo server at every profile, the "
+        "references at thorough, the real servers (the README says what each command proves)",
+    )
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Without --full-matrix, deselect the full_matrix tests; then longest first.
+
+    Deselected, not skipped: a skip says a test could not run here, and these can; the
+    summary line counts them ("N deselected") and `--full-matrix` runs them (CI does, in its
+    own step). Longest first, so the xdist workers finish together instead of waiting on one
+    tail: the kit runs of the matrix take 5 to 40 s each, the references at thorough up to a
+    minute; everything else takes seconds.
     """
+    if not config.getoption(FULL_MATRIX):
+        extra = [item for item in items if item.get_closest_marker("full_matrix")]
+        if extra:
+            config.hook.pytest_deselected(items=extra)
+            items[:] = [item for item in items if not item.get_closest_marker("full_matrix")]
 
     def cost(item: pytest.Item) -> int:
         params = item.callspec.params if hasattr(item, "callspec") else {}
