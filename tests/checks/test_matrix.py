@@ -31,7 +31,6 @@ from tests.servers.zoo import (
     in_fast_tier,
 )
 
-
 PROFILES = ("quick", "default")
 
 

@@ -13,7 +13,6 @@ import pytest
 
 from tests.conftest import kit
 
-
 #: The model each reference must be detected as.
 MODELS = {"fork": "fork", "thread": "thread", "select": "event-loop", "pool": "event-loop"}
 
