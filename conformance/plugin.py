@@ -27,6 +27,7 @@ import pytest
 from conformance import protocols
 from conformance import report as report_mod
 from conformance import settings as settings_mod
+from conformance.checks.hypothesis_profiles import without_shrinking
 from conformance.errors import USAGE_EXIT, UsageError
 from conformance.harness import launcher
 from conformance.harness.failure import (
@@ -437,11 +438,27 @@ def conformance_seed(conformance_settings: Settings) -> int:
 # -- verdicts ---------------------------------------------------------------------------------
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_call(item: pytest.Item) -> object:
-    """The harness says when a check cannot judge (CannotJudge); pytest calls that a skip."""
+    """The harness says when a check cannot judge (CannotJudge); pytest calls that a skip.
+
+    A check whose failure would be blocked by the protocol's `several` is not shrunk: the
+    verdict is the same, and shrinking would only wait out more reply deadlines.
+    """
+    req = _requirement_of(item)
+    blocked = req is not None and _blocked_by_several(_state(item.config), req) is not None
     try:
-        return (yield)
+        with without_shrinking() if blocked else contextlib.nullcontext():
+            return (yield)
     except CannotJudge as exc:
         pytest.skip(str(exc))
+
+
+def _blocked_by_several(state: RunState, req: Requirement) -> str | None:
+    """The protocol's `several` requirement when a failure of `req` is blocked by it: the
+    server answers only the first request of a connection, and `req`'s check sends more."""
+    if not state.one_per_connection or state.settings is None:
+        return None
+    several = protocols.get(state.settings.protocol).several
+    return None if req.id == several or req.id in NEEDS_NO_ANSWER else several
 
 
 @pytest.hookimpl(hookwrapper=True)
@@ -477,15 +494,14 @@ def _blocked_by_known_defect(
     request of a connection (the protocol's `several`: PROTO-2, PROTO-4 or PROTO-6). The
     requirement itself is still judged."""
     state = _state(item.config)
-    if state.one_per_connection and state.settings is not None and rep.failed:
-        several = protocols.get(state.settings.protocol).several
-        if req.id != several and req.id not in NEEDS_NO_ANSWER:
-            reason = (
-                f"blocked by {several}: the server answers only the first request of a "
-                f"connection ({state.one_per_connection}), and this check sends more"
-            )
-            _mark_blocked(item, rep, several, reason)
-            return
+    several = _blocked_by_several(state, req)
+    if several is not None and rep.failed:
+        reason = (
+            f"blocked by {several}: the server answers only the first request of a "
+            f"connection ({state.one_per_connection}), and this check sends more"
+        )
+        _mark_blocked(item, rep, several, reason)
+        return
     servers = [v for v in getattr(item, "funcargs", {}).values() if isinstance(v, Server)]
     for by, seen in state.broken.items():
         if by == req.id or not (rep.failed or isinstance(exc, Blocked)):
