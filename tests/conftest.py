@@ -88,6 +88,8 @@ def _zombie_children(born_after: float = 0.0) -> list[int]:
 
 
 FULL_MATRIX = "--full-matrix"
+#: Test files whose every test runs the kit against a server at least once (5 to 30 s each).
+KIT_RUNS = frozenset({"test_references.py", "test_adapters.py", "test_fixed_port.py"})
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -122,7 +124,9 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         if server is not None and hasattr(server, "expected_failures"):
             slower = 5 if params.get("profile") == "default" else 0
             return 10 + slower + len(server.expected_failures)
-        return 10 if item.get_closest_marker("slow") else 0
+        if item.get_closest_marker("slow") or item.path.name in KIT_RUNS:
+            return 10
+        return 5 if item.path.name == "test_cli.py" else 0
 
     items.sort(key=cost, reverse=True)
 
