@@ -1,6 +1,7 @@
 """Time to verdict: how long `conformance run` takes, for the README's figure (its kit tests).
 
     python benchmarks/time_to_verdict.py [--runs 3] [--profiles quick,default] [--mute]
+    python benchmarks/time_to_verdict.py --zoo defective [--runs 1] [--profiles default]
 
 Runs the kit against each reference server and protocol, one run at a time, `--runs` times per
 profile, and prints a table of the median wall time (all runs in brackets) and whether every
@@ -8,6 +9,12 @@ run passed. With `--mute` it also times the two servers that never answer: one a
 stays silent, one listens and never accepts; each must get a complete report (every check
 failing on its own deadlines) within the spec's 90 s. A benchmark, not a test: it asserts
 nothing and is not part of the test run. Run it on a quiet machine.
+
+With `--zoo` it times zoo servers instead (tests/servers/zoo.py; the C, Java and Go ones are
+built first): `defective`, `correct`, `all`, or ids and substrings of ids separated by commas
+(`c-serial-ok,python-one_message`). Each row gives the median wall time, whether the failed
+categories were the expected ones in every run, and the three checks that took longest; the
+slowest server comes last.
 """
 
 from __future__ import annotations
@@ -57,15 +64,65 @@ def failed(doc: dict) -> list[str]:
     return sorted(c for c, o in doc.get("categories", {}).items() if o == "failed")
 
 
+def time_zoo(which: str, profiles: list[str], runs: int, out: Path) -> None:
+    """The `--zoo` table: one row per (server, profile), slowest last."""
+    sys.path.insert(0, str(ROOT))
+    from tests.servers import build
+    from tests.servers.zoo import CORRECT, DEFECTIVE, ZOO, command
+
+    chosen = {"defective": DEFECTIVE, "correct": CORRECT, "all": ZOO}.get(which)
+    if chosen is None:
+        wanted = [w for w in which.split(",") if w]
+        chosen = tuple(s for s in ZOO if any(w in s.id for w in wanted))
+    build_dir = out / "build"
+    languages = {s.language for s in chosen}
+    if "c" in languages:
+        build.build_c_servers(build_dir)
+    if "java" in languages and build.have_javac():
+        build.build_java_servers(build_dir)
+    if "go" in languages and build.have_go():
+        build.build_go_servers(build_dir)
+    rows = []
+    for profile in profiles:
+        for server in chosen:
+            walls, as_expected, slow = [], True, {}
+            for i in range(runs):
+                args = ["--protocol", server.protocol, "--profile", profile]
+                where = ["--server-cmd", command(server, build_dir)]
+                wall, doc = run_kit(where, args, out / f"{server.id}-{profile}-{i}.json")
+                walls.append(wall)
+                as_expected &= bool(doc) and set(failed(doc)) == set(server.expected_failures)
+                for r in doc.get("requirements", []):
+                    slow[r["id"]] = max(slow.get(r["id"], 0.0), r["duration_s"])
+            top = sorted(slow.items(), key=lambda kv: -kv[1])[:3]
+            rows.append((statistics.median(walls), server.id, profile, walls, as_expected, top))
+            print(f"{server.id} {profile}: {statistics.median(walls):.1f} s", flush=True)
+    print("\n| server | profile | time to verdict | runs | as expected | slowest checks |")
+    print("|---|---|---|---|---|---|")
+    for median, sid, profile, walls, ok, top in sorted(rows):
+        spread = ", ".join(f"{w:.1f}" for w in walls)
+        checks = ", ".join(f"{rid} {d:.1f} s" for rid, d in top)
+        verdict = "yes" if ok else "NO"
+        print(f"| {sid} | {profile} | {median:.1f} s | {spread} | {verdict} | {checks} |")
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--runs", type=int, default=3)
     ap.add_argument("--profiles", default="quick,default")
     ap.add_argument("--mute", action="store_true", help="also time the two mute servers")
+    ap.add_argument(
+        "--zoo",
+        metavar="WHICH",
+        help="time zoo servers instead: defective, correct, all, or ids/substrings, commas",
+    )
     ns = ap.parse_args()
     profiles = [p for p in ns.profiles.split(",") if p]
     with tempfile.TemporaryDirectory(prefix="ttv-") as tmp:
         out = Path(tmp)
+        if ns.zoo:
+            time_zoo(ns.zoo, profiles, ns.runs, out)
+            return 0
         columns = [f"{s} {p}" for p in PROTOCOLS for s in SERVERS]
         print("| profile | " + " | ".join(columns) + " |")
         print("|---" * (len(columns) + 1) + "|")

@@ -30,6 +30,7 @@ import pytest
 from conformance import options, protocols
 from conformance import report as report_mod
 from conformance import settings as settings_mod
+from conformance.checks.hypothesis_profiles import without_shrinking
 from conformance.errors import Refusal, UsageError
 from conformance.harness import launcher, stacks
 from conformance.harness.deaths import DIED_DURING, STOPPING, death_of, judge_death
@@ -492,9 +493,15 @@ def pytest_runtest_call(item: pytest.Item) -> object:
 
     A check is judged only on a server that lived through it: if the server the kit
     launched for it died, the death decides (deaths.py), whatever the check saw first.
+
+    A check whose failure would be blocked by the protocol's `several` is not shrunk: the
+    verdict is the same, and shrinking would only wait out more reply deadlines.
     """
+    req = _requirement_of(item)
+    blocked = req is not None and _blocked_by_several(_state(item.config), req) is not None
     try:
-        result = yield
+        with without_shrinking() if blocked else contextlib.nullcontext():
+            result = yield
     except CannotJudge as exc:
         pytest.skip(str(exc))
     except (KeyboardInterrupt, SystemExit, pytest.skip.Exception):
@@ -555,6 +562,15 @@ def _judge_survival(item: pytest.Item, exc: BaseException | None) -> None:
         raise verdict.violation from None
 
 
+def _blocked_by_several(state: RunState, req: Requirement) -> str | None:
+    """The protocol's `several` requirement when a failure of `req` is blocked by it: the
+    server answers only the first request of a connection, and `req`'s check sends more."""
+    if not state.one_per_connection or state.settings is None:
+        return None
+    several = protocols.get(state.settings.protocol).several
+    return None if req.id == several or req.id in NEEDS_NO_ANSWER else several
+
+
 @pytest.hookimpl(hookwrapper=True)
 def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]):
     outcome = yield
@@ -605,15 +621,14 @@ def _blocked_by_known_defect(
     request of a connection (the protocol's `several`: PROTO-2, PROTO-4 or PROTO-6). The
     requirement itself is still judged."""
     state = _state(item.config)
-    if state.one_per_connection and state.settings is not None and rep.failed:
-        several = protocols.get(state.settings.protocol).several
-        if req.id != several and req.id not in NEEDS_NO_ANSWER:
-            reason = (
-                f"blocked by {several}: the server answers only the first request of a "
-                f"connection ({state.one_per_connection}), and this check sends more"
-            )
-            _mark_blocked(item, rep, several, reason)
-            return
+    several = _blocked_by_several(state, req)
+    if several is not None and rep.failed:
+        reason = (
+            f"blocked by {several}: the server answers only the first request of a "
+            f"connection ({state.one_per_connection}), and this check sends more"
+        )
+        _mark_blocked(item, rep, several, reason)
+        return
     # A check its server's death blocked is already blocked by that death's rule
     # (deaths.py); one blocked otherwise on such a server names the defect seen before.
     for by, seen in state.broken.items():

@@ -9,12 +9,13 @@ test by name. It also fails the test if this process has zombie children left.
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import os
 import shutil
 import subprocess
 import sys
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import psutil
@@ -87,22 +88,50 @@ def _zombie_children(born_after: float = 0.0) -> list[int]:
     return out
 
 
-def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Longest first, so the xdist workers finish together instead of waiting on one tail.
+FULL_MATRIX = "--full-matrix"
+#: Test files whose every test runs the kit against a server at least once (5 to 30 s each).
+KIT_RUNS = frozenset(
+    {"test_references.py", "test_adapters.py", "test_fixed_port.py", "test_deaths.py"}
+)
 
-    The kit runs of the matrix take 5 to 40 s each, the references at thorough up to a
-    minute; everything else takes seconds. Order only: no test is skipped.
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        FULL_MATRIX,
+        action="store_true",
+        help="also run the tests marked full_matrix: every zoo server at every profile, the "
+        "references at thorough, the real servers (the README says what each command proves)",
+    )
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Without --full-matrix, deselect the full_matrix tests; then longest first.
+
+    Deselected, not skipped: a skip says a test could not run here, and these can; the
+    summary line counts them ("N deselected") and `--full-matrix` runs them (CI does, in its
+    own step). Longest first, so the xdist workers finish together instead of waiting on one
+    tail: the kit runs of the matrix take 5 to 40 s each, the references at thorough up to a
+    minute; everything else takes seconds.
     """
+    if not config.getoption(FULL_MATRIX):
+        extra = [item for item in items if item.get_closest_marker("full_matrix")]
+        if extra:
+            config.hook.pytest_deselected(items=extra)
+            items[:] = [item for item in items if not item.get_closest_marker("full_matrix")]
 
     def cost(item: pytest.Item) -> int:
         params = item.callspec.params if hasattr(item, "callspec") else {}
         if "thorough" in item.name:  # the references at thorough: 30 to 60 s each
             return 40
+        if item.path.name == "test_determinism.py":  # RUNS whole kit runs each
+            return 50
         server = params.get("server")
         if server is not None and hasattr(server, "expected_failures"):
             slower = 5 if params.get("profile") == "default" else 0
             return 10 + slower + len(server.expected_failures)
-        return 10 if item.get_closest_marker("slow") else 0
+        if item.get_closest_marker("slow") or item.path.name in KIT_RUNS:
+            return 10
+        return 5 if item.path.name == "test_cli.py" else 0
 
     items.sort(key=cost, reverse=True)
 
@@ -148,40 +177,54 @@ def no_process_outlives_its_test(request: pytest.FixtureRequest) -> Iterator[Non
             )
 
 
+def shared_build(
+    tmp_path_factory: pytest.TempPathFactory, name: str, builder: Callable[[Path], object]
+) -> Path:
+    """`builder(dir)` once per test run, into a directory every xdist worker shares.
+
+    Each worker used to build the whole zoo into its own directory: with `-n 4`, four builds
+    of the same sources at the start of every run, on 2 cores. The workers' temporary
+    directories share a parent that is the run's own; the first worker to get the lock
+    builds there, and the others find every binary newer than its source (the builders skip
+    those) once the lock is theirs.
+    """
+    base = tmp_path_factory.getbasetemp()
+    root = base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base
+    out = root / name
+    with open(root / f"{name}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        builder(out)
+    return out
+
+
 @pytest.fixture(scope="session")
 def zoo_build(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The C servers of the zoo, built once per session (skipped without a C compiler)."""
+    """The C servers of the zoo, built once per run (skipped without a C compiler)."""
     if shutil.which("cc") is None:
         pytest.skip("no C compiler (cc) on this machine: the C servers cannot be built")
     from tests.servers.build import build_c_servers
 
-    out = tmp_path_factory.mktemp("zoo-build")
-    build_c_servers(out)
-    return out
+    return shared_build(tmp_path_factory, "zoo-build", build_c_servers)
 
 
 @pytest.fixture(scope="session")
 def java_build(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The Java servers of the zoo, built once per session (skipped without a JDK)."""
+    """The Java servers of the zoo, built once per run (skipped without a JDK)."""
     from tests.servers.build import build_java_servers, have_javac
 
     if not have_javac():
         pytest.skip("no JDK (javac) on this machine: the Java servers cannot be built")
-    out = tmp_path_factory.mktemp("java-build")
-    build_java_servers(out)
-    return out
+    return shared_build(tmp_path_factory, "java-build", build_java_servers)
 
 
 @pytest.fixture(scope="session")
 def go_build(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The Go servers of the zoo, built once per session (skipped without Go)."""
+    """The Go servers of the zoo, built once per run (skipped without Go)."""
     from tests.servers.build import build_go_servers, have_go
 
     if not have_go():
         pytest.skip("no Go toolchain (go) on this machine: the Go servers cannot be built")
-    out = tmp_path_factory.mktemp("go-build")
-    build_go_servers(out)
-    return out
+    return shared_build(tmp_path_factory, "go-build", build_go_servers)
 
 
 #: The session fixture that builds a zoo server of each language (Python needs none).

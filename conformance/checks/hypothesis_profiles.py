@@ -12,18 +12,40 @@ import contextlib
 import functools
 from collections.abc import Callable, Iterator
 
-from hypothesis import HealthCheck, seed, settings
+from hypothesis import HealthCheck, Phase, seed, settings
 from hypothesis.errors import Flaky, Unsatisfiable
 from hypothesis.stateful import RuleBasedStateMachine, get_state_machine_test
 
 from conformance.harness.failure import Violation
 from conformance.profiles import PROFILES
 
-__all__ = ["Unsatisfiable", "run_given", "run_machine"]
+__all__ = ["Unsatisfiable", "run_given", "run_machine", "without_shrinking"]
+
+#: Whether a failure is shrunk; see `without_shrinking`.
+_shrinking = True
+NO_SHRINK = (Phase.explicit, Phase.reuse, Phase.generate)
+
+
+@contextlib.contextmanager
+def without_shrinking() -> Iterator[None]:
+    """Report a failure as first found, without shrinking it, inside the block.
+
+    For a check whose failure the plugin reports as blocked by another requirement (the
+    server answers one request per connection, and the check sends more): the verdict is the
+    same however small the example, the example is not shown, and shrinking it would cost
+    seconds, each attempt waiting out a reply deadline against a fresh server.
+    """
+    global _shrinking
+    old, _shrinking = _shrinking, False
+    try:
+        yield
+    finally:
+        _shrinking = old
 
 
 def _settings(profile: str, examples: int, steps: int | None = None) -> settings:
     base = settings(
+        phases=tuple(Phase) if _shrinking else NO_SHRINK,
         max_examples=examples,
         deadline=None,
         database=None,

@@ -38,8 +38,17 @@ PORT_REUSE = frozenset({"EXIT-6"})
 #: A default-profile run of a failing server waits out many deadlines; a quick one much less.
 KIT_TIMEOUT = 900.0
 
-CASES = [pytest.param(s, "quick", id=f"{s.id}-quick") for s in FIXED] + [
-    pytest.param(s, "default", id=f"{s.id}-default") for s in FIXED if s.in_default_profile
+
+def _case(server: FixedServer, profile: str) -> object:
+    """One run; each server's first (its default-profile run when it has one, else its quick
+    one) is in the README's test command, the other with --full-matrix (tests/conftest.py)."""
+    first = "default" if server.in_default_profile else "quick"
+    marks = () if profile == first else pytest.mark.full_matrix
+    return pytest.param(server, profile, id=f"{server.id}-{profile}", marks=marks)
+
+
+CASES = [_case(s, "quick") for s in FIXED] + [
+    _case(s, "default") for s in FIXED if s.in_default_profile
 ]
 
 Report = dict[str, Any]

@@ -8,6 +8,7 @@ failure hypothesis saw once and not on replay is reported with the server's own 
 
 from __future__ import annotations
 
+import contextlib
 import json
 import sys
 from pathlib import Path
@@ -19,7 +20,7 @@ from hypothesis import strategies as st
 from hypothesis.errors import FlakyFailure, FlakyStrategyDefinition
 
 from conformance import report as report_mod
-from conformance.checks.hypothesis_profiles import NOT_AGAIN, run_given
+from conformance.checks.hypothesis_profiles import NOT_AGAIN, run_given, without_shrinking
 from conformance.harness.failure import KitError, Violation, is_kit_error, unwrap_flaky
 from conformance.harness.liveness import root as root_of
 from conformance.plugin import NEEDS_NO_ANSWER
@@ -215,7 +216,9 @@ def test_eintr_injected_into_file_reads_is_not_judged(tmp_path: Path) -> None:
     assert code == 0
 
 
-@pytest.mark.parametrize("profile", ["quick", "default"])
+@pytest.mark.parametrize(
+    "profile", ["default", pytest.param("quick", marks=pytest.mark.full_matrix)]
+)
 def test_a_descriptor_shared_through_a_global_is_named(
     tmp_path: Path, zoo_build: Path, profile: str
 ) -> None:
@@ -238,3 +241,29 @@ def test_a_descriptor_shared_through_a_global_is_named(
     assert "a variable that the next accept() overwrites" in conc2["detail"], conc2["detail"]
     assert "read by no thread" in conc2["detail"], conc2["detail"]
     assert "serial server" not in conc2["detail"], conc2["detail"]
+
+
+@pytest.mark.parametrize("shrink", [True, False])
+def test_a_failure_blocked_anyway_is_reported_unshrunk(shrink: bool) -> None:
+    """A check whose failure the plugin reports as blocked (the server answers one request
+    per connection) runs without shrinking: the failure found first is the one raised, and
+    no attempt is spent making it smaller. Outside that block, failures are shrunk."""
+    tried: list[int] = []
+
+    @given(st.integers(min_value=0, max_value=10**6))
+    def check(n: int) -> None:
+        tried.append(n)
+        if n >= 1000:
+            raise Violation("n below 1000", f"n = {n}")
+
+    with (
+        pytest.raises(Violation) as caught,
+        contextlib.nullcontext() if shrink else without_shrinking(),
+    ):
+        run_given(check, "default", 0)
+    first_failing = next(n for n in tried if n >= 1000)
+    if shrink:
+        assert caught.value.actual == "n = 1000"  # shrunk to the boundary
+    else:
+        assert caught.value.actual == f"n = {first_failing}"
+        assert tried.index(first_failing) >= len(tried) - 2  # found, then replayed once

@@ -370,6 +370,27 @@ CORRECT: tuple[ZooServer, ...] = tuple(s for s in ZOO if s.defect is None)
 DEFECTIVE: tuple[ZooServer, ...] = tuple(s for s in ZOO if s.defect is not None)
 
 
+#: The languages in which the zoo breaks every MUST (PROTO-6 aside, and EINTR-3 in C only):
+#: the languages of every defect of the fast tier.
+COVERING: tuple[Language, ...] = ("c", "python")
+#: The profile the fast tier runs at: the one a user runs, with more scenarios than quick.
+FAST_PROFILE = "default"
+
+
+def in_fast_tier(server: ZooServer, profile: str) -> bool:
+    """Whether the README's test command runs the kit against `server` at `profile`.
+
+    A rule over the manifest, never a list, so a server added to the zoo falls in or out by
+    what it is: every defective server of a covering language, at the default profile. That
+    proves every MUST fails on a server built to break it, in C and in Python (test_matrix
+    asserts the fast tier still covers them, so the guarantee cannot rot), and the references
+    at the default profile prove that every check passes (test_references.py). The rest of the
+    matrix (the correct zoo servers, Java and Go, the quick profile) runs with --full-matrix:
+    it adds designs and runtimes the checks must not misjudge, not a rule left unproven.
+    """
+    return profile == FAST_PROFILE and server.defect is not None and server.language in COVERING
+
+
 def find(server_id: str) -> ZooServer:
     """The server with this id (``c-no_reap-ok``), from ZOO or LAUNCH_MISBEHAVIOURS."""
     for server in (*ZOO, *LAUNCH_MISBEHAVIOURS):
