@@ -503,8 +503,14 @@ def pytest_runtest_call(item: pytest.Item) -> object:
         with without_shrinking() if blocked else contextlib.nullcontext():
             result = yield
     except CannotJudge as exc:
+        # A check that could not judge because its server died (counts that never settle,
+        # strace that cannot attach to a dead pid) is judged by the death, like a failure.
+        _judge_survival(item, exc)
         pytest.skip(str(exc))
-    except (KeyboardInterrupt, SystemExit, pytest.skip.Exception):
+    except (NotApplicable, Blocked, KeyboardInterrupt, SystemExit):
+        raise
+    except pytest.skip.Exception as exc:
+        _judge_survival(item, exc)
         raise
     except BaseException as exc:
         _judge_survival(item, exc)
@@ -533,7 +539,7 @@ def _judge_survival(item: pytest.Item, exc: BaseException | None) -> None:
     if req is None or req.id in STOPPING:
         return
     failure = unwrap_flaky(exc) if exc is not None else None
-    if failure is not None and is_kit_error(failure):
+    if failure is not None and not isinstance(failure, CannotJudge) and is_kit_error(failure):
         return
     state = _state(item.config)
     servers = _servers_of(item)

@@ -117,7 +117,8 @@ def judge_death(
     rule = rule_of(death, req_id, server.model, broken)
     if rule is not None and rule != req_id:
         seen = broken.get(rule)
-        reason = f"the server died during this check: {death.text.splitlines()[0]}"
+        how = death.text.splitlines()[0].split("; last lines of its stderr")[0]
+        reason = f"the server died during this check: {how}"
         if death.signal == signal.SIGPIPE:
             reason += f" ({SIGPIPE_CAUSE})"
         elif seen:
