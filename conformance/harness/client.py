@@ -76,13 +76,14 @@ _TCP_CLOSE = 7
 
 
 def peer_closed(sock: socket.socket) -> bool:
-    """Whether the other end has closed too, after our own FIN (state TIME_WAIT or CLOSE),
-    read from TCP_INFO without touching the data still queued."""
+    """Whether the other end has closed (its FIN is here: CLOSE_WAIT, or after our own FIN
+    TIME_WAIT or CLOSE; a reset: CLOSE), read from TCP_INFO without touching the data still
+    queued."""
     try:
         state = sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_INFO, 1)[0]
     except OSError:
         return True
-    return state in (_TCP_TIME_WAIT, _TCP_CLOSE)
+    return state in (_TCP_TIME_WAIT, _TCP_CLOSE, _TCP_CLOSE_WAIT)
 
 
 class Client:
@@ -491,9 +492,6 @@ def end_session_on(
             sock.shutdown(socket.SHUT_WR)
             return False
         sock.send(exit_request)  # a few bytes: one call, blocking or not
-        # And the client's EOF: a server that forgets to close after `exit` still sees its
-        # session end, while the kit can still read what it writes (see Server.ended).
-        sock.shutdown(socket.SHUT_WR)
         return True
     except OSError:
         if strict:

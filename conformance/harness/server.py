@@ -159,6 +159,9 @@ class Server:
     died_before_retired: bool = False
     #: Set when the server let an exit request go unanswered (see `ended`).
     exit_unanswered: bool = False
+    #: Whether the server was seen to close a session after its `exit` (see `ended`);
+    #: None until the first session ended by `exit`.
+    closes_after_exit: bool | None = None
     #: What else closes connections when the check is over (`close_later`).
     closers: list[Callable[[], object]] = field(default_factory=list)
     #: What the kit saw before the checks when the server closes the connection after each
@@ -261,23 +264,41 @@ class Server:
         self.closers.append(closer)
 
     def ended(self, client: Client, sent_exit: bool) -> None:
-        """`client` ended its session (`Client.end`): wait (bounded) for the reply to the
-        exit request, then keep the socket until the server has closed its end.
+        """`client` ended its session (`Client.end`): wait (bounded) for the server's end
+        of it, then close, or keep the socket until the server closes or the check is over.
 
-        Waiting for the reply makes the session over for the server before the check's
-        next step: a server whose sessions share state (one receive buffer for every
-        thread) then reads the next client's message after this one's `exit`, not at the
-        same moment, and whether one session's `exit` ends another's is not left to the
-        scheduler. A server that lets the wait pass once (it may never reply: PROTO-3) is
-        not waited for again. Keeping the socket (`defer_close`) means a server that writes
-        after the session (it missed the `exit`, or loops on recv() returning 0) writes
-        into a live socket, and is not killed by SIGPIPE inside another requirement's
-        check (deaths.py); the clients that leave on purpose are EXIT-2's and EXIT-3's.
+        - The reply to the exit request first: the session is then over for the server
+          before the check's next step. A server whose sessions share state (one receive
+          buffer for every thread) reads the next client's message after this one's `exit`,
+          not at the same moment, and whether one session's `exit` ends another's is not
+          left to the scheduler. A server that lets the wait pass once (it may never reply:
+          PROTO-3) is not waited for again.
+        - Then the server's close. Closed: the kit resets its end (close_socket), and
+          nothing stays in TIME_WAIT on the server's port (a fixed-port server without
+          SO_REUSEADDR must be able to start again on it). Not closed, by a server seen to
+          keep sessions open after `exit` (EXIT-1's defect): the kit sends its EOF, which
+          ends the session as any server must accept. Never a FIN while the server may be
+          closing: two FINs that cross leave the server's end in TIME_WAIT too.
+        - Not closed yet: the socket stays open (`defer_close`), so a server that writes
+          after the session (it missed the `exit`, or loops on recv() returning 0) writes
+          into a live socket and is not killed by SIGPIPE inside another requirement's
+          check (deaths.py); the clients that leave on purpose are EXIT-2's and EXIT-3's.
         """
-        if sent_exit and not self.exit_unanswered:
-            self.exit_unanswered = not _exit_answered(self, client)
-        what = "`exit` and EOF" if sent_exit else "EOF"
+        what = "`exit`" if sent_exit else "EOF"
         client.transcript.add(f"ended {client.name} (sent {what})")
+        if sent_exit:
+            if not self.exit_unanswered:
+                self.exit_unanswered = not _exit_answered(self, client)
+            if self.closes_after_exit is not False:
+                closed, _ = wait_until(lambda: peer_closed(client.sock), CLOSE_AFTER_EXIT_WAIT)
+                if self.closes_after_exit is None:
+                    self.closes_after_exit = closed
+                if closed:
+                    with contextlib.suppress(OSError):
+                        client.close(record=False)
+                    return
+            with contextlib.suppress(OSError):
+                client.sock.shutdown(socket.SHUT_WR)
         self.defer_close(client)
 
     def defer_close(self, client: Client) -> None:
@@ -332,6 +353,9 @@ class Server:
 
 #: How long `Server.ended` waits for the reply to the exit request before it goes on.
 EXIT_REPLY_WAIT = 0.5
+#: How long it waits for the server's close after that reply (EXIT-1 gives it 1 s; a
+#: server that takes longer is judged there, here it is only not waited for again).
+CLOSE_AFTER_EXIT_WAIT = 0.5
 
 
 def _exit_answered(server: Server, client: Client) -> bool:

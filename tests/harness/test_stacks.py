@@ -348,7 +348,7 @@ def test_stacks_are_taken_after_the_check_ended(pytester: pytest.Pytester) -> No
     pytester.makeconftest(TIMES)
     command = f"{sys.executable} -S {ZOO / 'py' / 'serial.py'} --port {{port}}"
     pytester.runpytest_subprocess(
-        "test_stand_in.py", "--server-cmd", command, "-p", "no:cacheprovider"
+        "test_stand_in.py", "--conformance-server-cmd", command, "-p", "no:cacheprovider"
     )
     events = [json.loads(line) for line in (pytester.path / "times.json").read_text().splitlines()]
     stop = next(e["call_stop"] for e in events if "call_stop" in e)
