@@ -170,13 +170,13 @@ def test_the_kits_reason_is_said_once_with_the_graders_hint(tmp_path: Path) -> N
 def test_a_slow_start_is_told_in_the_configs_terms(tmp_path: Path) -> None:
     """The kit's `--start-timeout` hint becomes the config's `start_timeout`, and the grader
     passes the config's value to the kit."""
-    log = tmp_path / "run.log"
-    said = (
-        "conformance: the server could not be started: the server did not listen on port "
-        f"14547 within 5 s. {START_TIMEOUT_HINT}\n  command: ./server {{port}}\n"
-    )
-    log.write_text(f"Exit: {said}")
-    why = str(submission._kit_error(log, CONFIG))
+    refusal = {
+        "kind": "never-listened",
+        "message": "the server could not be started: the server did not listen on port "
+        "14547 within 5 s\n  command: ./server {port}",
+        "fix": START_TIMEOUT_HINT,
+    }
+    why = submission.refusal_text(refusal, CONFIG)
     assert "--start-timeout" not in why
     assert "`start_timeout = SECONDS` under [assignment] (now 5 s)" in why
     slow = gradeconfig.parse('[assignment]\nrun = "./server {port}"\nstart_timeout = 30\n')
