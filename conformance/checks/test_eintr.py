@@ -82,7 +82,7 @@ def _sessions_survive(
     this. The pause between messages is when the server sits in recv() and a signal lands
     there. An injected EINTR needs none: strace fails the call as it is made.
 
-    `count_replies`: the last session also counts the replies (see `_expect_no_extra_reply`).
+    `count_replies`: the last client also counts its replies (see `_expect_no_extra_reply`).
     """
     __tracebackhide__ = True
     for s in range(sessions):

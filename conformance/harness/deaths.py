@@ -37,8 +37,8 @@ SIGPIPE_OWNERS = frozenset({"EXIT-2", "EXIT-3"})
 #: The rule of a fork server that dies once its sessions' children exit (see liveness.py).
 SIGCHLD_RULE = "EINTR-1"
 #: Requirements whose checks cause a death of their own rule: they signal or trace the
-#: server (EINTR-2, EINTR-3), let children exit under its accept() (EINTR-1), reset
-#: connections (EXIT-3), or stop it themselves (EXIT-5's SIGTERM, EXIT-6's restart).
+#: server (EINTR-2, EINTR-3), let children exit under its accept() (EINTR-1), or reset
+#: connections (EXIT-3).
 OWN_DEATHS = frozenset({"EINTR-1", "EINTR-2", "EINTR-3", "EXIT-3"})
 #: Requirements whose checks stop the server on purpose (SIGTERM, a restart): its end is
 #: their evidence, not a death.
