@@ -36,7 +36,7 @@ from conformance.harness import Server, Violation
 from conformance.harness import scenario_steps as step
 from conformance.harness.client import Client
 from conformance.harness.polling import wait_until
-from conformance.harness.server import Target
+from conformance.harness.server import THREADED, Target
 from conformance.harness.sessions import DEATH_GRACE, quiesce
 from conformance.harness.waiting import shared_reads
 from conformance.marks import Blocked
@@ -58,9 +58,6 @@ DIED_ON_SIGNAL = "EINTR-2"
 DROPPED_ON_SIGNAL = "EINTR-2"
 DIED = "EXIT-3"
 SHARED_DESCRIPTOR = "CONC-5"
-#: The designs that hand a connection to a thread: only they can hand it through a shared
-#: variable (a fork server's child gets its own copy of every descriptor).
-THREADED = frozenset({"thread", "pool"})
 
 
 def _shared_descriptor(server: Server) -> bool:
@@ -99,7 +96,7 @@ def machine_for(
     class ClientScenarios(RuleBasedStateMachine):
         def __init__(self) -> None:
             super().__init__()
-            self._context = step.scenario_server(target, protocol)
+            self._context = step.scenario_server(target, protocol, model)
             self.server: Server = self._context.__enter__()  # ended in teardown()
             self.clients: dict[str, Client] = {}
             self.ended: dict[str, Client] = {}
@@ -160,7 +157,7 @@ def machine_for(
                 exc.cause = exc.cause or cause
                 exc.did = [*self.program[:-1], f"{line}   <- here"]
                 exc.evidence.append(
-                    "Replay:\n" + step.replay_snippet(target, protocol, self.program)
+                    "Replay:\n" + step.replay_snippet(target, protocol, self.program, model)
                 )
                 failure = Violation(
                     exc.expected, exc.actual, exc.did, exc.cause, exc.evidence, exc.threads
@@ -174,10 +171,25 @@ def machine_for(
             # while the older waits: what a server gets wrong about concurrency needs that,
             # and a scenario that reaches it only by chance would make a serial server's
             # verdict depend on the examples drawn. Here every scenario forces it.
-            self.connect()
-            self.connect()
-            self.send(0, adapter.wrap(b"second client first"))
+            # The two connect together (Server.connect_together), so a thread server that
+            # hands the connection to its thread through a shared variable gives both
+            # threads the newer one every run; the older client's message then finds it.
+            names = [next(self.names), next(self.names)]
+            for name in names:
+                self.clients[name] = step.unconnected(self.server, name)
+
+            def together() -> None:
+                for name, client in zip(names, step.connect_together(self.server, *names)):
+                    self.clients[name] = client
+
+            args = ", ".join(repr(n) for n in names)
+            self._do(
+                f"{', '.join(n.lower() for n in names)} = connect_together(server, {args})",
+                together,
+            )
             self._look_for_shared_descriptor()
+            self.send(0, adapter.wrap(b"second client first"))
+            self.send(1, adapter.wrap(b"then the first"))
 
         def _look_for_shared_descriptor(self) -> None:
             """Judges of what is left behind: note threads that serve another thread's

@@ -105,12 +105,25 @@ def connect_burst(
     return burst
 
 
-def connect_all(host: str, port: int, count: int, timeout: float) -> list[socket.socket]:
+def connect_all(
+    host: str,
+    port: int,
+    count: int,
+    timeout: float,
+    pause: list[int] | None = None,
+    pause_for: float = 0.2,
+) -> list[socket.socket]:
     """`count` connected sockets, connecting in parallel (a dropped SYN costs 1 s once, not
-    once per client); raises TimeoutError if they are not all connected within `timeout`."""
+    once per client); raises TimeoutError if they are not all connected within `timeout`.
+    With `pause`, those pids are stopped from before the first SYN until every connection is
+    in the accept queue (at most `pause_for` s), so the server accepts them back to back."""
     family = family_of(host)
     sel = selectors.DefaultSelector()
     socks: list[socket.socket] = []
+    stack = contextlib.ExitStack()
+    if pause:
+        stack.enter_context(paused(pause))
+    t0 = time.monotonic()
     try:
         for _ in range(count):
             s = socket.socket(family, socket.SOCK_STREAM)
@@ -118,9 +131,12 @@ def connect_all(host: str, port: int, count: int, timeout: float) -> list[socket
             s.setblocking(False)
             if s.connect_ex((host, port)) == errno.EINPROGRESS:
                 sel.register(s, selectors.EVENT_WRITE)
-        deadline = time.monotonic() + timeout
+        deadline = t0 + timeout
         while sel.get_map() and time.monotonic() < deadline:
-            for key, _ in sel.select(max(0.0, deadline - time.monotonic())):
+            if pause and time.monotonic() >= t0 + pause_for:
+                stack.close()
+            wake = t0 + pause_for if pause and time.monotonic() < t0 + pause_for else deadline
+            for key, _ in sel.select(max(0.0, wake - time.monotonic())):
                 sel.unregister(key.fileobj)
                 err = cast(socket.socket, key.fileobj).getsockopt(
                     socket.SOL_SOCKET, socket.SO_ERROR
@@ -134,6 +150,7 @@ def connect_all(host: str, port: int, count: int, timeout: float) -> list[socket
             s.close()
         raise
     finally:
+        stack.close()
         sel.close()
     for s in socks:
         s.setblocking(True)

@@ -36,6 +36,11 @@ def connect(server: Server, name: str) -> Client:
     return server.connect(name)
 
 
+def connect_together(server: Server, *names: str) -> list[Client]:
+    """Clients that reach the accept queue together (see Server.connect_together)."""
+    return server.connect_together(list(names))
+
+
 def unconnected(server: Server, name: str) -> Client:
     """A client that never connected: every send on it fails, closing it does nothing."""
     family = family_of(server.host)
@@ -233,7 +238,7 @@ def descriptors_bounded(
 
 
 @contextlib.contextmanager
-def scenario_server(target: Target, protocol: str) -> Iterator[Server]:
+def scenario_server(target: Target, protocol: str, model: str = "unknown") -> Iterator[Server]:
     """A fresh server (launch mode) or the running one (address mode), for one example.
 
     A fresh server per generated example keeps examples independent: a crash in one cannot
@@ -241,9 +246,9 @@ def scenario_server(target: Target, protocol: str) -> Iterator[Server]:
     hang on how fast a dying server dies. A failure inside says how the server died, if it did.
     """
     if target.mode == "launch":
-        server = start_server(target, protocol)
+        server = start_server(target, protocol, model)
     else:
-        server = attach_server(target, protocol)
+        server = attach_server(target, protocol, model)
     try:
         yield server
     except Violation as exc:
@@ -256,7 +261,7 @@ def scenario_server(target: Target, protocol: str) -> Iterator[Server]:
             LAUNCH_AHEAD.retire(server.launched)
 
 
-def replay_snippet(target: Target, protocol: str, lines: list[str]) -> str:
+def replay_snippet(target: Target, protocol: str, lines: list[str], model: str = "unknown") -> str:
     """A standalone Python program that replays `lines` (calls of this module's steps)."""
     where = (
         f"Target('launch', '127.0.0.1', {target.port!r}, {target.command!r})"
@@ -276,7 +281,7 @@ def replay_snippet(target: Target, protocol: str, lines: list[str]) -> str:
         "from conformance.harness.scenario_steps import *\n"
         "from conformance.harness.server import Target\n"
         f"{setup}\n"
-        f"with scenario_server({where}, {protocol!r}) as server:\n{body}\n"
+        f"with scenario_server({where}, {protocol!r}, {model!r}) as server:\n{body}\n"
     )
 
 
@@ -284,6 +289,7 @@ __all__ = [
     "SessionClosed",
     "close",
     "connect",
+    "connect_together",
     "descriptors",
     "descriptors_bounded",
     "finish",

@@ -139,6 +139,36 @@ _NAMES = string.ascii_uppercase
 
 
 @dataclass
+class SeenThisCheck:
+    """How the server ends sessions, as seen so far in the current check (`Server.ended`).
+
+    Kept for the whole check, not per Server: a check that launches a fresh server for each
+    generated example (PROTO-1, the scenario checks) would otherwise wait out the same
+    deadlines once per example on a server that never replies to `exit` or never closes
+    after it. Forgotten before each check (`forget`), so what one check saw never changes
+    how another drives the server.
+    """
+
+    #: The server let an exit request go unanswered.
+    exit_unanswered: bool = False
+    #: Whether the server closed a session after its `exit`; None until the first one.
+    closes_after_exit: bool | None = None
+
+    def forget(self) -> None:
+        self.exit_unanswered = False
+        self.closes_after_exit = None
+
+
+SEEN_THIS_CHECK = SeenThisCheck()
+
+
+#: Models whose accept loop hands connections to threads of the same process.
+THREADED = frozenset({"thread", "pool"})
+#: Clients `connect_many` connects together (see `Server.connect_together`).
+TOGETHER = 2
+
+
+@dataclass
 class Server:
     """One check's handle on the server under test."""
 
@@ -157,11 +187,6 @@ class Server:
     ending: list[Client] = field(default_factory=list)
     #: Set when `retire` found the server dead already (see deaths.py).
     died_before_retired: bool = False
-    #: Set when the server let an exit request go unanswered (see `ended`).
-    exit_unanswered: bool = False
-    #: Whether the server was seen to close a session after its `exit` (see `ended`);
-    #: None until the first session ended by `exit`.
-    closes_after_exit: bool | None = None
     #: What else closes connections when the check is over (`close_later`).
     closers: list[Callable[[], object]] = field(default_factory=list)
     #: What the kit saw before the checks when the server closes the connection after each
@@ -205,27 +230,61 @@ class Server:
     def connect_many(
         self, count: int, prefix: str = "C", timeout: float = LOOPBACK_TIMEOUT
     ) -> list[Client]:
-        """`count` clients connected in parallel (see burst.connect_all)."""
+        """`count` clients connected in parallel (see burst.connect_all), the first two of
+        them together (see `connect_together`)."""
+        head = self.connect_together([f"{prefix}{i}" for i in range(min(count, TOGETHER))])
+        if count <= TOGETHER:
+            return head
+        rest = self._connect_all([f"{prefix}{i}" for i in range(TOGETHER, count)], timeout)
+        self.transcript.add(f"opened {count} clients {prefix}0..{prefix}{count - 1} at once")
+        return head + rest
+
+    def connect_together(self, names: list[str], timeout: float = LOOPBACK_TIMEOUT) -> list[Client]:
+        """Clients whose connections reach the server's accept queue before it accepts any.
+
+        A thread server that hands the accepted descriptor to its thread through a variable
+        the next accept() overwrites (a global, or &cfd) serves two connections right only
+        when its first thread happens to read the variable before the second accept: a
+        race the scheduler decides. Where the kit launched a server whose connections go to
+        threads (model thread or pool), it stops the server (SIGSTOP) while these connect,
+        and resumes it (SIGCONT) once they wait in its accept queue: its accept loop then
+        takes them back to back, and the race is lost every run, not some runs. Other
+        servers are not stopped (an event loop's epoll_wait() returns EINTR on SIGCONT).
+        """
+        pause = None
+        if self.model in THREADED and self.launched is not None and self.process is not None:
+            pause = [self.process.pid]
+        clients = self._connect_all(names, timeout, pause)
+        self.transcript.add(
+            f"opened {', '.join(names)} while the server was stopped (SIGSTOP), then resumed "
+            "it (SIGCONT): it accepted them back to back"
+            if pause
+            else f"opened {', '.join(names)} at once"
+        )
+        return clients
+
+    def _connect_all(
+        self, names: list[str], timeout: float, pause: list[int] | None = None
+    ) -> list[Client]:
         from conformance.harness.burst import connect_all
         from conformance.harness.failure import fail
 
         try:
-            socks = connect_all(self.host, self.port, count, timeout)
+            socks = connect_all(self.host, self.port, len(names), timeout, pause)
         except OSError as exc:
-            self.transcript.add(f"tried to open {count} clients at once")
+            self.transcript.add(f"tried to open {len(names)} clients at once")
             fail(
-                f"the server accepts {count} connections within {timeout:.0f} s",
+                f"the server accepts {len(names)} connections within {timeout:.0f} s",
                 f"it did not: {exc}",
                 did=self.transcript.tail(),
             )
         clients = []
-        for i, sock in enumerate(socks):
+        for name, sock in zip(names, socks):
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-            client = Client(sock, f"{prefix}{i}", self.transcript)
+            client = Client(sock, name, self.transcript)
             self._speak(client)
             clients.append(client)
         self.clients += clients
-        self.transcript.add(f"opened {count} clients {prefix}0..{prefix}{count - 1} at once")
         return clients
 
     def retire(self) -> None:
@@ -287,12 +346,13 @@ class Server:
         what = "`exit`" if sent_exit else "EOF"
         client.transcript.add(f"ended {client.name} (sent {what})")
         if sent_exit:
-            if not self.exit_unanswered:
-                self.exit_unanswered = not _exit_answered(self, client)
-            if self.closes_after_exit is not False:
+            seen = SEEN_THIS_CHECK
+            if not seen.exit_unanswered:
+                seen.exit_unanswered = not _exit_answered(self, client)
+            if seen.closes_after_exit is not False:
                 closed, _ = wait_until(lambda: peer_closed(client.sock), CLOSE_AFTER_EXIT_WAIT)
-                if self.closes_after_exit is None:
-                    self.closes_after_exit = closed
+                if seen.closes_after_exit is None:
+                    seen.closes_after_exit = closed
                 if closed:
                     with contextlib.suppress(OSError):
                         client.close(record=False)
