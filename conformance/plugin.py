@@ -58,6 +58,7 @@ from conformance.harness.polling import wait_until
 from conformance.harness.reaper import become_subreaper
 from conformance.harness.server import (
     LAUNCH_AHEAD,
+    SEEN_THIS_CHECK,
     Server,
     attach_server,
     check_reachable,
@@ -370,6 +371,7 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
     state = _state(item.config)
     if req is None or state.settings is None:
         return
+    SEEN_THIS_CHECK.forget()
     settings = state.settings
     reason = protocols.inapplicable(req, protocols.get(settings.protocol))
     if reason is not None:
