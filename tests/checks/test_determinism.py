@@ -23,17 +23,15 @@ import pytest
 from conformance.harness.ports import free_port
 from tests.conftest import kit
 from tests.servers import fixed
-from tests.servers.zoo import DEFECTS, command, find
+from tests.servers.zoo import DEFECTS, INTERACTING, command, find
 
 #: Runs per server and profile (`CONFORMANCE_DETERMINISM_RUNS`): each is a whole kit run.
 RUNS = int(os.environ.get("CONFORMANCE_DETERMINISM_RUNS", "3"))
-#: The zoo's servers with two defects that interact (tests/servers/zoo.py).
-ZOO_MULTI = ("reap_once_accept_fatal", "global_cfd")
 #: K runs of a server cost K times its matrix entry: with --full-matrix only (CI's second
 #: step); the fast tier runs each of these servers once (test_matrix, test_fixed_port).
 CASES = [
     pytest.param(kind, name, profile, id=f"{name}-{profile}", marks=pytest.mark.full_matrix)
-    for kind, names in (("fixed", fixed.MULTI_DEFECT), ("zoo", ZOO_MULTI))
+    for kind, names in (("fixed", fixed.MULTI_DEFECT), ("zoo", INTERACTING))
     for name in names
     for profile in ("quick", "default")
 ]
