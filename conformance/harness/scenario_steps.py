@@ -19,6 +19,7 @@ from conformance.harness.polling import wait_until
 from conformance.harness.processes import ServerProcess, SocketInfo, holders_of_connection
 from conformance.harness.server import (
     LAUNCH_AHEAD,
+    THREADED,
     Server,
     Target,
     attach_server,
@@ -269,6 +270,8 @@ def replay_snippet(target: Target, protocol: str, lines: list[str], model: str =
         else f"Target('address', {target.host!r}, {target.port!r})"
     )
     body = "\n".join("    " + line for line in lines) or "    pass"
+    # The model matters to the replay only where connect_together stops the server.
+    pause = f", model={model!r}" if model in THREADED else ""
     from conformance import protocols
 
     options = protocols.options_of(protocol)
@@ -281,7 +284,7 @@ def replay_snippet(target: Target, protocol: str, lines: list[str], model: str =
         "from conformance.harness.scenario_steps import *\n"
         "from conformance.harness.server import Target\n"
         f"{setup}\n"
-        f"with scenario_server({where}, {protocol!r}, {model!r}) as server:\n{body}\n"
+        f"with scenario_server({where}, {protocol!r}{pause}) as server:\n{body}\n"
     )
 
 
