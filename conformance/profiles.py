@@ -43,7 +43,7 @@ PROFILES: dict[str, Profile] = {
     p.name: p
     for p in (
         Profile("quick", examples=5, scenarios=3, steps=8, shrink_budget=2.0, effort=0.5),
-        Profile("default", examples=15, scenarios=8, steps=15, shrink_budget=6.0, effort=1.0),
+        Profile("default", examples=15, scenarios=8, steps=15, shrink_budget=3.0, effort=1.0),
         Profile(
             "thorough",
             examples=200,
