@@ -4,9 +4,9 @@ It does one job: turn pytest items marked `@requirement(ID)` into verdicts about
 It is registered only in a run that names a server (by pytest_entry.py, the `pytest11` entry
 point, which loads in every pytest run and declares the options); `pytest_configure_node` is
 optional, so `-p no:xdist` works. Everything the checks need comes from fixtures here;
-verdicts travel as `user_properties` on test reports, which pytest-xdist forwards from workers
-and JUnit XML writes as properties, so the controller builds the summary and the JSON report
-alone.
+verdicts travel as `user_properties` on test reports, which pytest-xdist forwards from workers,
+so the controller builds the summary and the JSON report alone; the JUnit XML and the HTML
+page are rendered from that report (junit.py, html.py).
 """
 
 from __future__ import annotations
@@ -236,10 +236,11 @@ def _refuse(config: pytest.Config, refusal: Refusal) -> NoReturn:
     reports as 2)."""
     LAUNCH_AHEAD.close()
     state = _state(config)
-    path = None
-    with contextlib.suppress(UsageError):
-        path = options.value(config, "json_report")
-    if path and not _is_worker(config):
+    paths: dict[str, str | None] = {}
+    for name in OUTPUTS:
+        with contextlib.suppress(UsageError):
+            paths[name] = options.value(config, name)
+    if any(paths.values()) and not _is_worker(config):
         s = state.settings
         doc = (
             report_mod.refused(
@@ -254,11 +255,30 @@ def _refuse(config: pytest.Config, refusal: Refusal) -> NoReturn:
             if s is not None
             else report_mod.refused(refusal, started_at=state.started_at)
         )
-        report_mod.write(doc, Path(path))
+        write_outputs(doc, **paths)
     if not options.started_by_cli(config):
         # A bare pytest run: the fix in its own terms (--conformance-port, not --port).
         refusal = dataclasses.replace(refusal, fix=options.in_pytest_terms(refusal.fix))
     raise pytest.UsageError(f"conformance: {refusal.text()}")
+
+
+#: The options that name a file the run writes, all rendered from the JSON report.
+OUTPUTS = ("json_report", "junit_xml", "html")
+
+
+def write_outputs(
+    doc: dict[str, object],
+    json_report: str | Path | None = None,
+    junit_xml: str | Path | None = None,
+    html: str | Path | None = None,
+) -> None:
+    """The JSON report, and the JUnit XML and HTML page made from it, where asked."""
+    if json_report:
+        report_mod.write(doc, Path(json_report))
+    if junit_xml:
+        from conformance import junit
+
+        junit.write(doc, Path(junit_xml))
 
 
 def _ask_liveness(state: RunState, probe: Server) -> None:
@@ -775,7 +795,7 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     if state.settings is None or _is_worker(config) or not (state.results or interrupted):
         return
     doc = _build_report(state, interrupted=interrupted)
-    if state.settings.json_report is not None:
-        report_mod.write(doc, state.settings.json_report)
+    s = state.settings
+    write_outputs(doc, s.json_report, s.junit_xml, s.html)
     if exitstatus in (pytest.ExitCode.OK, pytest.ExitCode.TESTS_FAILED):
         session.exitstatus = report_mod.exit_code(doc)

@@ -153,7 +153,7 @@ def test_passing_run_writes_a_valid_report(tmp_path: Path) -> None:
     assert outcomes["PROTO-2"] == ("skipped", "excluded: we trust it")
     assert outcomes["PROTO-4"][0] == "not-applicable"
     assert doc["excluded"] == [{"id": "PROTO-2", "reason": "we trust it"}]
-    assert '<property name="requirement" value="EXIT-1"' in junit.read_text()
+    assert '<testcase name="EXIT-1: After replying to' in junit.read_text()
     assert "conformance summary" in result.stdout
     assert "protocol     passed" in result.stdout
 

@@ -1,0 +1,71 @@
+"""A failing run, read as people read it: its JUnit (and, below, its terminal and HTML page).
+
+One Python zoo server per category, each run once on its own category at the quick profile
+(tests/reports/reports.py); every output of that run is checked against what its defect
+breaks, by content. The fast tier runs three categories; --full-matrix runs them all.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import junitparser
+import pytest
+
+from conformance.spec import BY_ID
+from tests.conftest import ROOT
+from tests.reports.reports import BY_CATEGORY, FAST, XUNIT2, Run, run, run_zoo
+from tests.servers import zoo
+
+
+def _params() -> list:
+    return [
+        pytest.param(c, id=c, marks=() if c in FAST else pytest.mark.full_matrix)
+        for c in BY_CATEGORY
+    ]
+
+
+def check_junit(result: Run, category: str) -> None:
+    XUNIT2.validate(str(result.junit))
+    xml = junitparser.JUnitXml.fromfile(str(result.junit))
+    cases = {case.name.split(":")[0]: (suite.name, case) for suite in xml for case in suite}
+    reqs = {r["id"]: r for r in result.doc["requirements"]}
+    assert set(cases) == set(reqs)
+    broken = zoo.find(BY_CATEGORY[category]).breaks
+    for req_id, (suite, case) in cases.items():
+        req = BY_ID[req_id]
+        assert case.name == f"{req_id}: {req.title}"
+        assert suite == case.classname == req.category == category
+        outcome = reqs[req_id]["outcome"]
+        failures = [r for r in case.result if isinstance(r, junitparser.Failure)]
+        if req_id in broken and req.level == "MUST":
+            assert outcome == "failed", reqs[req_id]["detail"]
+            (failure,) = failures
+            assert failure.message == reqs[req_id]["detail"]
+            assert failure.message.startswith(f"[{req_id} MUST] {req.title}")
+            for part in ("Expected: ", "Actual:   ", "Likely cause: "):
+                assert part in failure.message, (part, failure.message)
+        if outcome != "failed":
+            assert not failures, (req_id, outcome)
+
+
+@pytest.mark.parametrize("category", _params())
+def test_a_failing_run_reads_right_in_every_output(tmp_path: Path, category: str) -> None:
+    result = run_zoo(tmp_path, category)
+    assert result.returncode == 1, result.stdout + result.stderr
+    check_junit(result, category)
+
+
+def test_a_should_failure_is_a_warning_not_a_failure_unless_strict(tmp_path: Path) -> None:
+    """EXIT-5 (SHOULD) on a server that ignores SIGTERM: JUnit passes it with the warning;
+    with --strict it is a failure."""
+    server = f"{sys.executable} {ROOT / 'tests/servers/py/ignores_sigterm.py'} --port {{port}}"
+    args = ["--server-cmd", server, "--requirement", "EXIT-5"]
+    lenient = run(tmp_path / "lenient", *args)
+    strict = run(tmp_path / "strict", *args, "--strict")
+    assert (lenient.returncode, strict.returncode) == (0, 1)
+    (case,) = (c for s in junitparser.JUnitXml.fromfile(str(lenient.junit)) for c in s)
+    assert case.is_passed and "SHOULD not met" in case.system_out
+    (case,) = (c for s in junitparser.JUnitXml.fromfile(str(strict.junit)) for c in s)
+    assert [r.type for r in case.result] == ["SHOULD"]
