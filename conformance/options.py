@@ -221,6 +221,12 @@ OPTIONS: tuple[Option, ...] = (
         metavar="TOML",
     ),
     Option("strict", "SHOULD requirements that fail also fail the run", action="store_true"),
+    Option(
+        "pytest_view",
+        "show pytest's own output (check names, tracebacks) instead of the requirements, "
+        "for debugging the kit",
+        action="store_true",
+    ),
 )
 BY_NAME: dict[str, Option] = {o.name: o for o in OPTIONS}
 

@@ -69,6 +69,7 @@ from conformance.marks import Blocked, NotApplicable
 from conformance.profiles import PROFILES as PROFILE_RECORDS
 from conformance.settings import NO_SERVER, Settings, launch_hint, refusal_of
 from conformance.spec import BY_ID, Requirement
+from conformance.terminal import RequirementView, requirement_of_nodeid
 
 
 @dataclass
@@ -104,6 +105,14 @@ class RunState:
     notes: list[str] = field(default_factory=list)
     #: Seconds the run waited for launched servers to listen (see LaunchAhead).
     start_wait_s: float = 0.0
+    #: The terminal's requirements view (controller only; None with --pytest-view).
+    view: RequirementView | None = None
+
+
+def _result_of(state: RunState, req_id: str) -> tuple[str, str, str | None] | None:
+    """A requirement's verdict so far, for the terminal view."""
+    result = state.results.get(req_id)
+    return None if result is None else (result.outcome, result.detail, result.blocked_by)
 
 
 STATE = pytest.StashKey[RunState]()
@@ -152,6 +161,14 @@ def pytest_configure(config: pytest.Config) -> None:
         state.one_reply = inputs.get("conformance_one_reply")
     else:
         config.pluginmanager.register(_Recorder(state), "conformance-recorder")
+        if state.settings is not None and not options.value(config, "pytest_view"):
+            state.view = RequirementView(
+                config,
+                state.settings.strict,
+                functools.partial(_result_of, state),
+                requirement_of_nodeid(_check_requirements),
+            )
+            config.pluginmanager.register(state.view, "conformance-view")
         settings = state.settings
         if settings and settings.target.mode == "address" and _uses_xdist(config):
             # Checks that need a quiet server carry xdist_group("quiet-server"); only the
@@ -220,6 +237,13 @@ def pytest_sessionstart(session: pytest.Session) -> None:
                 "stopped-answering",
                 f"the server stopped answering before any check began:\n{exc}",
             ),
+        )
+    if state.view is not None:
+        target = settings.target.describe()
+        where = target.get("command") or target.get("address")
+        state.view.header = (
+            f"conformance: {where} | model {state.model} | protocol {settings.protocol} | "
+            f"profile {settings.profile} | seed {settings.seed}"
         )
     if _uses_xdist(config):
         # The workers start their own servers: the ones started ahead here would only idle
@@ -752,6 +776,12 @@ def pytest_terminal_summary(terminalreporter, exitstatus: int, config: pytest.Co
     if state.settings is None or not state.results or _is_worker(config):
         return
     doc = _build_report(state, interrupted=exitstatus == pytest.ExitCode.INTERRUPTED)
+    if state.view is not None and state.view.active:
+        notes = report_mod.note_lines(doc)
+        if doc.get("interrupted"):
+            notes.insert(0, "INTERRUPTED: the run was stopped before every check ran")
+        state.view.finish(doc, notes, time.monotonic() - state.t0)
+        return
     terminalreporter.section("conformance summary")
     for line in report_mod.summary_lines(doc):
         terminalreporter.write_line(line)

@@ -325,6 +325,14 @@ def summary_lines(doc: dict[str, object]) -> list[str]:
         f"model: {doc['model']} | protocol: {doc['protocol']} | profile: {doc['profile']} | "
         f"seed: {doc['seed']} | {tally} | score {doc['score']:g}/{doc['max_score']:g}"
     )
+    return lines + note_lines(doc)
+
+
+def note_lines(doc: dict[str, object]) -> list[str]:
+    """What a reader should know besides the verdicts: requirements not judged and why, the
+    kit's notes, time spent waiting for starts, checks kept on one worker."""
+    reqs = cast("list[dict[str, str]]", doc["requirements"])
+    lines = []
     for r in reqs:
         if r["outcome"] == "skipped" and r["detail"] and r["detail"] != NOT_RUN_INTERRUPTED:
             why = r["detail"].splitlines()[0].removeprefix("not judged: ")

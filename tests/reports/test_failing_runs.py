@@ -7,12 +7,15 @@ breaks, by content. The fast tier runs three categories; --full-matrix runs them
 
 from __future__ import annotations
 
+import re
 import sys
+from collections import Counter
 from pathlib import Path
 
 import junitparser
 import pytest
 
+from conformance import terminal
 from conformance.spec import BY_ID
 from tests.conftest import ROOT
 from tests.reports.reports import BY_CATEGORY, FAST, XUNIT2, Run, run, run_zoo
@@ -55,6 +58,7 @@ def test_a_failing_run_reads_right_in_every_output(tmp_path: Path, category: str
     result = run_zoo(tmp_path, category)
     assert result.returncode == 1, result.stdout + result.stderr
     check_junit(result, category)
+    check_terminal(result, category)
 
 
 def test_a_should_failure_is_a_warning_not_a_failure_unless_strict(tmp_path: Path) -> None:
@@ -69,3 +73,42 @@ def test_a_should_failure_is_a_warning_not_a_failure_unless_strict(tmp_path: Pat
     assert case.is_passed and "SHOULD not met" in case.system_out
     (case,) = (c for s in junitparser.JUnitXml.fromfile(str(strict.junit)) for c in s)
     assert [r.type for r in case.result] == ["SHOULD"]
+
+
+# -- the terminal ------------------------------------------------------------------------------
+LINE = re.compile(r"^  (ok|FAIL|WARN|BLOCKED|ERROR|skip|n/a) +([A-Z]+-\d+) +(MUST|SHOULD) +(.+)$")
+MARK = {"passed": "ok", "failed": "FAIL", "blocked": "BLOCKED", "kit-error": "ERROR"}
+MARK |= {"skipped": "skip", "not-applicable": "n/a"}
+
+
+def check_terminal(result: Run, category: str) -> None:
+    out = result.stdout
+    lines = out.splitlines()
+    # No pytest view: no check names, no kit paths, no second count.
+    for word in ("test_", "conformance/checks", "site-packages", "short test summary", "FAILED"):
+        assert word not in out, word
+    assert lines[0].startswith(f"conformance: {result.doc['target']['command']} | model ")
+    shown = {m[2]: (m[1], m[3], m[4], i) for i, line in enumerate(lines) if (m := LINE.match(line))}
+    reqs = {r["id"]: r for r in result.doc["requirements"]}
+    assert set(shown) == set(reqs)
+    heading = lines.index(category)
+    for req_id, (mark, level, title, i) in shown.items():
+        r = reqs[req_id]
+        assert mark == MARK[r["outcome"]], (req_id, mark, r["outcome"])
+        assert (level, title) == (BY_ID[req_id].level, BY_ID[req_id].title)
+        assert i > heading
+        if r["outcome"] == "failed":
+            # The failure's evidence under its line, as the JSON report has it.
+            body = r["detail"].splitlines()[1:]
+            assert lines[i + 1 : i + 1 + len(body)] == [
+                terminal.INDENT + b.removeprefix("  ") for b in body
+            ]
+            evidence = "\n".join(lines[i + 1 : i + 1 + len(body)])
+            for part in ("Did:", "Expected:", "Actual:", "Likely cause:"):
+                assert part in evidence, (req_id, part)
+    counts = Counter(r["outcome"] for r in reqs.values())
+    tally = ", ".join(f"{counts[o]} {o}" for o in terminal.COUNTED if counts[o])
+    (count,) = [line for line in lines if re.search(r" in \d+\.\d\ds \| score ", line)]
+    assert count.startswith(tally + " in "), count
+    assert count.endswith(f"| score {result.doc['score']}/{result.doc['max_score']}")
+    assert "\x1b[" not in out  # not a terminal: plain
