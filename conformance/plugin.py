@@ -6,7 +6,7 @@ point, which loads in every pytest run and declares the options); `pytest_config
 optional, so `-p no:xdist` works. Everything the checks need comes from fixtures here;
 verdicts travel as `user_properties` on test reports, which pytest-xdist forwards from workers,
 so the controller builds the summary and the JSON report alone; the JUnit XML and the HTML
-page are rendered from that report (junit.py, html.py).
+page are rendered from that report (junit.py, htmlreport.py).
 """
 
 from __future__ import annotations
@@ -303,6 +303,10 @@ def write_outputs(
         from conformance import junit
 
         junit.write(doc, Path(junit_xml))
+    if html:
+        from conformance import htmlreport
+
+        htmlreport.write(doc, Path(html))
 
 
 def _ask_liveness(state: RunState, probe: Server) -> None:
@@ -632,6 +636,8 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]):
         # Servers write their output in the workers; the controller keeps the largest.
         rep.user_properties.append(("largest_output", str(launcher.LARGEST_OUTPUT)))
         rep.user_properties.append(("start_wait_s", f"{LAUNCH_AHEAD.report_waited():.3f}"))
+    if rep.when == "call":
+        _add_measures(item, rep)
     if call.excinfo is not None and call.excinfo.errisinstance(NotApplicable):
         rep.user_properties.append(("not_applicable", "1"))
     if call.excinfo is not None and rep.when == "call":
@@ -646,6 +652,18 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]):
             _add_stacks(exc, rep)
         if rep.when == "call" or is_kit_error(exc):
             rep.longrepr = _failure_text(item, req, exc)
+
+
+def _add_measures(item: pytest.Item, rep: pytest.TestReport) -> None:
+    """What the check measured, for the HTML report's pictures: the server's counts over the
+    sessions it ran (every check that ran sessions), and how long each client waited for a
+    reply (a failed check where a reply never came: the picture explains that failure)."""
+    for srv in _servers_of(item):
+        if srv.samples:
+            rep.user_properties.append(("samples", json.dumps(srv.samples)))
+        waits = srv.transcript.waits
+        if rep.failed and any(not w["answered"] for w in waits):
+            rep.user_properties.append(("waits", json.dumps(srv.transcript.waits)))
 
 
 def _add_stacks(exc: Violation, rep: pytest.TestReport) -> None:

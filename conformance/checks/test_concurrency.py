@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 import pytest
 
 from conformance.checks.scenario_machine import run_scenarios
@@ -79,7 +81,10 @@ def test_silent_client_does_not_block_others(server: Server) -> None:
     server.connect("A")
     b = server.connect("B")
     b.send(_payload(server, 0))
-    if b.recv_some(REPLY_TIMEOUT) is None:
+    started = time.monotonic()
+    reply = b.recv_some(REPLY_TIMEOUT)
+    server.transcript.waited("B", time.monotonic() - started, bool(reply), REPLY_TIMEOUT)
+    if reply is None:
         silence = b.silence()
         fail(
             f"a reply on B within {REPLY_TIMEOUT:.1f} s while A is connected and silent",
@@ -177,6 +182,8 @@ def _fail_unserved(
     closed = errors.pop("idle-closed", 0)
     kinds = f" ({', '.join(f'{n} {k}' for k, n in sorted(errors.items()))})" if errors else ""
     unanswered = count - served - closed
+    if unanswered > 0:
+        server.transcript.waited(f"{unanswered} of {count} clients", within, False, within)
     actual = [f"{unanswered} client(s) got no reply within {within:.0f} s{kinds}"]
     if closed:
         actual.append(

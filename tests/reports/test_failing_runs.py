@@ -18,7 +18,7 @@ import pytest
 from conformance import terminal
 from conformance.spec import BY_ID
 from tests.conftest import ROOT
-from tests.reports.reports import BY_CATEGORY, FAST, XUNIT2, Run, run, run_zoo
+from tests.reports.reports import BY_CATEGORY, FAST, XUNIT2, Page, Run, run, run_zoo
 from tests.servers import zoo
 
 
@@ -59,6 +59,7 @@ def test_a_failing_run_reads_right_in_every_output(tmp_path: Path, category: str
     assert result.returncode == 1, result.stdout + result.stderr
     check_junit(result, category)
     check_terminal(result, category)
+    check_html(result, category)
 
 
 def test_a_should_failure_is_a_warning_not_a_failure_unless_strict(tmp_path: Path) -> None:
@@ -112,3 +113,38 @@ def check_terminal(result: Run, category: str) -> None:
     assert count.startswith(tally + " in "), count
     assert count.endswith(f"| score {result.doc['score']}/{result.doc['max_score']}")
     assert "\x1b[" not in out  # not a terminal: plain
+
+
+# -- the HTML page -----------------------------------------------------------------------------
+SVG_NS = "http://www.w3.org/2000/svg"
+#: The pictures each category's failing run must have: (requirement, kind of chart).
+PICTURES = {
+    "zombies": [("ZOMB-1", "samples")],
+    "concurrency": [("CONC-1", "waits"), ("CONC-4", "waits")],
+    "fd-leak": [("FDL-1", "samples")],
+}
+
+
+def check_html(result: Run, category: str) -> None:
+    text = result.html.read_text()
+    page = Page(text)
+    assert "<script" not in text and "http://" not in text.replace(SVG_NS, "")  # self-contained
+    (verdict,) = page.find("span", id="verdict")
+    assert "FAILED" in "".join(page.text)
+    assert "v-fail" in verdict["class"]
+    for r in result.doc["requirements"]:
+        (row,) = page.find("tr", data_requirement=r["id"])
+        assert row["data-outcome"] == r["outcome"]
+        if r["outcome"] == "failed":
+            assert page.find("section", id=r["id"]), r["id"]
+            # The failure in full, as the report has it (escaped once, read back by the parser).
+            assert r["detail"] in "".join(page.text)
+    for req_id, kind in PICTURES.get(category, []):
+        assert len(page.find("svg", class_=f"chart {kind}", data_requirement=req_id)) == 1
+        if kind == "samples":
+            zombies = page.find("polyline", class_="series zombies")
+            fds = page.find("polyline", class_="series fds")
+            climbing = zombies if category == "zombies" else fds
+            assert any(int(p["data-last"]) >= 10 for p in climbing), climbing
+        else:
+            assert page.find("rect", class_="wait unanswered")
