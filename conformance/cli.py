@@ -1,4 +1,5 @@
-"""The `conformance` command: `run` the checks, `list` the requirements, `grade`, `bench`.
+"""The `conformance` command: `run` the checks, `list` the requirements, `grade`, `bench`,
+`compare` reports across servers.
 
 `run` is a thin layer over `pytest.main` with the plugin's options, so everything it does is
 also available as `pytest --pyargs conformance --server ...`; it only adds friendlier names
@@ -22,7 +23,7 @@ from pathlib import Path
 
 import pytest
 
-from conformance import __version__, bench, doctor, options
+from conformance import __version__, bench, compare, doctor, options
 from conformance.errors import INTERRUPTED_EXIT, USAGE_EXIT
 from conformance.spec import REQUIREMENTS, render_markdown, select
 
@@ -229,6 +230,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     lp.add_argument("--markdown", action="store_true", help="print SPEC.md")
     bench.add_parser(sub)
+    compare.add_parser(sub)
     doctor.add_parser(sub)
     from conformance.grade import batch
 
@@ -236,6 +238,8 @@ def main(argv: list[str] | None = None) -> int:
     ns = parser.parse_args(argv)
     if ns.command == "bench":
         return bench.run(ns)
+    if ns.command == "compare":
+        return compare.main(ns)
     if ns.command == "doctor":
         return doctor.main(ns)
     if ns.command == "grade":
