@@ -97,6 +97,7 @@ KIT_RUNS = frozenset(
         "test_fixed_port.py",
         "test_deaths.py",
         "test_failing_runs.py",
+        "test_html_browser.py",
     }
 )
 
