@@ -285,11 +285,12 @@ def _axes(plot_w: float, plot_h: float, top: float, x0: float, x1: float, unit: 
 
 
 def _waits_chart(req_id: str, waits: list[dict[str, Any]]) -> str:
-    """A bar per client: how long it waited for its reply; red where none came."""
+    """A bar per client: how long it waited for its reply (CONC-3: its connection); red
+    where it did not come within its limit."""
     limit = max(float(w["limit_s"]) for w in waits)
     longest = max(limit, *(float(w["waited_s"]) for w in waits))
-    bar, gap, label_w = 16, 4, 150
-    plot_w = W - label_w - 110
+    bar, gap, label_w = 16, 4, 110
+    plot_w = W - label_w - 120
     height = TOP + len(waits) * (bar + gap) + 30
     out = [
         f'<svg class="chart waits" data-requirement="{_e(req_id)}" width="{W}" '
@@ -301,7 +302,7 @@ def _waits_chart(req_id: str, waits: list[dict[str, Any]]) -> str:
         yy = TOP + i * (bar + gap)
         width = max(1.0, float(w["waited_s"]) / longest * plot_w)
         colour = "#2e7d32" if w["answered"] else "#c62828"
-        said = "answered" if w["answered"] else "no reply"
+        said = "in time" if w["answered"] else "not in time"
         out.append(
             f'<text x="{label_w - 6}" y="{yy + bar - 4}" text-anchor="end">{_e(w["client"])}</text>'
             f'<rect class="wait {"answered" if w["answered"] else "unanswered"}" '
@@ -309,7 +310,7 @@ def _waits_chart(req_id: str, waits: list[dict[str, Any]]) -> str:
             f'height="{bar}" fill="{colour}"><title>{_e(w["client"])}: waited '
             f"{float(w['waited_s']):.3f} s, {said}</title></rect>"
             f'<text x="{label_w + width + 4:.1f}" y="{yy + bar - 4}">'
-            f"{float(w['waited_s']):.2f} s{'' if w['answered'] else ', no reply'}</text>"
+            f"{float(w['waited_s']):.2f} s{'' if w['answered'] else ', ' + said}</text>"
         )
     lx = label_w + limit / longest * plot_w
     bottom = TOP + len(waits) * (bar + gap)
@@ -319,7 +320,9 @@ def _waits_chart(req_id: str, waits: list[dict[str, Any]]) -> str:
         f'<text x="{lx:.1f}" y="{bottom + 14}" text-anchor="middle">limit {limit:g} s</text>'
         "</svg>"
     )
-    caption = "How long each client waited for its reply; red: none came within its limit."
+    caption = (
+        "How long each client waited for its reply (or its connection); red: not within its limit."
+    )
     return f"<figure>{''.join(out)}<figcaption>{_e(caption)}</figcaption></figure>"
 
 
