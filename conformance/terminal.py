@@ -93,6 +93,10 @@ class RequirementView:
         self.header: str = ""
         self._headed: set[str] = set()
         self._results: dict[str, dict[str, Any]] = {}
+        #: On a terminal, a status line ("running CONC-2 ...") rewritten in place until the
+        #: next requirement line replaces it.
+        self._status = False
+        self._total = 0
 
     # -- taking over, once the checks are known ----------------------------------------------
     @property
@@ -111,6 +115,7 @@ class RequirementView:
         if not self.pending or self.reporter is None:
             return
         self.active = True
+        self._total = len(self.pending)
         option = self.config.option
         option.verbose = -1  # no file paths, no header, no check names
         option.tbstyle = "no"  # no FAILURES section: failures are shown under their line
@@ -119,6 +124,9 @@ class RequirementView:
         tr.reportchars = ""  # no "short test summary info"
         tr.summary_stats = lambda: None  # the count line is this view's
         if self.header:
+            # On a terminal, over whatever was rewritten in place (xdist's "bringing up nodes").
+            self._status = bool(tr.isatty)
+            self._clear_status()
             tr.write_line(self.header)
 
     @pytest.hookimpl(trylast=True)
@@ -142,6 +150,23 @@ class RequirementView:
         return "", "", ""
 
     # -- lines, as requirements end --------------------------------------------------------------
+    def pytest_runtest_logstart(self, nodeid: str, location: tuple[str, int | None, str]) -> None:
+        """On a terminal, say which requirement is being checked (a checked requirement's
+        line replaces it); nothing in a log."""
+        tr = self.reporter
+        req_id = self.requirement_of_nodeid(nodeid)
+        if not self.active or not tr.isatty or req_id is None:
+            return
+        done = len(self.printed)
+        tr.rewrite(f"  ... checking {req_id} ({done} of {self._total} done)", erase=True)
+        self._status = True
+
+    def _clear_status(self) -> None:
+        if self._status:
+            self.reporter.rewrite("", erase=True)
+            self.reporter._tw.write("\r")
+            self._status = False
+
     @pytest.hookimpl(trylast=True)
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
         if not self.active or report.when != "teardown":
@@ -187,6 +212,7 @@ class RequirementView:
         if not ids:
             return
         tr = self.reporter
+        self._clear_status()
         if category not in self._headed:
             self._headed.add(category)
             tr.write_line("")
@@ -239,6 +265,7 @@ class RequirementView:
     def finish(self, doc: dict[str, Any], notes: list[str], seconds: float) -> None:
         """Every requirement not shown yet (not run, or held), the notes, the count line."""
         tr = self.reporter
+        self._clear_status()
         for category in CATEGORIES:
             for r in doc["requirements"]:
                 if r["category"] == category and r["id"] not in self.printed:
