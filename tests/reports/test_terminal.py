@@ -6,9 +6,15 @@ pytest's output, with the kit installed, in tests/test_pytest_entry.py.
 
 from __future__ import annotations
 
+import os
+import shlex
+import shutil
+import subprocess
+import sys
+
 import pytest
 
-from tests.conftest import kit
+from tests.conftest import ROOT, kit
 
 QUICK = ("run", "--server", "thread", "--requirement", "PROTO-1", "--profile", "quick")
 ESC = "\x1b["
@@ -42,3 +48,23 @@ def test_pytest_view_shows_pytest_own_output() -> None:
     assert "test_protocol.py::test_every_message_gets_exactly_ok PASSED" in result.stdout
     assert "conformance summary" in result.stdout
     assert "  ok      PROTO-1" not in result.stdout
+
+
+def test_a_status_line_on_a_terminal_only() -> None:
+    """On a terminal (util-linux `script` gives the kit one) a status line names the
+    requirement being checked, and the requirement's line replaces it; a log never has it."""
+    if shutil.which("script") is None:
+        pytest.skip("no `script` (util-linux) to give the kit a terminal")
+    command = shlex.join([sys.executable, "-m", "conformance", *QUICK])
+    tty = subprocess.run(
+        ["script", "-q", "-e", "-c", command, "/dev/null"],
+        capture_output=True,
+        timeout=120,
+        cwd=ROOT,
+        env={**os.environ, "TERM": "xterm", "COLUMNS": "100"},
+    )
+    out = tty.stdout.decode(errors="replace")  # bytes: a text mode would turn \r into \n
+    assert tty.returncode == 0, out
+    assert "\r  ... checking PROTO-1 (0 of 1 done)" in out
+    assert "ok" in out.split("checking PROTO-1", 1)[1]
+    assert "checking" not in kit(*QUICK).stdout
