@@ -143,3 +143,18 @@ def test_control_characters_do_not_break_the_xml(tmp_path: Path) -> None:
     doc["requirements"][0]["detail"] = "[PROTO-1 MUST] got \x00\x07 from the server"
     case = parse(tmp_path, doc)["PROTO-1"]
     assert case.result[0].message == "[PROTO-1 MUST] got \ufffd\ufffd from the server"
+
+
+def test_the_plugin_writes_them_in_a_bare_pytest_run(pytester: pytest.Pytester) -> None:
+    """`pytest --pyargs conformance` with the plugin's names for the reports."""
+    result = pytester.runpytest_subprocess(
+        "--pyargs", "conformance", "-p", "no:cacheprovider",
+        "--conformance-server", "thread", "--conformance-requirement", "PROTO-1",
+        "--conformance-profile", "quick",
+        "--conformance-junit-xml", "j.xml", "--conformance-html", "r.html",
+    )  # fmt: skip
+    result.assert_outcomes(passed=1)
+    XUNIT2.validate(str(pytester.path / "j.xml"))
+    (case,) = (c for s in junitparser.JUnitXml.fromfile(str(pytester.path / "j.xml")) for c in s)
+    assert case.name.startswith("PROTO-1: Every message") and case.is_passed
+    assert "PASSED: every requirement checked is met" in (pytester.path / "r.html").read_text()
