@@ -1,4 +1,5 @@
-"""The `conformance` command: `run` the checks, `list` the requirements, `grade`, `bench`.
+"""The `conformance` command: `run` the checks, `list` the requirements, `grade`, `bench`,
+`compare` reports across servers.
 
 `run` is a thin layer over `pytest.main` with the plugin's options, so everything it does is
 also available as `pytest --pyargs conformance --server ...`; it only adds friendlier names
@@ -22,7 +23,7 @@ from pathlib import Path
 
 import pytest
 
-from conformance import __version__, bench, doctor, options
+from conformance import __version__, bench, compare, doctor, options
 from conformance.errors import INTERRUPTED_EXIT, USAGE_EXIT
 from conformance.spec import REQUIREMENTS, render_markdown, select
 
@@ -40,7 +41,6 @@ def _run_parser(sub: argparse._SubParsersAction) -> None:
     )
     options.add_cli_options(p, "run")
     # The command's own options, which the plugin does not have (pytest's, under other names).
-    p.add_argument("--junit-xml", metavar="PATH", help="write pytest's JUnit XML report here")
     p.add_argument("--gradescope", metavar="PATH", help="write Gradescope's results.json here")
     p.add_argument(
         "--autolab", action="store_true", help="end stdout with Autolab's autoresult line"
@@ -75,7 +75,7 @@ def pytest_args(ns: argparse.Namespace) -> list[str]:
         str(PACKAGE_DIR / "pytest.ini"),
         *options.pytest_argv(vars(ns)),
     ]
-    for flag, value in (("--junitxml", ns.junit_xml), ("-n", ns.workers), ("-k", ns.keyword)):
+    for flag, value in (("-n", ns.workers), ("-k", ns.keyword)):
         if value is not None:
             args += [flag, str(value)]
     args.append("-" + "v" * ns.verbose if ns.verbose else "-q")
@@ -119,12 +119,14 @@ def run(ns: argparse.Namespace) -> int:
     problem = _validate(ns)
     if problem:
         print(f"conformance: {problem}", file=sys.stderr)
-        if ns.json_report:
+        if ns.json_report or ns.junit_xml or ns.html:
             # Bad input is a refusal like any other: the report says so, as the plugin's does.
             from conformance import report
             from conformance.errors import Refusal
+            from conformance.plugin import write_outputs
 
-            report.write(report.refused(Refusal("usage", problem)), Path(ns.json_report))
+            doc = report.refused(Refusal("usage", problem))
+            write_outputs(doc, ns.json_report, ns.junit_xml, ns.html)
         return USAGE_EXIT
 
     # SIGTERM to the kit must clean up like Ctrl-C does: fixtures stop the servers.
@@ -228,6 +230,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     lp.add_argument("--markdown", action="store_true", help="print SPEC.md")
     bench.add_parser(sub)
+    compare.add_parser(sub)
     doctor.add_parser(sub)
     from conformance.grade import batch
 
@@ -235,6 +238,8 @@ def main(argv: list[str] | None = None) -> int:
     ns = parser.parse_args(argv)
     if ns.command == "bench":
         return bench.run(ns)
+    if ns.command == "compare":
+        return compare.main(ns)
     if ns.command == "doctor":
         return doctor.main(ns)
     if ns.command == "grade":

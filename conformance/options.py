@@ -196,6 +196,18 @@ OPTIONS: tuple[Option, ...] = (
     ),
     Option("json_report", "write the JSON verdict report to this path", metavar="PATH"),
     Option(
+        "junit_xml",
+        "write JUnit XML here: one test case per requirement (`ID: title`, the category as "
+        "classname); a SHOULD that failed is not a failure unless --strict",
+        metavar="PATH",
+    ),
+    Option(
+        "html",
+        "write a self-contained HTML page of the run here (verdict, requirements, failures, "
+        "pictures of what the checks measured)",
+        metavar="PATH",
+    ),
+    Option(
         "requirement",
         "check only these requirement IDs or prefixes (repeatable), e.g. CONC-2, EXIT",
         metavar="ID_OR_PREFIX",
@@ -209,6 +221,12 @@ OPTIONS: tuple[Option, ...] = (
         metavar="TOML",
     ),
     Option("strict", "SHOULD requirements that fail also fail the run", action="store_true"),
+    Option(
+        "pytest_view",
+        "show pytest's own output (check names, tracebacks) instead of the requirements, "
+        "for debugging the kit",
+        action="store_true",
+    ),
 )
 BY_NAME: dict[str, Option] = {o.name: o for o in OPTIONS}
 

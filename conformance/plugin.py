@@ -4,9 +4,9 @@ It does one job: turn pytest items marked `@requirement(ID)` into verdicts about
 It is registered only in a run that names a server (by pytest_entry.py, the `pytest11` entry
 point, which loads in every pytest run and declares the options); `pytest_configure_node` is
 optional, so `-p no:xdist` works. Everything the checks need comes from fixtures here;
-verdicts travel as `user_properties` on test reports, which pytest-xdist forwards from workers
-and JUnit XML writes as properties, so the controller builds the summary and the JSON report
-alone.
+verdicts travel as `user_properties` on test reports, which pytest-xdist forwards from workers,
+so the controller builds the summary and the JSON report alone; the JUnit XML and the HTML
+page are rendered from that report (junit.py, htmlreport.py).
 """
 
 from __future__ import annotations
@@ -70,6 +70,7 @@ from conformance.marks import Blocked, NotApplicable
 from conformance.profiles import PROFILES as PROFILE_RECORDS
 from conformance.settings import NO_SERVER, Settings, launch_hint, refusal_of
 from conformance.spec import BY_ID, Requirement
+from conformance.terminal import RequirementView, requirement_of_nodeid
 
 
 @dataclass
@@ -105,6 +106,14 @@ class RunState:
     notes: list[str] = field(default_factory=list)
     #: Seconds the run waited for launched servers to listen (see LaunchAhead).
     start_wait_s: float = 0.0
+    #: The terminal's requirements view (controller only; None with --pytest-view).
+    view: RequirementView | None = None
+
+
+def _result_of(state: RunState, req_id: str) -> tuple[str, str, str | None] | None:
+    """A requirement's verdict so far, for the terminal view."""
+    result = state.results.get(req_id)
+    return None if result is None else (result.outcome, result.detail, result.blocked_by)
 
 
 STATE = pytest.StashKey[RunState]()
@@ -153,6 +162,14 @@ def pytest_configure(config: pytest.Config) -> None:
         state.one_reply = inputs.get("conformance_one_reply")
     else:
         config.pluginmanager.register(_Recorder(state), "conformance-recorder")
+        if state.settings is not None and not options.value(config, "pytest_view"):
+            state.view = RequirementView(
+                config,
+                state.settings.strict,
+                functools.partial(_result_of, state),
+                requirement_of_nodeid(_check_requirements),
+            )
+            config.pluginmanager.register(state.view, "conformance-view")
         settings = state.settings
         if settings and settings.target.mode == "address" and _uses_xdist(config):
             # Checks that need a quiet server carry xdist_group("quiet-server"); only the
@@ -222,6 +239,13 @@ def pytest_sessionstart(session: pytest.Session) -> None:
                 f"the server stopped answering before any check began:\n{exc}",
             ),
         )
+    if state.view is not None:
+        target = settings.target.describe()
+        where = target.get("command") or target.get("address")
+        state.view.header = (
+            f"conformance: {where} | model {state.model} | protocol {settings.protocol} | "
+            f"profile {settings.profile} | seed {settings.seed}"
+        )
     if _uses_xdist(config):
         # The workers start their own servers: the ones started ahead here would only idle
         # (eight of them for a slow starter, each a JVM perhaps) until the run ends.
@@ -237,10 +261,11 @@ def _refuse(config: pytest.Config, refusal: Refusal) -> NoReturn:
     reports as 2)."""
     LAUNCH_AHEAD.close()
     state = _state(config)
-    path = None
-    with contextlib.suppress(UsageError):
-        path = options.value(config, "json_report")
-    if path and not _is_worker(config):
+    paths: dict[str, str | None] = {}
+    for name in OUTPUTS:
+        with contextlib.suppress(UsageError):
+            paths[name] = options.value(config, name)
+    if any(paths.values()) and not _is_worker(config):
         s = state.settings
         doc = (
             report_mod.refused(
@@ -255,11 +280,34 @@ def _refuse(config: pytest.Config, refusal: Refusal) -> NoReturn:
             if s is not None
             else report_mod.refused(refusal, started_at=state.started_at)
         )
-        report_mod.write(doc, Path(path))
+        write_outputs(doc, **paths)
     if not options.started_by_cli(config):
         # A bare pytest run: the fix in its own terms (--conformance-port, not --port).
         refusal = dataclasses.replace(refusal, fix=options.in_pytest_terms(refusal.fix))
     raise pytest.UsageError(f"conformance: {refusal.text()}")
+
+
+#: The options that name a file the run writes, all rendered from the JSON report.
+OUTPUTS = ("json_report", "junit_xml", "html")
+
+
+def write_outputs(
+    doc: dict[str, object],
+    json_report: str | Path | None = None,
+    junit_xml: str | Path | None = None,
+    html: str | Path | None = None,
+) -> None:
+    """The JSON report, and the JUnit XML and HTML page made from it, where asked."""
+    if json_report:
+        report_mod.write(doc, Path(json_report))
+    if junit_xml:
+        from conformance import junit
+
+        junit.write(doc, Path(junit_xml))
+    if html:
+        from conformance import htmlreport
+
+        htmlreport.write(doc, Path(html))
 
 
 def _ask_liveness(state: RunState, probe: Server) -> None:
@@ -590,6 +638,8 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]):
         # Servers write their output in the workers; the controller keeps the largest.
         rep.user_properties.append(("largest_output", str(launcher.LARGEST_OUTPUT)))
         rep.user_properties.append(("start_wait_s", f"{LAUNCH_AHEAD.report_waited():.3f}"))
+    if rep.when == "call":
+        _add_measures(item, rep)
     if call.excinfo is not None and call.excinfo.errisinstance(NotApplicable):
         rep.user_properties.append(("not_applicable", "1"))
     if call.excinfo is not None and rep.when == "call":
@@ -604,6 +654,18 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]):
             _add_stacks(exc, rep)
         if rep.when == "call" or is_kit_error(exc):
             rep.longrepr = _failure_text(item, req, exc)
+
+
+def _add_measures(item: pytest.Item, rep: pytest.TestReport) -> None:
+    """What the check measured, for the HTML report's pictures: the server's counts over the
+    sessions it ran (every check that ran sessions), and how long each client waited for a
+    reply (a failed check where a reply never came: the picture explains that failure)."""
+    for srv in _servers_of(item):
+        if srv.samples:
+            rep.user_properties.append(("samples", json.dumps(srv.samples)))
+        waits = srv.transcript.waits
+        if rep.failed and any(not w["answered"] for w in waits):
+            rep.user_properties.append(("waits", json.dumps(srv.transcript.waits)))
 
 
 def _add_stacks(exc: Violation, rep: pytest.TestReport) -> None:
@@ -734,6 +796,12 @@ def pytest_terminal_summary(terminalreporter, exitstatus: int, config: pytest.Co
     if state.settings is None or not state.results or _is_worker(config):
         return
     doc = _build_report(state, interrupted=exitstatus == pytest.ExitCode.INTERRUPTED)
+    if state.view is not None and state.view.active:
+        notes = report_mod.note_lines(doc)
+        if doc.get("interrupted"):
+            notes.insert(0, "INTERRUPTED: the run was stopped before every check ran")
+        state.view.finish(doc, notes, time.monotonic() - state.t0)
+        return
     terminalreporter.section("conformance summary")
     for line in report_mod.summary_lines(doc):
         terminalreporter.write_line(line)
@@ -777,7 +845,7 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     if state.settings is None or _is_worker(config) or not (state.results or interrupted):
         return
     doc = _build_report(state, interrupted=interrupted)
-    if state.settings.json_report is not None:
-        report_mod.write(doc, state.settings.json_report)
+    s = state.settings
+    write_outputs(doc, s.json_report, s.junit_xml, s.html)
     if exitstatus in (pytest.ExitCode.OK, pytest.ExitCode.TESTS_FAILED):
         session.exitstatus = report_mod.exit_code(doc)

@@ -60,9 +60,17 @@ class Result:
     blocked_by: str | None = None
     #: Stacks of the server's threads its failure names (harness/stacks.py), innermost first.
     stacks: list[object] = field(default_factory=list)
+    #: The server's counts after each session its checks ran (Server.sample), per check.
+    samples: list[list[object]] = field(default_factory=list)
+    #: How long each client waited for a reply in a failed check (Transcript.waited).
+    waits: list[object] = field(default_factory=list)
 
     def add(self, report: pytest.TestReport, props: dict[str, str]) -> None:
         self.duration_s += report.duration
+        if props.get("samples"):
+            self.samples.append(json.loads(props["samples"]))
+        if props.get("waits"):
+            self.waits += json.loads(props["waits"])
         if report.failed and props.get("stacks"):
             self.stacks += json.loads(props["stacks"])
         if report.passed:
@@ -163,6 +171,7 @@ def build(
         result = results.get(req.id)
         blocked_by = None
         found_stacks: list[object] = []
+        measured: dict[str, object] = {}
         if result is None:
             outcome, duration = "skipped", 0.0
             detail = NOT_RUN_INTERRUPTED if interrupted else NOT_RUN_DESELECTED
@@ -171,6 +180,10 @@ def build(
             blocked_by = result.blocked_by
             if outcome == "failed" and result.stacks:
                 found_stacks = result.stacks
+            if result.samples:
+                measured["samples"] = result.samples
+            if result.waits:
+                measured["waits"] = result.waits
         worth = (points or {}).get(req.id, req.default_points)
         # Left out of the maximum when the assignment or the mode rules it out, not the
         # server: excluded, for the other profile, or needing a launched server (it
@@ -195,6 +208,7 @@ def build(
             entry["blocked_by"] = blocked_by
         if found_stacks:
             entry["stacks"] = found_stacks
+        entry.update(measured)
         requirements.append(entry)
     categories = {}
     for category in CATEGORIES:
@@ -325,6 +339,14 @@ def summary_lines(doc: dict[str, object]) -> list[str]:
         f"model: {doc['model']} | protocol: {doc['protocol']} | profile: {doc['profile']} | "
         f"seed: {doc['seed']} | {tally} | score {doc['score']:g}/{doc['max_score']:g}"
     )
+    return lines + note_lines(doc)
+
+
+def note_lines(doc: dict[str, object]) -> list[str]:
+    """What a reader should know besides the verdicts: requirements not judged and why, the
+    kit's notes, time spent waiting for starts, checks kept on one worker."""
+    reqs = cast("list[dict[str, str]]", doc["requirements"])
+    lines = []
     for r in reqs:
         if r["outcome"] == "skipped" and r["detail"] and r["detail"] != NOT_RUN_INTERRUPTED:
             why = r["detail"].splitlines()[0].removeprefix("not judged: ")

@@ -44,6 +44,9 @@ class Settings:
     json_report: Path | None
     grading: gradeconfig.GradingConfig = gradeconfig.DEFAULT
     start_timeout: float = READY_TIMEOUT
+    #: Where to write the JUnit XML and the HTML page (both rendered from the JSON report).
+    junit_xml: Path | None = None
+    html: Path | None = None
 
 
 def parse(config: pytest.Config) -> Settings:
@@ -86,7 +89,13 @@ def parse(config: pytest.Config) -> Settings:
         Path(json_report) if json_report else None,
         grading,
         start_timeout,
+        _path(options.value(config, "junit_xml")),
+        _path(options.value(config, "html")),
     )
+
+
+def _path(value: str | None) -> Path | None:
+    return Path(value) if value else None
 
 
 def parse_start_timeout(text: str | float | None, grading: gradeconfig.GradingConfig) -> float:

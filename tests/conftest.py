@@ -91,7 +91,14 @@ def _zombie_children(born_after: float = 0.0) -> list[int]:
 FULL_MATRIX = "--full-matrix"
 #: Test files whose every test runs the kit against a server at least once (5 to 30 s each).
 KIT_RUNS = frozenset(
-    {"test_references.py", "test_adapters.py", "test_fixed_port.py", "test_deaths.py"}
+    {
+        "test_references.py",
+        "test_adapters.py",
+        "test_fixed_port.py",
+        "test_deaths.py",
+        "test_failing_runs.py",
+        "test_html_browser.py",
+    }
 )
 
 
@@ -232,13 +239,24 @@ BUILD_FIXTURE = {"c": "zoo_build", "java": "java_build", "go": "go_build"}
 
 
 def kit(
-    *args: str, timeout: float = 300, cwd: Path | None = None
+    *args: str,
+    timeout: float = 300,
+    cwd: Path | None = None,
+    env: dict[str, str | None] | None = None,
 ) -> subprocess.CompletedProcess[str]:
-    """Run `python -m conformance ARGS` and return the completed process (text output)."""
+    """Run `python -m conformance ARGS` and return the completed process (text output);
+    `env`: variables set (a value None: removed) on top of this process's environment."""
+    environ = dict(os.environ)
+    for name, value in (env or {}).items():
+        if value is None:
+            environ.pop(name, None)
+        else:
+            environ[name] = value
     return subprocess.run(
         [sys.executable, "-m", "conformance", *args],
         capture_output=True,
         text=True,
         timeout=timeout,
         cwd=cwd or ROOT,
+        env=environ,
     )

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 import pytest
 
 from conformance.checks.scenario_machine import run_scenarios
@@ -81,7 +83,10 @@ def test_silent_client_does_not_block_others(server: Server) -> None:
     server.connect("A")
     b = server.connect("B")
     b.send(_payload(server, 0))
-    if b.recv_some(REPLY_TIMEOUT) is None:
+    started = time.monotonic()
+    reply = b.recv_some(REPLY_TIMEOUT)
+    server.transcript.waited("B", time.monotonic() - started, bool(reply), REPLY_TIMEOUT)
+    if reply is None:
         silence = b.silence()
         fail(
             f"a reply on B within {REPLY_TIMEOUT:.1f} s while A is connected and silent",
@@ -196,6 +201,8 @@ def _fail_unserved(
     closed = errors.pop("idle-closed", 0)
     kinds = f" ({', '.join(f'{n} {k}' for k, n in sorted(errors.items()))})" if errors else ""
     unanswered = count - served - closed
+    if unanswered > 0:
+        server.transcript.waited(f"{unanswered} of {count} clients", within, False, within)
     actual = [f"{unanswered} client(s) got no reply within {within:.0f} s{kinds}"]
     if closed:
         actual.append(
@@ -246,6 +253,10 @@ def test_connection_burst_is_accepted_quickly(server: Server) -> None:
     late = [t for t in burst.connect_times if t > CONNECT_BURST_TIMEOUT]
     if late or burst.failed:
         slowest = max(burst.connect_times, default=0.0)
+        for i, took in enumerate(burst.connect_times):  # in the order they connected
+            server.transcript.waited(
+                f"connection {i + 1}", took, took <= CONNECT_BURST_TIMEOUT, CONNECT_BURST_TIMEOUT
+            )
         fail(
             f"all {MANY} connections established within {CONNECT_BURST_TIMEOUT:.1f} s",
             f"{len(late)} took longer (slowest {slowest:.2f} s), {burst.failed} failed",

@@ -29,14 +29,33 @@ if TYPE_CHECKING:
 RECV_SIZE = 65536
 
 
+#: Waits kept per check: a picture of more is no clearer, and the report stays small.
+WAITS_KEPT = 64
+
+
 @dataclass
 class Transcript:
-    """What the kit did, in order, as short sentences."""
+    """What the kit did, in order, as short sentences; and how long each client waited for
+    a reply (`waits`: the HTML report draws them for a concurrency failure)."""
 
     steps: list[str] = field(default_factory=list)
+    waits: list[dict[str, object]] = field(default_factory=list)
 
     def add(self, step: str) -> None:
         self.steps.append(step)
+
+    def waited(self, client: str, seconds: float, answered: bool, limit: float) -> None:
+        """Client `client` waited `seconds` for a reply, which came (`answered`) or not
+        within `limit` seconds. The last WAITS_KEPT are kept."""
+        self.waits.append(
+            {
+                "client": client,
+                "waited_s": round(seconds, 3),
+                "answered": answered,
+                "limit_s": round(limit, 3),
+            }
+        )
+        del self.waits[:-WAITS_KEPT]
 
     def tail(self, n: int = 12) -> list[str]:
         if len(self.steps) <= n:
@@ -338,6 +357,7 @@ class Client:
         __tracebackhide__ = True
         started = time.monotonic()
         data = self.recv_some(timeout)
+        self.transcript.waited(self.name, time.monotonic() - started, bool(data), timeout)
         if data is None:
             silence = self.silence()
             fail(

@@ -21,6 +21,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+import psutil
+
 from conformance.errors import UsageError
 from conformance.harness.address import family_of
 from conformance.harness.client import Client, Transcript, end_session_on, peer_closed
@@ -138,6 +140,11 @@ def check_reachable(host: str, port: int, protocol: str = "ok") -> None:
 _NAMES = string.ascii_uppercase
 
 
+#: Samples kept per server (`Server.sample`): one per session for the short runs, every
+#: SAMPLE_EVERY sessions for the long ones.
+SAMPLES_KEPT = 120
+
+
 @dataclass
 class SeenThisCheck:
     """How the server ends sessions, as seen so far in the current check (`Server.ended`).
@@ -193,7 +200,30 @@ class Server:
     #: reply, as the protocol lets it (liveness.closes_after_reply): sessions of one request,
     #: held open with `Client.hold` where a check needs one open. None: sessions of many.
     one_reply: str | None = None
+    #: The server's processes, zombies, descriptors and threads after each of the sessions
+    #: a check ran (`sample`): the HTML report draws them (a leak climbs, a pool levels off).
+    samples: list[dict[str, int]] = field(default_factory=list)
+    #: Whole sessions run so far by `run_sessions` and `churn_sessions` (sessions.py).
+    sessions_done: int = 0
     _counter: Iterator[int] = field(default_factory=itertools.count)
+
+    def sample(self) -> None:
+        """Count the server's live children, zombies, descriptors and threads now, after
+        `sessions_done` sessions (nothing without a visible process; at most SAMPLES_KEPT)."""
+        proc = self.process
+        if proc is None or len(self.samples) >= SAMPLES_KEPT:
+            return
+        try:
+            counts = {
+                "session": self.sessions_done,
+                "children": len(proc.live_descendants()),
+                "zombies": len(proc.zombie_descendants()),
+                "fds": proc.fd_count(),
+                "threads": proc.thread_count(),
+            }
+        except (psutil.Error, OSError):
+            return  # it died: the check says so, the picture just ends
+        self.samples.append(counts)
 
     def connect(self, name: str | None = None, timeout: float = LOOPBACK_TIMEOUT) -> Client:
         """Open a client (named A, B, ... in the transcript); it is closed after the check."""

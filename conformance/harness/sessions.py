@@ -266,9 +266,17 @@ def death_reported(server: Server, after: str, cause: str) -> Iterator[None]:
 def run_sessions(server: Server, count: int) -> None:
     """`count` whole sessions one after another, each released before the next begins."""
     __tracebackhide__ = True
+    if not server.samples:
+        server.sample()  # the baseline, before any session
     for i in range(count):
         full_session(server, 1, name=f"S{i}")
         server.clients.clear()
+        server.sessions_done += 1
+        server.sample()
+
+
+#: `churn_sessions` counts the server every this many sessions (200 sessions: 20 samples).
+SAMPLE_EVERY = 10
 
 
 def churn_sessions(server: Server, count: int, *, max_live_children: int) -> None:
@@ -283,11 +291,16 @@ def churn_sessions(server: Server, count: int, *, max_live_children: int) -> Non
     """
     __tracebackhide__ = True
     payload = server.adapter.request(0, 64)
+    if not server.samples:
+        server.sample()
     for i in range(count):
         client = server.connect(f"S{i}")
         client.request(payload)
         client.end()
         server.clients.clear()
+        server.sessions_done += 1
+        if server.sessions_done % SAMPLE_EVERY == 0:
+            server.sample()
         if server.process is not None and i % 20 == 19:
             live = len(server.process.live_descendants())
             if live > max_live_children:
