@@ -253,6 +253,9 @@ def _shows_line(entry: dict, source: Path) -> None:
 RUNTIME = {"c": ("native", stacks.EU_STACK), "python": ("python", stacks.PY_SPY),
            "java": ("jvm", stacks.JCMD)}  # fmt: skip
 PROFILES = ("quick", "default")
+#: The zoo's shapes are checked at both; the README's test command runs the default profile
+#: (the one a user runs, as the matrix's fast tier does) and --full-matrix adds quick.
+BOTH_PROFILES = [pytest.param("quick", marks=pytest.mark.full_matrix), "default"]
 
 
 def _zoo_command(language: str, name: str, request: pytest.FixtureRequest) -> tuple[str, Path]:
@@ -309,7 +312,7 @@ WAITS_OR_SPINS = [
 ]  # fmt: skip
 
 
-@pytest.mark.parametrize("profile", PROFILES)
+@pytest.mark.parametrize("profile", BOTH_PROFILES)
 @pytest.mark.parametrize(("language", "name", "req"), WAITS_OR_SPINS)
 def test_zoo_defects_show_where_they_wait_or_spin(
     language: str, name: str, req: str, profile: str, request: pytest.FixtureRequest,
@@ -324,7 +327,7 @@ def test_zoo_defects_show_where_they_wait_or_spin(
     assert {s["runtime"] for s in entry["stacks"]} == {RUNTIME[language][0]}
 
 
-@pytest.mark.parametrize("profile", PROFILES)
+@pytest.mark.parametrize("profile", BOTH_PROFILES)
 @pytest.mark.parametrize("language", ["c", "python"])
 def test_death_by_sigpipe_says_why_there_is_no_stack(
     language: str, profile: str, request: pytest.FixtureRequest, tmp_path: Path
@@ -340,7 +343,7 @@ def test_death_by_sigpipe_says_why_there_is_no_stack(
     assert "stacks" not in entry
 
 
-@pytest.mark.parametrize("profile", PROFILES)
+@pytest.mark.parametrize("profile", BOTH_PROFILES)
 @pytest.mark.parametrize("language", ["c", "python", "java"])
 def test_backlog_says_which_call_has_it_and_shows_no_stack(
     language: str, profile: str, request: pytest.FixtureRequest, tmp_path: Path
