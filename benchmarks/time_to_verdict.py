@@ -2,6 +2,7 @@
 
     python benchmarks/time_to_verdict.py [--runs 3] [--profiles quick,default] [--mute]
     python benchmarks/time_to_verdict.py --zoo defective [--runs 1] [--profiles default]
+    python benchmarks/time_to_verdict.py --zoo c-serial-ok,java-thread_cap2 --stacks
 
 Runs the kit against each reference server and protocol, one run at a time, `--runs` times per
 profile, and prints a table of the median wall time (all runs in brackets) and whether every
@@ -14,19 +15,25 @@ With `--zoo` it times zoo servers instead (tests/servers/zoo.py; the C, Java and
 built first): `defective`, `correct`, `all`, or ids and substrings of ids separated by commas
 (`c-serial-ok,python-one_message`). Each row gives the median wall time, whether the failed
 categories were the expected ones in every run, and the three checks that took longest; the
-slowest server comes last.
+slowest server comes last. With `--stacks` each run is a pair, one with the failures' stacks
+and one without (`TCP_CONFORMANCE_STACKS=0`), in alternating order, and the row gives both
+medians, their difference and how many failures showed a stack: what stacks cost a failing
+run, side by side on the same machine and load.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 SERVERS = ("fork", "thread", "select", "pool")
@@ -49,12 +56,20 @@ while True:
 """
 
 
-def run_kit(where: list[str], args: list[str], report: Path) -> tuple[float, dict]:
-    """One `conformance run`; its wall time and JSON report."""
+#: The environment variable that turns stacks off (conformance/harness/stacks.py).
+STACKS_OFF = {"TCP_CONFORMANCE_STACKS": "0"}
+
+
+def run_kit(
+    where: list[str], args: list[str], report: Path, env: dict[str, str] | None = None
+) -> tuple[float, dict]:
+    """One `conformance run` (with `env` added to this environment); its wall time and JSON
+    report."""
     argv = [sys.executable, "-m", "conformance", "run", *where, *args]
     argv += ["--json-report", str(report)]
+    environ = {**os.environ, **(env or {})}
     t0 = time.monotonic()
-    subprocess.run(argv, cwd=ROOT, capture_output=True, timeout=600, check=False)
+    subprocess.run(argv, cwd=ROOT, capture_output=True, timeout=600, check=False, env=environ)
     wall = time.monotonic() - t0
     doc = json.loads(report.read_text()) if report.exists() else {}
     return wall, doc
@@ -64,8 +79,9 @@ def failed(doc: dict) -> list[str]:
     return sorted(c for c, o in doc.get("categories", {}).items() if o == "failed")
 
 
-def time_zoo(which: str, profiles: list[str], runs: int, out: Path) -> None:
-    """The `--zoo` table: one row per (server, profile), slowest last."""
+def time_zoo(which: str, profiles: list[str], runs: int, out: Path, stacks: bool = False) -> None:
+    """The `--zoo` table: one row per (server, profile), slowest last; with `stacks`, each
+    run with and without the failures' stacks."""
     sys.path.insert(0, str(ROOT))
     from tests.servers import build
     from tests.servers.zoo import CORRECT, DEFECTIVE, ZOO, command
@@ -82,6 +98,9 @@ def time_zoo(which: str, profiles: list[str], runs: int, out: Path) -> None:
         build.build_java_servers(build_dir)
     if "go" in languages and build.have_go():
         build.build_go_servers(build_dir)
+    if stacks:
+        time_stacks(chosen, profiles, runs, out, build_dir, command)
+        return
     rows = []
     for profile in profiles:
         for server in chosen:
@@ -106,11 +125,62 @@ def time_zoo(which: str, profiles: list[str], runs: int, out: Path) -> None:
         print(f"| {sid} | {profile} | {median:.1f} s | {spread} | {verdict} | {checks} |")
 
 
+def time_stacks(
+    chosen: Sequence[Any],
+    profiles: list[str],
+    runs: int,
+    out: Path,
+    build_dir: Path,
+    command: Callable[[Any, Path], str],
+) -> None:
+    """The `--zoo ... --stacks` table: per (server, profile), `runs` pairs of runs, with and
+    without stacks, the pair's order alternating so neither side always runs second."""
+    rows = []
+    for profile in profiles:
+        for server in chosen:
+            walls: dict[bool, list[float]] = {True: [], False: []}
+            shown, same = [], True
+            for i in range(runs):
+                verdicts = {}
+                for on in (True, False) if i % 2 == 0 else (False, True):
+                    args = ["--protocol", server.protocol, "--profile", profile]
+                    where = ["--server-cmd", command(server, build_dir)]
+                    report = out / f"{server.id}-{profile}-{i}-{'on' if on else 'off'}.json"
+                    wall, doc = run_kit(where, args, report, None if on else STACKS_OFF)
+                    walls[on].append(wall)
+                    verdicts[on] = failed(doc) if doc else ["no report"]
+                    if on:
+                        shown.append(sum(1 for r in doc.get("requirements", []) if "stacks" in r))
+                same &= verdicts[True] == verdicts[False]
+            with_s, without_s = statistics.median(walls[True]), statistics.median(walls[False])
+            rows.append(
+                (server.id, profile, without_s, walls[False], with_s, walls[True], shown, same)
+            )
+            print(
+                f"{server.id} {profile}: {without_s:.1f} s without, {with_s:.1f} s with", flush=True
+            )
+    print("\n| server | profile | without stacks | with stacks | difference | failures with "
+          "stacks | same verdict |")  # fmt: skip
+    print("|---|---|---|---|---|---|---|")
+    for sid, profile, off_s, offs, on_s, ons, shown, same in rows:
+        spread_off = ", ".join(f"{w:.1f}" for w in offs)
+        spread_on = ", ".join(f"{w:.1f}" for w in ons)
+        print(
+            f"| {sid} | {profile} | {off_s:.1f} s ({spread_off}) | {on_s:.1f} s ({spread_on}) | "
+            f"{on_s - off_s:+.1f} s | {', '.join(map(str, shown))} | {'yes' if same else 'NO'} |"
+        )
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--runs", type=int, default=3)
     ap.add_argument("--profiles", default="quick,default")
     ap.add_argument("--mute", action="store_true", help="also time the two mute servers")
+    ap.add_argument(
+        "--stacks",
+        action="store_true",
+        help="with --zoo: each run with and without the failures' stacks, side by side",
+    )
     ap.add_argument(
         "--zoo",
         metavar="WHICH",
@@ -121,7 +191,7 @@ def main() -> int:
     with tempfile.TemporaryDirectory(prefix="ttv-") as tmp:
         out = Path(tmp)
         if ns.zoo:
-            time_zoo(ns.zoo, profiles, ns.runs, out)
+            time_zoo(ns.zoo, profiles, ns.runs, out, ns.stacks)
             return 0
         columns = [f"{s} {p}" for p in PROTOCOLS for s in SERVERS]
         print("| profile | " + " | ".join(columns) + " |")

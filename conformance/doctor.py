@@ -10,6 +10,7 @@ missing (the optional needs serve grading and the kit's own tests), 1 otherwise.
 from __future__ import annotations
 
 import argparse
+import functools
 import os
 import platform
 import shutil
@@ -42,7 +43,8 @@ class Finding:
 
 
 #: Needs that only grading or the kit's own tests have.
-OPTIONAL = frozenset({"network namespaces", "bwrap", "C compiler"})
+#: The stack tools too: a failure shows less without them, its verdict is the same.
+OPTIONAL = frozenset({"network namespaces", "bwrap", "C compiler", "eu-stack", "py-spy", "jcmd"})
 
 
 def linux() -> Finding:
@@ -200,6 +202,69 @@ def c_compiler() -> Finding:
     )
 
 
+#: What each stack tool reads, and which runtimes' servers it serves (stacks.py).
+STACK_TOOLS = {
+    "eu-stack": ("native", "C, C++ and Rust servers"),
+    "py-spy": ("Python", "Python servers"),
+    "jcmd": ("Java", "JVM servers"),
+}
+
+
+def _stack_tool(tool: str, argv: list[str] | None) -> Finding:
+    """A stack tool found, and where `argv` is given, tried on a child of this process
+    running it, as the kit reads a server it launched (a sibling of the tool, which Yama's
+    ptrace_scope=1 denies to a user). jcmd is only looked for: trying it starts a JVM."""
+    from conformance.harness import stacks
+
+    what, servers = STACK_TOOLS[tool]
+    need = tool
+    cost = (
+        f"a failure of a {what} server does not show where in its code its threads wait or "
+        f"spin ({servers}); it says that {tool} is missing, and the verdict is the same"
+    )
+    path = stacks.find_tool(tool)
+    if path is None:
+        return Finding(need, False, "not installed", cost=cost, fix=stacks.INSTALL[tool])
+    if argv is None:
+        return Finding(need, True, f"{path}: reads the stacks of {servers} a failure names")
+    from conformance.harness.polling import wait_until
+    from conformance.harness.syscalls import current_call
+
+    child = subprocess.Popen(argv, stdin=subprocess.DEVNULL)
+    try:
+        # Read once it sleeps: before that it may not have exec'd, or set up its interpreter.
+        call = functools.partial(current_call, child.pid, child.pid)
+        wait_until(lambda: (call() or ("",))[0].endswith("sleep"), 5.0)
+        ref = stacks.ThreadRef(child.pid, child.pid, f"pid {child.pid}: the doctor's child")
+        taken = stacks.take([ref])
+    finally:
+        child.kill()
+        child.wait()
+    stack = taken[0] if taken else None
+    if stack is not None and stack.frames:
+        return Finding(need, True, f"{path}: reads the stacks of {servers} a failure names (tried)")
+    why = stack.note if stack is not None and stack.note else "no stack read"
+    return Finding(
+        need,
+        False,
+        f"{path} is installed but read no stack of a child: {why}",
+        cost=cost,
+        fix=stacks.PTRACE_REFUSED if "ptrace" in why else "run `conformance doctor` as root",
+    )
+
+
+def eu_stack() -> Finding:
+    return _stack_tool("eu-stack", ["sleep", "30"])
+
+
+def py_spy() -> Finding:
+    return _stack_tool("py-spy", [sys.executable, "-S", "-c", "import time; time.sleep(30)"])
+
+
+def jcmd() -> Finding:
+    return _stack_tool("jcmd", None)
+
+
 CHECKS: tuple[Callable[[], Finding], ...] = (
     linux,
     strace,
@@ -208,6 +273,9 @@ CHECKS: tuple[Callable[[], Finding], ...] = (
     network_namespaces,
     bwrap,
     c_compiler,
+    eu_stack,
+    py_spy,
+    jcmd,
 )
 
 

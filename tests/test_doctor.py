@@ -12,7 +12,7 @@ from conformance.harness import signals
 from tests.conftest import kit
 
 NEEDS = ["Linux", "strace", "ptrace permission", "user namespaces or root",
-         "network namespaces", "bwrap", "C compiler"]  # fmt: skip
+         "network namespaces", "bwrap", "C compiler", "eu-stack", "py-spy", "jcmd"]  # fmt: skip
 
 
 def test_doctor_names_every_need_and_its_exit_status_matches() -> None:
@@ -77,3 +77,39 @@ def test_optional_needs_do_not_fail_the_doctor(monkeypatch: pytest.MonkeyPatch) 
     lines = doctor.render([doctor.linux(), absent])
     assert lines[1].startswith("absent   bwrap (optional)")
     assert "optional, absent: bwrap" in lines[-1]
+
+
+def test_stack_tools_are_named_with_what_they_serve_and_how_to_install(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Without eu-stack, py-spy or jcmd a failure shows no stack for that runtime, and its
+    verdict is the same: each is optional, absent with its cost and its install line."""
+    from conformance.harness import stacks
+
+    monkeypatch.setattr(stacks, "find_tool", lambda name: None)
+    found = [doctor.eu_stack(), doctor.py_spy(), doctor.jcmd()]
+    assert [f.need for f in found] == ["eu-stack", "py-spy", "jcmd"]
+    for finding, servers in zip(found, ["C, C++ and Rust", "Python", "JVM"], strict=True):
+        assert not finding.ok and finding.optional
+        assert servers in finding.cost and "the verdict is the same" in finding.cost
+        assert finding.fix == stacks.INSTALL[finding.need]
+    assert "apt-get install elfutils" in found[0].fix
+    lines = doctor.render(found)
+    assert lines[0].startswith("absent   eu-stack (optional)")
+
+
+def test_a_stack_tool_that_cannot_read_a_child_says_why(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Found is not enough: the doctor reads a child's stack as the kit reads a server's,
+    and a refused ptrace names what would allow it."""
+    from conformance.harness import stacks
+
+    monkeypatch.setattr(stacks, "find_tool", lambda name: "/usr/bin/" + name)
+
+    def refused(argv: list[str], timeout: float) -> str:
+        raise stacks._ToolFailed("dwfl_linux_proc_attach pid 1: Operation not permitted")
+
+    monkeypatch.setattr(stacks, "_run", refused)
+    finding = doctor.eu_stack()
+    assert not finding.ok
+    assert "Operation not permitted" in finding.detail
+    assert finding.fix == stacks.PTRACE_REFUSED

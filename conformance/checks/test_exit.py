@@ -40,6 +40,7 @@ from conformance.harness.timeouts import (
     SETTLE_TIMEOUT,
     SIGTERM_TIMEOUT,
 )
+from conformance.harness.waiting import RUNNING
 from conformance.marks import requirement
 
 RESETS = 10
@@ -86,9 +87,12 @@ def _resets_handled(server: Server, held: int | None) -> bool:
 
 
 def _serving(server: Server, client) -> list[ThreadRef]:
-    """The server's threads still blocked on `client`'s connection: where its session goes
-    on (their stacks show the loop that did not end it)."""
-    return [t for t in server.where_it_waits(client.name).threads if t.client == client.name]
+    """The server's threads still on `client`'s connection, and those running: where its
+    session goes on (their stacks show the loop that did not end it). A loop that takes
+    EOF for a message spins, in read() and write() on the connection or between them, so a
+    running thread is named too; the stacks show only threads in the server's own code."""
+    threads = server.where_it_waits(client.name).threads
+    return [t for t in threads if t.client == client.name or t.label.endswith(RUNNING)]
 
 
 def _who_holds(server: Server, client) -> str:

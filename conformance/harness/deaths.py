@@ -51,6 +51,18 @@ SIGPIPE_CAUSE = (
     "process: call signal(SIGPIPE, SIG_IGN) at startup (or send with MSG_NOSIGNAL), and end "
     "the session when recv() returns 0 (EOF) or -1"
 )
+#: What the failure for a death shows where a stack would be: a stack is read from a live
+#: process once the verdict is in (stacks.py), and by then the server is gone.
+NO_STACK = (
+    "Stack:    none: the server's process was gone before the kit could read one (a stack is "
+    "read from a live process)"
+)
+#: SIGPIPE's default action ends a process without a core dump (signal(7)): nothing is left
+#: that says which write() it died in.
+NO_STACK_SIGPIPE = (
+    "; SIGPIPE ends a process without a core dump, so which write() killed it is not known, "
+    "only that it wrote to a connection whose client had gone"
+)
 CRASH_CAUSE = (
     "the server crashed or exited by itself; its stderr (above) and a run under a debugger "
     "(gdb, valgrind) show where"
@@ -125,10 +137,13 @@ def judge_death(
             reason += f"; before the checks, {seen}"
         return Verdict(blocked_by=rule, reason=reason)
     cause = SIGPIPE_CAUSE if death.signal == signal.SIGPIPE else None
+    no_stack = NO_STACK + (NO_STACK_SIGPIPE if death.signal == signal.SIGPIPE else "")
     if failure is not None and rule == req_id:
         # Its own rule: the check's evidence stands; the death is shown beside it.
         if cause and not failure.cause:
             failure.cause = cause
+        if no_stack not in failure.evidence:
+            failure.evidence.append(no_stack)
         return Verdict(violation=failure)
     return Verdict(
         violation=Violation(
@@ -136,5 +151,6 @@ def judge_death(
             f"{DIED_DURING}: {death.text}",
             did=server.transcript.tail(),
             cause=cause or (None if rule == req_id else CRASH_CAUSE),
+            evidence=[no_stack],
         )
     )

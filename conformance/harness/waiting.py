@@ -41,6 +41,8 @@ _MEANING = {
     "pause": "a signal (pause)",
     "rt_sigsuspend": "a signal (sigsuspend)",
 }
+#: What a thread that is in no system call is doing (a loop that spins is, mostly).
+RUNNING = "running (on a CPU, or waiting for one)"
 #: At most this many lines: a pool's hundred idle threads say the same thing.
 MAX_LINES = 6
 
@@ -204,7 +206,7 @@ def _thread_wait(
         return None
     call, args = current
     if call == "running":
-        return Wait("running (on a CPU, or waiting for one)")
+        return Wait(RUNNING)
     if call.startswith("#"):
         return Wait(f"system call {call[1:]}")
     if call in _ON_FD and args:

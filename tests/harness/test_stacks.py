@@ -1,10 +1,12 @@
 """The stacks a failure shows: the function and line of the server's own code where it waits or
 spins (conformance/harness/stacks.py).
 
-The parsers are shown on the tools' real output; end to end, the zoo's serial server (C built
-with -g, the same stripped, Python, Java) fails CONC-1 naming the line of its defect, and the
-fork server whose children spin fails EXIT-4 naming the loop. The line numbers come from the
-`DEFECT` markers in the zoo's sources. A test whose tool is missing is skipped with the reason.
+The parsers are shown on the tools' real output; end to end, at the quick and default
+profiles, the zoo's serial, capped and spinning servers in C, Python and Java fail naming the
+line of their defect or the line where they wait or spin because of it (the line numbers come
+from the `WAITS`, `SPINS` and `DEFECT` markers in the zoo's sources); the backlog server and
+the server SIGPIPE kills say why they show no stack. A test whose tool is missing is skipped
+with the reason.
 Stacks are taken once the check's verdict and time are in: the verdict with and without them is
 the same, and the tool runs after the check's call phase ended.
 """
@@ -13,6 +15,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -23,7 +26,7 @@ from pathlib import Path
 import jsonschema
 import pytest
 
-from conformance.harness import stacks
+from conformance.harness import deaths, stacks
 from conformance.harness.polling import wait_until
 from conformance.harness.stacks import Frame, Stack, ThreadRef
 from tests.conftest import ROOT
@@ -180,16 +183,40 @@ def test_children_waiting_alike_cost_one_tool_run(monkeypatch: pytest.MonkeyPatc
 
 
 # -- end to end: the zoo's servers -------------------------------------------------------------
-def defect_line(source: Path) -> tuple[int, str]:
-    """(number, text) of the line where the server waits because of its defect: the one the
-    source marks `WAITS`, else the one it marks `DEFECT` (not its header comment)."""
+#: Comment openings: a marker in a comment of its own (a file's header) marks no line.
+_COMMENT = ("*", "/*", '"""', "#", "//")
+
+
+def defect_lines(source: Path) -> tuple[int, str, set[int]]:
+    """(number, text, lines) of the line where the server waits or spins because of its
+    defect: the one its source marks `WAITS` (where it waits), else `SPINS` (the loop that
+    spins), else `DEFECT`; a marker in a comment line of its own does not count. A marked
+    loop counts with its body (`lines`): a spinning thread is caught on any of its lines, by
+    when the sample lands."""
     lines = source.read_text().splitlines()
-    for marker in ("WAITS", "DEFECT"):
+    for marker in ("WAITS", "SPINS", "DEFECT"):
         for number, text in enumerate(lines, 1):
             code = text.strip()
-            if marker in code and not code.startswith(("*", "/*", '"""', "#", "//")):
-                return number, code
-    raise AssertionError(f"no WAITS or DEFECT marker in {source}")
+            if marker in code and not code.startswith(_COMMENT):
+                return number, code, _with_loop_body(lines, number)
+    raise AssertionError(f"no WAITS, SPINS or DEFECT marker in {source}")
+
+
+def _with_loop_body(lines: list[str], number: int) -> set[int]:
+    """`number`, and when its line opens a loop, every line of the loop's body after it (more
+    indented, up to the C or Java loop's closing brace)."""
+    text = lines[number - 1]
+    if not text.strip().startswith(("while", "for")):
+        return {number}
+    indent = len(text) - len(text.lstrip())
+    body = {number}
+    for after, line in enumerate(lines[number:], number + 1):
+        if line.strip() and len(line) - len(line.lstrip()) <= indent:
+            if line.strip().startswith("}"):
+                body.add(after)
+            break
+        body.add(after)
+    return body
 
 
 def _needs(tool: str) -> None:
@@ -213,10 +240,7 @@ def _run(tmp_path: Path, command: str, req: str, *args: str, **env: str) -> dict
 
 
 def _shows_line(entry: dict, source: Path) -> None:
-    number, text = defect_line(source)
-    # A spin (`while True:` and its body) is caught on either of its lines, by when the
-    # sample lands: both are the defect's place.
-    lines = {number, number + 1} if text.lstrip().startswith("while") else {number}
+    _, text, lines = defect_lines(source)
     assert entry["outcome"] == "failed", entry
     assert any(f"{source.name}:{n}" in entry["detail"] for n in lines), entry["detail"]
     if len(lines) == 1:
@@ -225,7 +249,31 @@ def _shows_line(entry: dict, source: Path) -> None:
     assert any(f.get("file", "").endswith(source.name) and f.get("line") in lines for f in own)
 
 
-@pytest.mark.parametrize("profile", ["quick", "default"])
+#: The runtime each language's stacks are read as (stacks.runtime_of), and the tool.
+RUNTIME = {"c": ("native", stacks.EU_STACK), "python": ("python", stacks.PY_SPY),
+           "java": ("jvm", stacks.JCMD)}  # fmt: skip
+PROFILES = ("quick", "default")
+#: The zoo's shapes are checked at both; the README's test command runs the default profile
+#: (the one a user runs, as the matrix's fast tier does) and --full-matrix adds quick.
+BOTH_PROFILES = [pytest.param("quick", marks=pytest.mark.full_matrix), "default"]
+
+
+def _zoo_command(language: str, name: str, request: pytest.FixtureRequest) -> tuple[str, Path]:
+    """The command that starts zoo server `name` in `language`, and its source file."""
+    _needs(RUNTIME[language][1])
+    if language == "c":
+        return f"{request.getfixturevalue('zoo_build') / name} {{port}}", ZOO / "c" / f"{name}.c"
+    if language == "python":
+        source = ZOO / "py" / f"{name}.py"
+        return f"{sys.executable} -S {source} --port {{port}}", source
+    java_class = "".join(word.capitalize() for word in name.split("_"))
+    source = ZOO / "java" / f"{java_class}.java"
+    # The sources' directory on the class path: where the kit finds the line's text.
+    build = request.getfixturevalue("java_build")
+    return f"java -cp {build}:{source.parent} {java_class} {{port}}", source
+
+
+@pytest.mark.parametrize("profile", PROFILES)
 def test_c_serial_built_with_g_shows_its_defect_line(
     profile: str, zoo_build: Path, tmp_path: Path
 ) -> None:
@@ -249,48 +297,73 @@ def test_c_serial_stripped_says_so(zoo_build: Path, tmp_path: Path) -> None:
     assert "serial.c:" not in entry["detail"]
 
 
-def test_python_serial_shows_python_frames(tmp_path: Path) -> None:
-    _needs(stacks.PY_SPY)
-    source = ZOO / "py" / "serial.py"
-    entry = _run(tmp_path, f"{sys.executable} -S {source} --port {{port}}", "CONC-1")
+#: The zoo's defects whose failing check names where the server waits or spins: serial (CONC-1),
+#: capped (CONC-2), the EOF spins (EXIT-4: busy_child's children after their session, Java's
+#: read() loop at -1; EXIT-2: sigpipe_eof replying to EOF while its client still reads), and
+#: the server that ignores `exit` (EXIT-1). C's serial is above, with its innermost frame.
+WAITS_OR_SPINS = [
+    ("python", "serial", "CONC-1"), ("java", "serial", "CONC-1"),
+    ("c", "thread_cap2", "CONC-2"), ("python", "thread_cap2", "CONC-2"),
+    ("java", "thread_cap2", "CONC-2"),
+    ("c", "busy_child", "EXIT-4"), ("python", "busy_child", "EXIT-4"),
+    ("java", "eof_spin", "EXIT-4"),
+    ("c", "sigpipe_eof", "EXIT-2"), ("python", "sigpipe_eof", "EXIT-2"),
+    ("c", "exit_no_close", "EXIT-1"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize("profile", BOTH_PROFILES)
+@pytest.mark.parametrize(("language", "name", "req"), WAITS_OR_SPINS)
+def test_zoo_defects_show_where_they_wait_or_spin(
+    language: str, name: str, req: str, profile: str, request: pytest.FixtureRequest,
+    tmp_path: Path,
+) -> None:  # fmt: skip
+    """The serial server reads its one client, the capped one's main thread waits for a slot,
+    the spinning children and threads loop, the server that ignores `exit` reads on: each
+    failure names the marked line, read with its runtime's tool."""
+    command, source = _zoo_command(language, name, request)
+    entry = _run(tmp_path, command, req, "--profile", profile)
     _shows_line(entry, source)
-    assert {s["runtime"] for s in entry["stacks"]} == {"python"}
+    assert {s["runtime"] for s in entry["stacks"]} == {RUNTIME[language][0]}
 
 
-def test_java_serial_shows_java_frames(java_build: Path, tmp_path: Path) -> None:
-    _needs(stacks.JCMD)
-    source = ZOO / "java" / "Serial.java"
-    # The sources' directory on the class path: where the kit finds the line's text.
-    command = f"java -cp {java_build}:{source.parent} Serial {{port}}"
-    entry = _run(tmp_path, command, "CONC-1")
-    _shows_line(entry, source)
-
-
-def test_spinning_children_show_their_loop(zoo_build: Path, tmp_path: Path) -> None:
-    _needs(stacks.EU_STACK)
-    entry = _run(tmp_path, f"{zoo_build / 'busy_child'} {{port}}", "EXIT-4")
-    _shows_line(entry, ZOO / "c" / "busy_child.c")
-
-
-@pytest.mark.parametrize(
-    ("language", "name", "req"),
-    [("c", "thread_cap2", "CONC-2"), ("c", "exit_no_close", "EXIT-1"),
-     ("python", "busy_child", "EXIT-4"), ("python", "thread_cap2", "CONC-2")],
-)  # fmt: skip
-def test_other_zoo_defects_show_where_they_wait_or_spin(
-    language: str, name: str, req: str, request: pytest.FixtureRequest, tmp_path: Path
+@pytest.mark.parametrize("profile", BOTH_PROFILES)
+@pytest.mark.parametrize("language", ["c", "python"])
+def test_death_by_sigpipe_says_why_there_is_no_stack(
+    language: str, profile: str, request: pytest.FixtureRequest, tmp_path: Path
 ) -> None:
-    """The capped server's main thread waits for a slot, the server that ignores `exit` reads
-    on, the Python fork server's children spin: each at its marked line."""
-    if language == "c":
-        _needs(stacks.EU_STACK)
-        command = f"{request.getfixturevalue('zoo_build') / name} {{port}}"
-        source = ZOO / "c" / f"{name}.c"
-    else:
-        _needs(stacks.PY_SPY)
-        source = ZOO / "py" / f"{name}.py"
-        command = f"{sys.executable} -S {source} --port {{port}}"
-    _shows_line(_run(tmp_path, command, req), source)
+    """sigpipe_eof dies at EXIT-3's resets: a dead process has no stack, and SIGPIPE leaves no
+    core, so the failure says so rather than show anything. (Java has no such server: the JVM
+    ignores SIGPIPE, and the same unchecked EOF spins instead: EofSpin above.)"""
+    command, _ = _zoo_command(language, "sigpipe_eof", request)
+    entry = _run(tmp_path, command, "EXIT-3", "--profile", profile)
+    assert entry["outcome"] == "failed", entry
+    assert "SIGPIPE" in entry["detail"], entry["detail"]
+    assert deaths.NO_STACK + deaths.NO_STACK_SIGPIPE in entry["detail"], entry["detail"]
+    assert "stacks" not in entry
+
+
+@pytest.mark.parametrize("profile", BOTH_PROFILES)
+@pytest.mark.parametrize("language", ["c", "python", "java"])
+def test_backlog_says_which_call_has_it_and_shows_no_stack(
+    language: str, profile: str, request: pytest.FixtureRequest, tmp_path: Path
+) -> None:
+    """backlog3's failure is no wait: its threads are where a correct server's are (in
+    accept()), so a stack would name a right line. It names the call that takes the backlog,
+    with the number the kernel holds for the listening socket (docs/design.md)."""
+    command, source = _zoo_command(language, "backlog3", request)
+    _, text, _ = defect_lines(source)
+    # The backlog as the marked line passes it: `make_listener(port, 3)`, `backlog=3)`.
+    found = re.search(r"\b(\d+)\)", text)
+    assert found, text
+    backlog = found.group(1)
+    entry = _run(tmp_path, command, "CONC-3", "--profile", profile)
+    assert entry["outcome"] == "failed", entry
+    call = {"c": f"listen(fd, {backlog})", "python": f"sock.listen({backlog})",
+            "java": f"bind(address, {backlog})"}  # fmt: skip
+    assert "Stack:    none: a backlog is not where a thread waits" in entry["detail"]
+    assert call[language] in entry["detail"], entry["detail"]
+    assert "stacks" not in entry
 
 
 def test_verdict_is_the_same_without_stacks(zoo_build: Path, tmp_path: Path) -> None:

@@ -13,7 +13,7 @@
 static void serve_ok_ignoring_eof(int fd)
 {
     char buf[MSG_MAX];
-    for (;;) {
+    for (;;) {  /* SPINS here at EOF, replying to 0 bytes (the line a stack names) */
         ssize_t n = read_retry(fd, buf, sizeof buf);
         /* DEFECT: no "if (n <= 0) return;", and write errors go unnoticed too */
         write_all(fd, REPLY, REPLY_LEN);

@@ -26,7 +26,7 @@ from _common import (
 
 
 def serve_ok_ignoring_eof(conn: socket.socket) -> None:
-    while True:
+    while True:  # SPINS here at EOF, replying to b"" (the line a stack names)
         # DEFECT: no "if not data: return", and errors pass for an empty message
         try:
             data = conn.recv(MSG_MAX)
