@@ -232,9 +232,10 @@ def main(argv: list[str] | None = None) -> int:
     bench.add_parser(sub)
     compare.add_parser(sub)
     doctor.add_parser(sub)
-    from conformance.grade import batch
+    from conformance.grade import batch, merge
 
     batch.add_parser(sub)
+    merge.add_parser(sub)
     ns = parser.parse_args(argv)
     if ns.command == "bench":
         return bench.run(ns)
@@ -244,6 +245,8 @@ def main(argv: list[str] | None = None) -> int:
         return doctor.main(ns)
     if ns.command == "grade":
         return batch.main(ns)
+    if ns.command == "grade-merge":
+        return merge.main(ns)
     if ns.command == "list":
         try:
             return list_requirements(ns)

@@ -288,14 +288,14 @@ def _grade(ns: argparse.Namespace) -> int:
         requirements=tuple(ns.requirement),
         keep_work=ns.keep_work,
     )
+    everyone = names if not ns.only else discover(directory, out_dir, [])
+    summary.write_class(out_dir, directory.resolve().name, everyone, f"{index}/{count}")
     _announce(len(names), mine, index, count, jobs, root, netns, out_dir)
     _announce_isolation(ns.sandbox, isolation)
     become_subreaper()
     results = _run_all(directory, mine, options, uids, ns.force, config)
-    graded, missing = summary.collect(out_dir, in_summary(directory, out_dir, names, ns.only))
-    summary.write_csv(graded, out_dir / "summary.csv")
-    title = f"Class summary: {directory.resolve().name}"
-    (out_dir / "summary.md").write_text(summary.markdown(graded, missing, title))
+    covered = in_summary(directory, out_dir, names, ns.only)
+    graded, _ = summary.write(out_dir, covered, directory.resolve().name)
     if ns.keep_work:
         print(f"work directories kept in {scratch}", file=sys.stderr)
     else:

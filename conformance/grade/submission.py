@@ -18,6 +18,7 @@ import contextlib
 import hashlib
 import json
 import os
+import re
 import shlex
 import shutil
 import signal
@@ -459,6 +460,20 @@ def refusal_text(refusal: dict[str, Any], config: GradingConfig) -> str:
     --port to give). The record's `fix` speaks of `conformance run`'s options: not used."""
     message = autograders.without_sandbox(str(refusal.get("message", "")))
     elsewhere = [int(p) for p in refusal.get("elsewhere", [])]
+    if config.port is None:
+        # The port is a free one drawn for this run: in the note it would make the same
+        # submission's summary differ from one grading to the next (and a merge of shards
+        # from one machine's grading), and the student could not use the number anyway.
+        message = _DRAWN_PORT.sub(r"\1 the port it was given (`{port}`)", message)
+        if refusal.get("kind") == "never-listened" and elsewhere:
+            # The kit words this two ways, by which instance of the server bound the
+            # hard-coded port first (a timing matter): the first line is said one way here.
+            ports = ", ".join(map(str, elsewhere))
+            rest = message.partition("\n")[2]
+            message = (
+                f"the server could not be started: it listens on port(s) {ports}, not on the "
+                "port it was given (`{port}`)." + ("\n" + rest if rest else "")
+            )
     fix = ""
     if refusal.get("kind") == "never-listened" and elsewhere:
         if config.port is None:
@@ -479,6 +494,9 @@ def refusal_text(refusal: dict[str, Any], config: GradingConfig) -> str:
             f"[assignment] (now {config.start_timeout:g} s)."
         )
     return Refusal(str(refusal.get("kind", "")), message, fix).text()
+
+
+_DRAWN_PORT = re.compile(r"(did not listen on|before it listened on) port \d+")
 
 
 def _start_refused(report: Path) -> bool:

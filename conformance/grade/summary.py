@@ -27,6 +27,32 @@ class Graded:
     notes: tuple[str, ...]
 
 
+#: In every output directory of `conformance grade`: the class's name and its submission
+#: folders, so `conformance grade-merge` can write the summary one machine would have.
+CLASS_FILE = "class.json"
+
+
+def title_of(class_name: str) -> str:
+    return f"Class summary: {class_name}"
+
+
+def write_class(out_dir: Path, class_name: str, names: list[str], shard: str) -> None:
+    """What a merge needs beyond the reports: the class's name (the summary's title) and
+    every submission folder (to list those no shard has graded yet)."""
+    doc = {"class": class_name, "submissions": names, "shard": shard}
+    (out_dir / CLASS_FILE).write_text(json.dumps(doc, indent=2) + "\n")
+
+
+def write(out_dir: Path, names: list[str], class_name: str) -> tuple[list[Graded], list[str]]:
+    """summary.csv and summary.md of out_dir for these students (in this order): the one
+    place both files are written, so a merge of shards and one machine's grading write the
+    same bytes from the same reports."""
+    graded, missing = collect(out_dir, names)
+    write_csv(graded, out_dir / "summary.csv")
+    (out_dir / "summary.md").write_text(markdown(graded, missing, title_of(class_name)))
+    return graded, missing
+
+
 def collect(out_dir: Path, names: list[str]) -> tuple[list[Graded], list[str]]:
     """The reports in out_dir for these students, and the names that have none yet."""
     graded, missing = [], []

@@ -157,7 +157,25 @@ def test_the_kits_reason_is_said_once_with_the_graders_hint(tmp_path: Path) -> N
     report.write_text(json.dumps(kit_report.refused(FRANK_REFUSAL)))
     doc = grader._judged(report, 2, None)
     why = str(doc["requirements"][0]["detail"])  # type: ignore[index]
-    assert why.count("did not listen on port 14547") == 1
+    # The drawn port is not in it: the same submission reads the same note every time.
+    first = (
+        "the server could not be started: it listens on port(s) 8080, not on the port it was "
+        "given (`{port}`). It must listen on the port given in its arguments"
+    )
+    assert f"the suite could not run: {first}" in why
+    assert "14547" not in why
+    # The other wording of the same fault (a second instance found 8080 taken): the same note.
+    clash = {
+        **FRANK_REFUSAL.record(),
+        "message": "the server could not be started: the server exited with status 1 before "
+        "it listened on port 19561. It says its address is already in use, though that port "
+        "is free; another instance of it listens on port(s) 8080. It listens on port(s) 8080 "
+        "instead.\n  command: ./server {port}",
+    }
+    other = submission.refusal_text(clash, CONFIG)
+    assert other.startswith(first)
+    plain = submission.refusal_text(FRANK_REFUSAL.record(), CONFIG)
+    assert other.splitlines()[0] == plain.splitlines()[0]
     assert "_pytest" not in why and "!" not in why and "nothing the grader" not in why
     assert "--port" not in why and "conformance.grade.sandbox" not in why
     assert "`./server {port}`" in why and "`port = 8080` under [assignment]" in why
