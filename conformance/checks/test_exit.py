@@ -87,12 +87,13 @@ def _resets_handled(server: Server, held: int | None) -> bool:
 
 
 def _serving(server: Server, client) -> list[ThreadRef]:
-    """The server's threads still on `client`'s connection, and those running: where its
+    """The server's threads still on `client`'s connection, else those running: where its
     session goes on (their stacks show the loop that did not end it). A loop that takes
-    EOF for a message spins, in read() and write() on the connection or between them, so a
-    running thread is named too; the stacks show only threads in the server's own code."""
+    EOF for a message spins, in read() and write() on the connection or between them, and
+    is caught in either; the stacks show only threads in the server's own code."""
     threads = server.where_it_waits(client.name).threads
-    return [t for t in threads if t.client == client.name or t.label.endswith(RUNNING)]
+    on_it = [t for t in threads if t.client == client.name]
+    return on_it or [t for t in threads if t.label.endswith(RUNNING)]
 
 
 def _who_holds(server: Server, client) -> str:

@@ -299,14 +299,15 @@ def test_c_serial_stripped_says_so(zoo_build: Path, tmp_path: Path) -> None:
 
 #: The zoo's defects whose failing check names where the server waits or spins: serial (CONC-1),
 #: capped (CONC-2), the EOF spins (EXIT-4: busy_child's children after their session, Java's
-#: read() loop at -1; EXIT-2: sigpipe_eof replying to EOF while its client still reads), and
-#: the server that ignores `exit` (EXIT-1). C's serial is above, with its innermost frame.
+#: read() loop at -1; EXIT-2: that loop, and sigpipe_eof replying to EOF while its client
+#: still reads), and the server that ignores `exit` (EXIT-1). C's serial is above, with its
+#: innermost frame.
 WAITS_OR_SPINS = [
     ("python", "serial", "CONC-1"), ("java", "serial", "CONC-1"),
     ("c", "thread_cap2", "CONC-2"), ("python", "thread_cap2", "CONC-2"),
     ("java", "thread_cap2", "CONC-2"),
     ("c", "busy_child", "EXIT-4"), ("python", "busy_child", "EXIT-4"),
-    ("java", "eof_spin", "EXIT-4"),
+    ("java", "eof_spin", "EXIT-4"), ("java", "eof_spin", "EXIT-2"),
     ("c", "sigpipe_eof", "EXIT-2"), ("python", "sigpipe_eof", "EXIT-2"),
     ("c", "exit_no_close", "EXIT-1"),
 ]  # fmt: skip
