@@ -16,7 +16,7 @@ import pytest
 from conformance.grade import config as gradeconfig
 from conformance.harness import stacks
 from tests.conftest import ROOT, kit
-from tests.harness.test_stacks import defect_line
+from tests.harness.test_stacks import defect_lines
 
 CAROL = ROOT / "examples" / "class" / "carol"
 CONFIG = (ROOT / "examples" / "class" / "grading.toml").read_text()
@@ -64,7 +64,7 @@ def _grading(test: Callable[..., None]) -> Callable[..., None]:
 @_grading
 def test_results_show_the_line_where_the_next_client_waits(tmp_path: Path) -> None:
     output = _conc1_output(tmp_path, CONFIG)
-    number, text = defect_line(CAROL / "server.c")
+    number, text, _ = defect_lines(CAROL / "server.c")
     assert f"called from main() at server.c:{number}" in output, output
     assert text in output, output
 
@@ -73,6 +73,6 @@ def test_results_show_the_line_where_the_next_client_waits(tmp_path: Path) -> No
 def test_without_debug_info_functions_and_how_to_get_the_lines(tmp_path: Path) -> None:
     config = CONFIG.replace('build = "make"', 'build = "make"\ndebug_info = false')
     output = _conc1_output(tmp_path, config)
-    number, _ = defect_line(CAROL / "server.c")
+    number, _, _ = defect_lines(CAROL / "server.c")
     assert f"server.c:{number}" not in output, output
     assert stacks.NO_DEBUG_INFO in output, output

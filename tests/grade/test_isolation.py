@@ -357,8 +357,8 @@ def _mallory(subs: Path, out: Path, tag: str, port: int) -> None:
 
 
 def _stolen(text: str) -> list[str]:
-    """What mallory says she got, in a log or (JSON-escaped) in a report."""
-    return re.findall(r"STOLEN (.*?)(?:\\n|\n|$)", text)
+    """What mallory says she got, in a log or (JSON- or XML-escaped) in a report."""
+    return re.findall(r"STOLEN (.*?)(?:\\n|&#10;|\n|$)", text)
 
 
 @needs_cc

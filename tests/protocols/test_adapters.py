@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import textwrap
 from pathlib import Path
 from typing import ClassVar
 
@@ -281,7 +282,9 @@ def test_a_shrunk_scenario_replays_through_the_adapter(tmp_path: Path) -> None:
         "CONC-5",
     )
     assert result.returncode == 1, result.stdout
-    snippet = result.stdout.split("Replay:\n", 1)[1].split("\n\n  Likely cause", 1)[0]
+    # The terminal indents a failure under its requirement's line: the snippet, as copied.
+    shown = result.stdout.split("Replay:\n", 1)[1].split("Likely cause", 1)[0]
+    snippet = textwrap.dedent(shown.rstrip(" "))
     assert "'resp') as server:" in snippet
     assert "send(server, b, b'*1\\r\\n$4\\r\\nPING\\r\\n')" in snippet
     replay = subprocess.run(
