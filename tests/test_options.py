@@ -114,15 +114,16 @@ def test_a_bad_environment_value_names_the_variable(monkeypatch: pytest.MonkeyPa
 
 
 def test_each_sandbox_limit_is_declared_once() -> None:
-    """Every Limits field but the watched disk has one RLimit; its flag reaches the sandbox's
-    parser and sets its rlimit."""
+    """Every Limits field but the watched disk and the cgroup's memory has one RLimit; its
+    flag reaches the sandbox's parser and sets its rlimit."""
     import resource
     from dataclasses import fields
 
     from conformance.grade import sandbox
     from conformance.grade.config import Limits
 
-    assert {r.field for r in sandbox.RLIMITS} == {f.name for f in fields(Limits)} - {"disk_mb"}
+    not_rlimits = {"disk_mb", "memory_mb"}
+    assert {r.field for r in sandbox.RLIMITS} == {f.name for f in fields(Limits)} - not_rlimits
     limits = Limits(nproc=7, nofile=9, address_space_mb=5, cpu_s=3, file_size_mb=2)
     ns = sandbox.parser().parse_args([*sandbox.limit_args(limits), "--", "true"])
     assert {r.field: getattr(ns, r.field) for r in sandbox.RLIMITS} == {

@@ -29,8 +29,8 @@ from pathlib import Path
 
 from conformance import options, protocols
 from conformance.errors import INTERRUPTED_EXIT, USAGE_EXIT, UsageError
+from conformance.grade import cgroups, containment, summary
 from conformance.grade import config as gradeconfig
-from conformance.grade import containment, summary
 from conformance.grade.progress import Progress
 from conformance.grade.sandbox import SandboxError, enter_netns, isolation_problem
 from conformance.grade.submission import (
@@ -39,6 +39,7 @@ from conformance.grade.submission import (
     Grader,
     Options,
     Result,
+    live_cgroups,
     live_children,
     load_result,
     up_to_date,
@@ -112,6 +113,13 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         help="as root, slot k runs as uid UID_BASE+k",
     )
     p.add_argument("--keep-work", action="store_true", help="keep each build's work directory")
+    p.add_argument(
+        "--cgroups",
+        choices=("auto", "never"),
+        default="auto",
+        help="auto: a cgroup per submission (the memory and tasks of all its processes "
+        "together) where one can be made here; never: the per-process limits only",
+    )
 
 
 def parse_shard(text: str | None) -> tuple[int, int]:
@@ -274,6 +282,9 @@ def _grade(ns: argparse.Namespace) -> int:
     isolation = _isolation(ns.sandbox)
     if ns.sandbox == "bwrap" and shutil.which("bwrap") is None:
         raise UsageError("--sandbox bwrap: bubblewrap (bwrap) is not installed")
+    delegation, no_cgroup = (
+        cgroups.delegation() if ns.cgroups == "auto" else (None, "--cgroups never")
+    )
     out_dir.mkdir(parents=True, exist_ok=True)
     scratch = Path(tempfile.mkdtemp(prefix="conformance-grade-"))
     scratch.chmod(0o711)
@@ -287,11 +298,13 @@ def _grade(ns: argparse.Namespace) -> int:
         netns=netns,
         requirements=tuple(ns.requirement),
         keep_work=ns.keep_work,
+        cgroups=delegation,
     )
     everyone = names if not ns.only else discover(directory, out_dir, [])
     summary.write_class(out_dir, directory.resolve().name, everyone, f"{index}/{count}")
     _announce(len(names), mine, index, count, jobs, root, netns, out_dir)
     _announce_isolation(ns.sandbox, isolation)
+    _announce_memory(config, delegation, no_cgroup)
     become_subreaper()
     results = _run_all(directory, mine, options, uids, ns.force, config)
     covered = in_summary(directory, out_dir, names, ns.only)
@@ -348,6 +361,27 @@ def _announce_isolation(sandbox: str, problem: str | None) -> None:
     who = "the slot's uid" if os.geteuid() == 0 else "this user"
     print(
         f"WARNING: no isolation ({problem}): a submission can read {EXPOSED.format(who=who)}",
+        file=sys.stderr,
+    )
+
+
+def _announce_memory(
+    config: gradeconfig.GradingConfig, delegation: cgroups.Delegation | None, problem: str
+) -> None:
+    """Said once, at start: what bounds a submission's memory."""
+    limits = config.limits
+    if delegation is not None:
+        print(
+            f"memory ({delegation.describe()}): a cgroup per submission, at most "
+            f"{limits.memory_mb} MiB and {limits.nproc} tasks for all its processes together; "
+            "what is left of it is killed with the cgroup",
+            file=sys.stderr,
+        )
+        return
+    print(
+        f"WARNING: no cgroup per submission ({problem}): each process may map "
+        f"{limits.address_space_mb} MiB (RLIMIT_AS) and a submission may run {limits.nproc} "
+        "processes, so nothing bounds their memory together",
         file=sys.stderr,
     )
 
@@ -432,6 +466,8 @@ def _run_all(
         for pid in live_children():
             with contextlib.suppress(ProcessLookupError, PermissionError):
                 os.killpg(pid, signal.SIGKILL)
+        for group in live_cgroups():
+            group.kill()
         for uid in uids:
             if uid is not None:
                 containment.kill_all(None, uid, "-")

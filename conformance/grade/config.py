@@ -108,6 +108,11 @@ class Limits:
     #: Everything the submission's work directory and logs may hold, MiB (watched by the
     #: grader, which stops the submission when it is exceeded).
     disk_mb: int = 256
+    #: Memory of all the submission's processes together, MiB, where the grader can give it a
+    #: cgroup (grade/cgroups.py; `memory.max`, without swap): the OOM killer ends a process
+    #: inside it, never the grader or another student's server. A correct server of this
+    #: assignment uses a few MiB; the sandbox's own init is some 20 MiB of it.
+    memory_mb: int = 1024
 
 
 @dataclass(frozen=True, slots=True)

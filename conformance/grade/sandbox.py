@@ -5,6 +5,8 @@ exec()s the command, so the pid the launcher (or the grader) started is the subm
 process (or, isolated, its parent that exits as it does), its process group and output files
 are the launcher's as before, and the very same wrapper confines a build. In order:
 
+0. `--cgroup`: join the submission's cgroup (cgroups.py: the memory and task count of all its
+   processes together), before anything else, as root, so nothing of it runs outside.
 1. `--netns`: a private network namespace with only loopback, up (root only). The grader puts
    the kit itself in one, so the kit and the server share a loopback no other submission sees:
    hard-coded ports can then run side by side.
@@ -48,7 +50,7 @@ from typing import NoReturn
 
 import psutil
 
-from conformance.grade import isolation
+from conformance.grade import cgroups, isolation
 from conformance.grade.config import Limits
 
 _CLONE_NEWNET = 0x40000000
@@ -83,11 +85,15 @@ class Sandbox:
     bwrap_dir: str | None = None
     #: The work directory, the only one of the machine's the submission sees (isolation.py).
     isolate_dir: str | None = None
+    #: The `cgroup.procs` files of the submission's cgroup (cgroups.py), joined first.
+    cgroup_procs: tuple[str, ...] = ()
 
     def argv(self, command: Sequence[str], netns: bool = False) -> list[str]:
         args = [sys.executable, "-m", "conformance.grade.sandbox", *limit_args(self.limits)]
         if self.uid is not None:
             args += ["--uid", str(self.uid)]
+        for procs in self.cgroup_procs:
+            args += ["--cgroup", procs]
         if self.bwrap_dir is not None:
             args += ["--bwrap", self.bwrap_dir]
         if self.isolate_dir is not None:
@@ -273,6 +279,13 @@ def parser() -> argparse.ArgumentParser:
             help=f"{name}, in {r.unit_name} (grading config [limits] {r.field})",
         )
     p.add_argument("--uid", type=int)
+    p.add_argument(
+        "--cgroup",
+        action="append",
+        default=[],
+        metavar="PROCS_FILE",
+        help="join this cgroup (its cgroup.procs file) first; repeatable (cgroup v1)",
+    )
     p.add_argument("--bwrap", metavar="DIR")
     p.add_argument("--isolate", metavar="DIR")
     p.add_argument("--tmp-mb", type=int, default=DEFAULT_TMP_MB)
@@ -296,6 +309,8 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     env = dict(os.environ) if ns.keep_env else submission_env(os.environ, ns.isolate)
     try:
+        # First: everything after this, the isolation's init included, is in the cgroup.
+        cgroups.join(ns.cgroup)
         if ns.netns:
             enter_netns()
         apply_limits(ns)

@@ -15,6 +15,7 @@ requirement), `build.log`, `run.log`, `grade.json`
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import hashlib
 import json
 import os
@@ -35,6 +36,7 @@ from conformance import __version__
 from conformance import options as run_options
 from conformance.errors import Refusal
 from conformance.grade import autograders, containment
+from conformance.grade.cgroups import CgroupError, Delegation, Group
 from conformance.grade.config import DEBUG_ENV, GradingConfig, adapter_path, user_adapter
 from conformance.grade.sandbox import Sandbox, netns_argv, tasks_of
 from conformance.harness.processes import describe_exit
@@ -82,6 +84,9 @@ class Options:
     isolate: bool = False
     requirements: tuple[str, ...] = ()
     keep_work: bool = False
+    #: Where a cgroup per submission can be made (memory and tasks of all its processes
+    #: together); None: the per-process limits only.
+    cgroups: Delegation | None = None
 
 
 @dataclass
@@ -166,6 +171,11 @@ class Grader:
         #: evidence for a note when a limit stopped something before the kit could say so.
         self.peak_tasks = 0
         self.largest_file = 0
+        #: The submission's cgroup while it is graded (None without one).
+        self.cgroup: Group | None = None
+        #: What the cgroup's kernel counters said at the end (oom_kill, pids_max).
+        self.cgroup_events: dict[str, int] = {}
+        self.cgroup_peak_mb: float | None = None
         self.sandbox = Sandbox(
             self.config.limits,
             uid,
@@ -177,6 +187,7 @@ class Grader:
     def grade(self) -> Result:
         t0 = time.monotonic()
         self._prepare()
+        self._make_cgroup()
         try:
             doc = self._build_and_run()
             if CANCELLED.is_set():
@@ -184,6 +195,11 @@ class Grader:
                     (self.out / "report.json").unlink()
                 raise Cancelled(self.name)
         finally:
+            if self.cgroup is not None:
+                self.cgroup_peak_mb = self.cgroup.peak_mb()
+                self.cgroup.remove()
+                with _LIVE_LOCK:
+                    _GROUPS.discard(self.cgroup)
             containment.kill_all(None, self.uid, self.token)
             if not self.options.keep_work:
                 shutil.rmtree(self.base, ignore_errors=True)
@@ -206,6 +222,37 @@ class Grader:
             for root, dirs, files in os.walk(self.work):
                 for name in [root, *(os.path.join(root, n) for n in dirs + files)]:
                     os.lchown(name, self.uid, self.uid)
+
+    def _make_cgroup(self) -> None:
+        delegation = self.options.cgroups
+        if delegation is None:
+            return
+        limits = self.config.limits
+        try:
+            self.cgroup = delegation.create(self.token, limits.memory_mb, limits.nproc)
+        except CgroupError as exc:
+            # The grader said at start that cgroups work: one that cannot be made now is
+            # the machine's problem, not the student's. Grade with the per-process limits.
+            print(f"conformance grade: {self.name}: {exc}", file=sys.stderr)
+            return
+        with _LIVE_LOCK:
+            _GROUPS.add(self.cgroup)
+        procs = tuple(str(d / "cgroup.procs") for d in self.cgroup.dirs)
+        self.sandbox = dataclasses.replace(self.sandbox, cgroup_procs=procs)
+
+    def _memory_stop(self) -> str | None:
+        """Why the cgroup stopped the submission, if it did: the OOM killer ended one of its
+        processes for the memory limit of all of them together."""
+        if self.cgroup is None:
+            return None
+        self.cgroup_events = self.cgroup.events()
+        if self.cgroup_events.get("oom_kill", 0) > 0:
+            mb = self.config.limits.memory_mb
+            return (
+                f"its processes together used more than the memory limit of {mb} MiB "
+                "(the kernel's OOM killer ended one of them)"
+            )
+        return None
 
     def _build_and_run(self) -> dict[str, object]:
         config = self.config
@@ -244,6 +291,7 @@ class Grader:
         argv = self.sandbox.argv(["/bin/sh", "-c", script], netns=self.options.netns)
         with open(self.out / "build.log", "wb") as log:
             code, stopped = self._supervise(argv, log, self.config.build_timeout, "build")
+        stopped = stopped or self._memory_stop()
         if stopped:
             return f"the build was stopped: {stopped}; see build.log"
         if code != 0:
@@ -320,13 +368,20 @@ class Grader:
         The limit counts as reached when the watchdog saw PROCESS_LIMIT_SEEN of it (it samples
         live tasks every WATCH_INTERVAL, and the kernel's count also holds the zombies it
         cannot see), or when the kernel refused to start a server because the submission's
-        uid still held its limit (the sandbox wrapper's exec failed with EAGAIN)."""
+        uid still held its limit (the sandbox wrapper's exec failed with EAGAIN), or the
+        submission's cgroup refused a fork (pids.events). Then the cgroup's memory limit: an
+        OOM kill in it stops the run as well, since which process the kernel picks, and when,
+        depends on how the submission's processes raced; reaching the limit does not."""
         nproc = self.config.limits.nproc
-        if self.peak_tasks >= nproc * PROCESS_LIMIT_SEEN or _start_refused(
-            self.out / "report.json"
+        memory = self._memory_stop()  # reads the cgroup's counters
+        refused = self.cgroup_events.get("pids_max", 0) > 0  # the cgroup refused a fork
+        if (
+            self.peak_tasks >= nproc * PROCESS_LIMIT_SEEN
+            or refused
+            or _start_refused(self.out / "report.json")
         ):
             return f"it reached its limit of {nproc} processes and threads (a fork bomb?)"
-        return stopped
+        return memory or stopped
 
     # -- supervision ------------------------------------------------------------------------
     def _supervise(
@@ -356,6 +411,8 @@ class Grader:
                     stopped = f"the {what} took longer than {limit:g} s"
                 elif self._disk_used() > self.config.limits.disk_mb * 1024 * 1024:
                     stopped = f"it wrote more than {self.config.limits.disk_mb} MiB to disk"
+                elif (memory := self._memory_stop()) is not None:
+                    stopped = memory
                 else:
                     # Not root, the slots share this user's uid: count the step's own tree.
                     tasks = (
@@ -386,11 +443,15 @@ class Grader:
                 self._stop(proc, graceful=False)
             with _LIVE_LOCK:
                 _LIVE.discard(proc.pid)
+            if self.cgroup is not None:
+                self.cgroup.kill()  # whatever of the step is left, wherever it went
             containment.kill_all(proc.pid, self.uid, self.token)
         return code, stopped
 
     def _stop(self, proc: subprocess.Popen[bytes], graceful: bool) -> None:
         # The submission's own processes first, so a bomb cannot outrun the kit's cleanup.
+        if self.cgroup is not None:
+            self.cgroup.kill()
         if self.uid is not None:
             containment.kill_all(None, self.uid, "-")
         if graceful:
@@ -439,6 +500,9 @@ class Grader:
             "notes": self.notes,
             "uid": self.uid,
             "netns": self.options.netns,
+            "cgroup": None
+            if self.cgroup is None
+            else {"peak_memory_mb": self.cgroup_peak_mb, **self.cgroup_events},
         }
         autograders.write_json(meta, self.out / "grade.json")
 
@@ -446,6 +510,13 @@ class Grader:
 #: Pids of the Popen children being supervised, so the orphan reaper leaves them alone.
 _LIVE: set[int] = set()
 _LIVE_LOCK = threading.Lock()
+#: The cgroups of the submissions being graded, killed at once when the grader is interrupted.
+_GROUPS: set[Group] = set()
+
+
+def live_cgroups() -> list[Group]:
+    with _LIVE_LOCK:
+        return list(_GROUPS)
 
 
 def live_children() -> set[int]:
