@@ -32,6 +32,9 @@ from dataclasses import dataclass, field, replace
 #: Seconds in all that one failure's stacks may take (every tool run together): a failing
 #: run grows by at most this much per failure with stacks, and not at all elsewhere.
 STACKS_BUDGET = 2.0
+#: ...but a JVM gets this long: jcmd attaches to it through a socket the JVM opens only when
+#: asked, which on a loaded 2-CPU machine took over 2 s (a failing Java run grows by it).
+JVM_BUDGET = 6.0
 #: At most this many different stacks are shown: a pool's hundred idle threads share one.
 MAX_STACKS = 4
 #: Frames read per thread, and frames of the server's own code shown in its summary line.
@@ -188,6 +191,8 @@ def take(threads: Sequence[ThreadRef], budget: float = STACKS_BUDGET) -> list[St
     for pid in first.values():
         refs = by_pid[pid]
         left = deadline - time.monotonic()
+        if runtime_of(pid) == "jvm":
+            left = max(left, JVM_BUDGET - (budget - left))
         if left <= 0.05:
             stacks += [Stack(r, "unknown", note="no time left to read this stack") for r in refs]
             continue
