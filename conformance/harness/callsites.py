@@ -53,6 +53,11 @@ NONE = (
     "Stack:    none: a backlog is not where a thread waits but the number the server gave listen() "
 )
 NATIVE_HOW = "found by disassembling its executable"
+JAVA_HOW = (
+    "in its source, found by searching the text of {source} for the calls that set a "
+    "listening socket's backlog (not a stack; its callers are not followed)"
+)
+NO_CALL_JAVA = "no new ServerSocket(...) or .bind(...) in {source}"
 PYTHON_HOW = (
     "in its source, found by reading {script} and the modules beside it that it imports "
     "(static analysis, not a stack)"
@@ -116,6 +121,8 @@ def find(ref: ListenRef, budget: float = BUDGET) -> CallSites:
             return _native(ref, deadline)
         if runtime == "python":
             return _python(ref)
+        if runtime == "jvm":
+            return _java(ref)
     except subprocess.TimeoutExpired as exc:
         return CallSites(ref, runtime, note=stacks.TIMED_OUT.format(
             tool=os.path.basename(str(exc.cmd[0])), seconds=budget))  # fmt: skip
@@ -498,3 +505,93 @@ def python_chains(modules: dict[str, _Module]) -> list[list[Frame]]:
             if _is_listen(node):
                 walk([frame(mod, node)], mod, node, frozenset())
     return chains
+
+
+# -- Java: the main class's source, searched -------------------------------------------------
+#: Launcher options that take a value in the next argument.
+_JAVA_VALUE_OPTIONS = frozenset(
+    {"-cp", "-classpath", "--class-path", "-p", "--module-path", "--add-modules",
+     "--add-opens", "--add-exports", "--add-reads", "--enable-native-access", "-d"}
+)  # fmt: skip
+#: A comment or a literal (blanked before searching, newlines kept), and the calls that take
+#: a listening socket's backlog: `new ServerSocket(port[, backlog])`, `.bind(address[, n])`.
+_JAVA_NOISE = re.compile(r'//[^\n]*|/\*.*?\*/|"(?:\\.|[^"\\\n])*"|\'(?:\\.|[^\'\\])\'', re.S)
+_JAVA_CALL = re.compile(r"\bnew\s+ServerSocket\s*\((?!\s*\))|\.\s*bind\s*\(")
+_JAVA_METHOD = re.compile(r"\b(\w+)\s*\([^()]*\)\s*(?:throws\s+[\w.,\s]+)?\{")
+_JAVA_TYPE = re.compile(r"\b(?:class|record|enum|interface)\s+(\w+)")
+_NOT_METHODS = frozenset({"if", "for", "while", "switch", "catch", "synchronized", "try"})
+
+
+def java_source_of(argv: list[str]) -> tuple[str, str] | None:
+    """("file", X.java) for a single-file launch, ("class", name) for a main class, or None
+    (-jar, -m: not searched)."""
+    args = iter(argv[1:])
+    for arg in args:
+        if arg in _JAVA_VALUE_OPTIONS:
+            next(args, None)
+        elif arg in ("-jar", "-m", "--module"):
+            return None
+        elif not arg.startswith("-"):
+            return ("file", arg) if arg.endswith(".java") else ("class", arg)
+    return None
+
+
+def java_sites(text: str, path: str) -> list[Frame]:
+    """The calls in `text` that set a listening socket's backlog, each with its method."""
+    clean = _JAVA_NOISE.sub(lambda m: re.sub(r"[^\n]", " ", m.group()), text)
+    lines = text.splitlines()
+    sites = []
+    for call in _JAVA_CALL.finditer(clean):
+        if ".bind" in call.group().replace(" ", "") and "ServerSocket" not in clean:
+            continue  # a client socket's bind()
+        number = clean.count("\n", 0, call.start()) + 1
+        method = _java_method(clean, call.start())
+        source = lines[number - 1] if number <= len(lines) else None
+        sites.append(Frame(method, path, number, True, source))
+    return sites
+
+
+def _java_method(clean: str, offset: int) -> str:
+    """Class.method whose body holds `offset`: the last method header before it whose
+    block is still open there."""
+    name = "?"
+    for header in _JAVA_METHOD.finditer(clean, 0, offset):
+        if header.group(1) in _NOT_METHODS:
+            continue
+        depth = 0
+        for ch in clean[header.end() - 1 : offset]:
+            depth += 1 if ch == "{" else -1 if ch == "}" else 0
+            if depth == 0:
+                break
+        if depth > 0:
+            name = header.group(1)
+    types = [m.group(1) for m in _JAVA_TYPE.finditer(clean, 0, offset)]
+    return f"{types[-1]}.{name}" if types else name
+
+
+def _java(ref: ListenRef) -> CallSites:
+    try:
+        with open(f"/proc/{ref.pid}/cmdline", "rb") as f:
+            argv = f.read().decode(errors="replace").split("\0")[:-1]
+        cwd = os.readlink(f"/proc/{ref.pid}/cwd")
+    except OSError:
+        return CallSites(ref, "jvm", note="the server is gone: no command line to read")
+    found = java_source_of(argv)
+    if found is None:
+        return CallSites(ref, "jvm", note="it runs a jar or a module: its source is not searched")
+    kind, name = found
+    if kind == "file":
+        path: str | None = os.path.normpath(os.path.join(cwd, name))
+    else:
+        path = stacks._java_source(ref.pid, f"{name}.main", name.rsplit(".", 1)[-1] + ".java")
+    creds = stacks._credentials(ref.pid)
+    text = stacks._text_as(ref.pid, path, *creds, limit=MAX_BYTES) if path and creds else None
+    if path is None or text is None:
+        where = "beside it or on its class path"
+        return CallSites(ref, "jvm", note=f"the source of {name} is not {where} (readable)")
+    source = os.path.basename(path)
+    sites = java_sites(text, path)
+    if not sites:
+        return CallSites(ref, "jvm", JAVA_HOW.format(source=source),
+                         note=NO_CALL_JAVA.format(source=source))  # fmt: skip
+    return CallSites(ref, "jvm", JAVA_HOW.format(source=source), tuple((s,) for s in sites))
