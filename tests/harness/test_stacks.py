@@ -4,8 +4,10 @@ spins (conformance/harness/stacks.py).
 The parsers are shown on the tools' real output; end to end, at the quick and default
 profiles, the zoo's serial, capped and spinning servers in C, Python and Java fail naming the
 line of their defect or the line where they wait or spin because of it (the line numbers come
-from the `WAITS`, `SPINS` and `DEFECT` markers in the zoo's sources); the backlog server and
-the server SIGPIPE kills say why they show no stack. A test whose tool is missing is skipped
+from the `WAITS`, `SPINS` and `DEFECT` markers in the zoo's sources); the server SIGPIPE kills
+says why it shows no stack; the backlog server, on no stack either, names the `DEFECT` line of
+its listen() call found in its code (conformance/harness/callsites.py: disassembly, ast, a
+text search), also at -O0, without -g and stripped. A test whose tool is missing is skipped
 with the reason.
 Stacks are taken once the check's verdict and time are in: the verdict with and without them is
 the same, and the tool runs after the check's call phase ended.
