@@ -19,6 +19,7 @@ import json
 import os
 import re
 import shutil
+import socket
 import subprocess
 import sys
 import tempfile
@@ -546,6 +547,26 @@ def test_backlog_names_the_line_of_its_listen_call(
     if language != "java":  # Java's callers are not followed: bind() is in main() itself
         assert "called from main() at " in entry["detail"], entry["detail"]
     assert f"when it started ({_backlog_of(defect_lines(source)[1])} here)" in entry["detail"]
+
+
+def test_a_server_at_an_address_gets_the_call_to_search_for() -> None:
+    """The search reads the code of a server the kit launched only: one at an address may be
+    anyone's process. It gets the number and the call to search for, as before."""
+    from types import SimpleNamespace
+
+    from conformance.checks.test_concurrency import _where_the_backlog_is
+
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(3)
+        port = listener.getsockname()[1]
+        at_address = SimpleNamespace(port=port, launched=None, process=None)
+        lines, ref = _where_the_backlog_is(at_address, 64)  # type: ignore[arg-type]
+        assert ref is None
+        assert "listen(fd, 3)" in lines[0] and "sock.listen(3)" in lines[0], lines
+        launched = SimpleNamespace(port=port, launched=object(), process=SimpleNamespace(pid=7))
+        lines, ref = _where_the_backlog_is(launched, 64)  # type: ignore[arg-type]
+        assert (lines, ref) == ([], callsites.ListenRef(7, 3))
 
 
 def _needs_call_site_tools() -> None:
