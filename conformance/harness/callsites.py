@@ -144,7 +144,8 @@ def render(found: CallSites | None, backlog: int) -> list[str]:
             lines.append(f"{'':12}({found.note})")
         return lines
     many = len(found.chains) > 1
-    calls = f"its {len(found.chains)} listen() calls" if many else "its listen() call"
+    count = len(found.chains) if len(found.chains) <= MAX_SITES else f"more than {MAX_SITES}"
+    calls = f"its {count} listen() calls" if many else "its listen() call"
     lines = [f"{NONE}when it started ({backlog} here); {calls}, {found.how}:"]
     for chain in found.chains[:MAX_SITES]:
         own = [f for f in chain if f.own] or list(chain)
@@ -476,7 +477,13 @@ def python_chains(modules: dict[str, _Module]) -> list[list[Frame]]:
                     )
                 elif isinstance(func, ast.Attribute) and func.attr == simple:
                     base = func.value
-                    hit = method or (isinstance(base, ast.Name) and m.modules.get(base.id) == mod)
+                    # A method's callers: `self.name(...)` in its module only; another
+                    # object's `.name(...)` may be any class's method of that name.
+                    on = base.id if isinstance(base, ast.Name) else None
+                    hit = on is not None and (
+                        (method and other == mod and on in ("self", "cls"))
+                        or (not method and m.modules.get(on) == mod)
+                    )
                 else:
                     hit = False
                 if hit:

@@ -300,6 +300,30 @@ def test_python_sources_name_the_listen_call_and_its_callers(tmp_path: Path) -> 
     )
 
 
+METHODS = """\
+class Server:
+    def bind(self):
+        self.sock.listen(3)
+
+    def run(self):
+        self.bind()
+
+
+def elsewhere(client):
+    client.bind()
+"""
+
+
+def test_a_method_s_callers_are_its_own_class_s_self_calls(tmp_path: Path) -> None:
+    """`client.bind()` may be any class's bind(): only `self.bind()` counts as its caller."""
+    (tmp_path / "m.py").write_text(METHODS)
+    modules: dict = {}
+    me = os.getpid()
+    callsites._load(me, stacks._credentials(me), str(tmp_path / "m.py"), "__main__", modules)
+    (chain,) = callsites.python_chains(modules)
+    assert [(f.function, f.line) for f in chain] == [("Server.bind", 3), ("Server.run", 6)]
+
+
 JAVA_SOURCE = """\
 /* new ServerSocket(1, 2) in a comment is no call */
 public final class Srv {
