@@ -44,7 +44,9 @@ class Finding:
 
 #: Needs that only grading or the kit's own tests have.
 #: The stack tools too: a failure shows less without them, its verdict is the same.
-OPTIONAL = frozenset({"network namespaces", "bwrap", "C compiler", "eu-stack", "py-spy", "jcmd"})
+OPTIONAL = frozenset(
+    {"network namespaces", "bwrap", "C compiler", "eu-stack", "py-spy", "jcmd", "objdump"}
+)
 
 
 def linux() -> Finding:
@@ -265,6 +267,27 @@ def jcmd() -> Finding:
     return _stack_tool("jcmd", None)
 
 
+def objdump() -> Finding:
+    """objdump (binutils) with eu-addr2line (elfutils, eu-stack's package): where a native
+    server calls listen(), which CONC-3's failure shows (harness/callsites.py)."""
+    from conformance.harness import callsites, stacks
+
+    cost = (
+        "CONC-3's failure on a native server (C, C++, Rust) does not name the line of its "
+        "listen() call, only the backlog to search for; the verdict is the same"
+    )
+    missing = [t for t in (callsites.OBJDUMP, callsites.ADDR2LINE) if stacks.find_tool(t) is None]
+    if missing:
+        fix = " and ".join(callsites.INSTALL[t] for t in missing)
+        return Finding("objdump", False, f"{', '.join(missing)} not installed", cost, fix)
+    return Finding(
+        "objdump",
+        True,
+        f"{stacks.find_tool(callsites.OBJDUMP)} and {stacks.find_tool(callsites.ADDR2LINE)}: "
+        "find where a native server calls listen()",
+    )
+
+
 CHECKS: tuple[Callable[[], Finding], ...] = (
     linux,
     strace,
@@ -276,6 +299,7 @@ CHECKS: tuple[Callable[[], Finding], ...] = (
     eu_stack,
     py_spy,
     jcmd,
+    objdump,
 )
 
 

@@ -32,7 +32,7 @@ from conformance import report as report_mod
 from conformance import settings as settings_mod
 from conformance.checks.hypothesis_profiles import without_shrinking
 from conformance.errors import Refusal, UsageError
-from conformance.harness import launcher, stacks
+from conformance.harness import callsites, launcher, stacks
 from conformance.harness.deaths import DIED_DURING, STOPPING, death_of, judge_death
 from conformance.harness.failure import (
     KIT_ERROR,
@@ -650,7 +650,7 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]):
         exc = unwrap_flaky(call.excinfo.value)
         if is_kit_error(exc):
             rep.user_properties.append(("kit_error", "1"))
-        if rep.when == "call" and isinstance(exc, Violation) and exc.threads:
+        if rep.when == "call" and isinstance(exc, Violation) and (exc.threads or exc.listen):
             _add_stacks(exc, rep)
         if rep.when == "call" or is_kit_error(exc):
             rep.longrepr = _failure_text(item, req, exc)
@@ -680,6 +680,14 @@ def _add_stacks(exc: Violation, rep: pytest.TestReport) -> None:
     if found:
         exc.evidence += stacks.render(found)
         rep.user_properties.append(("stacks", json.dumps([s.to_json() for s in found])))
+    if exc.listen is not None:
+        # No thread waits where a backlog was set: the listen() call is found in the code
+        # the server runs (files only, the server runs on), within callsites.BUDGET.
+        sites = callsites.find(exc.listen) if stacks.enabled() else None
+        exc.evidence += callsites.render(sites, exc.listen.backlog)
+        if sites is not None:
+            rep.user_properties.append(("call_sites", json.dumps(sites.to_json())))
+        exc.listen = None
 
 
 def _blocked_by_known_defect(

@@ -60,6 +60,8 @@ class Result:
     blocked_by: str | None = None
     #: Stacks of the server's threads its failure names (harness/stacks.py), innermost first.
     stacks: list[object] = field(default_factory=list)
+    #: Where the server calls listen() (harness/callsites.py): CONC-3's backlog, on no stack.
+    call_sites: list[object] = field(default_factory=list)
     #: The server's counts after each session its checks ran (Server.sample), per check.
     samples: list[list[object]] = field(default_factory=list)
     #: How long each client waited for a reply in a failed check (Transcript.waited).
@@ -73,6 +75,8 @@ class Result:
             self.waits += json.loads(props["waits"])
         if report.failed and props.get("stacks"):
             self.stacks += json.loads(props["stacks"])
+        if report.failed and props.get("call_sites"):
+            self.call_sites += json.loads(props["call_sites"])
         if report.passed:
             if report.when == "call" and not self.seen:
                 self.seen = True
@@ -180,6 +184,8 @@ def build(
             blocked_by = result.blocked_by
             if outcome == "failed" and result.stacks:
                 found_stacks = result.stacks
+            if outcome == "failed" and result.call_sites:
+                measured["call_sites"] = result.call_sites
             if result.samples:
                 measured["samples"] = result.samples
             if result.waits:

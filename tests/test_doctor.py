@@ -12,7 +12,8 @@ from conformance.harness import signals
 from tests.conftest import kit
 
 NEEDS = ["Linux", "strace", "ptrace permission", "user namespaces or root",
-         "network namespaces", "bwrap", "C compiler", "eu-stack", "py-spy", "jcmd"]  # fmt: skip
+         "network namespaces", "bwrap", "C compiler", "eu-stack", "py-spy", "jcmd",
+         "objdump"]  # fmt: skip
 
 
 def test_doctor_names_every_need_and_its_exit_status_matches() -> None:
@@ -113,3 +114,19 @@ def test_a_stack_tool_that_cannot_read_a_child_says_why(monkeypatch: pytest.Monk
     assert not finding.ok
     assert "Operation not permitted" in finding.detail
     assert finding.fix == stacks.PTRACE_REFUSED
+
+
+def test_objdump_for_the_listen_call_is_named_with_its_package(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Without objdump (binutils) or eu-addr2line (elfutils) CONC-3 names no listen() line of a
+    native server: optional, with what it costs and the package to install."""
+    from conformance.harness import stacks
+
+    monkeypatch.setattr(stacks, "find_tool", lambda name: None)
+    finding = doctor.objdump()
+    assert not finding.ok and finding.optional
+    assert "CONC-3" in finding.cost
+    assert finding.fix == "apt-get install binutils and apt-get install elfutils"
+    monkeypatch.setattr(stacks, "find_tool", lambda name: f"/usr/bin/{name}")
+    assert doctor.objdump().ok

@@ -9,6 +9,8 @@ import pytest
 from conformance.checks.scenario_machine import run_scenarios
 from conformance.harness import Server, fail
 from conformance.harness.burst import connect_burst
+from conformance.harness.callsites import ListenRef
+from conformance.harness.callsites import render as render_call_sites
 from conformance.harness.driver import WINDOW, Driver
 from conformance.harness.limits import DescriptorLimitError
 from conformance.harness.server import THREADED
@@ -62,21 +64,19 @@ def backlog_cause(server: Server, clients: int) -> str | None:
     )
 
 
-def _where_the_backlog_is(server: Server, clients: int) -> list[str]:
+def _where_the_backlog_is(server: Server, clients: int) -> tuple[list[str], ListenRef | None]:
     """Where in its code a small backlog is, said instead of a stack: no thread waits
     because of it (during the burst the server is in accept(), which is right), so a stack
     would point at the wrong line. The number is the kernel's record of the listening
-    socket; which call passed it is named by runtime, not found in the code (see
-    docs/design.md)."""
+    socket. For a server the kit launched, the plugin looks for its listen() call in the code
+    it runs once the verdict is in (callsites.py); for one at an address, the call is named
+    by runtime, to search for (see docs/design.md)."""
     backlog = listen_backlog(server.port)
     if backlog is None or backlog >= clients:
-        return []
-    return [
-        f"Stack:    none: a backlog is not where a thread waits but the number the server "
-        f"gave listen() when it started: look for listen(fd, {backlog}) in C, "
-        f"sock.listen({backlog}) in Python, bind(address, {backlog}) or "
-        f"new ServerSocket(port, {backlog}) in Java"
-    ]
+        return [], None
+    if server.launched is not None and server.process is not None:
+        return [], ListenRef(server.process.pid, backlog)
+    return render_call_sites(None, backlog), None
 
 
 def _payload(server: Server, i: int) -> bytes:
@@ -274,11 +274,13 @@ def test_connection_burst_is_accepted_quickly(server: Server) -> None:
             server.transcript.waited(
                 f"connection {i + 1}", took, took <= CONNECT_BURST_TIMEOUT, CONNECT_BURST_TIMEOUT
             )
+        evidence, listen = _where_the_backlog_is(server, MANY)
         fail(
             f"all {MANY} connections established within {CONNECT_BURST_TIMEOUT:.1f} s",
             f"{len(late)} took longer (slowest {slowest:.2f} s), {burst.failed} failed",
             did=server.transcript.tail(),
-            evidence=_where_the_backlog_is(server, MANY),
+            evidence=evidence,
+            listen=listen,
             cause=backlog_cause(server, MANY)
             or "the listen() backlog is too small: when the accept queue is full the "
             "kernel drops SYNs and each client retransmits after 1 s; use listen(fd, 128) "

@@ -16,6 +16,7 @@ import builtins
 from dataclasses import dataclass, field
 from typing import NoReturn
 
+from conformance.harness.callsites import ListenRef
 from conformance.harness.stacks import ThreadRef
 
 # The ignores: mypy checks for the newest Python, where the first always exists and the
@@ -41,6 +42,9 @@ class Violation(AssertionError):
     #: Threads of the server the evidence names (pid, tid, what it says of them): the plugin
     #: adds their stacks once the verdict is in (stacks.py), never the check itself.
     threads: list[ThreadRef] = field(default_factory=list)
+    #: A launched server whose listen() call the plugin looks for once the verdict is in
+    #: (callsites.py: CONC-3's backlog, which no stack shows).
+    listen: ListenRef | None = None
 
     def __post_init__(self) -> None:
         super().__init__(self.expected)
@@ -121,14 +125,16 @@ def fail(
     cause: str | None = None,
     evidence: list[str] | None = None,
     threads: list[ThreadRef] | None = None,
+    listen: ListenRef | None = None,
 ) -> NoReturn:
     """Raise a Violation; the traceback stops at the check that called it. `threads`: the
     server's threads the evidence names (where it waits or spins), whose stacks the report
-    shows."""
+    shows; `listen`: the server whose listen() call the report shows."""
     __tracebackhide__ = True
     raise Violation(
-        expected, actual, list(did or []), cause, list(evidence or []), list(threads or [])
-    )
+        expected, actual, list(did or []), cause, list(evidence or []), list(threads or []),
+        listen,
+    )  # fmt: skip
 
 
 def show(data: bytes, limit: int = 60) -> str:

@@ -491,10 +491,26 @@ def _read_as(
     pid: int, file: str, line: int, uid: int, groups: frozenset[int], ours: bool
 ) -> str | None:
     """Line `line` of `file` as the process `pid` names it, if that process may read it."""
+    text = _text_as(pid, file, uid, groups, ours)
+    if text is None:
+        return None
+    lines = text.splitlines(keepends=True)
+    return lines[line - 1] if 0 < line <= len(lines) else None
+
+
+def _text_as(
+    pid: int, file: str, uid: int, groups: frozenset[int], ours: bool, limit: int = 4 << 20
+) -> str | None:
+    """The text of `file` (at most `limit` bytes) as the process `pid` names it, if that
+    process may read it (callsites.py parses a Python server's whole script)."""
     if ours:
         path = file if os.path.isabs(file) else os.path.join(f"/proc/{pid}/cwd", file)
         path = os.path.realpath(path)
-        return _source_line(path, line) if _may_read(path, uid, groups) else None
+        if not _may_read(path, uid, groups):
+            return None
+        with contextlib.suppress(OSError, UnicodeDecodeError), open(path, encoding="utf-8") as f:
+            return f.read(limit)
+        return None
     # Another mount namespace (an isolated submission): walk its tree from its root, one
     # component at a time, following no symbolic link (one would be resolved against the
     # kit's root, and could name another student's file).
@@ -520,15 +536,12 @@ def _read_as(
         if not stat.S_ISREG(st.st_mode) or not _permits(st, uid, groups, 0o4):
             return None
         with os.fdopen(os.dup(fd), encoding="utf-8") as f:
-            for i, text in enumerate(f, 1):
-                if i == line:
-                    return text
+            return f.read(limit)
     except (OSError, UnicodeDecodeError):
         return None
     finally:
         for fd in fds:
             os.close(fd)
-    return None
 
 
 def _permits(st: os.stat_result, uid: int, groups: frozenset[int], bit: int) -> bool:
@@ -560,14 +573,6 @@ def _may_read(path: str, uid: int, groups: frozenset[int]) -> bool:
     except OSError:
         return False
     return stat.S_ISREG(st.st_mode) and _permits(st, uid, groups, 0o4)
-
-
-def _source_line(path: str, number: int) -> str | None:
-    with contextlib.suppress(OSError, UnicodeDecodeError), open(path, encoding="utf-8") as f:
-        for i, text in enumerate(f, 1):
-            if i == number:
-                return text
-    return None
 
 
 def _fold(stacks: list[Stack]) -> list[Stack]:

@@ -4,8 +4,10 @@ spins (conformance/harness/stacks.py).
 The parsers are shown on the tools' real output; end to end, at the quick and default
 profiles, the zoo's serial, capped and spinning servers in C, Python and Java fail naming the
 line of their defect or the line where they wait or spin because of it (the line numbers come
-from the `WAITS`, `SPINS` and `DEFECT` markers in the zoo's sources); the backlog server and
-the server SIGPIPE kills say why they show no stack. A test whose tool is missing is skipped
+from the `WAITS`, `SPINS` and `DEFECT` markers in the zoo's sources); the server SIGPIPE kills
+says why it shows no stack; the backlog server, on no stack either, names the `DEFECT` line of
+its listen() call found in its code (conformance/harness/callsites.py: disassembly, ast, a
+text search), also at -O0, without -g and stripped. A test whose tool is missing is skipped
 with the reason.
 Stacks are taken once the check's verdict and time are in: the verdict with and without them is
 the same, and the tool runs after the check's call phase ended.
@@ -17,6 +19,7 @@ import json
 import os
 import re
 import shutil
+import socket
 import subprocess
 import sys
 import tempfile
@@ -26,7 +29,7 @@ from pathlib import Path
 import jsonschema
 import pytest
 
-from conformance.harness import deaths, stacks
+from conformance.harness import callsites, deaths, stacks
 from conformance.harness.polling import wait_until
 from conformance.harness.stacks import Frame, Stack, ThreadRef
 from tests.conftest import ROOT
@@ -180,6 +183,186 @@ def test_children_waiting_alike_cost_one_tool_run(monkeypatch: pytest.MonkeyPatc
     (stack,) = stacks.take(refs)
     assert read == [pids[0]]
     assert stack.alike == tuple(pids[1:])
+
+
+# -- where listen() is called (callsites.py), as read here ----------------------------------------
+#: objdump -d --no-show-raw-insn of backlog3.c at -O0 (make_listener() not inlined), trimmed;
+#: the PLT stub's own jump and a jump inside main() are no calls.
+OBJDUMP_O0 = """\
+Disassembly of section .plt:
+
+0000000000001130 <listen@plt>:
+    1130:\tjmp    *0x2f4a(%rip)        # 4080 <listen@GLIBC_2.2.5>
+
+Disassembly of section .text:
+
+000000000000141d <make_listener>:
+    1421:\tsub    $0x30,%rsp
+    1502:\tcall   1130 <listen@plt>
+    1507:\ttest   %eax,%eax
+
+00000000000018f9 <main>:
+    192f:\tcall   141d <make_listener>
+    1934:\tjmp    1940 <main+0x47>
+    1950:\tcall   *0x2f62(%rip)        # 4068 <listen@GLIBC_2.2.5>
+"""
+#: eu-addr2line -a -f -i of backlog3.c at -O1: make_listener() inlined into main().
+ADDR2LINE_O1 = """\
+0x000000000000156d
+make_listener inlined at /w/tests/servers/c/backlog3.c:25:15 in main
+/w/tests/servers/c/common.h:89:9
+main
+/w/tests/servers/c/backlog3.c:25:15
+0x0000000000001600
+??
+??:0
+"""
+
+
+def test_objdump_calls_of_listen_and_their_callers_up_to_main() -> None:
+    calls = callsites.parse_objdump(OBJDUMP_O0)
+    assert calls["listen"] == [(0x1502, "make_listener"), (0x1950, "main")]
+    assert calls["make_listener"] == [(0x192F, "main")]
+    assert callsites.chains_of(calls, "listen") == [[0x1502, 0x192F], [0x1950]]
+
+
+def test_addr2line_gives_inlined_frames_innermost_first() -> None:
+    by_address = callsites.parse_addr2line(ADDR2LINE_O1)
+    assert [(f.function, f.line, f.own) for f in by_address[0x156D]] == [
+        ("make_listener", 89, True),
+        ("main", 25, True),
+    ]
+    assert by_address[0x1600] == [Frame("", None, None, False)]  # stripped: nothing to name
+
+
+@pytest.mark.parametrize(
+    ("argv", "found"),
+    [
+        (["python3", "-S", "srv.py", "--port", "1"], ("script", "srv.py")),
+        (["python3", "-u", "-X", "dev", "-W", "ignore", "a/srv.py"], ("script", "a/srv.py")),
+        (["python3", "-uSm", "pkg.srv", "1"], ("module", "pkg.srv")),
+        (["python3", "-m", "srv"], ("module", "srv")),
+        (["python3", "-c", "import srv"], None),
+        (["python3"], None),
+    ],
+)
+def test_the_script_a_python_server_runs(argv: list[str], found: object) -> None:
+    assert callsites.script_of(argv) == found
+
+
+SOCKETSERVER = """\
+import socketserver
+
+
+class Server(socketserver.ThreadingTCPServer):
+    request_queue_size = 2
+
+
+def serve(port):
+    return Server(("", port), Handler)
+
+
+def main():
+    serve(1).serve_forever()
+"""
+
+
+def test_python_sources_name_the_listen_call_and_its_callers(tmp_path: Path) -> None:
+    """Parsed, not run: socketserver's class attribute, and a listen() in a module beside
+    the script, with the function that calls it (the line holding the number)."""
+    (tmp_path / "helpers.py").write_text(
+        "def listener(sock, n):\n    sock.listen(n)\n    return sock\n"
+    )
+    (tmp_path / "main.py").write_text(
+        "import socket\nfrom helpers import listener\n\n\ndef main():\n"
+        "    listener(socket.socket(), 3)\n"
+    )
+    (tmp_path / "ss.py").write_text(SOCKETSERVER)
+    modules: dict = {}
+    me = os.getpid()
+    creds = stacks._credentials(me)
+    callsites._load(me, creds, str(tmp_path / "main.py"), "__main__", modules)
+    (chain,) = callsites.python_chains(modules)
+    assert [(f.function, Path(f.file or "").name, f.line) for f in chain] == [
+        ("listener", "helpers.py", 2),
+        ("main", "main.py", 6),
+    ]
+    assert chain[1].source == "    listener(socket.socket(), 3)"
+    modules = {}
+    callsites._load(me, creds, str(tmp_path / "ss.py"), "__main__", modules)
+    (chain,) = callsites.python_chains(modules)
+    assert [(f.function, f.line) for f in chain] == [("class Server", 5)]
+    assert (
+        "in class Server at "
+        in callsites.render(
+            callsites.CallSites(callsites.ListenRef(me, 2), "python", "how", (chain,)), 2
+        )[1]
+    )
+
+
+METHODS = """\
+class Server:
+    def bind(self):
+        self.sock.listen(3)
+
+    def run(self):
+        self.bind()
+
+
+def elsewhere(client):
+    client.bind()
+"""
+
+
+def test_a_method_s_callers_are_its_own_class_s_self_calls(tmp_path: Path) -> None:
+    """`client.bind()` may be any class's bind(): only `self.bind()` counts as its caller."""
+    (tmp_path / "m.py").write_text(METHODS)
+    modules: dict = {}
+    me = os.getpid()
+    callsites._load(me, stacks._credentials(me), str(tmp_path / "m.py"), "__main__", modules)
+    (chain,) = callsites.python_chains(modules)
+    assert [(f.function, f.line) for f in chain] == [("Server.bind", 3), ("Server.run", 6)]
+
+
+JAVA_SOURCE = """\
+/* new ServerSocket(1, 2) in a comment is no call */
+public final class Srv {
+    static String s = "x.bind(a, 1)";
+
+    static ServerSocket open(int port) throws IOException {
+        if (port > 0) {
+            return new ServerSocket(port); // the default backlog, 50
+        }
+        ServerSocket l = new ServerSocket();
+        l.bind(new InetSocketAddress(port), 3);
+        return l;
+    }
+}
+"""
+
+
+def test_java_source_is_searched_for_the_calls_that_take_a_backlog() -> None:
+    """A text search, comments and literals blanked: each call with its class and method
+    (a ServerSocket made without a port does not listen yet)."""
+    sites = callsites.java_sites(JAVA_SOURCE, "Srv.java")
+    assert [(f.function, f.line) for f in sites] == [("Srv.open", 7), ("Srv.open", 10)]
+    assert sites[1].source == "        l.bind(new InetSocketAddress(port), 3);"
+    java = ["java", "-Xmx64m", "-cp", "build:src", "Backlog3", "8080"]
+    assert callsites.java_source_of(java) == ("class", "Backlog3")
+    assert callsites.java_source_of(["java", "-Dx=1", "Srv.java", "1"]) == ("file", "Srv.java")
+    assert callsites.java_source_of(["java", "-jar", "srv.jar"]) is None
+
+
+def test_missing_disassembler_is_named_with_how_to_install(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(stacks, "runtime_of", lambda pid: "native")
+    monkeypatch.setattr(stacks, "find_tool", lambda name: None)
+    found = callsites.find(callsites.ListenRef(os.getpid(), 3))
+    assert found.note is not None and "apt-get install binutils" in found.note
+    lines = callsites.render(found, 3)
+    assert "listen(fd, 3)" in lines[0]  # the number to search for, as without the search
+    assert "objdump is not installed here" in lines[1]
 
 
 # -- end to end: the zoo's servers -------------------------------------------------------------
@@ -348,27 +531,114 @@ def test_death_by_sigpipe_says_why_there_is_no_stack(
     assert "stacks" not in entry
 
 
+def _backlog_of(text: str) -> str:
+    """The backlog as the marked line passes it: `make_listener(port, 3)`, `backlog=3)`."""
+    found = re.search(r"\b(\d+)\)", text)
+    assert found, text
+    return found.group(1)
+
+
+def _shows_listen_line(entry: dict, source: Path, how: str) -> None:
+    """CONC-3 failed naming the marked line among its listen() call's frames, with its text,
+    in the failure and in the JSON report's `call_sites`."""
+    number, text, _ = defect_lines(source)
+    assert entry["outcome"] == "failed", entry
+    assert "Stack:    none: a backlog is not where a thread waits" in entry["detail"]
+    assert how in entry["detail"], entry["detail"]
+    assert f"{source.name}:{number}: {text}" in entry["detail"], entry["detail"]
+    frames = [f for site in entry["call_sites"] for f in site["frames"]]
+    assert any(f.get("file", "").endswith(source.name) and f.get("line") == number
+               for f in frames), entry["call_sites"]  # fmt: skip
+    assert "stacks" not in entry
+
+
+#: How each language's listen() call is found, as the failure says it.
+LISTEN_HOW = {"c": callsites.NATIVE_HOW, "python": "in its source, found by reading",
+              "java": "in its source, found by searching the text of Backlog3.java"}  # fmt: skip
+
+
 @pytest.mark.parametrize("profile", BOTH_PROFILES)
 @pytest.mark.parametrize("language", ["c", "python", "java"])
-def test_backlog_says_which_call_has_it_and_shows_no_stack(
+def test_backlog_names_the_line_of_its_listen_call(
     language: str, profile: str, request: pytest.FixtureRequest, tmp_path: Path
 ) -> None:
     """backlog3's failure is no wait: its threads are where a correct server's are (in
-    accept()), so a stack would name a right line. It names the call that takes the backlog,
-    with the number the kernel holds for the listening socket (docs/design.md)."""
+    accept()), so no stack shows the line. Its listen() call is found in the code it runs
+    (callsites.py): C's by disassembling the executable, down from common.h's
+    make_listener() to main()'s call with the 3; Python's by parsing the script and the
+    _common module it imports; Java's by searching its source's text for bind()."""
+    if language == "c":
+        _needs_call_site_tools()
     command, source = _zoo_command(language, "backlog3", request)
-    _, text, _ = defect_lines(source)
-    # The backlog as the marked line passes it: `make_listener(port, 3)`, `backlog=3)`.
-    found = re.search(r"\b(\d+)\)", text)
-    assert found, text
-    backlog = found.group(1)
     entry = _run(tmp_path, command, "CONC-3", "--profile", profile)
+    _shows_listen_line(entry, source, LISTEN_HOW[language])
+    if language != "java":  # Java's callers are not followed: bind() is in main() itself
+        assert "called from main() at " in entry["detail"], entry["detail"]
+    assert f"when it started ({_backlog_of(defect_lines(source)[1])} here)" in entry["detail"]
+
+
+def test_a_server_at_an_address_gets_the_call_to_search_for() -> None:
+    """The search reads the code of a server the kit launched only: one at an address may be
+    anyone's process. It gets the number and the call to search for, as before."""
+    from types import SimpleNamespace
+
+    from conformance.checks.test_concurrency import _where_the_backlog_is
+
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(3)
+        port = listener.getsockname()[1]
+        at_address = SimpleNamespace(port=port, launched=None, process=None)
+        lines, ref = _where_the_backlog_is(at_address, 64)  # type: ignore[arg-type]
+        assert ref is None
+        assert "listen(fd, 3)" in lines[0] and "sock.listen(3)" in lines[0], lines
+        launched = SimpleNamespace(port=port, launched=object(), process=SimpleNamespace(pid=7))
+        lines, ref = _where_the_backlog_is(launched, 64)  # type: ignore[arg-type]
+        assert (lines, ref) == ([], callsites.ListenRef(7, 3))
+
+
+def _needs_call_site_tools() -> None:
+    for tool in (callsites.OBJDUMP, callsites.ADDR2LINE):
+        if stacks.find_tool(tool) is None:
+            pytest.skip(f"{tool} is not installed here ({callsites.INSTALL[tool]})")
+
+
+def _build_backlog3(tmp_path: Path, *flags: str) -> Path:
+    """backlog3.c built with `flags` (the zoo builds with -O1 -g)."""
+    if shutil.which("cc") is None:
+        pytest.skip("no C compiler (cc) on this machine")
+    binary = tmp_path / "backlog3"
+    argv = ["cc", *flags, "-Wall", "-pthread", "-o", str(binary), str(ZOO / "c" / "backlog3.c")]
+    subprocess.run(argv, check=True, timeout=120)
+    return binary
+
+
+def test_backlog_in_a_helper_not_inlined_is_walked_up_to_main(tmp_path: Path) -> None:
+    """At -O0 make_listener() is a function of its own, whose listen() call says nothing of
+    the 3: its callers are found in the same disassembly, and main()'s line is shown."""
+    _needs_call_site_tools()
+    binary = _build_backlog3(tmp_path, "-O0", "-g")
+    entry = _run(tmp_path, f"{binary} {{port}}", "CONC-3")
+    _shows_listen_line(entry, ZOO / "c" / "backlog3.c", callsites.NATIVE_HOW)
+    assert "in make_listener() at " in entry["detail"]
+    assert "called from main() at " in entry["detail"], entry["detail"]
+
+
+def test_backlog_without_debug_info_names_functions_and_stripped_says_so(
+    tmp_path: Path,
+) -> None:
+    _needs_call_site_tools()
+    plain = _build_backlog3(tmp_path, "-O1")
+    entry = _run(tmp_path, f"{plain} {{port}}", "CONC-3")
     assert entry["outcome"] == "failed", entry
-    call = {"c": f"listen(fd, {backlog})", "python": f"sock.listen({backlog})",
-            "java": f"bind(address, {backlog})"}  # fmt: skip
-    assert "Stack:    none: a backlog is not where a thread waits" in entry["detail"]
-    assert call[language] in entry["detail"], entry["detail"]
-    assert "stacks" not in entry
+    assert "in main()" in entry["detail"], entry["detail"]
+    assert callsites.NO_DEBUG_INFO in entry["detail"], entry["detail"]
+    assert "backlog3.c:" not in entry["detail"]
+    subprocess.run(["strip", str(plain)], check=True, timeout=60)
+    entry = _run(tmp_path, f"{plain} {{port}}", "CONC-3")
+    assert entry["outcome"] == "failed", entry
+    assert "its executable is stripped" in entry["detail"], entry["detail"]
+    assert "listen(fd, 3)" in entry["detail"], entry["detail"]  # the number to search for
 
 
 def test_verdict_is_the_same_without_stacks(zoo_build: Path, tmp_path: Path) -> None:
