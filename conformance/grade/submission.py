@@ -502,7 +502,11 @@ class Grader:
             "netns": self.options.netns,
             "cgroup": None
             if self.cgroup is None
-            else {"peak_memory_mb": self.cgroup_peak_mb, **self.cgroup_events},
+            else {
+                "dirs": [str(d) for d in self.cgroup.dirs],
+                "peak_memory_mb": self.cgroup_peak_mb,
+                **self.cgroup_events,
+            },
         }
         autograders.write_json(meta, self.out / "grade.json")
 
