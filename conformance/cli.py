@@ -229,10 +229,12 @@ def main(argv: list[str] | None = None) -> int:
     lp.add_argument("--markdown", action="store_true", help="print SPEC.md")
     bench.add_parser(sub)
     doctor.add_parser(sub)
-    from conformance.grade import batch, merge
+    from conformance.grade import batch, classroom, gradescope, merge
 
     batch.add_parser(sub)
     merge.add_parser(sub)
+    gradescope.add_parser(sub)
+    classroom.add_parser(sub)
     ns = parser.parse_args(argv)
     if ns.command == "bench":
         return bench.run(ns)
@@ -242,6 +244,10 @@ def main(argv: list[str] | None = None) -> int:
         return batch.main(ns)
     if ns.command == "grade-merge":
         return merge.main(ns)
+    if ns.command == "gradescope":
+        return gradescope.main(ns)
+    if ns.command == "classroom":
+        return classroom.main(ns)
     if ns.command == "list":
         try:
             return list_requirements(ns)
