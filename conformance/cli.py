@@ -232,10 +232,12 @@ def main(argv: list[str] | None = None) -> int:
     bench.add_parser(sub)
     compare.add_parser(sub)
     doctor.add_parser(sub)
-    from conformance.grade import batch, merge
+    from conformance.grade import batch, classroom, gradescope, merge
 
     batch.add_parser(sub)
     merge.add_parser(sub)
+    gradescope.add_parser(sub)
+    classroom.add_parser(sub)
     ns = parser.parse_args(argv)
     if ns.command == "bench":
         return bench.run(ns)
@@ -247,6 +249,10 @@ def main(argv: list[str] | None = None) -> int:
         return batch.main(ns)
     if ns.command == "grade-merge":
         return merge.main(ns)
+    if ns.command == "gradescope":
+        return gradescope.main(ns)
+    if ns.command == "classroom":
+        return classroom.main(ns)
     if ns.command == "list":
         try:
             return list_requirements(ns)

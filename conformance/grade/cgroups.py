@@ -6,7 +6,8 @@ can push the machine into the OOM killer, which may then kill the grader or anot
 student's server. A cgroup bounds the total. The grader makes one per submission, the
 sandbox wrapper moves itself into it before anything else (so the build, the server, its
 children and the isolation's init are all in it and cannot leave: a process needs write
-access to a `cgroup.procs` to move, and the submission runs as a uid that has none), and the
+access to a `cgroup.procs` to move, and a root grader runs the submission as a uid that has
+none; a grader that is not root shares its uid with the submission, which could), and the
 grader reads what the kernel did (an OOM kill, a refused fork), kills whatever is left
 (`cgroup.kill`, or SIGKILL to every member until none is left) and removes it.
 

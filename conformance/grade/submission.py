@@ -7,8 +7,8 @@ a wall-clock limit, and when it ends, whatever the submission left running is ki
 containment.py). What it could not do scores zero, with a note that says why.
 
 Files written in OUT/NAME/: `report.json` (the kit's report, with scores), `results.json`
-(Gradescope), `autolab.json` (Autolab's autoresult), `junit.xml` (one test case per
-requirement), `build.log`, `run.log`, `grade.json`
+(Gradescope), `autolab.json` (Autolab's autoresult), `junit.xml` (pytest's, with the
+requirement ID of each check as a property), `build.log`, `run.log`, `grade.json`
 (notes, timings and the fingerprint that makes a re-run skip it).
 """
 
@@ -503,7 +503,7 @@ class Grader:
             "cgroup": None
             if self.cgroup is None
             else {
-                "name": self.cgroup.dirs[0].name,
+                "dirs": [str(d) for d in self.cgroup.dirs],
                 "peak_memory_mb": self.cgroup_peak_mb,
                 **self.cgroup_events,
             },
