@@ -7,8 +7,8 @@ a wall-clock limit, and when it ends, whatever the submission left running is ki
 containment.py). What it could not do scores zero, with a note that says why.
 
 Files written in OUT/NAME/: `report.json` (the kit's report, with scores), `results.json`
-(Gradescope), `autolab.json` (Autolab's autoresult), `junit.xml` (pytest's, with the
-requirement ID of each check as a property), `build.log`, `run.log`, `grade.json`
+(Gradescope), `autolab.json` (Autolab's autoresult), `junit.xml` (one test case per
+requirement), `build.log`, `run.log`, `grade.json`
 (notes, timings and the fingerprint that makes a re-run skip it).
 """
 
