@@ -423,7 +423,7 @@ def reaper_active() -> bool:
 def _ancestors(pid: int, table: dict[int, tuple[int, str]] | None = None) -> set[int]:
     """The pids above `pid` (from `table`, or read one by one from /proc/PID/stat)."""
     found: set[int] = set()
-    while pid > 1 and pid not in found:
+    while pid > 1:
         if table is not None:
             if pid not in table:
                 break
@@ -434,6 +434,8 @@ def _ancestors(pid: int, table: dict[int, tuple[int, str]] | None = None) -> set
                     ppid = int(f.read().rsplit(b")", 1)[1].split()[1])
             except (OSError, IndexError, ValueError):
                 break
+        if ppid in found:
+            break  # a cycle: a pid reused while the table was read
         found.add(ppid)
         pid = ppid
     return found

@@ -122,3 +122,24 @@ def test_a_daemonizing_server_is_followed_to_the_process_that_listens() -> None:
         report = server.stop()
     assert not is_running(daemon)
     assert report.leftovers == []
+
+
+def test_the_wrappers_above_a_server_are_not_its_processes() -> None:
+    """A server started under two wrappers (`sh -c` and another process, as the grader's
+    sandbox and its init are): the wrappers carry the launch's token, but they are above
+    the server, not among its processes, so a server with no children has none. Before, only
+    the direct parent counted as above: the sandbox's `sh -c` was taken for an adopted
+    child, and EINTR-1 was skipped for every graded fork server ("children do not exit")."""
+    from conformance.harness import launch
+    from conformance.harness.processes import ServerProcess
+
+    fork = ROOT / "reference_servers" / "fork_server.py"
+    # Neither shell can exec what it runs (a command follows): two processes above.
+    server = launch(f"sh -c '{sys.executable} -S {fork} --port {{port}}; true'; true")
+    try:
+        proc = ServerProcess(server.listener_pid or server.pid, server.token)
+        assert server.listener_pid != server.pid
+        assert proc.adopted() == []
+        assert proc.live_descendants() == []
+    finally:
+        server.stop()
