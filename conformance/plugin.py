@@ -644,7 +644,9 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]):
         rep.user_properties.append(("not_applicable", "1"))
     if call.excinfo is not None and rep.when == "call":
         _blocked_by_known_defect(item, req, rep, call.excinfo.value)
-    if call.excinfo is not None and call.excinfo.errisinstance(Blocked):
+    relabelled = any(name == "blocked_by" for name, _ in rep.user_properties)
+    if call.excinfo is not None and call.excinfo.errisinstance(Blocked) and not relabelled:
+        # (A block that the defect seen before the checks relabelled keeps that label.)
         rep.user_properties.append(("blocked_by", getattr(call.excinfo.value, "by", "")))
     if rep.failed and call.excinfo is not None:
         exc = unwrap_flaky(call.excinfo.value)
