@@ -307,7 +307,7 @@ def running_server():  # type: ignore[no-untyped-def]
 
 def test_address_mode_attaches_to_a_visible_server(running_server, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     server = running_server(
-        f"{sys.executable} -m conformance.reference_servers.thread_server "
+        f"{sys.executable} {ROOT / 'reference_servers' / 'thread_server.py'} "
         f"--host 127.0.0.1 --port {{port}}"
     )
     out = tmp_path / "r.json"
@@ -380,7 +380,7 @@ def test_xdist_gives_the_same_verdicts(tmp_path: Path) -> None:
 
 def test_xdist_in_address_mode_keeps_quiet_checks_alone(running_server, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     server = running_server(
-        f"{sys.executable} -m conformance.reference_servers.thread_server "
+        f"{sys.executable} {ROOT / 'reference_servers' / 'thread_server.py'} "
         f"--host 127.0.0.1 --port {{port}}"
     )
     args = ["run", "--target", f"127.0.0.1:{server.port}", "--profile", "quick"]
@@ -427,7 +427,7 @@ def test_address_mode_on_any_loopback_address_and_launch_only_out_of_the_maximum
     server (EINTR-3 traces it with strace) cannot be judged at an address, so it is out of
     the maximum and says why on the terminal, not only in the JSON."""
     server = running_server(
-        f"{sys.executable} -m conformance.reference_servers.thread_server "
+        f"{sys.executable} {ROOT / 'reference_servers' / 'thread_server.py'} "
         f"--host 0.0.0.0 --port {{port}}"
     )
     out = tmp_path / "r.json"

@@ -107,7 +107,7 @@ def test_descriptor_limit_too_low_says_what_to_do() -> None:
 
 def test_driver_rounds_and_clean_close_against_the_select_reference() -> None:
     server = launch(
-        f"{sys.executable} -m conformance.reference_servers.select_server "
+        f"{sys.executable} {ROOT / 'reference_servers' / 'select_server.py'} "
         f"--host 127.0.0.1 --port {{port}}"
     )
     try:

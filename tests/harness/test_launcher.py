@@ -62,7 +62,7 @@ def test_a_port_taken_before_the_server_binds_is_replaced(monkeypatch: pytest.Mo
         ports = iter([taken, launcher.free_port()])
         monkeypatch.setattr(launcher, "free_port", lambda host="127.0.0.1": next(ports))
         server = launcher.launch(
-            f"{sys.executable} -m conformance.reference_servers.thread_server "
+            f"{sys.executable} {ROOT / 'reference_servers' / 'thread_server.py'} "
             f"--host 0.0.0.0 --port {{port}}"
         )
         try:
