@@ -24,11 +24,23 @@ from tests.conftest import kit
 HOG = """\
 import os, socket, sys, time
 
+# It listens only once its children hold their memory (or were killed trying), so the
+# kernel's limit acts before any check is judged, however slow a busy machine makes them.
+ready, told = os.pipe()
 for _ in range(6):
     if os.fork() == 0:
+        os.close(ready)
         block = b"x" * (1 << 30)  # written, so resident: 1 GiB per child
+        os.write(told, b"+")
         time.sleep(120)
         os._exit(0)
+os.close(told)
+got = b""
+while len(got) < 6:
+    more = os.read(ready, 6)
+    if not more:
+        break  # every child holds its block or is gone
+    got += more
 server = socket.socket()
 server.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
 server.bind(("127.0.0.1", int(sys.argv[1])))
