@@ -444,7 +444,10 @@ class LaunchedServer:
         except subprocess.TimeoutExpired:
             # Killed, but not yet dead (it has not run since): reap it whenever it dies, so
             # it never stays a zombie of ours, however long a loaded machine takes.
-            threading.Thread(target=popen.wait, name=f"reap-{popen.pid}", daemon=True).start()
+            # Its zombie children are handed to us only once it dies: reaped then too.
+            threading.Thread(
+                target=_wait_and_reap, args=(popen,), name=f"reap-{popen.pid}", daemon=True
+            ).start()
         # Only a tree that had stragglers can have grown new ones while we killed them.
         report.leftovers = self._stragglers() if stragglers else []
         reap_adopted(_owned())
@@ -476,6 +479,13 @@ class LaunchedServer:
             if pid not in found and pid != me and _alive_and_ours(pid, self.token, self.pid)
         )
         return sorted(found)
+
+
+def _wait_and_reap(popen: subprocess.Popen[bytes]) -> None:
+    """Wait for a killed server that had not died yet, then reap the orphans its death
+    handed to us (its children that died before it did)."""
+    popen.wait()
+    reap_adopted()
 
 
 def _owned() -> set[int]:
