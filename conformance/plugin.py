@@ -33,6 +33,7 @@ from conformance import settings as settings_mod
 from conformance.checks.hypothesis_profiles import without_shrinking
 from conformance.errors import Refusal, UsageError
 from conformance.harness import callsites, launcher, stacks
+from conformance.harness.client import LATER_REPLIES
 from conformance.harness.deaths import DIED_DURING, STOPPING, death_of, judge_death
 from conformance.harness.failure import (
     KIT_ERROR,
@@ -417,9 +418,11 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
     """Decide applicability before any fixture launches a server."""
     req = _requirement_of(item)
     state = _state(item.config)
+    LATER_REPLIES.block = None
     if req is None or state.settings is None:
         return
     SEEN_THIS_CHECK.forget()
+    LATER_REPLIES.block = _later_replies_blocked(state, req)
     settings = state.settings
     reason = protocols.inapplicable(req, protocols.get(settings.protocol))
     if reason is not None:
@@ -625,6 +628,23 @@ def _blocked_by_several(state: RunState, req: Requirement) -> str | None:
         return None
     several = protocols.get(state.settings.protocol).several
     return None if req.id == several or req.id in NEEDS_NO_ANSWER else several
+
+
+def _later_replies_blocked(state: RunState, req: Requirement) -> Callable[[str], NoReturn] | None:
+    """For a check that a server answering only the first request of a connection blocks
+    (see `_blocked_by_several`): what ends it, at once, when a later request gets no reply."""
+    several = _blocked_by_several(state, req)
+    if several is None:
+        return None
+
+    def block(what: str) -> NoReturn:
+        raise Blocked(
+            several,
+            f"the server answers only the first request of a connection "
+            f"({state.one_per_connection}), and this check sends more ({what})",
+        )
+
+    return block
 
 
 @pytest.hookimpl(hookwrapper=True)

@@ -15,7 +15,7 @@ import struct
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NoReturn
 
 from conformance.harness.address import family_of
 from conformance.harness.failure import fail, show
@@ -31,6 +31,47 @@ RECV_SIZE = 65536
 
 #: Waits kept per check: a picture of more is no clearer, and the report stays small.
 WAITS_KEPT = 64
+
+#: How long a later request of a connection waits for its reply on a server seen, before
+#: the checks, to answer only the first (see `LaterReplies`). That server gave its second
+#: request nothing for ANSWER_TIMEOUT already: waiting as long again in every check that
+#: sends one only delays a verdict that is known (a thread server with one reply per
+#: connection took 38 s to its report, most of it in such waits).
+LATER_REPLY_WAIT = 0.5
+
+
+class LaterReplies:
+    """A later request of a connection that gets no reply, on a server that answers only the
+    first request of a connection (liveness.one_reply_per_connection, asked before the
+    checks): `block` is set by the plugin for each check that does not judge that rule
+    itself, and raises that check's Blocked (the rule it is blocked by, and why). Unset, as
+    outside the plugin, every wait is the caller's."""
+
+    def __init__(self) -> None:
+        self.block: Callable[[str], NoReturn] | None = None
+
+    def wait(self, client: Client, timeout: float) -> float:
+        """The wait for `client`'s next reply: capped once it has had one, when known."""
+        return timeout if client.replies == 0 else self.capped(timeout)
+
+    def capped(self, timeout: float) -> float:
+        """The wait for a later reply, for callers that know every connection had one."""
+        return timeout if self.block is None else min(timeout, LATER_REPLY_WAIT)
+
+    def silent(self, client: Client, got: bytes | None, waited: float) -> None:
+        """`client`'s later request got `got` (None: nothing within `waited`; b"": EOF)."""
+        if client.replies == 0 or got:
+            return
+        what = "the connection closed" if got == b"" else f"nothing came in {waited:.1f} s"
+        self.none_came(f"request {client.replies + 1} on {client.name}: {what}")
+
+    def none_came(self, what: str) -> None:
+        """Later requests got no reply (`what`): the check ends, blocked, when known."""
+        if self.block is not None:
+            self.block(what)
+
+
+LATER_REPLIES = LaterReplies()
 
 
 @dataclass
@@ -132,6 +173,8 @@ class Client:
         self.server_closes = False
         #: The rest of a request whose opening was sent to hold the session open (`hold`).
         self.held: bytes | None = None
+        #: Replies received whole on this connection (see LaterReplies).
+        self.replies = 0
 
     @property
     def exit_bytes(self) -> bytes:
@@ -313,7 +356,10 @@ class Client:
         `OK!!!\\n` is a failure: after the 5 bytes we listen for QUIET_PERIOD more.
         """
         __tracebackhide__ = True
+        timeout = LATER_REPLIES.wait(self, timeout)
         data, status = self.recv_exactly(len(expected), timeout)
+        if status != "ok":
+            LATER_REPLIES.silent(self, data or (None if status == "timeout" else b""), timeout)
         if status == "timeout":
             got = f"only {show(data)}" if data else "nothing"
             fail(
@@ -346,6 +392,7 @@ class Client:
                     cause="the reply carries extra bytes (a newline or a terminating NUL?): "
                     'send exactly the 5 bytes OK!!!, e.g. write(fd, "OK!!!", 5).',
                 )
+        self.replies += 1
         self.transcript.add(f"received {show(expected)} on {self.name}")
 
     def reply(self, timeout: float = ANSWER_TIMEOUT, cause: str | None = None) -> bytes:
@@ -356,8 +403,10 @@ class Client:
         """
         __tracebackhide__ = True
         started = time.monotonic()
+        timeout = LATER_REPLIES.wait(self, timeout)
         data = self.recv_some(timeout)
         self.transcript.waited(self.name, time.monotonic() - started, bool(data), timeout)
+        LATER_REPLIES.silent(self, data, timeout)
         if data is None:
             silence = self.silence()
             fail(
@@ -378,6 +427,7 @@ class Client:
         if self.adapter is not None and self.adapter.framed:
             data = self._rest_of_reply(data, started + timeout, timeout, cause)
             self.server_closes = self.adapter.closes_after(self.last_request, data)
+        self.replies += 1
         self.transcript.add(f"received {show(data)} on {self.name}")
         return data
 
@@ -412,6 +462,16 @@ class Client:
     def read_reply(self, request: bytes, timeout: float, data: bytes = b"") -> tuple[bytes, str]:
         """Read until the adapter says the reply to `request` is complete, EOF or the
         deadline. Returns (bytes, "ok"|"eof"|"timeout"); without an adapter, one recv()."""
+        if not data:
+            timeout = LATER_REPLIES.wait(self, timeout)
+        received, status = self._read_reply(request, timeout, data)
+        if not data and status != "ok":
+            LATER_REPLIES.silent(self, received or (None if status == "timeout" else b""), timeout)
+        if status == "ok" and not data:
+            self.replies += 1
+        return received, status
+
+    def _read_reply(self, request: bytes, timeout: float, data: bytes) -> tuple[bytes, str]:
         adapter = self.adapter
         deadline = time.monotonic() + timeout
 

@@ -17,7 +17,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 
-from conformance.harness.client import Client
+from conformance.harness.client import LATER_REPLIES, Client
 from conformance.harness.failure import CannotJudge, Violation, fail
 from conformance.harness.polling import wait_until
 from conformance.harness.processes import holders_of_connection, listeners_of
@@ -189,11 +189,22 @@ def round_trip_all(
     for i, client in enumerate(clients):
         client.sock.setblocking(False)
         sel.register(client.sock, selectors.EVENT_READ, i)
-    deadline = time.monotonic() + timeout
+    # A client that had a reply before waits less for this one where the server is known
+    # to answer only the first request of a connection (LaterReplies).
+    start = time.monotonic()
+    waits = [LATER_REPLIES.wait(client, timeout) for client in clients]
+    deadlines = [start + wait for wait in waits]
     try:
         pending = set(range(len(clients)))
-        while pending and time.monotonic() < deadline:
-            for key, _ in sel.select(timeout=max(0.0, deadline - time.monotonic())):
+        while pending:
+            now = time.monotonic()
+            for i in [i for i in pending if deadlines[i] <= now]:
+                pending.discard(i)
+                sel.unregister(clients[i].sock)
+            if not pending:
+                break
+            soonest = min(deadlines[i] for i in pending)
+            for key, _ in sel.select(timeout=max(0.0, soonest - now)):
                 i = key.data
                 try:
                     chunk = clients[i].sock.recv(65536)
@@ -216,6 +227,10 @@ def round_trip_all(
     silent = [i for i in range(len(clients)) if not adapter.complete(payloads[i], got[i])]
     for i, client in enumerate(clients):
         client.transcript.add(f"received {len(got[i])} bytes on {client.name}")
+    for i in silent:
+        LATER_REPLIES.silent(clients[i], got[i] or None, waits[i])
+    for i in set(range(len(clients))) - set(silent):
+        clients[i].replies += 1
     return got, silent
 
 
