@@ -27,6 +27,7 @@ the driver never retries.
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import select
 import socket
@@ -50,6 +51,8 @@ REQUEST_TIMEOUT = 5.0
 CONNECT_STALL = 5.0
 #: How often the loops look for requests past REQUEST_TIMEOUT and report progress.
 TICK = 0.25
+#: How long `connect` waits for progress before it asks whether any can come (`hopeless`).
+HOPELESS_AFTER = 1.0
 #: One recv() per readiness event; replies are 5 bytes (ok) or the message size (echo).
 RECV_SIZE = 4096
 
@@ -167,8 +170,18 @@ class Driver:
         self.members: list[int] = []
         self.poller = _poller()
         self.connect_s = 0.0
+        self.stalled_s = 0.0
         self._closed_well = 0
         self._family = family_of(host)
+
+    def local_ports(self) -> dict[int, str]:
+        """Client names by local port, for waiting.py: the connections this driver opened."""
+        ports = {}
+        for i, sock in enumerate(self.socks):
+            if sock is not _UNOPENED and self.state[i] != _DEAD:
+                with contextlib.suppress(OSError):
+                    ports[sock.getsockname()[1]] = f"D{i}"
+        return ports
 
     # -- bookkeeping ------------------------------------------------------------------------
     @property
@@ -297,12 +310,16 @@ class Driver:
         stall: float = CONNECT_STALL,
         limit: float | None = None,
         window: int = WINDOW,
+        hopeless: Callable[[], bool] | None = None,
     ) -> int:
         """Open `count` connections, each served once (first message answered).
 
         Returns how many were served; the others are counted in `errors` (`connect`,
         `connect-timeout`, `unserved`, ...). Ends when all are served, when none has been for
-        `stall` seconds, or after `limit` seconds (default: 60 s plus 10 ms per client).
+        `stall` seconds, or after `limit` seconds (default: 60 s plus 10 ms per client);
+        or when none has been for HOPELESS_AFTER seconds and `hopeless()` says none can be
+        while the served ones stay connected (asked once per stall). `stalled_s` says how
+        long the last stall lasted.
         """
         ensure_descriptors(count + len(self.socks))
         t0 = time.monotonic()
@@ -312,6 +329,7 @@ class Driver:
         in_flight = 0
         errors_before = self.errors.total()
         last_progress = last_tick = t0
+        asked = -1.0  # the stall `hopeless` was last asked in (its last_progress)
         while served + self.errors.total() - errors_before < count:
             while opened < count and in_flight < window:
                 if self._open(base + opened):
@@ -320,6 +338,11 @@ class Driver:
             now = time.monotonic()
             if now - last_progress > stall or now > give_up:
                 break
+            ask = hopeless is not None and asked != last_progress
+            if ask and now - last_progress > HOPELESS_AFTER:
+                asked = last_progress
+                if hopeless is not None and hopeless():
+                    break
             if now - last_tick > TICK:
                 last_tick = now
                 self._report("connect", served, count)
@@ -346,6 +369,7 @@ class Driver:
         # Up to the last client served: a phase that ended by stalling does not dilute the
         # rate at which clients *were* taken on with the time spent waiting for the rest.
         self.connect_s = (last_progress if ready else time.monotonic()) - t0
+        self.stalled_s = time.monotonic() - last_progress
         self._report("connect", len(ready), count)
         return len(ready)
 

@@ -16,7 +16,7 @@ import socket
 import string
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -248,13 +248,14 @@ class Server:
         client.on_silence = lambda: self.where_it_waits(client.name)
         client.on_end = self.ended
 
-    def where_it_waits(self, waiting: str = "") -> Silence:
+    def where_it_waits(self, waiting: str = "", others: Mapping[int, str] | None = None) -> Silence:
         """What each of the server's threads is blocked in while client `waiting` gets no
         reply: evidence lines, and a cause when they show one (waiting.py). Nothing
-        without a visible process."""
+        without a visible process. `others`: connections that are not Clients (a Driver's),
+        by local port."""
         if self.process is None or not self.process.alive():
             return Silence()
-        clients = {c.local_address[1]: c.name for c in self.clients}
+        clients = {**(others or {}), **{c.local_address[1]: c.name for c in self.clients}}
         return explain(self.process.tree_pids(), self.port, clients, waiting)
 
     def connect_many(

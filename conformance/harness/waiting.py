@@ -75,6 +75,9 @@ class Silence:
     cause: str | None = None
     #: The threads the lines name, for their stacks once the verdict is in (stacks.py).
     threads: list[ThreadRef] = field(default_factory=list)
+    #: No thread of the server can take another client while the connections it serves
+    #: stay open: each is blocked on one of them, none accepts or multiplexes (`_cause`).
+    full: bool = False
 
 
 def explain(pids: list[int], server_port: int, clients: Mapping[int, str], waiting: str) -> Silence:
@@ -85,7 +88,7 @@ def explain(pids: list[int], server_port: int, clients: Mapping[int, str], waiti
     threads = [ThreadRef(*w.thread, w.line, w.client) for w in waits if w.thread != (0, 0)]
     if shared is not None:
         return Silence([*lines, f"{'':10}{shared[0]}"], shared[1], threads)
-    return Silence(lines, _cause(waits, waiting), threads)
+    return Silence(lines, _cause(waits, waiting), threads, full=_full(waits, waiting))
 
 
 SHARED_DESCRIPTOR_CAUSE = (
@@ -147,10 +150,7 @@ def _cause(waits: list[Wait], waiting: str) -> str | None:
         )
         return f"the server was waiting for {what} ({', '.join(elsewhere)}): {fix}"
     busy = sorted({w.client for w in waits if w.client and w.client != waiting})
-    # Every thread must be accounted for: one running, or waiting on a lock (a Python thread
-    # waiting for the GIL), may be about to accept the client.
-    stuck = all((w.client and w.client != waiting) or w.aside for w in waits)
-    if busy and stuck:
+    if _full(waits, waiting):
         most = "one client" if len(busy) == 1 else f"at most {len(busy)} clients"
         return (
             f"no thread of the server could take {waiting}: each one serving clients was "
@@ -159,6 +159,16 @@ def _cause(waits: list[Wait], waiting: str) -> str | None:
             "connection in its own process or thread, or multiplex them with select/poll/epoll"
         )
     return None
+
+
+def _full(waits: list[Wait], waiting: str) -> bool:
+    """Every thread is blocked on a client's connection other than `waiting`'s, or aside (a
+    parent in wait()), and at least one on a client's. Every thread must be accounted for:
+    one running, or waiting on a lock (a Python thread waiting for the GIL), may be about
+    to accept the client; one in poll() or select() may be an event loop, or a parent that
+    grows its pool (Apache's prefork sleeps in select())."""
+    busy = any(w.client and w.client != waiting for w in waits)
+    return busy and all((w.client and w.client != waiting) or w.aside for w in waits)
 
 
 def _lines(waits: list[Wait]) -> list[str]:

@@ -17,6 +17,7 @@ from pathlib import Path
 import psutil
 import pytest
 
+from conformance.harness.driver import Driver
 from conformance.harness.polling import wait_until
 from conformance.harness.server import Server
 from conformance.harness.waiting import (
@@ -24,6 +25,7 @@ from conformance.harness.waiting import (
     Silence,
     Wait,
     _cause,
+    _full,
     _Socket,
     shared_reads,
 )
@@ -183,6 +185,19 @@ def test_a_thread_that_may_take_the_client_leaves_no_cause() -> None:
     )
 
 
+def test_full_means_no_thread_can_take_another_client() -> None:
+    """`full` (a check may stop waiting for more clients to be served) only where the serial
+    cause holds: a parent that sleeps in select() (Apache's prefork, growing its pool) or a
+    thread in poll() may still take one, and so may a thread waiting on a lock."""
+    on_a = Wait("pid 1 (main): recvfrom() on client A's connection", client="A")
+    parent = Wait("pid 1 (main): wait4(), waiting for a child to exit (waitpid)", aside=True)
+    assert _full([on_a], "") and _full([on_a, parent], "")
+    assert not _full([parent], "")  # serving nobody: not full, only idle
+    assert not _full([on_a, Wait("pid 2 (main): select()", takes_new=True)], "")
+    assert not _full([on_a, Wait("pid 1 (main): futex(), waiting for a lock")], "")
+    assert not _full([Wait("pid 2: recvfrom() on client B's connection", client="B")], "B")
+
+
 #: A thread per connection that hands the descriptor over through a global, read by the
 #: thread only after the next accept(): both threads serve the newer connection.
 GLOBAL_DESCRIPTOR = """
@@ -233,3 +248,20 @@ def test_one_reader_per_connection_is_no_shared_variable(tmp_path: Path) -> None
         server.connect("B")
         assert wait_until(lambda: len(server.where_it_waits().lines) >= 2, 5)[0]
         assert shared_reads(server.process.tree_pids(), server.port) is None
+
+
+def test_connecting_stops_waiting_once_the_server_can_take_no_more(tmp_path: Path) -> None:
+    """CONC-2's connecting phase asks, once no client has been served for a second, whether
+    the server is `full`; a serial server is, so the phase ends long before its stall."""
+    with script_server(tmp_path, SERIAL) as server:
+        driver = Driver(server.host, server.port, server.protocol, judge=False)
+
+        def full() -> bool:
+            return server.where_it_waits(others=driver.local_ports()).full
+
+        try:
+            served = driver.connect(8, stall=60, hopeless=full)
+        finally:
+            driver.shutdown()
+    assert served == 1
+    assert driver.stalled_s < 30, driver.stalled_s
