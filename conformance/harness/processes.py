@@ -83,10 +83,11 @@ class ServerProcess:
     def descendants(self) -> list[psutil.Process]:
         return processes_of(self.tree_pids()[1:])
 
-    def tree_pids(self) -> list[int]:
+    def tree_pids(self, recent: bool = False) -> list[int]:
         """The server's pid, then every other process of it (see the class docstring):
-        descendants first, then reparented ones and their descendants."""
-        return [self.pid, *self._members(proc_table())]
+        descendants first, then reparented ones and their descendants. `recent`: from a
+        reading of the process table that may be TABLE_REUSE old (see proc_table)."""
+        return [self.pid, *self._members(proc_table(recent))]
 
     def _members(self, table: dict[int, tuple[int, str]]) -> list[int]:
         below = descendant_pids(self.pid, table=table)
@@ -179,7 +180,7 @@ class ServerProcess:
         """The signals the server's processes have handlers for (SigCgt in /proc/PID/status,
         main process and children); empty if /proc cannot say."""
         caught = 0
-        for pid in self.tree_pids():
+        for pid in self.tree_pids(recent=True):
             with contextlib.suppress(OSError, ValueError, IndexError):
                 with open(f"/proc/{pid}/status") as f:
                     line = next(line for line in f if line.startswith("SigCgt:"))
@@ -207,7 +208,7 @@ class ServerProcess:
         """Threads of the server's processes that are running or runnable (state R in
         /proc/PID/task/TID/stat), not asleep in a system call: work in progress."""
         count = 0
-        for pid in self.tree_pids():
+        for pid in self.tree_pids(recent=True):
             try:
                 tids = os.listdir(f"/proc/{pid}/task")
             except OSError:
@@ -246,7 +247,7 @@ class ServerProcess:
         """Every thread of the server tree, by id: (ns on a CPU, ns waiting on the run queue),
         the first two fields of /proc/PID/task/TID/schedstat."""
         stats: dict[int, tuple[int, int]] = {}
-        for pid in self.tree_pids():
+        for pid in self.tree_pids(recent=True):
             with contextlib.suppress(OSError):
                 for tid in os.listdir(f"/proc/{pid}/task"):
                     with (
@@ -261,7 +262,7 @@ class ServerProcess:
         """Nanoseconds on a CPU of every thread of the server tree, by (pid, tid): which
         threads spin, for their stacks (stacks.py). Empty without schedstat."""
         runs: dict[tuple[int, int], int] = {}
-        for pid in self.tree_pids():
+        for pid in self.tree_pids(recent=True):
             with contextlib.suppress(OSError):
                 for tid in os.listdir(f"/proc/{pid}/task"):
                     with (
@@ -346,14 +347,14 @@ IDLE_SHARE = 0.02
 _DEAD = ("Z", "X")
 
 
-#: How old a reading of the process table may be when it is read again (see proc_table).
+#: How old a reading of the process table may be for an observation that asks for one
+#: (see proc_table's `recent`).
 TABLE_REUSE = 0.004
 _last_table: tuple[float, dict[int, tuple[int, str]]] = (-1.0, {})
 
 
-def proc_table() -> dict[int, tuple[int, str]]:
-    """Every process on the machine: pid -> (parent pid, state letter). Read-only: the same
-    table is handed to every caller within TABLE_REUSE seconds.
+def proc_table(recent: bool = False) -> dict[int, tuple[int, str]]:
+    """Every process on the machine: pid -> (parent pid, state letter). Read-only.
 
     psutil's `children()` builds a parent map too; here it is read with bare os.open/os.read,
     about twice as fast, and the state comes from the same read, which counts because
@@ -361,16 +362,16 @@ def proc_table() -> dict[int, tuple[int, str]]:
     some 250 times). Linux without /proc/PID/task/TID/children (a kernel option) leaves no
     cheaper way to find children.
 
-    One reading takes some 3 to 10 ms (a read of every /proc/PID/stat) and was two thirds
-    of a kit run's own CPU; half the readings came less than 5 ms after the one before,
-    from helpers that each look at the tree in turn. A reading no older than TABLE_REUSE
-    (less than one reading takes, and less than POLL_INTERVAL, so a polling loop always
-    sees a new one) is as fresh as the reading itself was when it ended.
+    `recent`: a reading no older than TABLE_REUSE will do. One reading takes some 3 to 10 ms
+    (a read of every /proc/PID/stat) and was two thirds of a kit run's own CPU; half the
+    readings came less than 5 ms after the one before, from observations inside the checks
+    that each look at the tree in turn (the CPU each thread used, the descriptors each
+    process keeps, where each thread waits). Those ask for `recent`; whatever acts and then
+    looks (stopping, reaping, waiting for a process to go) reads afresh.
     """
     global _last_table
     taken, table = _last_table
-    now = time.monotonic()
-    if now - taken < TABLE_REUSE:
+    if recent and time.monotonic() - taken < TABLE_REUSE:
         return table
     table = _read_proc_table()
     _last_table = (time.monotonic(), table)

@@ -151,7 +151,7 @@ def signal_burst(server: Server) -> None:
     """A few dozen harmless signals (SIGCHLD, SIGWINCH, SIGURG) to the server and children."""
     if server.process is None:
         return
-    pids = server.process.tree_pids()
+    pids = server.process.tree_pids(recent=True)
     for i in range(BURST_SIGNALS):
         for pid in pids:
             with contextlib.suppress(ProcessLookupError, PermissionError):
@@ -215,7 +215,7 @@ def descriptors_bounded(
     bound = baseline + open_sessions + DESCRIPTOR_SLACK
 
     def kept() -> list[SocketInfo]:
-        pids = proc.tree_pids()
+        pids = proc.tree_pids(recent=True)
         return [s for addr in ended for s in holders_of_connection(pids, addr, server.port)]
 
     settled, _ = wait_until(lambda: not kept() and proc.fd_count() <= bound, SETTLE_TIMEOUT)

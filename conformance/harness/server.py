@@ -256,7 +256,7 @@ class Server:
         if self.process is None or not self.process.alive():
             return Silence()
         clients = {**(others or {}), **{c.local_address[1]: c.name for c in self.clients}}
-        return explain(self.process.tree_pids(), self.port, clients, waiting)
+        return explain(self.process.tree_pids(recent=True), self.port, clients, waiting)
 
     def connect_many(
         self, count: int, prefix: str = "C", timeout: float = LOOPBACK_TIMEOUT

@@ -99,7 +99,7 @@ def interrupt_reads(proc: ServerProcess, timeout: float) -> int:
     blocked: list[tuple[int, int]] = []
 
     def look() -> bool:
-        blocked[:] = blocked_in_read(proc.tree_pids())
+        blocked[:] = blocked_in_read(proc.tree_pids(recent=True))
         return bool(blocked)
 
     wait_until(look, timeout)
