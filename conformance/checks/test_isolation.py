@@ -44,7 +44,7 @@ def test_concurrent_echo_sessions_get_their_own_bytes(server: Server) -> None:
     deadline = time.monotonic() + BUDGET
     for r in range(ROUNDS):
         payloads = [bytes([65 + i]) * ECHO_SIZE + f"-{i}-{r}".encode() for i in range(CLIENTS)]
-        got, silent = round_trip_all(server, clients, payloads, ANSWER_TIMEOUT)
+        got, silent = round_trip_all(server, clients, payloads, ANSWER_TIMEOUT, together=True)
         for i, payload in enumerate(payloads):
             if got[i] != payload[: len(got[i])] or i in silent:
                 owners = sorted({chr(b) for b in got[i] if 65 <= b < 65 + CLIENTS} - {chr(65 + i)})

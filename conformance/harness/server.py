@@ -282,9 +282,7 @@ class Server:
         takes them back to back, and the race is lost every run, not some runs. Other
         servers are not stopped (an event loop's epoll_wait() returns EINTR on SIGCONT).
         """
-        pause = None
-        if self.model in THREADED and self.launched is not None and self.process is not None:
-            pause = [self.process.pid]
+        pause = self.stoppable()
         clients = self._connect_all(names, timeout, pause)
         self.transcript.add(
             f"opened {', '.join(names)} while the server was stopped (SIGSTOP), then resumed "
@@ -293,6 +291,14 @@ class Server:
             else f"opened {', '.join(names)} at once"
         )
         return clients
+
+    def stoppable(self) -> list[int] | None:
+        """The process to SIGSTOP so that what clients send meanwhile reaches the server's
+        threads all at once (see connect_together): a thread or pool server the kit
+        launched; None for the others."""
+        if self.model in THREADED and self.launched is not None and self.process is not None:
+            return [self.process.pid]
+        return None
 
     def _connect_all(
         self, names: list[str], timeout: float, pause: list[int] | None = None

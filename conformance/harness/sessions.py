@@ -17,6 +17,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 
+from conformance.harness.burst import paused
 from conformance.harness.client import LATER_REPLIES, Client
 from conformance.harness.failure import CannotJudge, Violation, fail
 from conformance.harness.polling import wait_until
@@ -174,15 +175,24 @@ def full_session(server: Server, messages: int = 1, name: str | None = None) -> 
 
 
 def round_trip_all(
-    server: Server, clients: list[Client], payloads: list[bytes], timeout: float
+    server: Server,
+    clients: list[Client],
+    payloads: list[bytes],
+    timeout: float,
+    together: bool = False,
 ) -> tuple[dict[int, bytes], list[int]]:
     """Send one message on every client, then gather replies with selectors until `timeout`.
 
     Returns (bytes received per client index, indexes that got nothing). Sending all before
     reading makes the server handle the sessions interleaved, not one after another.
+    `together`: a thread or pool server the kit launched is stopped (SIGSTOP) while the
+    messages are sent, so its threads all wake to them at once on SIGCONT: sessions that
+    share a buffer then clash every run, not when the scheduler lets them (a busy machine
+    runs them one after another).
     """
-    for client, payload in zip(clients, payloads):
-        client.send(payload)
+    with paused((server.stoppable() or []) if together else []):
+        for client, payload in zip(clients, payloads):
+            client.send(payload)
     got: dict[int, bytes] = {i: b"" for i in range(len(clients))}
     adapter = server.adapter
     sel = selectors.DefaultSelector()
