@@ -362,6 +362,10 @@ class LaunchedServer:
         is alive, 0 once it is gone (what killed it, if anything, is not known here)."""
         assert self.popen is not None
         code = self.popen.poll()
+        if code == 0 and not self.daemonized and self.listener_pid not in (None, self.pid):
+            # A daemon whose child listened before the parent exited (a busy machine): the
+            # launch saw the child in the tree; the parent's exit makes it a daemon now.
+            self._daemonizing()
         if self.daemonized and self.listener_pid is not None:
             return None if is_running(self.listener_pid) else 0
         return code
