@@ -6,6 +6,7 @@ import re
 import socket
 import threading
 from collections.abc import Iterator
+from typing import NoReturn
 
 import pytest
 
@@ -155,3 +156,57 @@ def test_ending_a_session_has_one_rule() -> None:
     assert ended("ok", held=b"rest") == b"<EOF>"
     assert ended("http", server_closes=True) == b"<nothing>"
     assert ended("http").startswith(b"GET / HTTP/1.1") and b"Connection: close" in ended("http")
+
+
+@pytest.fixture
+def first_reply_only() -> Iterator[int]:
+    """A one-connection loopback server that answers the first message only, then reads on."""
+    listener = socket.create_server(("127.0.0.1", 0))
+
+    def serve() -> None:
+        conn, _ = listener.accept()
+        with conn:
+            if conn.recv(1024):
+                conn.sendall(b"OK!!!")
+            while conn.recv(1024):
+                pass
+
+    threading.Thread(target=serve, daemon=True).start()
+    yield listener.getsockname()[1]
+    listener.close()
+
+
+class _Blocked(Exception):
+    pass
+
+
+@pytest.mark.parametrize("how", ["reply", "expect"])
+def test_a_later_request_unanswered_ends_the_check_where_the_server_answers_one(
+    first_reply_only: int, how: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Where the plugin knows the server answers only the first request of a connection, the
+    second request's silence ends the check (LaterReplies.block), naming the request; the
+    first request's wait is never cut short."""
+    from conformance.harness.client import LATER_REPLIES
+
+    def block(what: str) -> NoReturn:
+        raise _Blocked(what)
+
+    monkeypatch.setattr(LATER_REPLIES, "block", block)
+    client = Client.connect("127.0.0.1", first_reply_only, "A", Transcript())
+    client.send(b"hello")
+    client.expect(b"OK!!!") if how == "expect" else client.reply()
+    client.send(b"again")
+    with pytest.raises(_Blocked, match=r"request 2 on A: nothing came in 0\.5 s"):
+        client.expect(b"OK!!!") if how == "expect" else client.reply()
+    client.close()
+
+
+def test_without_the_plugin_a_later_request_waits_its_whole_timeout(first_reply_only: int) -> None:
+    client = Client.connect("127.0.0.1", first_reply_only, "A", Transcript())
+    client.send(b"hello")
+    client.reply()
+    client.send(b"again")
+    with pytest.raises(Violation, match=r"nothing after 0\.8 s"):
+        client.reply(0.8)
+    client.close()
