@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from conformance.harness import Server, fail, show, wait_until
+from conformance.harness import Server, busy, fail, show, wait_until
 from conformance.harness.launcher import LaunchError, restart_on_port
 from conformance.harness.model import (
     GROWTH_ROUND,
@@ -295,23 +295,31 @@ def test_ended_sessions_free_their_process_or_thread(server: Server) -> None:
                 "function (and detach or join it), never block forever after closing; a pool "
                 "must have a bound, or reuse its idle threads",
             )
-    # Which threads ran, read before and after the window (outside it): the failure names
-    # them, and the report shows where in their code they spin (stacks.py).
-    runs, started = proc.thread_run_ns(), time.monotonic()
-    share = proc.cpu_share(CPU_WINDOW)
-    if share > BUSY_SHARE:
+    # Which threads ran (or waited to), read before and after the window (outside it): the
+    # failure names them, and the report shows where in their code they spin (stacks.py).
+    seen = busy.measure(proc, CPU_WINDOW, BUSY_SHARE)
+    if seen.busy(BUSY_SHARE):
         # A thread that took a third of what the server used is named even below half the
         # limit: on a busy machine the spinner gets less of a core, and its runtime's other
         # threads (a JIT compiling the hot loop) share what it gets.
-        floor = min(BUSY_SHARE / 2, share / 3)
-        spinning = proc.spinning_threads(runs, time.monotonic() - started, floor)
+        total = seen.wanted if seen.starved else seen.used
+        spinning = seen.spinning(min(BUSY_SHARE / 2, total / 3))
         threads = [
-            ThreadRef(pid, tid, f"pid {pid}: on a CPU {part:.0%} of the time")
-            for pid, tid, part in spinning[:SPINNERS_SHOWN]
+            ThreadRef(
+                t.pid,
+                t.tid,
+                f"pid {t.pid}: "
+                + (
+                    f"runnable {t.wanted:.0%} of the time (on a CPU {t.used:.0%})"
+                    if seen.starved
+                    else f"on a CPU {t.used:.0%} of the time"
+                ),
+            )
+            for t in spinning[:SPINNERS_SHOWN]
         ]
         fail(
             f"an idle server (< {BUSY_SHARE:.0%} of a core) once sessions ended",
-            f"the server and its children used {share:.0%} of a core over {CPU_WINDOW:.1f} s",
+            seen.describe(),
             did=server.transcript.tail(),
             evidence=[
                 f"{'Spinning:' if i == 0 else '':10}{t.label}"

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import pytest
 
 from conformance.checks.scenario_machine import run_scenarios
-from conformance.harness import Server, fail, wait_until
+from conformance.harness import Server, busy, fail, wait_until
 from conformance.harness.model import ThreadGrowth, measure_thread_growth
 from conformance.harness.processes import fd_targets
 from conformance.harness.sessions import (
@@ -72,9 +72,9 @@ class Counts:
     growth: ThreadGrowth
     threads_after: int
     kinds: list[tuple[str, int]]
-    #: The server's share of a core once the sessions ended, measured only when it kept
-    #: threads (a pool's must be idle); 0 otherwise.
-    idle_share: float = 0.0
+    #: How busy the server was once the sessions ended, measured only when it kept threads
+    #: (a pool's must be idle); None otherwise.
+    idle: busy.Busyness | None = None
 
 
 class Workload:
@@ -131,8 +131,12 @@ class Workload:
         kinds = Counter(fd_targets(proc.pid)).most_common(3)
         threads = proc.thread_count()
         # Measured now: the server is stopped once counted (see counts()).
-        share = proc.cpu_share(CPU_WINDOW) if threads > growth.baseline + SLACK else 0.0
-        return Counts((fds, proc.fd_count()), growth, threads, kinds, share)
+        idle = (
+            busy.measure(proc, CPU_WINDOW, BUSY_SHARE)
+            if threads > growth.baseline + SLACK
+            else None
+        )
+        return Counts((fds, proc.fd_count()), growth, threads, kinds, idle)
 
 
 def _tail(growth: ThreadGrowth) -> tuple[int, int]:
@@ -186,12 +190,12 @@ def test_threads_stop_growing(workload: Workload) -> None:
             evidence=[growth.describe().capitalize()],
             cause=THREAD_LEAK_CAUSE,
         )
-    share = counts.idle_share
-    if share > BUSY_SHARE:
+    idle = counts.idle
+    if idle is not None and idle.busy(BUSY_SHARE):
         fail(
             f"the {after - growth.baseline} threads kept after the sessions (a pool) idle: "
             f"under {BUSY_SHARE:.0%} of a core",
-            f"the server used {share:.0%} of a core over {CPU_WINDOW:.1f} s after the sessions",
+            idle.describe("after the sessions, the server"),
             did=DID,
             evidence=[growth.describe().capitalize()],
             cause="idle pool threads must block (on a queue, a condition variable, accept()), "

@@ -243,10 +243,11 @@ class ServerProcess:
                 continue
         return total
 
-    def _schedstat(self) -> dict[int, tuple[int, int]]:
-        """Every thread of the server tree, by id: (ns on a CPU, ns waiting on the run queue),
-        the first two fields of /proc/PID/task/TID/schedstat."""
-        stats: dict[int, tuple[int, int]] = {}
+    def thread_times(self) -> dict[tuple[int, int], tuple[int, int, int]]:
+        """Every thread of the server tree, by (pid, tid): (ns on a CPU, ns waiting on the run
+        queue for one, time slices run), the three fields of /proc/PID/task/TID/schedstat.
+        Empty without schedstat."""
+        times: dict[tuple[int, int], tuple[int, int, int]] = {}
         for pid in self.tree_pids(recent=True):
             with contextlib.suppress(OSError):
                 for tid in os.listdir(f"/proc/{pid}/task"):
@@ -255,22 +256,13 @@ class ServerProcess:
                         open(f"/proc/{pid}/task/{tid}/schedstat") as f,
                     ):
                         fields = f.read().split()
-                        stats[int(tid)] = (int(fields[0]), int(fields[1]))
-        return stats
+                        times[(pid, int(tid))] = (int(fields[0]), int(fields[1]), int(fields[2]))
+        return times
 
     def thread_run_ns(self) -> dict[tuple[int, int], int]:
         """Nanoseconds on a CPU of every thread of the server tree, by (pid, tid): which
         threads spin, for their stacks (stacks.py). Empty without schedstat."""
-        runs: dict[tuple[int, int], int] = {}
-        for pid in self.tree_pids(recent=True):
-            with contextlib.suppress(OSError):
-                for tid in os.listdir(f"/proc/{pid}/task"):
-                    with (
-                        contextlib.suppress(OSError, ValueError, IndexError),
-                        open(f"/proc/{pid}/task/{tid}/schedstat") as f,
-                    ):
-                        runs[(pid, int(tid))] = int(f.read().split()[0])
-        return runs
+        return {key: run for key, (run, _, _) in self.thread_times().items()}
 
     def spinning_threads(
         self, before: dict[tuple[int, int], int], seconds: float, share: float
@@ -294,14 +286,14 @@ class ServerProcess:
         """
         if not _HAS_SCHEDSTAT:
             return None
-        return sum(run for run, _ in self._schedstat().values())
+        return sum(run for run, _, _ in self.thread_times().values())
 
     def run_delays(self) -> dict[int, int]:
         """Nanoseconds each thread of the server tree has waited, runnable, for a CPU (the
         run queue: schedstat's second field), by thread id; empty without schedstat."""
         if not _HAS_SCHEDSTAT:
             return {}
-        return {tid: wait for tid, (_, wait) in self._schedstat().items()}
+        return {tid: wait for (_, tid), (_, wait, _) in self.thread_times().items()}
 
     def starved_since(self, before: dict[int, int]) -> float:
         """The longest any one thread of the server tree waited for a CPU since `before`
