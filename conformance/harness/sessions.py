@@ -12,9 +12,10 @@ run holds it with `Client.hold` (the opening of a request, its rest sent later b
 from __future__ import annotations
 
 import contextlib
+import math
 import selectors
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 from conformance.harness.burst import paused
@@ -29,6 +30,7 @@ from conformance.harness.timeouts import (
     ANSWER_TIMEOUT,
     LOOPBACK_TIMEOUT,
     QUIET_PERIOD,
+    REPLY_TIMEOUT,
     SETTLE_TIMEOUT,
 )
 from conformance.harness.wire import EXIT, message
@@ -188,6 +190,7 @@ def round_trip_all(
     payloads: list[bytes],
     timeout: float,
     together: bool = False,
+    hopeless: Callable[[Client], bool] | None = None,
 ) -> tuple[dict[int, bytes], list[int]]:
     """Send one message on every client, then gather replies with selectors until `timeout`.
 
@@ -197,6 +200,9 @@ def round_trip_all(
     messages are sent, so its threads all wake to them at once on SIGCONT: sessions that
     share a buffer then clash every run, not when the scheduler lets them (a busy machine
     runs them one after another).
+    `hopeless`: asked once, of a client still waiting after REPLY_TIMEOUT, whether the server
+    shows that no reply can come (where its threads wait: Client.silence); if so, the wait
+    ends there instead of at `timeout`.
     """
     with paused((server.stoppable() or []) if together else []):
         for client, payload in zip(clients, payloads):
@@ -212,16 +218,21 @@ def round_trip_all(
     start = time.monotonic()
     waits = [LATER_REPLIES.wait(client, timeout) for client in clients]
     deadlines = [start + wait for wait in waits]
+    ask_at = start + REPLY_TIMEOUT if hopeless is not None else math.inf
     try:
         pending = set(range(len(clients)))
         while pending:
             now = time.monotonic()
+            if now >= ask_at:
+                ask_at = math.inf
+                if hopeless(clients[min(pending)]):  # type: ignore[misc]
+                    deadlines = [min(d, now) for d in deadlines]
             for i in [i for i in pending if deadlines[i] <= now]:
                 pending.discard(i)
                 sel.unregister(clients[i].sock)
             if not pending:
                 break
-            soonest = min(deadlines[i] for i in pending)
+            soonest = min(ask_at, *(deadlines[i] for i in pending))
             for key, _ in sel.select(timeout=max(0.0, soonest - now)):
                 i = key.data
                 try:

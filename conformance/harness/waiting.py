@@ -163,7 +163,8 @@ def _cause(waits: list[Wait], waiting: str) -> str | None:
 
 def _full(waits: list[Wait], waiting: str) -> bool:
     """Every thread is blocked on a client's connection other than `waiting`'s, or aside (a
-    parent in wait()), and at least one on a client's. Every thread must be accounted for:
+    parent in wait(), a thread waiting without a timeout for another: `_waits_for_ever`),
+    and at least one on a client's. Every thread must be accounted for:
     one running, or waiting on a lock (a Python thread waiting for the GIL), may be about
     to accept the client; one in poll() or select() may be an event loop, or a parent that
     grows its pool (Apache's prefork sleeps in select())."""
@@ -234,7 +235,7 @@ def _thread_wait(
                 )
             return Wait(f"{call}() on {_file(pid, fd)}")
     if call in _MEANING:
-        aside = call in ("wait4", "waitid", "pause", "rt_sigsuspend")
+        aside = call in ("wait4", "waitid", "pause", "rt_sigsuspend") or _waits_for_ever(call, args)
         return Wait(f"{call}(), waiting for {_MEANING[call]}", aside=aside)
     # A multiplexer (poll, select, epoll_wait) may wait for anything the process holds: the
     # sockets it holds besides the server's own (a DNS query, a database) are shown.
@@ -245,6 +246,26 @@ def _thread_wait(
     # database, or a UDP socket it sends metrics on, proves nothing about why a client waits.
     elsewhere = next((o.elsewhere for o in others if o.dns), None)
     return Wait(f"{call}(){held}", takes_new=not elsewhere, elsewhere=elsewhere)
+
+
+#: futex(2) operations that wait, with the timeout as their fourth argument (a pointer).
+_FUTEX_WAITS = {0, 6, 9, 11, 13}  # WAIT, LOCK_PI, WAIT_BITSET, WAIT_REQUEUE_PI, LOCK_PI2
+_FUTEX_CMD_MASK = 0x7F  # without FUTEX_PRIVATE_FLAG and FUTEX_CLOCK_REALTIME
+
+
+def _waits_for_ever(call: str, args: list[str]) -> bool:
+    """A futex wait without a timeout: a thread waiting for another thread of its process
+    (a semaphore, a lock, a condition) and for nothing else. While every other thread is
+    blocked too, nothing wakes it: thread_cap2's accept loop in sem_wait() for a slot that
+    a session gives back only when it ends. A timed wait (a Python thread waiting for the
+    GIL, a JVM's periodic task) may go on by itself, and is not counted."""
+    if call != "futex" or len(args) < 4:
+        return False
+    try:
+        op, timeout = int(args[1], 16) & _FUTEX_CMD_MASK, int(args[3], 16)
+    except ValueError:
+        return False
+    return op in _FUTEX_WAITS and timeout == 0
 
 
 def _file(pid: int, fd: int) -> str:

@@ -265,3 +265,53 @@ def test_connecting_stops_waiting_once_the_server_can_take_no_more(tmp_path: Pat
             driver.shutdown()
     assert served == 1
     assert driver.stalled_s < 30, driver.stalled_s
+
+
+#: A thread per connection, at most two at once: the accept loop waits on a semaphore for a
+#: slot, without a timeout (TIMEOUT = None) or with one (the wait may end by itself).
+CAPPED = """
+import socket, sys, threading
+s = socket.create_server(("127.0.0.1", int(sys.argv[1])))
+slots = threading.Semaphore(2)
+def serve(c):
+    while (m := c.recv(1024)) and m != b"exit":
+        c.sendall(b"OK!!!")
+    c.close()
+    slots.release()
+while True:
+    while not slots.acquire(timeout=TIMEOUT):
+        pass
+    threading.Thread(target=serve, args=(s.accept()[0],), daemon=True).start()
+"""
+
+
+@pytest.mark.parametrize("timeout", [None, 0.5], ids=["untimed", "timed"])
+def test_a_cap_waited_for_without_a_timeout_is_the_cause(
+    tmp_path: Path, timeout: float | None
+) -> None:
+    """thread_cap2's shape: A and B hold both slots, C's message waits. The accept loop waits
+    on the semaphore for ever (futex without a timeout: `_waits_for_ever`), so nothing can
+    take C while A and B stay: the serial cause, with two clients. A timed wait may go on by
+    itself (so may a Python thread waiting for the GIL): no cause from the waits then."""
+    with script_server(tmp_path, CAPPED.replace("TIMEOUT", repr(timeout))) as server:
+        assert server.process is not None
+        clients = {name: server.connect(name) for name in "ABC"}
+        for name in "AB":
+            clients[name].send(b"hello")
+            assert clients[name].recv_some(5) == b"OK!!!"
+        clients["C"].send(b"hello")
+        assert clients["C"].recv_some(0.5) is None
+
+        def accounted() -> bool:
+            text = "\n".join(server.where_it_waits("C").lines)
+            return "futex()" in text and text.count("recvfrom() on client") >= 1
+
+        assert wait_until(accounted, 5)[0]
+        silence = server.where_it_waits("C")
+        for client in clients.values():
+            client.close()
+    if timeout is None:
+        assert silence.cause is not None and silence.full, silence
+        assert "at most 2 clients at a time" in silence.cause
+    else:
+        assert silence.cause is None and not silence.full, silence
