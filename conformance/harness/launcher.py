@@ -455,6 +455,14 @@ class LaunchedServer:
         # Only a tree that had stragglers can have grown new ones while we killed them.
         report.leftovers = self._stragglers() if stragglers else []
         reap_adopted(_owned())
+        # The server's processes adopted by us that have not died yet (one exiting when the
+        # stragglers were read, its environment already gone; one the machine has not run
+        # since): each is reaped when it dies, so none stays a zombie of ours.
+        late = self._adopted_not_reaped()
+        if late:
+            threading.Thread(
+                target=_reap_when_dead, args=(late,), name=f"reap-late-{self.pid}", daemon=True
+            ).start()
         report.waited_s = time.monotonic() - t0
         LaunchedServer._live.discard(self)
         global LARGEST_OUTPUT
@@ -462,6 +470,21 @@ class LaunchedServer:
         if self._own_log_dir and not report.leftovers:
             shutil.rmtree(self.log_dir, ignore_errors=True)
         return report
+
+    def _adopted_not_reaped(self) -> list[int]:
+        """Processes this launch was seen to have (not its own, which Popen waits for) that
+        are our children now, alive or zombie, and were started before the stop: not a
+        later child of ours that reuses one of their pids."""
+        assert self.terminated_at is not None
+        me = os.getpid()
+        stopped_at = time.time() - (time.monotonic() - self.terminated_at)
+        found = []
+        for pid in self.seen - {self.pid}:
+            with contextlib.suppress(*GONE):
+                proc = psutil.Process(pid)
+                if proc.ppid() == me and proc.create_time() <= stopped_at:
+                    found.append(pid)
+        return found
 
     def _stragglers(self) -> list[int]:
         """Live (non-zombie) processes we launched: seen pids, the group and the token.
@@ -483,6 +506,13 @@ class LaunchedServer:
             if pid not in found and pid != me and _alive_and_ours(pid, self.token, self.pid)
         )
         return sorted(found)
+
+
+def _reap_when_dead(pids: list[int]) -> None:
+    """Wait for each of `pids` (processes of a stopped server, our children) to die."""
+    for pid in pids:
+        with contextlib.suppress(ChildProcessError, OSError):
+            os.waitpid(pid, 0)
 
 
 def _wait_and_reap(popen: subprocess.Popen[bytes]) -> None:

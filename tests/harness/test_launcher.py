@@ -127,3 +127,46 @@ def test_a_second_instance_of_a_hard_coded_port_says_where_the_first_listens() -
         assert "is already in use." not in str(info.value)
     finally:
         first.stop()
+
+
+#: Two workers that ignore SIGTERM: the parent dies of the stop's SIGTERM first, so they are
+#: adopted by the kit (a subreaper) and die only of the SIGKILL that follows.
+TERM_IGNORING_PREFORK = """
+import os, signal, socket, sys, time
+s = socket.create_server(("127.0.0.1", int(sys.argv[1])))
+for _ in range(2):
+    if os.fork() == 0:
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        while True:
+            s.accept()[0].close()
+while True:
+    time.sleep(1)
+"""
+
+
+def test_adopted_processes_that_die_after_the_stop_are_reaped(
+    tmp_path, monkeypatch: pytest.MonkeyPatch
+) -> None:  # type: ignore[no-untyped-def]
+    """A server's process adopted by the kit that dies after stop()'s last sweep (one still
+    exiting when the stop looked, on a loaded machine) is reaped when it dies: it never
+    stays a zombie of the process running the checks. The sweep is disabled here, so only
+    the reaping of the server's late processes can reap the workers."""
+    from conformance.harness import launcher
+    from conformance.harness.reaper import become_subreaper, is_subreaper
+
+    become_subreaper()
+    if not is_subreaper():
+        pytest.skip("PR_SET_CHILD_SUBREAPER is not available: orphans go to pid 1")
+    script = tmp_path / "server.py"
+    script.write_text(TERM_IGNORING_PREFORK)
+    server = launch(f"{sys.executable} -S {script} {{port}}")
+    parent = psutil.Process(server.pid)
+    assert wait_until(lambda: len(parent.children()) == 2, 5)[0]
+    workers = [c.pid for c in parent.children()]
+    monkeypatch.setattr(launcher, "reap_adopted", lambda owned=None: None)
+    server.stop()
+
+    def reaped() -> bool:
+        return not any(psutil.pid_exists(pid) for pid in workers)
+
+    assert wait_until(reaped, 5)[0], [psutil.Process(p).status() for p in workers]
