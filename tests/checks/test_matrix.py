@@ -8,7 +8,7 @@ blocked by one of the requirements the defect breaks, never by another.
 
 The README's test command runs the fast tier (`zoo.in_fast_tier`: a cover of the defective
 C and Python servers that breaks every requirement, and the servers whose defects interact,
-at the default profile); `--full-matrix` runs every server at both profiles.
+at the quick profile); `--full-matrix` runs every server at both profiles.
 """
 
 from __future__ import annotations
