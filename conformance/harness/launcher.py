@@ -443,25 +443,24 @@ class LaunchedServer:
         # zombie nobody reaps (a prefork server's killed workers, say). Only a server that
         # left stragglers waits this long.
         wait_until(lambda: not any(is_running(pid) for pid in stragglers), max(grace, KILL_WAIT))
+        late_popen: subprocess.Popen[bytes] | None = None
         try:
             popen.wait(timeout=max(grace, KILL_WAIT))  # SIGKILLed with its group above
         except subprocess.TimeoutExpired:
-            # Killed, but not yet dead (it has not run since): reap it whenever it dies, so
-            # it never stays a zombie of ours, however long a loaded machine takes.
-            # Its zombie children are handed to us only once it dies: reaped then too.
-            threading.Thread(
-                target=_wait_and_reap, args=(popen,), name=f"reap-{popen.pid}", daemon=True
-            ).start()
+            # Killed, but not yet dead (it has not run since): reaped whenever it dies, so it
+            # never stays a zombie of ours, however long a loaded machine takes.
+            late_popen = popen
         # Only a tree that had stragglers can have grown new ones while we killed them.
         report.leftovers = self._stragglers() if stragglers else []
         reap_adopted(_owned())
-        # The server's processes adopted by us that have not died yet (one exiting when the
-        # stragglers were read, its environment already gone; one the machine has not run
-        # since): each is reaped when it dies, so none stays a zombie of ours.
-        late = self._adopted_not_reaped()
-        if late:
+        # The server's other processes still there (one exiting when the stragglers were
+        # read, its environment already gone; one the machine has not run since; the zombie
+        # children of a server not dead yet, handed to us when it dies): each is reaped when
+        # it dies, so none stays a zombie of ours.
+        late = self._late_processes(stragglers)
+        if late or late_popen is not None:
             threading.Thread(
-                target=_reap_when_dead, args=(late,), name=f"reap-late-{self.pid}", daemon=True
+                target=_reap_late, args=(late_popen, late), name=f"reap-{self.pid}", daemon=True
             ).start()
         report.waited_s = time.monotonic() - t0
         LaunchedServer._live.discard(self)
@@ -471,20 +470,34 @@ class LaunchedServer:
             shutil.rmtree(self.log_dir, ignore_errors=True)
         return report
 
-    def _adopted_not_reaped(self) -> list[int]:
-        """Processes this launch was seen to have (not its own, which Popen waits for) that
-        are our children now, alive or zombie, and were started before the stop: not a
-        later child of ours that reuses one of their pids."""
+    def _late_processes(self, stragglers: list[int]) -> list[int]:
+        """Pidfds of the processes of this launch (not its own, which Popen waits for) that
+        still exist, alive or zombie, and were started before the stop. Held by pidfd, never
+        by pid: pids come round again within minutes on a busy machine (pid_max is often
+        32768), and a wait on a pid reused by another child of ours (a Popen of the test
+        that launched this server) would take its exit status. Empty without pidfds."""
+        if not hasattr(os, "pidfd_open") or not hasattr(os, "P_PIDFD"):
+            return []
         assert self.terminated_at is not None
-        me = os.getpid()
-        stopped_at = time.time() - (time.monotonic() - self.terminated_at)
-        found = []
-        for pid in self.seen - {self.pid}:
-            with contextlib.suppress(*GONE):
-                proc = psutil.Process(pid)
-                if proc.ppid() == me and proc.create_time() <= stopped_at:
-                    found.append(pid)
-        return found
+        before = time.time() - (time.monotonic() - self.terminated_at)
+        fds = []
+        for pid in (self.seen | set(stragglers)) - {self.pid}:
+            try:
+                created = psutil.Process(pid).create_time()
+                if created > before:
+                    continue
+                fd = os.pidfd_open(pid)
+            except (*GONE, OSError):
+                continue
+            try:  # the same process still, not one that took its pid in between
+                same = psutil.Process(pid).create_time() == created
+            except GONE:
+                same = False
+            if same:
+                fds.append(fd)
+            else:
+                os.close(fd)
+        return fds
 
     def _stragglers(self) -> list[int]:
         """Live (non-zombie) processes we launched: seen pids, the group and the token.
@@ -508,18 +521,33 @@ class LaunchedServer:
         return sorted(found)
 
 
-def _reap_when_dead(pids: list[int]) -> None:
-    """Wait for each of `pids` (processes of a stopped server, our children) to die."""
-    for pid in pids:
-        with contextlib.suppress(ChildProcessError, OSError):
-            os.waitpid(pid, 0)
+def _reap_late(popen: subprocess.Popen[bytes] | None, pidfds: list[int]) -> None:
+    """Wait for a killed server that had not died yet, then reap the processes of its launch
+    (pidfds) as they die and become ours, for at most LATE_REAP_LIMIT."""
+    if popen is not None:
+        popen.wait()
+    deadline = time.monotonic() + LATE_REAP_LIMIT
+    try:
+        while pidfds and time.monotonic() < deadline:
+            for fd in list(pidfds):
+                try:
+                    reaped = os.waitid(os.P_PIDFD, fd, os.WEXITED | os.WNOHANG) is not None
+                except ChildProcessError:  # not ours (yet: its parent has not died)
+                    reaped = False
+                except OSError:
+                    reaped = True  # nothing to wait for here
+                if reaped:
+                    pidfds.remove(fd)
+                    os.close(fd)
+            time.sleep(LATE_REAP_POLL)
+    finally:
+        for fd in pidfds:
+            os.close(fd)
 
 
-def _wait_and_reap(popen: subprocess.Popen[bytes]) -> None:
-    """Wait for a killed server that had not died yet, then reap the orphans its death
-    handed to us (its children that died before it did)."""
-    popen.wait()
-    reap_adopted()
+#: How long a stopped server's late processes are waited for, and how often looked at.
+LATE_REAP_LIMIT = 30.0
+LATE_REAP_POLL = 0.1
 
 
 def _owned() -> set[int]:
