@@ -94,7 +94,11 @@ def test_a_reparented_grandchild_is_still_the_servers() -> None:
         (grandchild,) = adopted
         assert grandchild not in ServerProcess(proc.pid).tree_pids()  # not a descendant
         assert grandchild in proc.tree_pids()
-        wait_until(lambda: proc.live_descendants() == [grandchild], 5.0)
+        # The child has exited; the server reaps it (waitpid) when it next runs.
+        wait_until(
+            lambda: proc.live_descendants() == [grandchild] and not proc.zombie_descendants(),
+            5.0,
+        )
         assert proc.live_descendants() == [grandchild]
         assert proc.zombie_descendants() == []
     finally:
