@@ -35,6 +35,7 @@ def test_every_package_is_listed_and_nothing_is_top_level_but_the_kit() -> None:
 
 
 @pytest.mark.slow
+@pytest.mark.full_matrix  # end to end in CI's second step; the README's command keeps the units
 def test_a_wheel_installs_and_checks_a_builtin_server(tmp_path: Path) -> None:
     """Built, installed into a fresh virtual environment, run from elsewhere: `--server fork`
     finds its reference server inside the installed package."""

@@ -90,6 +90,7 @@ def test_a_check_says_the_verdict_and_why(
 
 @needs_cc
 @pytest.mark.slow
+@pytest.mark.full_matrix  # end to end in CI's second step; the README's command keeps the units
 def test_the_workflows_commands_grade_a_student_as_conformance_grade_does(tmp_path: Path) -> None:
     repo = tmp_path / "student"
     shutil.copytree(CLASS / "dave", repo)  # fails PROTO-1..3 (the README's summary: 20/24)

@@ -302,6 +302,7 @@ def _grade(subs: Path, out: Path, *args: str, timeout: float = 240) -> dict[str,
 
 @needs_cc
 @pytest.mark.slow
+@pytest.mark.full_matrix  # end to end in CI's second step; the README's command keeps the units
 def test_parallel_grading_gives_the_same_scores_and_resumes(tmp_path: Path) -> None:
     subs = _class(tmp_path, ["alice", "dave", "ivan"])
     picks = ["--requirement", "PROTO-1", "--requirement", "PROTO-3", "--requirement", "ZOMB-1"]
