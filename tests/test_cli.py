@@ -252,13 +252,15 @@ def test_check_timeout_fails_the_check_and_cleans_up(tmp_path: Path) -> None:
     assert "Timeout" in report(out)["requirements"][0]["detail"]
 
 
-def test_ctrl_c_in_the_middle_leaves_nothing() -> None:
-    kit_proc = subprocess.Popen(
-        [sys.executable, "-m", "conformance", "run", "--server", "fork"],
-        cwd=ROOT,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
+def test_ctrl_c_in_the_middle_leaves_nothing(tmp_path: Path) -> None:
+    output = tmp_path / "kit.out"
+    with open(output, "wb") as out:
+        kit_proc = subprocess.Popen(
+            [sys.executable, "-m", "conformance", "run", "--server", "fork"],
+            cwd=ROOT,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
     try:
 
         def a_server_runs() -> bool:
@@ -266,7 +268,7 @@ def test_ctrl_c_in_the_middle_leaves_nothing() -> None:
 
         assert wait_until(a_server_runs, 20)[0]
         kit_proc.send_signal(signal.SIGINT)
-        assert kit_proc.wait(20) == 130
+        assert kit_proc.wait(20) == 130, output.read_text(errors="replace")[-3000:]
     finally:
         if kit_proc.poll() is None:
             kit_proc.kill()
