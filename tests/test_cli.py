@@ -260,6 +260,10 @@ def test_ctrl_c_in_the_middle_leaves_nothing(tmp_path: Path) -> None:
             cwd=ROOT,
             stdout=out,
             stderr=subprocess.STDOUT,
+            # A shell's background job (`cmd &`) starts with SIGINT ignored, and so would
+            # the kit, which then never sees the Ctrl-C; a user's Ctrl-C reaches a kit in
+            # the foreground, which is what this is about.
+            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
         )
     try:
 
