@@ -188,6 +188,9 @@ class LaunchedServer:
         self.popen: subprocess.Popen[bytes] | None = None
         self.listener_pid: int | None = None
         self.seen: set[int] = set()
+        #: When each process in `seen` (but the server's own) was started: which process a
+        #: pid meant, once pids come round again (see _late_processes).
+        self._born: dict[int, float] = {}
         self.stopped = False
         #: When terminate() sent SIGTERM, if it did: stop() then waits only what is left.
         self.terminated_at: float | None = None
@@ -286,7 +289,7 @@ class LaunchedServer:
         for pid in orphans_of_launch(lambda p: _alive_and_ours(p, self.token, -1), table):
             if pid != self.pid:
                 found += [pid, *descendant_pids(pid, table=table)]
-        self.seen.update(found)
+        self._remember(found)
         return found
 
     def _raise_exited(self) -> None:
@@ -353,8 +356,15 @@ class LaunchedServer:
 
     def _tree(self) -> list[int]:
         pids = [self.pid, *descendant_pids(self.pid)]
-        self.seen.update(pids)
+        self._remember(pids)
         return pids
+
+    def _remember(self, pids: list[int]) -> None:
+        for pid in pids:
+            if pid not in self.seen:
+                self.seen.add(pid)
+                with contextlib.suppress(*GONE):
+                    self._born[pid] = psutil.Process(pid).create_time()
 
     def returncode(self) -> int | None:
         """The server's exit status, None while it runs. For a server that daemonized, the
@@ -434,6 +444,7 @@ class LaunchedServer:
         # Descendants that left the group (setsid) or the tree (orphans), by pid and by token.
         # The machine-wide token scan reads every process's environment: done once, not polled.
         stragglers = self._stragglers()
+        self._remember(stragglers)  # carrying the launch's token: reaped late if need be
         report.escalated = not exited or bool(stragglers)
         for pid in stragglers:
             _kill(pid, signal.SIGKILL)
@@ -457,7 +468,7 @@ class LaunchedServer:
         # read, its environment already gone; one the machine has not run since; the zombie
         # children of a server not dead yet, handed to us when it dies): each is reaped when
         # it dies, so none stays a zombie of ours.
-        late = self._late_processes(stragglers)
+        late = self._late_processes()
         if late or late_popen is not None:
             threading.Thread(
                 target=_reap_late, args=(late_popen, late), name=f"reap-{self.pid}", daemon=True
@@ -470,27 +481,25 @@ class LaunchedServer:
             shutil.rmtree(self.log_dir, ignore_errors=True)
         return report
 
-    def _late_processes(self, stragglers: list[int]) -> list[int]:
-        """Pidfds of the processes of this launch (not its own, which Popen waits for) that
-        still exist, alive or zombie, and were started before the stop. Held by pidfd, never
-        by pid: pids come round again within minutes on a busy machine (pid_max is often
-        32768), and a wait on a pid reused by another child of ours (a Popen of the test
-        that launched this server) would take its exit status. Empty without pidfds."""
+    def _late_processes(self) -> list[int]:
+        """Pidfds of the processes of this launch seen before the stop (not its own, which
+        Popen waits for) that still exist, alive or zombie. Held by pidfd, and each checked
+        to be the very process seen (its start time), never taken by pid: pids come round
+        again within minutes on a busy machine (pid_max is often 32768), and a wait on a pid
+        another child of ours had taken since (a Popen of the test that launched this
+        server, another server) would take its exit status. Empty without pidfds."""
         if not hasattr(os, "pidfd_open") or not hasattr(os, "P_PIDFD"):
             return []
-        assert self.terminated_at is not None
-        before = time.time() - (time.monotonic() - self.terminated_at)
         fds = []
-        for pid in (self.seen | set(stragglers)) - {self.pid}:
-            try:
-                created = psutil.Process(pid).create_time()
-                if created > before:
-                    continue
-                fd = os.pidfd_open(pid)
-            except (*GONE, OSError):
+        for pid, born in self._born.items():
+            if pid == self.pid:
                 continue
-            try:  # the same process still, not one that took its pid in between
-                same = psutil.Process(pid).create_time() == created
+            try:
+                fd = os.pidfd_open(pid)
+            except OSError:
+                continue
+            try:  # the same process, not one that took its pid since
+                same = psutil.Process(pid).create_time() == born
             except GONE:
                 same = False
             if same:
