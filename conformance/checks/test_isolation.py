@@ -109,7 +109,7 @@ def test_replies_go_to_their_own_connection(server: Server) -> None:
     asked = [ROUNDS_ISO2] * len(clients) + [ROUNDS_ISO2 + 1]
     totals = [0] * len(clients) + [reply_size]
     received = [b""] * len(clients) + [first]
-    why: list[str] = []
+    causes: list[str] = []
 
     def hopeless(client: Client) -> bool:
         # As for the newest client above: where the threads wait may say that the silent
@@ -117,7 +117,7 @@ def test_replies_go_to_their_own_connection(server: Server) -> None:
         # two on one of them and none on another: a shared descriptor).
         cause = client.silence().cause
         if cause is not None:
-            why.append(cause)
+            causes.append(cause)
         return cause is not None
 
     for r in range(ROUNDS_ISO2):
@@ -168,7 +168,11 @@ def test_replies_go_to_their_own_connection(server: Server) -> None:
     if short:
         pytest.skip(
             f"{short} client(s) got fewer replies than they asked for"
-            + (f", and will get none while the others stay connected: {why[0]}" if why else "")
+            + (
+                f", and will get none while the others stay connected: {causes[0]}"
+                if causes
+                else ""
+            )
             + " (see concurrency)"
         )
     for client in everyone:
