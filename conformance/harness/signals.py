@@ -212,8 +212,12 @@ def _stop_tracer(tracer: subprocess.Popen[bytes]) -> None:
     if tracer.poll() is not None:
         return
     tracer.send_signal(signal.SIGTERM)  # strace detaches cleanly on SIGTERM
+    # Given the time a loaded machine takes to run it: strace killed while a tracee sits at
+    # the entry of a call it was failing (its number replaced) lets that call return ENOSYS,
+    # which no server can be asked to survive (the fork reference's accept() once did, in a
+    # CI run where strace had 1 s).
     with contextlib.suppress(subprocess.TimeoutExpired):
-        tracer.wait(STOP_GRACE)
+        tracer.wait(max(STOP_GRACE, KILL_WAIT))
         return
     tracer.kill()
     with contextlib.suppress(subprocess.TimeoutExpired):
