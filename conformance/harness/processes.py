@@ -259,24 +259,6 @@ class ServerProcess:
                         times[(pid, int(tid))] = (int(fields[0]), int(fields[1]), int(fields[2]))
         return times
 
-    def thread_run_ns(self) -> dict[tuple[int, int], int]:
-        """Nanoseconds on a CPU of every thread of the server tree, by (pid, tid): which
-        threads spin, for their stacks (stacks.py). Empty without schedstat."""
-        return {key: run for key, (run, _, _) in self.thread_times().items()}
-
-    def spinning_threads(
-        self, before: dict[tuple[int, int], int], seconds: float, share: float
-    ) -> list[tuple[int, int, float]]:
-        """(pid, tid, share of a core) of the threads that ran more than `share` of a core
-        since `before` (thread_run_ns(), `seconds` ago), busiest first."""
-        if seconds <= 0:
-            return []
-        spun = [
-            (pid, tid, (ns - before.get((pid, tid), 0)) / 1e9 / seconds)
-            for (pid, tid), ns in self.thread_run_ns().items()
-        ]
-        return sorted((s for s in spun if s[2] > share), key=lambda s: -s[2])
-
     def cpu_ns(self) -> int | None:
         """Nanoseconds on a CPU of every thread of the server and its live descendants.
 
