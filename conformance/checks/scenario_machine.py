@@ -160,8 +160,11 @@ def machine_for(
                 exc.evidence.append(
                     "Replay:\n" + step.replay_snippet(target, protocol, self.program, model)
                 )
+                # A launched example's server is stopped in teardown(), before the verdict's
+                # stacks are read: its threads have none to show (see scenario_server).
+                threads = exc.threads if self.server.launched is None else []
                 failure = Violation(
-                    exc.expected, exc.actual, exc.did, exc.cause, exc.evidence, exc.threads
+                    exc.expected, exc.actual, exc.did, exc.cause, exc.evidence, threads
                 )
                 seen.append(failure)
                 raise failure from None

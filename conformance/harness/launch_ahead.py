@@ -13,7 +13,7 @@ from conformance.harness.launcher import (
     on_free_port,
 )
 from conformance.harness.ports import free_port
-from conformance.harness.timeouts import READY_TIMEOUT
+from conformance.harness.timeouts import READY_TIMEOUT, STOP_GRACE
 
 #: A take() that waited longer than this for its server to listen means starts are slower
 #: than the checks that use them (a fast server waits a few milliseconds, 60 ms under load):
@@ -23,6 +23,8 @@ SLOW_TAKE = 0.5
 #: sleep or wait on I/O before they listen start side by side for free; ones that burn CPU
 #: (a JVM) compete, so more would only slow each start and disturb the running check.
 MAX_DEPTH = 8
+#: The most retired servers left to exit by themselves while the checks go on (see retire).
+MAX_RETIRING = 8
 
 
 class LaunchAhead:
@@ -86,16 +88,35 @@ class LaunchAhead:
     def retire(self, server: LaunchedServer) -> None:
         """Stop a used server without waiting for it to exit.
 
-        SIGTERM goes now; the rest of stop() (the wait, SIGKILL, stragglers) happens at the
-        next retire() or close(), when the server has had a whole check to exit. Stopping then
-        costs no waiting, where waiting for each server's exit cost about a second per run.
+        SIGTERM goes now; the rest of stop() (the wait, SIGKILL, stragglers) happens at a
+        later retire() once the server has exited or had its STOP_GRACE, or at close().
+        Stopping then costs no waiting, where waiting for each server's exit cost about a
+        second per run. A hypothesis example may take a few milliseconds, less than a JVM
+        takes to shut down (some 0.3 s): its servers go on exiting side by side meanwhile.
         """
-        self.finish()
         server.terminate()
         self._retiring.append(server)
         if server.fixed_port:
             # Its port is the next server's: nobody else may start before it is gone.
             self.finish()
+        else:
+            self._finish_exited()
+
+    def _finish_exited(self) -> None:
+        """Complete the stops of retired servers that have exited or had their grace (the
+        stop then SIGKILLs them); at most MAX_RETIRING others are left exiting, the oldest
+        of the rest waited for."""
+        now = time.monotonic()
+        exiting = []
+        for server in self._retiring:
+            began = server.terminated_at if server.terminated_at is not None else now
+            if server.returncode() is not None or now - began >= STOP_GRACE:
+                server.stop()
+            else:
+                exiting.append(server)
+        while len(exiting) > MAX_RETIRING:
+            exiting.pop(0).stop()
+        self._retiring = exiting
 
     def finish(self) -> None:
         """Complete the stops that retire() began."""

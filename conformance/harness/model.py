@@ -25,6 +25,7 @@ to the first count), so the measure lives here: `measure_thread_growth`.
 from __future__ import annotations
 
 import functools
+import math
 import os
 import selectors
 import time
@@ -35,7 +36,7 @@ from conformance.harness.client import Client
 from conformance.harness.polling import wait_until
 from conformance.harness.processes import GONE, ServerProcess, holders_of_connection
 from conformance.harness.server import Server
-from conformance.harness.timeouts import ANSWER_TIMEOUT, SETTLE_TIMEOUT
+from conformance.harness.timeouts import ANSWER_TIMEOUT, REPLY_TIMEOUT, SETTLE_TIMEOUT
 
 PROBE_CLIENTS = 4
 #: How long the probes may take to be answered, all connected at once. A concurrent server
@@ -134,7 +135,15 @@ def _probe(server: Server) -> tuple[list[int], int, int]:
                 _hold(client, server.adapter.request(i, 16))
             else:
                 client.sock.sendall(server.adapter.probe())
-        answered = 0 if held else _answered(clients, PROBE_ANSWER_TIMEOUT)
+        answered = (
+            0
+            if held
+            else _answered(
+                clients,
+                PROBE_ANSWER_TIMEOUT,
+                lambda waiting: server.where_it_waits(waiting.name).full,
+            )
+        )
 
         def holders() -> list[int]:
             pids = proc.tree_pids()
@@ -185,16 +194,30 @@ def _hold(client: Client, request: bytes) -> None:
     client.held = request[n:]
 
 
-def _answered(clients: list[Client], timeout: float) -> int:
-    """How many of `clients` receive something before `timeout` (all of them: at once)."""
+def _answered(
+    clients: list[Client], timeout: float, hopeless: Callable[[Client], bool] | None = None
+) -> int:
+    """How many of `clients` receive something before `timeout` (all of them: at once).
+
+    `hopeless`: asked once, of a client still waiting after REPLY_TIMEOUT, whether the server
+    shows that it cannot answer it (every thread blocked on another client: Silence.full);
+    if so, the count is taken then. A server capped at two sessions, or serving one at a
+    time, made every run wait the whole `timeout` before its first check.
+    """
     waiting = selectors.DefaultSelector()
     for client in clients:
         waiting.register(client.sock, selectors.EVENT_READ, client)
     answered = 0
-    deadline = time.monotonic() + timeout
+    start = time.monotonic()
+    deadline = start + timeout
+    ask_at = start + REPLY_TIMEOUT if hopeless is not None else math.inf
     try:
         while waiting.get_map() and (left := deadline - time.monotonic()) > 0:
-            for key, _ in waiting.select(left):
+            if hopeless is not None and time.monotonic() >= ask_at:
+                ask_at = math.inf
+                if hopeless(next(iter(waiting.get_map().values())).data):
+                    break
+            for key, _ in waiting.select(min(left, max(0.0, ask_at - time.monotonic()))):
                 waiting.unregister(key.fileobj)
                 answered += bool(key.data.recv_some(0))
     finally:

@@ -263,6 +263,11 @@ def scenario_server(target: Target, protocol: str, model: str = "unknown") -> It
     except Violation as exc:
         if not server.alive():
             exc.evidence.append("Server:   " + server.death())
+        if server.launched is not None:
+            # This example's server is stopped below, long before the verdict's stacks are
+            # read (plugin._add_stacks): a native one is gone by then, and a JVM in its
+            # shutdown does not answer jcmd, which waited out its whole budget for nothing.
+            exc.threads = []
         raise
     finally:
         server.close_clients()

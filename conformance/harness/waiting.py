@@ -11,10 +11,11 @@ answer. Read when a reply is missing, while the server still waits.
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import socket
 from collections import Counter
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -22,7 +23,7 @@ import psutil
 
 from conformance.harness import syscalls
 from conformance.harness.processes import GONE, connections_of
-from conformance.harness.stacks import ThreadRef
+from conformance.harness.stacks import ThreadRef, runtime_of
 
 #: Calls whose first argument is the descriptor they wait on.
 _ON_FD = frozenset(
@@ -41,6 +42,16 @@ _MEANING = {
     "pause": "a signal (pause)",
     "rt_sigsuspend": "a signal (sigsuspend)",
 }
+#: The threads a JVM runs for itself, by the start of their names as /proc shows them (15
+#: characters at most): they compile, collect garbage, run finalizers and timers, and never
+#: take a client. Several wait with a timeout, or run (a compiler), whatever the server's
+#: own threads do: counted, they would make every JVM server look able to take one more.
+_JVM_OWN = (
+    "GC Thread#", "G1 ", "ZGC ", "Shenandoah", "VM Thread", "VM Periodic Tas", "Reference Handl",
+    "Finalizer", "Signal Dispatch", "Service Thread", "Monitor Deflati", "C1 CompilerThre",
+    "C2 CompilerThre", "Sweeper thread", "Notification Th", "Common-Cleaner", "Attach Listener",
+)  # fmt: skip
+JVM_OWN = "the JVM's own threads (compilers, garbage collector, timers), which take no client"
 #: What a thread that is in no system call is doing (a loop that spins is, mostly).
 RUNNING = "running (on a CPU, or waiting for one)"
 #: At most this many lines: a pool's hundred idle threads say the same thing.
@@ -187,10 +198,11 @@ def where_it_waits(pids: list[int], server_port: int, clients: Mapping[int, str]
     if not syscalls.known_machine():
         return []
     waits = []
+    jvm = functools.cache(lambda pid: runtime_of(pid) == "jvm")
     for pid in pids:
         sockets = _sockets(pid)
         for tid in syscalls.thread_ids(pid):
-            wait = _thread_wait(pid, tid, sockets, server_port, clients)
+            wait = _thread_wait(pid, tid, sockets, server_port, clients, jvm)
             if wait is not None:
                 label = f"pid {pid}{' (main)' if pid == pids[0] else ''}: "
                 waits.append(replace(wait, line=label + wait.line, thread=(pid, tid)))
@@ -211,11 +223,14 @@ def _thread_wait(
     sockets: Mapping[int, Any],
     server_port: int,
     clients: Mapping[int, str],
+    jvm: Callable[[int], bool],
 ) -> Wait | None:
     current = syscalls.current_call(pid, tid)
     if current is None:
         return None
     call, args = current
+    if call not in _ON_FD and jvm(pid) and _thread_name(pid, tid).startswith(_JVM_OWN):
+        return Wait(JVM_OWN, aside=True)
     if call == "running":
         return Wait(RUNNING)
     if call.startswith("#"):
@@ -266,6 +281,14 @@ def _waits_for_ever(call: str, args: list[str]) -> bool:
     except ValueError:
         return False
     return op in _FUTEX_WAITS and timeout == 0
+
+
+def _thread_name(pid: int, tid: int) -> str:
+    try:
+        with open(f"/proc/{pid}/task/{tid}/comm") as f:
+            return f.read().strip()
+    except OSError:
+        return ""
 
 
 def _file(pid: int, fd: int) -> str:

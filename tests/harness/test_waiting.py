@@ -21,6 +21,7 @@ from conformance.harness.driver import Driver
 from conformance.harness.polling import wait_until
 from conformance.harness.server import Server
 from conformance.harness.waiting import (
+    JVM_OWN,
     SHARED_DESCRIPTOR_CAUSE,
     Silence,
     Wait,
@@ -29,7 +30,7 @@ from conformance.harness.waiting import (
     _Socket,
     shared_reads,
 )
-from tests.servers.scripts import script_server
+from tests.servers.scripts import launched_server, script_server
 
 if not sys.platform.startswith("linux"):
     pytest.skip("reads /proc/PID/task/TID/syscall", allow_module_level=True)
@@ -315,3 +316,25 @@ def test_a_cap_waited_for_without_a_timeout_is_the_cause(
         assert "at most 2 clients at a time" in silence.cause
     else:
         assert silence.cause is None and not silence.full, silence
+
+
+def test_a_jvms_own_threads_leave_a_capped_java_server_full(java_build: Path) -> None:
+    """Java's ThreadCap2, A and B holding its two slots, C waiting: the accept loop parks on
+    the semaphore (a futex without a timeout), the two sessions read A and B. The JVM's own
+    threads (compilers, the periodic task thread) wait with timeouts whatever the server
+    does; counted as threads that might take C, every JVM server would look able to take
+    one more, and CONC-2 and ISO-2 waited out their whole deadline on it."""
+    with launched_server(f"java -cp {java_build} ThreadCap2 {{port}}") as server:
+        clients = {name: server.connect(name) for name in "ABC"}
+        for name in "AB":
+            clients[name].send(b"hello")
+            assert clients[name].recv_some(5) == b"OK!!!"
+        clients["C"].send(b"hello")
+        assert clients["C"].recv_some(0.5) is None
+        full, _ = wait_until(lambda: server.where_it_waits("C").full, 5)
+        silence = server.where_it_waits("C")
+        for client in clients.values():
+            client.close()
+    assert full, silence
+    assert silence.cause is not None and "at most 2 clients at a time" in silence.cause
+    assert any(JVM_OWN in line for line in silence.lines), silence.lines
