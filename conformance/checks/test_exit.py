@@ -22,6 +22,7 @@ from conformance.harness.processes import holders_of_connection, is_running
 from conformance.harness.sessions import (
     await_release,
     carry_on,
+    close_watch,
     death_reported,
     expect_alive,
     fork_children_count,
@@ -40,7 +41,7 @@ from conformance.harness.timeouts import (
     SETTLE_TIMEOUT,
     SIGTERM_TIMEOUT,
 )
-from conformance.harness.waiting import RUNNING
+from conformance.harness.waiting import RUNNING, StuckWatch
 from conformance.marks import requirement
 
 RESETS = 10
@@ -110,21 +111,33 @@ def _who_holds(server: Server, client) -> str:
     return f"the connection is still held by {names}"
 
 
+def _still_open(stuck: StuckWatch, data: bytes) -> str:
+    """What a client that saw no EOF saw: for the whole deadline, or until the server could
+    no longer close the connection (`stuck`, whose evidence says why)."""
+    when = (
+        "once the server could no longer close it"
+        if stuck.evidence
+        else (f"after {EOF_TIMEOUT:.1f} s")
+    )
+    sent = f"; the server sent {show(data)} meanwhile" if data else ""
+    return f"the connection was still open {when}{sent}"
+
+
 @requirement("EXIT-1")
 def test_exit_closes_connection(server: Server) -> None:
     """`exit`, then EOF within 1 s (whether the reply came first is PROTO-3's business)."""
     client = server.connect()
     client.request(server.adapter.request(0, 16))
     client.send(server.adapter.exit_request or b"")
-    data, closed = client.read_until_eof(EOF_TIMEOUT)
+    stuck = close_watch(server, client)
+    data, closed = client.read_until_eof(EOF_TIMEOUT, stuck=stuck)
     if not closed:
         holder = _who_holds(server, client)
         fail(
             f"EOF on {client.name} within {EOF_TIMEOUT:.1f} s of sending `exit`",
-            f"the connection was still open after {EOF_TIMEOUT:.1f} s"
-            + (f"; the server sent {show(data)} meanwhile" if data else ""),
+            _still_open(stuck, data),
             did=client.transcript.tail(),
-            evidence=[holder] if holder else [],
+            evidence=[e for e in (holder, stuck.evidence) if e],
             cause=NO_CLOSE_CAUSE,
             threads=_serving(server, client),
         )
@@ -140,14 +153,15 @@ def test_client_eof_ends_session(server: Server) -> None:
     if not adapter.streaming:
         client.reply()
     client.half_close()
-    data, closed = client.read_until_eof(EOF_TIMEOUT)
+    stuck = close_watch(server, client)
+    data, closed = client.read_until_eof(EOF_TIMEOUT, stuck=stuck)
     expected = payload if adapter.streaming else b""
     if not closed:
         fail(
             f"EOF on {client.name} within {EOF_TIMEOUT:.1f} s after it sent EOF",
-            f"the connection was still open after {EOF_TIMEOUT:.1f} s"
-            + (f"; the server sent {show(data)} meanwhile" if data else ""),
+            _still_open(stuck, data),
             did=client.transcript.tail(),
+            evidence=[stuck.evidence] if stuck.evidence else [],
             cause=EOF_CAUSE,
             threads=_serving(server, client),
         )

@@ -15,7 +15,7 @@ import pytest
 from conformance.checks.scenario_machine import run_scenarios
 from conformance.harness import Server, busy, fail, wait_until
 from conformance.harness.model import ThreadGrowth, measure_thread_growth
-from conformance.harness.processes import fd_targets
+from conformance.harness.processes import fd_targets, sockets_of
 from conformance.harness.sessions import (
     DEATH_GRACE,
     churn_sessions,
@@ -23,6 +23,7 @@ from conformance.harness.sessions import (
     run_sessions,
 )
 from conformance.harness.timeouts import CPU_WINDOW, SETTLE_TIMEOUT
+from conformance.harness.waiting import StuckWatch, cannot_close
 from conformance.marks import requirement
 from conformance.settings import Settings
 
@@ -124,8 +125,19 @@ class Workload:
         # baseline, or for a pool the plateau it reached before the last TAIL sessions.
         _, before_tail = _tail(growth)
         threads_cap = max(growth.baseline, before_tail) + SLACK
+        # Unless the main process, holding connections of ended sessions, can close none of
+        # them any more (back in accept(): waiting.cannot_close).
+        stuck = StuckWatch(
+            lambda: cannot_close(
+                proc.tree_pids(recent=True),
+                [(s.pid, s.fd) for s in sockets_of(proc.pid) if s.raddr is not None],
+                self.server.port,
+            )
+        )
         wait_until(
-            lambda: proc.fd_count() <= fds + SLACK and proc.thread_count() <= threads_cap,
+            lambda: (
+                (proc.fd_count() <= fds + SLACK and proc.thread_count() <= threads_cap) or stuck()
+            ),
             2 * SETTLE_TIMEOUT,
         )
         kinds = Counter(fd_targets(proc.pid)).most_common(3)

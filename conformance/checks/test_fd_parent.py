@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from conformance.harness import Server, fail, wait_until
 from conformance.harness.processes import holders_of_connection
-from conformance.harness.sessions import open_session, require_process
+from conformance.harness.sessions import close_watch, open_session, require_process
 from conformance.harness.timeouts import SETTLE_TIMEOUT
 from conformance.marks import requirement
 
@@ -23,16 +23,24 @@ def test_parent_closes_connected_socket(server: Server) -> None:
         in_parent = holders_of_connection([proc.pid], client.local_address, server.port)
         return [s for s in in_parent if not inodes or s.inode in inodes]
 
-    # The parent closes right after fork(); give it the grace period, judge the last look.
-    closed, _ = wait_until(lambda: not parent_copies(), SETTLE_TIMEOUT)
-    if not closed:
-        copies = parent_copies()
+    # The parent closes right after fork(); give it the grace period, judge the last look,
+    # unless it can no longer close it (back in accept(): waiting.cannot_close).
+    stuck = close_watch(server, client, only=[proc.pid])
+    wait_until(lambda: not parent_copies() or stuck(), SETTLE_TIMEOUT)
+    copies = parent_copies()
+    if copies:
         s = copies[0]
+        when = (
+            "once it could no longer close it"
+            if stuck.evidence
+            else (f"after {SETTLE_TIMEOUT:.1f} s")
+        )
         fail(
             "the parent holds no copy of the connection it handed to a child",
-            f"the parent (pid {proc.pid}) still holds it after {SETTLE_TIMEOUT:.1f} s: fd "
+            f"the parent (pid {proc.pid}) still holds it {when}: fd "
             f"{s.fd}, socket inode {s.inode}, {s.laddr} <-> {s.raddr}",
             did=server.transcript.tail(),
+            evidence=[stuck.evidence] if stuck.evidence else [],
             cause="close(connfd) in the parent right after fork(): while the parent holds "
             "it, the client never sees EOF and the parent leaks a descriptor per client",
         )

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, NoReturn
 from conformance.harness.address import family_of
 from conformance.harness.failure import fail, show
 from conformance.harness.timeouts import ANSWER_TIMEOUT, LOOPBACK_TIMEOUT, QUIET_PERIOD
-from conformance.harness.waiting import Silence
+from conformance.harness.waiting import STUCK_FOR, Silence
 from conformance.harness.wire import EXIT
 
 if TYPE_CHECKING:
@@ -330,14 +330,22 @@ class Client:
             got += len(chunk)
         return b"".join(chunks), "ok"
 
-    def read_until_eof(self, timeout: float, limit: int = 1 << 20) -> tuple[bytes, bool]:
-        """Everything the server sends until it closes. Returns (bytes, closed_in_time)."""
+    def read_until_eof(
+        self, timeout: float, limit: int = 1 << 20, stuck: Callable[[], bool] | None = None
+    ) -> tuple[bytes, bool]:
+        """Everything the server sends until it closes. Returns (bytes, closed_in_time).
+
+        `stuck`: asked between reads, at most every STUCK_FOR s, whether the server can no
+        longer close (waiting.StuckWatch); if so, the wait ends there, as not closed."""
         deadline = time.monotonic() + timeout
         data = b""
         while len(data) < limit:
-            chunk = self.recv_some(deadline - time.monotonic())
+            left = deadline - time.monotonic()
+            chunk = self.recv_some(left if stuck is None else min(left, STUCK_FOR))
             if chunk is None:
-                return data, False
+                if stuck is None or time.monotonic() >= deadline or stuck():
+                    return data, False
+                continue
             if not chunk:
                 return data, True
             data += chunk

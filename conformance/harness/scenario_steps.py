@@ -27,6 +27,7 @@ from conformance.harness.server import (
 )
 from conformance.harness.signals import STORM_SIGNALS
 from conformance.harness.timeouts import REPLY_TIMEOUT, SETTLE_TIMEOUT
+from conformance.harness.waiting import StuckWatch, cannot_close
 
 BURST_SIGNALS = 30
 #: Descriptors a server may open lazily on first use (an epoll fd, a log file).
@@ -226,8 +227,15 @@ def descriptors_bounded(
         pids = proc.tree_pids(recent=True)
         return [s for addr in ended for s in holders_of_connection(pids, addr, server.port)]
 
-    settled, _ = wait_until(lambda: not kept() and proc.fd_count() <= bound, SETTLE_TIMEOUT)
-    if settled:
+    stuck = StuckWatch(
+        lambda: cannot_close(
+            proc.tree_pids(recent=True), [(s.pid, s.fd) for s in kept()], server.port
+        )
+    )
+    settled, _ = wait_until(
+        lambda: (not kept() and proc.fd_count() <= bound) or stuck(), SETTLE_TIMEOUT
+    )
+    if settled and stuck.evidence is None:
         return
     held, count = kept(), proc.fd_count()
     if held:
@@ -242,6 +250,7 @@ def descriptors_bounded(
         f"session(s) + {DESCRIPTOR_SLACK})",
         actual,
         did=server.transcript.tail(),
+        evidence=[stuck.evidence] if stuck.evidence else [],
         cause=cause,
     )
 

@@ -12,10 +12,12 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import math
 import os
 import socket
+import time
 from collections import Counter
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -76,6 +78,8 @@ class Wait:
     reads: tuple[int, int] | None = None
     #: The thread: (pid, tid), whose stack a failure may show (stacks.py).
     thread: tuple[int, int] = (0, 0)
+    #: In accept() on the server's listening socket.
+    accepts: bool = False
 
 
 @dataclass(frozen=True)
@@ -241,9 +245,11 @@ def _thread_wait(
             if fd in sockets:
                 on = _Socket(sockets[fd], server_port, clients)
                 reading = call in _READS and on.own and not on.listener
+                accepts = call.startswith("accept") and on.listener
                 return Wait(
                     f"{call}() on {on.text}",
-                    takes_new=call.startswith("accept") and on.listener,
+                    takes_new=accepts,
+                    accepts=accepts,
                     client=on.client,
                     elsewhere=on.elsewhere,
                     reads=(pid, fd) if reading else None,
@@ -261,6 +267,99 @@ def _thread_wait(
     # database, or a UDP socket it sends metrics on, proves nothing about why a client waits.
     elsewhere = next((o.elsewhere for o in others if o.dns), None)
     return Wait(f"{call}(){held}", takes_new=not elsewhere, elsewhere=elsewhere)
+
+
+#: A wait for the server to close a connection ends once `cannot_close` has said so at two
+#: looks this far apart (StuckWatch).
+STUCK_FOR = 0.05
+
+
+def cannot_close(pids: list[int], held: Iterable[tuple[int, int]], server_port: int) -> str | None:
+    """Evidence that no process holding `held` (pid, descriptor) connections can close them
+    now, else None.
+
+    Every thread of every holder waits in accept() on the listening socket, or aside (in
+    wait(), pause(), or a futex without a timeout), or reads another connection than these,
+    and no process of the server is a zombie (whose SIGCHLD may yet run a handler). Then only
+    a new client, or one of the open sessions' clients, can wake them, and the kit sends
+    nothing while it waits: a fork server's parent that kept its copy of each connection
+    sits so, and waiting out a deadline for it to close one changed nothing but the time to
+    the verdict.
+    """
+    held = set(held)
+    holders = sorted({pid for pid, _ in held})
+    if not holders or not syscalls.known_machine():
+        return None
+    if any(_zombie(pid) for pid in pids):
+        return None
+    jvm = functools.cache(lambda pid: runtime_of(pid) == "jvm")
+    kinds: list[str] = []
+    threads = 0
+    for pid in holders:
+        sockets = _sockets(pid)
+        tids = syscalls.thread_ids(pid)
+        if not tids:
+            return None
+        for tid in tids:
+            wait = _thread_wait(pid, tid, sockets, server_port, {}, jvm)
+            if wait is None:
+                return None
+            if wait.accepts:
+                kind = "accept() on the listening socket"
+            elif wait.aside:
+                kind = "a wait for a child, a signal or another thread"
+            elif wait.reads is not None and wait.reads not in held:
+                kind = "a read of another client's connection"
+            else:
+                return None
+            threads += 1
+            if kind not in kinds:
+                kinds.append(kind)
+    main = pids[0] if pids else None
+    names = " and ".join(
+        f"pid {pid}{' (the main process)' if pid == main else ''}" for pid in holders
+    )
+    verb = "holds" if len(holders) == 1 else "hold"
+    who = "its only thread waits" if threads == 1 else "every thread of it waits"
+    return (
+        f"{names} {verb} it and can no longer close it: {who} in {' or '.join(kinds)}, "
+        "which only a new client or a message would end, and the kit sent neither"
+    )
+
+
+def _zombie(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            return f.read().rpartition(b")")[2].split()[0] == b"Z"
+    except (OSError, IndexError):
+        return False
+
+
+class StuckWatch:
+    """Ends a wait for the server to close something once it cannot: `look()` (a call of
+    `cannot_close`) gave evidence at two looks at least STUCK_FOR apart. Called as often as
+    the wait polls; it looks at most once per STUCK_FOR. `evidence`: what ended the wait."""
+
+    def __init__(self, look: Callable[[], str | None]) -> None:
+        self._look = look
+        self._since: float | None = None
+        self._last = -math.inf
+        self.evidence: str | None = None
+
+    def __call__(self) -> bool:
+        now = time.monotonic()
+        if now - self._last < STUCK_FOR:
+            return False
+        self._last = now
+        evidence = self._look()
+        if evidence is None:
+            self._since = None
+            return False
+        if self._since is None:
+            self._since = now
+            return False
+        self.evidence = evidence
+        return True
 
 
 #: futex(2) operations that wait, with the timeout as their fourth argument (a pointer).

@@ -20,6 +20,7 @@ import pytest
 from conformance.harness.driver import Driver
 from conformance.harness.polling import wait_until
 from conformance.harness.server import Server
+from conformance.harness.sessions import close_watch
 from conformance.harness.waiting import (
     JVM_OWN,
     SHARED_DESCRIPTOR_CAUSE,
@@ -338,3 +339,52 @@ def test_a_jvms_own_threads_leave_a_capped_java_server_full(java_build: Path) ->
     assert full, silence
     assert silence.cause is not None and "at most 2 clients at a time" in silence.cause
     assert any(JVM_OWN in line for line in silence.lines), silence.lines
+
+
+#: Answers each message and keeps every connection it accepted, back in accept() at once: a
+#: fork server's parent that never closes its copies, in one process. LATE: it first sleeps
+#: that long, then closes (a server that is slow to close, not one that cannot). ZOMBIE: it
+#: first forks a child that exits at once and is never reaped (its SIGCHLD may yet run a
+#: handler that closes).
+KEEPER = """
+import os, socket, sys, time
+s = socket.create_server(("127.0.0.1", int(sys.argv[1])))
+kept = []
+while True:
+    c = s.accept()[0]
+    c.recv(1024)
+    c.sendall(b"OK!!!")
+    if ZOMBIE and os.fork() == 0:
+        os._exit(0)
+    if LATE:
+        time.sleep(LATE)
+        c.close()
+    else:
+        kept.append(c)
+"""
+
+
+@pytest.mark.parametrize(
+    ("late", "zombie", "stuck"),
+    [(0, False, True), (3, False, False), (0, True, False)],
+    ids=["keeps-in-accept", "closes-late", "zombie-pending"],
+)
+def test_a_connection_nobody_can_close_any_more_is_told_apart(
+    tmp_path: Path, late: int, zombie: bool, stuck: bool
+) -> None:
+    """cannot_close: the holder's only thread back in accept() can close nothing until a new
+    client comes, so a wait for EOF may end there; a sleeping one may still close, and an
+    unreaped child's SIGCHLD may still wake it."""
+    source = KEEPER.replace("LATE", repr(late)).replace("ZOMBIE", repr(zombie))
+    with script_server(tmp_path, source) as server:
+        assert server.process is not None
+        client = server.connect("A")
+        client.send(b"hello")
+        assert client.recv_some(5) == b"OK!!!"
+        watch = close_watch(server, client)
+        seen, _ = wait_until(watch, 1.5)
+        client.close()
+    assert seen is stuck, watch.evidence
+    if stuck:
+        assert watch.evidence is not None
+        assert "its only thread waits in accept() on the listening socket" in watch.evidence
