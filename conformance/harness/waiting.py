@@ -280,7 +280,7 @@ def cannot_close(pids: list[int], held: Iterable[tuple[int, int]], server_port: 
 
     Every thread of every holder waits in accept() on the listening socket, or aside (in
     wait(), pause(), or a futex without a timeout), or reads another connection than these,
-    and no process of the server is a zombie (whose SIGCHLD may yet run a handler). Then only
+    and no process of the server has a zombie child (whose SIGCHLD may yet run a handler). Then only
     a new client, or one of the open sessions' clients, can wake them, and the kit sends
     nothing while it waits: a fork server's parent that kept its copy of each connection
     sits so, and waiting out a deadline for it to close one changed nothing but the time to
@@ -290,7 +290,7 @@ def cannot_close(pids: list[int], held: Iterable[tuple[int, int]], server_port: 
     holders = sorted({pid for pid, _ in held})
     if not holders or not syscalls.known_machine():
         return None
-    if any(_zombie(pid) for pid in pids):
+    if any(_zombie_of(pid, set(pids)) for pid in pids):
         return None
     jvm = functools.cache(lambda pid: runtime_of(pid) == "jvm")
     kinds: list[str] = []
@@ -327,11 +327,14 @@ def cannot_close(pids: list[int], held: Iterable[tuple[int, int]], server_port: 
     )
 
 
-def _zombie(pid: int) -> bool:
+def _zombie_of(pid: int, parents: set[int]) -> bool:
+    """A zombie whose parent is one of `parents`: its SIGCHLD is theirs to handle. A double
+    fork's grandchild is the kit's (a subreaper) once orphaned, and wakes no server."""
     try:
         with open(f"/proc/{pid}/stat", "rb") as f:
-            return f.read().rpartition(b")")[2].split()[0] == b"Z"
-    except (OSError, IndexError):
+            fields = f.read().rpartition(b")")[2].split()
+        return fields[0] == b"Z" and int(fields[1]) in parents
+    except (OSError, IndexError, ValueError):
         return False
 
 
