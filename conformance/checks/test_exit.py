@@ -113,14 +113,13 @@ def _who_holds(server: Server, client) -> str:
 
 def _still_open(stuck: StuckWatch, data: bytes) -> str:
     """What a client that saw no EOF saw: for the whole deadline, or until the server could
-    no longer close the connection (`stuck`, whose evidence says why)."""
-    when = (
-        "once the server could no longer close it"
-        if stuck.evidence
-        else (f"after {EOF_TIMEOUT:.1f} s")
-    )
+    not close the connection any more (`stuck`, whose evidence says why)."""
+    if stuck.evidence:
+        when = ", and the server could not close it (see below)"
+    else:
+        when = f" after {EOF_TIMEOUT:.1f} s"
     sent = f"; the server sent {show(data)} meanwhile" if data else ""
-    return f"the connection was still open {when}{sent}"
+    return f"the connection was still open{when}{sent}"
 
 
 @requirement("EXIT-1")

@@ -24,17 +24,16 @@ def test_parent_closes_connected_socket(server: Server) -> None:
         return [s for s in in_parent if not inodes or s.inode in inodes]
 
     # The parent closes right after fork(); give it the grace period, judge the last look,
-    # unless it can no longer close it (back in accept(): waiting.cannot_close).
+    # unless it cannot close it now (back in accept(): waiting.cannot_close).
     stuck = close_watch(server, client, only=[proc.pid])
     wait_until(lambda: not parent_copies() or stuck(), SETTLE_TIMEOUT)
     copies = parent_copies()
     if copies:
         s = copies[0]
-        when = (
-            "once it could no longer close it"
-            if stuck.evidence
-            else (f"after {SETTLE_TIMEOUT:.1f} s")
-        )
+        if stuck.evidence:
+            when = "and could not close it (see below)"
+        else:
+            when = f"after {SETTLE_TIMEOUT:.1f} s"
         fail(
             "the parent holds no copy of the connection it handed to a child",
             f"the parent (pid {proc.pid}) still holds it {when}: fd "

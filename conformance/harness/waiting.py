@@ -322,8 +322,8 @@ def cannot_close(pids: list[int], held: Iterable[tuple[int, int]], server_port: 
     verb = "holds" if len(holders) == 1 else "hold"
     who = "its only thread waits" if threads == 1 else "every thread of it waits"
     return (
-        f"{names} {verb} it and can no longer close it: {who} in {' or '.join(kinds)}, "
-        "which only a new client or a message would end, and the kit sent neither"
+        f"{names} {verb} it and cannot close it now: {who} in {' or '.join(kinds)}, "
+        "and only a new client or a message would wake it, which the kit did not send"
     )
 
 
