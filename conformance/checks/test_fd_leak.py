@@ -37,8 +37,10 @@ ROUND = 25
 #: Descriptors or threads a server may open lazily on first use (an epoll fd, a log file, a
 #: runtime's JIT compiler thread).
 SLACK = 4
-#: More live children than this after sequential sessions means they never exit (EXIT-4).
-MAX_LIVE_CHILDREN = 32
+#: More live children than this after sequential sessions, beyond those alive before them
+#: (a prefork pool's workers), means they never exit (EXIT-4): a fork server's children exit
+#: within a session or two of theirs, even on a busy machine.
+MAX_NEW_CHILDREN = 16
 #: Threads a pool keeps must be idle: a server using more than this share of a core once
 #: the sessions ended is spinning (as in EXIT-4).
 BUSY_SHARE = 0.2
@@ -114,9 +116,10 @@ class Workload:
         run_sessions(self.server, WARMUP)
         _quiet(proc)
         fds = proc.fd_count()
+        most = len(proc.live_descendants()) + MAX_NEW_CHILDREN
 
         def churn(count: int) -> None:
-            churn_sessions(self.server, count, max_live_children=MAX_LIVE_CHILDREN)
+            churn_sessions(self.server, count, max_live_children=most)
 
         growth = measure_thread_growth(
             proc, churn, sessions=SESSIONS, round_size=ROUND, until_stopped=False

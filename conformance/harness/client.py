@@ -36,8 +36,9 @@ WAITS_KEPT = 64
 #: the checks, to answer only the first (see `LaterReplies`). That server gave its second
 #: request nothing for ANSWER_TIMEOUT already: waiting as long again in every check that
 #: sends one only delays a verdict that is known (a thread server with one reply per
-#: connection took 38 s to its report, most of it in such waits).
-LATER_REPLY_WAIT = 0.5
+#: connection took 38 s to its report, most of it in such waits). A quarter of a second is
+#: still some 1000 loopback round trips of a server that does answer.
+LATER_REPLY_WAIT = 0.25
 
 
 class LaterReplies:

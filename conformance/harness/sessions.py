@@ -340,6 +340,9 @@ def run_sessions(server: Server, count: int) -> None:
 
 #: `churn_sessions` counts the server every this many sessions (200 sessions: 20 samples).
 SAMPLE_EVERY = 10
+#: ...and counts its live children every this many: children of ended sessions that never
+#: exit may each spin on a core, and slow all that follows until the server is stopped.
+LIVE_EVERY = 10
 
 
 def churn_sessions(server: Server, count: int, *, max_live_children: int) -> None:
@@ -364,7 +367,7 @@ def churn_sessions(server: Server, count: int, *, max_live_children: int) -> Non
         server.sessions_done += 1
         if server.sessions_done % SAMPLE_EVERY == 0:
             server.sample()
-        if server.process is not None and i % 20 == 19:
+        if server.process is not None and i % LIVE_EVERY == LIVE_EVERY - 1:
             live = len(server.process.live_descendants())
             if live > max_live_children:
                 raise CannotJudge(
