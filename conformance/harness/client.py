@@ -63,7 +63,7 @@ class LaterReplies:
         """`client`'s later request got `got` (None: nothing within `waited`; b"": EOF)."""
         if client.replies == 0 or got:
             return
-        what = "the connection closed" if got == b"" else f"nothing came in {waited:.1f} s"
+        what = "the connection closed" if got == b"" else f"nothing came in {waited:g} s"
         self.none_came(f"request {client.replies + 1} on {client.name}: {what}")
 
     def none_came(self, what: str) -> None:
