@@ -243,7 +243,7 @@ def _plain_sessions(server: Server, count: int) -> None:
 
 
 # -- threads: a pool or a leak? -------------------------------------------------------------
-def _running_threads(pid: int) -> int:
+def running_threads(pid: int) -> int:
     """How many threads of process `pid` are running or runnable (state R) right now."""
     running = 0
     try:
@@ -259,8 +259,13 @@ def _running_threads(pid: int) -> int:
     return running
 
 
-def _settled(count: Callable[[], int], quiet: Callable[[], bool], timeout: float) -> int:
-    """`count()` once it has held still for STEADY s and `quiet()` holds (bounded by
+def settled_count(
+    count: Callable[[], int],
+    quiet: Callable[[], bool],
+    timeout: float,
+    steady: float = STEADY,
+) -> int:
+    """`count()` once it has held still for `steady` s and `quiet()` holds (bounded by
     `timeout`: then the last count)."""
     last = count()
     since = time.monotonic()
@@ -271,7 +276,7 @@ def _settled(count: Callable[[], int], quiet: Callable[[], bool], timeout: float
         if now != last:
             last, since = now, time.monotonic()
             return False
-        return time.monotonic() - since >= STEADY and quiet()
+        return time.monotonic() - since >= steady and quiet()
 
     wait_until(holds_still, timeout)
     return last
@@ -285,14 +290,14 @@ def settled_thread_count(proc: ServerProcess, timeout: float = SETTLE_TIMEOUT) -
     pool is creating (they run while they start) are there: a count taken too early would
     count either as the sessions' doing.
     """
-    return _settled(proc.thread_count, lambda: not _running_threads(proc.pid), timeout)
+    return settled_count(proc.thread_count, lambda: not running_threads(proc.pid), timeout)
 
 
 def settled_child_count(proc: ServerProcess, timeout: float = SETTLE_TIMEOUT) -> int:
     """How many live descendants the server has once that number has held still for STEADY s
     (bounded by `timeout`: then the last count): children of ended sessions that exit are
     gone by then, and workers a pool is starting are there."""
-    return _settled(lambda: len(proc.live_descendants()), lambda: True, timeout)
+    return settled_count(lambda: len(proc.live_descendants()), lambda: True, timeout)
 
 
 @dataclass(frozen=True)

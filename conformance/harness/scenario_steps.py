@@ -15,6 +15,7 @@ from collections.abc import Iterator
 from conformance.harness.address import family_of
 from conformance.harness.client import Client, end_session_on
 from conformance.harness.failure import Violation, fail, show
+from conformance.harness.model import running_threads, settled_count
 from conformance.harness.polling import wait_until
 from conformance.harness.processes import ServerProcess, SocketInfo, holders_of_connection
 from conformance.harness.server import (
@@ -203,9 +204,23 @@ def no_zombies(server: Server, cause: str | None = None) -> None:
         )
 
 
+#: How long the count must hold still: gunicorn sleeps up to 0.1 s between two workers' starts.
+BASELINE_STEADY = 0.15
+
+
 def descriptors(server: Server) -> int:
-    """Open descriptors of the server's main process (0 when it is not visible)."""
-    return server.process.fd_count() if server.process is not None else 0
+    """Open descriptors of the server's main process (0 when it is not visible), once the
+    count has held still with no thread of the server's tree running: a server may still be
+    opening what it keeps after it listens (gunicorn's arbiter: a file per worker as each
+    boots, then a control socket), and a count taken then reads those as the sessions'."""
+    proc = server.process
+    if proc is None:
+        return 0
+
+    def quiet() -> bool:
+        return not any(running_threads(pid) for pid in proc.tree_pids(recent=True))
+
+    return settled_count(proc.fd_count, quiet, SETTLE_TIMEOUT, steady=BASELINE_STEADY)
 
 
 def descriptors_bounded(
@@ -232,7 +247,23 @@ def descriptors_bounded(
             proc.tree_pids(recent=True), [(s.pid, s.fd) for s in kept()], server.port
         )
     )
-    wait_until(lambda: (not kept() and proc.fd_count() <= bound) or stuck(), SETTLE_TIMEOUT)
+
+    def released() -> bool:
+        return not kept() and proc.fd_count() <= bound
+
+    delays = proc.run_delays()
+    wait_until(lambda: released() or stuck(), SETTLE_TIMEOUT)
+    # As for a reply (see send): the grace period is the server's time. Processes kept from
+    # running (a child that has yet to close and exit, on a busy machine) get that time
+    # again, at most MAX_STARVED; ones asleep with the connection get nothing more.
+    extra = 0.0
+    while stuck.evidence is None and not released() and extra < MAX_STARVED:
+        owed = proc.starved_since(delays) - extra
+        if owed < STARVED:
+            break
+        wait = min(owed, MAX_STARVED - extra)
+        extra += wait
+        wait_until(lambda: released() or stuck(), wait)
     held, count = kept(), proc.fd_count()
     if not held and count <= bound:
         return
