@@ -17,6 +17,7 @@ from pathlib import Path
 import psutil
 import pytest
 
+from conformance.harness.client import Client
 from conformance.harness.driver import Driver
 from conformance.harness.polling import wait_until
 from conformance.harness.server import Server
@@ -287,6 +288,17 @@ while True:
 """
 
 
+def _two_served_third_waiting(server: Server) -> dict[str, Client]:
+    """A and B answered and held open (the cap's two slots), C's message unanswered."""
+    clients = {name: server.connect(name) for name in "ABC"}
+    for name in "AB":
+        clients[name].send(b"hello")
+        assert clients[name].recv_some(5) == b"OK!!!"
+    clients["C"].send(b"hello")
+    assert clients["C"].recv_some(0.5) is None
+    return clients
+
+
 @pytest.mark.parametrize("timeout", [None, 0.5], ids=["untimed", "timed"])
 def test_a_cap_waited_for_without_a_timeout_is_the_cause(
     tmp_path: Path, timeout: float | None
@@ -297,12 +309,7 @@ def test_a_cap_waited_for_without_a_timeout_is_the_cause(
     itself (so may a Python thread waiting for the GIL): no cause from the waits then."""
     with script_server(tmp_path, CAPPED.replace("TIMEOUT", repr(timeout))) as server:
         assert server.process is not None
-        clients = {name: server.connect(name) for name in "ABC"}
-        for name in "AB":
-            clients[name].send(b"hello")
-            assert clients[name].recv_some(5) == b"OK!!!"
-        clients["C"].send(b"hello")
-        assert clients["C"].recv_some(0.5) is None
+        clients = _two_served_third_waiting(server)
 
         def accounted() -> bool:
             text = "\n".join(server.where_it_waits("C").lines)
@@ -326,12 +333,7 @@ def test_a_jvms_own_threads_leave_a_capped_java_server_full(java_build: Path) ->
     does; counted as threads that might take C, every JVM server would look able to take
     one more, and CONC-2 and ISO-2 waited out their whole deadline on it."""
     with launched_server(f"java -cp {java_build} ThreadCap2 {{port}}") as server:
-        clients = {name: server.connect(name) for name in "ABC"}
-        for name in "AB":
-            clients[name].send(b"hello")
-            assert clients[name].recv_some(5) == b"OK!!!"
-        clients["C"].send(b"hello")
-        assert clients["C"].recv_some(0.5) is None
+        clients = _two_served_third_waiting(server)
         full, _ = wait_until(lambda: server.where_it_waits("C").full, 5)
         silence = server.where_it_waits("C")
         for client in clients.values():
