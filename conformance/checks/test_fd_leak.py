@@ -14,6 +14,8 @@ import pytest
 
 from conformance.checks.scenario_machine import run_scenarios
 from conformance.harness import Server, busy, fail, wait_until
+from conformance.harness.failure import CannotJudge
+from conformance.harness.lingering import SpinWatch
 from conformance.harness.model import ThreadGrowth, measure_thread_growth
 from conformance.harness.processes import fd_targets, sockets_of
 from conformance.harness.sessions import (
@@ -56,14 +58,23 @@ THREAD_LEAK_CAUSE = (
 )
 
 
-def _quiet(proc) -> None:
-    """Wait until ended sessions' children and threads are gone (they hold descriptors)."""
-    children = set(proc.live_descendants())
+def _quiet(server: Server, children: set[int]) -> None:
+    """Wait until ended sessions' children (beyond `children`, alive before them) and threads
+    are gone (they hold descriptors); children that spin instead never go (lingering.py)."""
+    proc = require_process(server, "FDL-1 and FDL-2")
     threads = proc.thread_count()
-    wait_until(
-        lambda: not set(proc.live_descendants()) - children and proc.thread_count() <= threads,
-        SETTLE_TIMEOUT,
-    )
+    watch = SpinWatch()
+
+    def quiet() -> bool:
+        new = set(proc.live_descendants()) - children
+        if new & server.spinners or watch.all_spinning(new):
+            raise CannotJudge(
+                f"children of the {WARMUP} warm-up sessions do not exit but keep running "
+                f"(see EXIT-4): {SESSIONS} sessions would leave as many spinning"
+            )
+        return not new and proc.thread_count() <= threads
+
+    wait_until(quiet, SETTLE_TIMEOUT)
 
 
 @dataclass(frozen=True)
@@ -101,9 +112,11 @@ class Workload:
                 self._counts = self._run()
             except (Exception, pytest.skip.Exception, pytest.fail.Exception) as exc:
                 self._error = exc
-                # A server that gives up dies a moment after the step that saw it: let it,
-                # so its death is judged as one (deaths.py), not hidden by the stop below.
-                wait_until(lambda: not self.server.alive(), DEATH_GRACE)
+                if not isinstance(exc, CannotJudge):
+                    # A server that gives up dies a moment after the step that saw it: let
+                    # it, so its death is judged as one (deaths.py), not hidden by the stop
+                    # below. (A count that cannot settle is no step of its.)
+                    wait_until(lambda: not self.server.alive(), DEATH_GRACE)
                 raise
             finally:
                 # Counted once for both checks: the server is no longer needed, and a server
@@ -113,8 +126,9 @@ class Workload:
 
     def _run(self) -> Counts:
         proc = require_process(self.server, "FDL-1 and FDL-2")
+        children = set(proc.live_descendants())
         run_sessions(self.server, WARMUP)
-        _quiet(proc)
+        _quiet(self.server, children)
         fds = proc.fd_count()
         most = len(proc.live_descendants()) + MAX_NEW_CHILDREN
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import contextlib
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from typing import Any
 
@@ -135,27 +135,32 @@ class ServerProcess:
         ]
 
     def live_child_count(self) -> int:
+        """How many `live_children` there are: this is polled after every session."""
+        return len(self.live_children())
+
+    def live_children(self) -> list[int]:
         """Direct children that are not zombies, and reparented processes of the server that
-        are not, cheaply: this is polled after every session.
+        are not, cheaply.
 
         psutil finds children by reading every process on the machine; the kernel's own list
         (/proc/PID/task/PID/children) costs one read plus one per child.
         """
         try:
             with open(f"/proc/{self.pid}/task/{self.pid}/children") as f:
-                pids = f.read().split()
+                pids = [int(p) for p in f.read().split()]
         except OSError:
-            return len(self.live_descendants())
+            return self.live_descendants()
         if self.token is not None:
-            pids += [str(p) for p in self._adopted_cheaply()]
-        live = 0
+            pids += self._adopted_cheaply()
+        live = []
         for pid in pids:
             try:
                 with open(f"/proc/{pid}/stat") as f:
                     state = f.read().rsplit(")", 1)[1].split()[0]
             except (OSError, IndexError):
                 continue
-            live += state not in _DEAD
+            if state not in _DEAD:
+                live.append(pid)
         return live
 
     def _adopted_cheaply(self) -> list[int]:
@@ -204,11 +209,14 @@ class ServerProcess:
         return len(masks) < 2 or any(m >> (signum - 1) & 1 for m in masks)
 
     # -- descriptors and threads ------------------------------------------------------------
-    def running_threads(self) -> int:
-        """Threads of the server's processes that are running or runnable (state R in
-        /proc/PID/task/TID/stat), not asleep in a system call: work in progress."""
+    def running_threads(self, besides: Collection[int] = ()) -> int:
+        """Threads of the server's processes (but those in `besides`) that are running or
+        runnable (state R in /proc/PID/task/TID/stat), not asleep in a system call: work in
+        progress."""
         count = 0
         for pid in self.tree_pids(recent=True):
+            if pid in besides:
+                continue
             try:
                 tids = os.listdir(f"/proc/{pid}/task")
             except OSError:
@@ -312,6 +320,31 @@ class ServerProcess:
 
 #: Whether this kernel keeps per-thread CPU time in nanoseconds (see ServerProcess.cpu_ns).
 _HAS_SCHEDSTAT = os.path.exists("/proc/self/schedstat")
+
+
+def process_cpu(pid: int) -> float | None:
+    """Seconds process `pid` has been on a CPU, all its threads together (None once it is
+    gone): from schedstat, in nanoseconds, else the kernel's clock ticks (10 ms)."""
+    if _HAS_SCHEDSTAT:
+        total = 0
+        try:
+            tids = os.listdir(f"/proc/{pid}/task")
+        except OSError:
+            return None
+        for tid in tids:
+            with (
+                contextlib.suppress(OSError, ValueError, IndexError),
+                open(f"/proc/{pid}/task/{tid}/schedstat") as f,
+            ):
+                total += int(f.read().split()[0])
+        return total / 1e9
+    try:
+        times = psutil.Process(pid).cpu_times()
+    except GONE:
+        return None
+    return times.user + times.system
+
+
 #: cpu_share's early look: a tree using less than IDLE_SHARE of a core for IDLE_LOOK s is idle.
 IDLE_LOOK = 0.1
 IDLE_SHARE = 0.02

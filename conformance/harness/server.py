@@ -189,6 +189,8 @@ class Server:
     clients: list[Client] = field(default_factory=list)
     #: Set when children of ended sessions were seen to outlive them (see sessions.py).
     lingering: bool = False
+    #: Children of ended sessions seen to spin instead of exiting (lingering.py).
+    spinners: set[int] = field(default_factory=set)
     #: Clients whose sessions the kit ended, kept open until the server closes its end
     #: (see `ended`), at the latest until the check is over.
     ending: list[Client] = field(default_factory=list)

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from conformance.harness.burst import paused
 from conformance.harness.client import LATER_REPLIES, Client
 from conformance.harness.failure import CannotJudge, Violation, fail
+from conformance.harness.lingering import SpinWatch
 from conformance.harness.polling import wait_until
 from conformance.harness.processes import holders_of_connection, listeners_of
 from conformance.harness.server import Server
@@ -52,12 +53,13 @@ def quiesce(server: Server) -> None:
     threads) is hurt when another session's message lands in that moment, and whether it
     does would be the scheduler's choice. Waiting here keeps a check's sequential steps
     sequential for the server too. A thread that never stops running (a spin) only costs
-    QUIESCE_LIMIT.
+    QUIESCE_LIMIT, and the children seen spinning after their sessions (`await_release`)
+    nothing.
     """
     proc = server.process
     if proc is None:
         return
-    wait_until(lambda: proc.running_threads() == 0, QUIESCE_LIMIT)
+    wait_until(lambda: proc.running_threads(besides=server.spinners) == 0, QUIESCE_LIMIT)
 
 
 def open_session(
@@ -147,12 +149,23 @@ def await_release(server: Server, before: int | None) -> None:
     ended session's child has exited and its SIGCHLD has reached the parent while it waits
     in accept(). Without this, whether a server that dies of EINTR there dies before or after
     the next session would be a race, and the verdict of every later check with it.
+    A child that spins instead of exiting ends the wait once it is seen to (lingering.py).
     """
     if before is None or server.process is None:
         return
     proc = server.process
-    released, _ = wait_until(lambda: proc.live_child_count() <= before, SETTLE_TIMEOUT)
-    if not released:
+    watch = SpinWatch()
+
+    def released() -> bool:
+        live = proc.live_children()
+        if len(live) <= before:
+            return True
+        spinning = watch.spinning(live)
+        server.spinners |= spinning
+        return len(live) - len(spinning) <= before
+
+    wait_until(released, SETTLE_TIMEOUT)
+    if proc.live_child_count() > before:
         server.lingering = True  # children outlive sessions (EXIT-4): stop waiting for them
 
 
