@@ -28,7 +28,7 @@ from conformance.harness.server import (
 )
 from conformance.harness.signals import STORM_SIGNALS
 from conformance.harness.timeouts import REPLY_TIMEOUT, SETTLE_TIMEOUT
-from conformance.harness.waiting import StuckWatch, cannot_close
+from conformance.harness.waiting import StuckWatch, at_rest, cannot_close
 
 BURST_SIGNALS = 30
 #: Descriptors a server may open lazily on first use (an epoll fd, a log file).
@@ -212,10 +212,16 @@ def descriptors(server: Server) -> int:
     """Open descriptors of the server's main process (0 when it is not visible), once the
     count has held still with no thread of the server's tree running: a server may still be
     opening what it keeps after it listens (gunicorn's arbiter: a file per worker as each
-    boots, then a control socket), and a count taken then reads those as the sessions'."""
+    boots, then a control socket), and a count taken then reads those as the sessions'.
+    A server at rest is counted at once."""
     proc = server.process
     if proc is None:
         return 0
+    # Unless every thread of it waits for a client and nothing else: then nothing changes
+    # before the kit connects, and there is nothing to wait for (waiting.at_rest).
+    first = proc.fd_count()
+    if at_rest(proc.tree_pids(), server.port) and proc.fd_count() == first:
+        return first
 
     def quiet() -> bool:
         return not any(running_threads(pid) for pid in proc.tree_pids(recent=True))

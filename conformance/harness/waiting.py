@@ -17,7 +17,7 @@ import os
 import socket
 import time
 from collections import Counter
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -80,6 +80,9 @@ class Wait:
     thread: tuple[int, int] = (0, 0)
     #: In accept() on the server's listening socket.
     accepts: bool = False
+    #: In a multiplexer with no timeout, in a process that holds no timer (a timerfd): only
+    #: a descriptor it watches can wake it.
+    waits_for_clients: bool = False
 
 
 @dataclass(frozen=True)
@@ -202,15 +205,26 @@ def where_it_waits(pids: list[int], server_port: int, clients: Mapping[int, str]
     if not syscalls.known_machine():
         return []
     waits = []
+    for pid, tid, wait in _each_wait(pids, server_port, clients):
+        if wait is not None:
+            label = f"pid {pid}{' (main)' if pid == pids[0] else ''}: "
+            waits.append(replace(wait, line=label + wait.line, thread=(pid, tid)))
+    return waits
+
+
+def _each_wait(
+    pids: Iterable[int], server_port: int, clients: Mapping[int, str]
+) -> Iterator[tuple[int, int, Wait | None]]:
+    """(pid, tid, its wait) for every thread of `pids`; the wait is None where /proc cannot
+    say, and a process whose threads cannot be listed (gone) has a (pid, 0, None)."""
     jvm = functools.cache(lambda pid: runtime_of(pid) == "jvm")
     for pid in pids:
         sockets = _sockets(pid)
-        for tid in syscalls.thread_ids(pid):
-            wait = _thread_wait(pid, tid, sockets, server_port, clients, jvm)
-            if wait is not None:
-                label = f"pid {pid}{' (main)' if pid == pids[0] else ''}: "
-                waits.append(replace(wait, line=label + wait.line, thread=(pid, tid)))
-    return waits
+        tids = syscalls.thread_ids(pid)
+        if not tids:
+            yield pid, 0, None
+        for tid in tids:
+            yield pid, tid, _thread_wait(pid, tid, sockets, server_port, clients, jvm)
 
 
 def _sockets(pid: int) -> dict[int, Any]:
@@ -266,7 +280,13 @@ def _thread_wait(
     # A resolver waits in poll() on a UDP socket to port 53; an event loop's link to a
     # database, or a UDP socket it sends metrics on, proves nothing about why a client waits.
     elsewhere = next((o.elsewhere for o in others if o.dns), None)
-    return Wait(f"{call}(){held}", takes_new=not elsewhere, elsewhere=elsewhere)
+    untimed = _multiplexes_for_ever(call, args) and not _holds_timer(pid)
+    return Wait(
+        f"{call}(){held}",
+        takes_new=not elsewhere,
+        elsewhere=elsewhere,
+        waits_for_clients=untimed and not elsewhere,
+    )
 
 
 #: A wait for the server to close a connection ends once `cannot_close` has said so at two
@@ -292,29 +312,22 @@ def cannot_close(pids: list[int], held: Iterable[tuple[int, int]], server_port: 
         return None
     if any(_zombie_of(pid, set(pids)) for pid in pids):
         return None
-    jvm = functools.cache(lambda pid: runtime_of(pid) == "jvm")
     kinds: list[str] = []
     threads = 0
-    for pid in holders:
-        sockets = _sockets(pid)
-        tids = syscalls.thread_ids(pid)
-        if not tids:
+    for _, _, wait in _each_wait(holders, server_port, {}):
+        if wait is None:
             return None
-        for tid in tids:
-            wait = _thread_wait(pid, tid, sockets, server_port, {}, jvm)
-            if wait is None:
-                return None
-            if wait.accepts:
-                kind = "accept() on the listening socket"
-            elif wait.aside:
-                kind = "a wait for a child, a signal or another thread"
-            elif wait.reads is not None and wait.reads not in held:
-                kind = "a read of another client's connection"
-            else:
-                return None
-            threads += 1
-            if kind not in kinds:
-                kinds.append(kind)
+        if wait.accepts:
+            kind = "accept() on the listening socket"
+        elif wait.aside:
+            kind = "a wait for a child, a signal or another thread"
+        elif wait.reads is not None and wait.reads not in held:
+            kind = "a read of another client's connection"
+        else:
+            return None
+        threads += 1
+        if kind not in kinds:
+            kinds.append(kind)
     main = pids[0] if pids else None
     names = " and ".join(
         f"pid {pid}{' (the main process)' if pid == main else ''}" for pid in holders
@@ -336,6 +349,22 @@ def _zombie_of(pid: int, parents: set[int]) -> bool:
         return fields[0] == b"Z" and int(fields[1]) in parents
     except (OSError, IndexError, ValueError):
         return False
+
+
+def at_rest(pids: list[int], server_port: int) -> bool:
+    """Whether nothing but a client can make the server do anything now: every thread of
+    `pids` waits, with no timeout, in accept() on the listening socket, in a multiplexer
+    (poll, select, epoll) holding no timer, or aside (wait(), pause(), a futex), and no
+    process of the server has a zombie child to be signalled about. What it holds then stays
+    as it is until the kit connects."""
+    if not pids or not syscalls.known_machine():
+        return False
+    if any(_zombie_of(pid, set(pids)) for pid in pids):
+        return False
+    return all(
+        wait is not None and (wait.accepts or wait.aside or wait.waits_for_clients)
+        for _, _, wait in _each_wait(pids, server_port, {})
+    )
 
 
 class StuckWatch:
@@ -383,6 +412,49 @@ def _waits_for_ever(call: str, args: list[str]) -> bool:
     except ValueError:
         return False
     return op in _FUTEX_WAITS and timeout == 0
+
+
+#: Multiplexers by where their timeout is: (argument, whether it is a pointer, NULL for no
+#: timeout, or a count of milliseconds, -1 for none).
+_MULTIPLEX_TIMEOUT = {
+    "poll": (2, False),
+    "epoll_wait": (3, False),
+    "epoll_pwait": (3, False),
+    "ppoll": (2, True),
+    "select": (4, True),
+    "pselect6": (4, True),
+    "epoll_pwait2": (3, True),
+}
+
+
+def _multiplexes_for_ever(call: str, args: list[str]) -> bool:
+    """A poll, select or epoll wait without a timeout (asyncio's, with no timer due)."""
+    where = _MULTIPLEX_TIMEOUT.get(call)
+    if where is None or len(args) <= where[0]:
+        return False
+    try:
+        value = int(args[where[0]], 16)
+    except ValueError:
+        return False
+    if where[1]:
+        return value == 0
+    return value & 0xFFFFFFFF == 0xFFFFFFFF  # an int -1, however the register was filled
+
+
+def _holds_timer(pid: int) -> bool:
+    """A timerfd (or an fd it cannot read) among the process's descriptors: a multiplexer
+    watching it wakes when the timer fires, with no client."""
+    try:
+        fds = os.listdir(f"/proc/{pid}/fd")
+    except OSError:
+        return True
+    for fd in fds:
+        try:
+            if os.readlink(f"/proc/{pid}/fd/{fd}") == "anon_inode:[timerfd]":
+                return True
+        except OSError:
+            continue
+    return False
 
 
 def _thread_name(pid: int, tid: int) -> str:

@@ -10,13 +10,20 @@ a stand-in client and server process, so the figures are exact.
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import cast
 
 import pytest
 
 from conformance.harness.client import Client
 from conformance.harness.processes import ServerProcess
-from conformance.harness.scenario_steps import MAX_STARVED, STARVED, _wait_out_starvation
+from conformance.harness.scenario_steps import (
+    MAX_STARVED,
+    STARVED,
+    _wait_out_starvation,
+    descriptors,
+)
+from tests.servers.scripts import script_server
 
 
 class SilentClient:
@@ -75,3 +82,29 @@ def test_a_server_starved_for_ever_still_fails_in_bounded_time() -> None:
     assert (received, status) == (b"", "timeout")
     assert sum(client.waits) == pytest.approx(MAX_STARVED)
     assert starved == pytest.approx(MAX_STARVED)
+
+
+#: Opens two files after it listens, 0.1 s apart (gunicorn's arbiter opens one per worker
+#: as each boots), then waits for clients; or waits for them at once. Port argv[1].
+LATE_OPENER = """
+import socket, sys, time
+s = socket.create_server(("127.0.0.1", int(sys.argv[1])))
+kept = []
+for _ in range(OPENS):
+    time.sleep(0.1)
+    kept.append(open(sys.executable, "rb"))
+s.accept()
+"""
+
+
+@pytest.mark.parametrize("opens", [0, 2])
+def test_the_descriptor_baseline_counts_what_a_starting_server_opens(
+    tmp_path: Path, opens: int
+) -> None:
+    """descriptors(): a server that goes on opening files after it listens is counted once
+    it has opened them, and one already waiting for clients is counted as it is."""
+    with script_server(tmp_path, LATE_OPENER.replace("OPENS", str(opens))) as server:
+        assert server.process is not None
+        at_start = server.process.fd_count()
+        baseline = descriptors(server)
+        assert baseline == at_start + opens

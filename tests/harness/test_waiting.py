@@ -30,6 +30,7 @@ from conformance.harness.waiting import (
     _cause,
     _full,
     _Socket,
+    at_rest,
     shared_reads,
 )
 from tests.servers.scripts import launched_server, script_server
@@ -390,3 +391,34 @@ def test_a_connection_nobody_can_close_any_more_is_told_apart(
     if stuck:
         assert watch.evidence is not None
         assert "its only thread waits in accept() on the listening socket" in watch.evidence
+
+
+#: Servers whose threads all wait for a client, or not, once they listen (port argv[1]).
+REST = {
+    "accept": "s.accept()",
+    "untimed-select": "select.select([s], [], [])",
+    "timed-select": "select.select([s], [], [], 30)",
+    "sleeping-worker": "threading.Thread(target=time.sleep, args=(60,)).start(); s.accept()",
+}
+REST_SOURCE = """
+import select, socket, sys, threading, time
+s = socket.create_server(("127.0.0.1", int(sys.argv[1])))
+WAIT
+"""
+
+
+@pytest.mark.parametrize(
+    ("wait", "rests"),
+    [("accept", True), ("untimed-select", True), ("timed-select", False),
+     ("sleeping-worker", False)],
+)  # fmt: skip
+def test_at_rest_only_when_nothing_but_a_client_can_wake_the_server(
+    tmp_path: Path, wait: str, rests: bool
+) -> None:
+    """at_rest: a wait with a timeout (a select's, a sleep's) may end with no client, and
+    the server may open something then; accept() or an untimed select() may not."""
+    with script_server(tmp_path, REST_SOURCE.replace("WAIT", REST[wait])) as server:
+        assert server.process is not None
+        pids = server.process.tree_pids()
+        seen, _ = wait_until(lambda: at_rest(pids, server.port), 1.0)
+    assert seen is rests
