@@ -36,9 +36,8 @@ from conformance.checks.hypothesis_profiles import Unsatisfiable, run_machine
 from conformance.harness import Server, Violation
 from conformance.harness import scenario_steps as step
 from conformance.harness.client import Client
-from conformance.harness.polling import wait_until
 from conformance.harness.server import THREADED, Target
-from conformance.harness.sessions import DEATH_GRACE, quiesce
+from conformance.harness.sessions import dies_of_it, quiesce
 from conformance.harness.waiting import shared_reads
 from conformance.marks import Blocked
 from conformance.settings import Settings
@@ -133,8 +132,7 @@ def machine_for(
             except Violation as exc:
                 # A server that dies of what this step did dies a moment after it: wait for
                 # that, so whether the scenario counts does not depend on the scheduler.
-                died, _ = wait_until(lambda: not self.server.alive(), DEATH_GRACE)
-                if died:
+                if dies_of_it(self.server):
                     # Its death is the evidence of EXIT-3 (reset) or EINTR-2 (signals).
                     reasons.append(DIED_ON_SIGNAL if self.signalled and not self.resets else DIED)
                     reject()

@@ -34,7 +34,7 @@ from conformance.harness.timeouts import (
     REPLY_TIMEOUT,
     SETTLE_TIMEOUT,
 )
-from conformance.harness.waiting import StuckWatch, cannot_close
+from conformance.harness.waiting import StuckWatch, at_rest, cannot_close
 from conformance.harness.wire import EXIT, message
 
 __all__ = ["EXIT", "message"]  # the wire protocol's, re-exported for the checks
@@ -320,6 +320,21 @@ def expect_alive(server: Server, after: str, cause: str | None = None) -> None:
 #: How long a server that failed a step is given to show that it is dying (a death is
 #: reported as such; a server still running failed the step itself).
 DEATH_GRACE = 0.2
+
+
+def dies_of_it(server: Server) -> bool:
+    """Whether a server that failed a step is dying of it: waited for up to DEATH_GRACE, and
+    less once every thread of it waits for a new client (waiting.at_rest, seen at two looks
+    STUCK_FOR apart): a server back in accept() is not dying of the step before. A hypothesis
+    scenario that fails is run again and again while it is shrunk, with this wait each time."""
+    proc = server.process
+
+    def rest() -> str | None:
+        return "at rest" if proc is not None and at_rest(proc.tree_pids(), server.port) else None
+
+    resting = StuckWatch(rest)
+    wait_until(lambda: not server.alive() or resting(), DEATH_GRACE)
+    return not server.alive()
 
 
 @contextlib.contextmanager

@@ -11,12 +11,14 @@ from __future__ import annotations
 
 import socket
 import sys
+import time
 from collections import namedtuple
 from pathlib import Path
 
 import psutil
 import pytest
 
+from conformance.harness import sessions
 from conformance.harness.client import Client
 from conformance.harness.driver import Driver
 from conformance.harness.polling import wait_until
@@ -422,3 +424,33 @@ def test_at_rest_only_when_nothing_but_a_client_can_wake_the_server(
         pids = server.process.tree_pids()
         seen, _ = wait_until(lambda: at_rest(pids, server.port), 1.0)
     assert seen is rests
+
+
+#: After a client's message: back to accept(), or dying 0.1 s later (port argv[1]).
+AFTER_STEP = """
+import os, socket, sys, time
+s = socket.create_server(("127.0.0.1", int(sys.argv[1])))
+c = s.accept()[0]
+c.recv(16)
+if DIES:
+    time.sleep(0.1)
+    os._exit(1)
+s.accept()
+"""
+
+
+@pytest.mark.parametrize("dies", [True, False])
+def test_a_server_dying_of_a_step_is_told_from_one_back_in_accept(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, dies: bool
+) -> None:
+    """sessions.dies_of_it: the wait for a death ends early only for a server at rest; one
+    that is still busy with the step (here asleep before it exits) is waited for. With a
+    grace of a minute, the one at rest is not waited for it, on any machine."""
+    monkeypatch.setattr(sessions, "DEATH_GRACE", 60.0)
+    with script_server(tmp_path, AFTER_STEP.replace("DIES", repr(dies))) as server:
+        client = server.connect("A")
+        client.send(b"hello")
+        start = time.monotonic()
+        assert sessions.dies_of_it(server) is dies
+        assert time.monotonic() - start < 30
+        client.close()
