@@ -18,6 +18,7 @@ from conformance.harness.failure import CannotJudge, Violation, fail, show
 from conformance.harness.lingering import SpinWatch
 from conformance.harness.sessions import (
     blocking_descriptors,
+    close_watch,
     death_reported,
     expect_alive,
     require_process,
@@ -123,7 +124,10 @@ def _expect_no_extra_reply(server: Server, client, received: bytes) -> None:
     if exit_request is None:
         return
     client.send(exit_request)
-    data, _ = client.read_until_eof(EOF_TIMEOUT)
+    data, _ = client.read_until_eof(EOF_TIMEOUT, stuck=close_watch(server, client))
+    # The session is over: `Client.end` would send `exit` again.
+    client.ended_by_exit = True
+    client.close()
     got = received + data
     reply = server.adapter.expected_reply(exit_request)
     # Replies known in advance (`OK!!!`) carry no framing: count them by length.

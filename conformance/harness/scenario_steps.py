@@ -275,7 +275,9 @@ def descriptors_bounded(
         return
     if held:
         actual = f"{len(held)} connection(s) of ended sessions still open: " + ", ".join(
-            f"pid {h.pid} fd {h.fd} {h.laddr} <-> {h.raddr}" for h in held[:5]
+            f"pid {h.pid}{' (the main process)' if h.pid == proc.pid else ''} fd {h.fd} "
+            f"{h.laddr} <-> {h.raddr}"
+            for h in held[:5]
         )
     else:
         actual = f"{count} open descriptors"

@@ -16,7 +16,7 @@ import socket
 import string
 import sys
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -29,9 +29,14 @@ from conformance.harness.client import Client, Transcript, end_session_on, peer_
 from conformance.harness.launch_ahead import LaunchAhead
 from conformance.harness.launcher import LaunchedServer
 from conformance.harness.polling import wait_until
-from conformance.harness.processes import ServerProcess, describe_exit, listener_owner
+from conformance.harness.processes import (
+    ServerProcess,
+    describe_exit,
+    holders_of_connection,
+    listener_owner,
+)
 from conformance.harness.timeouts import LOOPBACK_TIMEOUT
-from conformance.harness.waiting import Silence, explain
+from conformance.harness.waiting import Silence, StuckWatch, cannot_close, explain
 
 if TYPE_CHECKING:
     from conformance.protocols.base import ProtocolAdapter
@@ -389,7 +394,18 @@ class Server:
             if not seen.exit_unanswered:
                 seen.exit_unanswered = not _exit_answered(self, client)
             if seen.closes_after_exit is not False:
-                closed, _ = wait_until(lambda: peer_closed(client.sock), CLOSE_AFTER_EXIT_WAIT)
+                # Not waited out when the server cannot close it now (a parent that keeps
+                # its copy, back in accept()), looked at once a correct server had time.
+                stuck = close_watch(self, client)
+                began = time.monotonic()
+                wait_until(
+                    lambda: (
+                        peer_closed(client.sock)
+                        or (time.monotonic() - began >= LOOK_AFTER and stuck())
+                    ),
+                    CLOSE_AFTER_EXIT_WAIT,
+                )
+                closed = peer_closed(client.sock)
                 if seen.closes_after_exit is None:
                     seen.closes_after_exit = closed
                 if closed:
@@ -455,6 +471,26 @@ EXIT_REPLY_WAIT = 0.5
 #: How long it waits for the server's close after that reply (EXIT-1 gives it 1 s; a
 #: server that takes longer is judged there, here it is only not waited for again).
 CLOSE_AFTER_EXIT_WAIT = 0.5
+#: ...and when it starts to look whether the server can close it at all (close_watch).
+LOOK_AFTER = 0.05
+
+
+def close_watch(server: Server, client: Client, only: Iterable[int] | None = None) -> StuckWatch:
+    """Watches whether the server can still close `client`'s connection (held by the pids in
+    `only`, or by any of its processes): a wait for that close ends once it cannot
+    (waiting.cannot_close). Never stuck without a visible process."""
+    proc = server.process
+
+    def look() -> str | None:
+        if proc is None:
+            return None
+        pids = proc.tree_pids(recent=True)
+        held = holders_of_connection(
+            pids if only is None else list(only), client.local_address, server.port
+        )
+        return cannot_close(pids, [(h.pid, h.fd) for h in held], server.port)
+
+    return StuckWatch(look)
 
 
 def _exit_answered(server: Server, client: Client) -> bool:

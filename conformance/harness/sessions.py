@@ -15,7 +15,7 @@ import contextlib
 import math
 import selectors
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 from conformance.harness.burst import paused
@@ -24,7 +24,7 @@ from conformance.harness.failure import CannotJudge, Violation, fail
 from conformance.harness.lingering import SpinWatch
 from conformance.harness.polling import wait_until
 from conformance.harness.processes import holders_of_connection, listeners_of
-from conformance.harness.server import Server
+from conformance.harness.server import Server, close_watch
 from conformance.harness.signals import ACCEPT_CALLS, READ_CALLS, blocks
 from conformance.harness.sockdiag import accept_queue, listen_backlog
 from conformance.harness.timeouts import (
@@ -34,10 +34,10 @@ from conformance.harness.timeouts import (
     REPLY_TIMEOUT,
     SETTLE_TIMEOUT,
 )
-from conformance.harness.waiting import StuckWatch, at_rest, cannot_close
+from conformance.harness.waiting import StuckWatch, at_rest
 from conformance.harness.wire import EXIT, message
 
-__all__ = ["EXIT", "message"]  # the wire protocol's, re-exported for the checks
+__all__ = ["EXIT", "close_watch", "message"]  # re-exported for the checks
 
 
 #: How long `quiesce` waits for the server to finish what it is doing.
@@ -275,24 +275,6 @@ def round_trip_all(
     for i in set(range(len(clients))) - set(silent):
         clients[i].replies += 1
     return got, silent
-
-
-def close_watch(server: Server, client: Client, only: Iterable[int] | None = None) -> StuckWatch:
-    """Watches whether the server can still close `client`'s connection (held by the pids in
-    `only`, or by any of its processes): a wait for that close ends once it cannot
-    (waiting.cannot_close). Never stuck without a visible process."""
-    proc = server.process
-
-    def look() -> str | None:
-        if proc is None:
-            return None
-        pids = proc.tree_pids(recent=True)
-        held = holders_of_connection(
-            pids if only is None else list(only), client.local_address, server.port
-        )
-        return cannot_close(pids, [(h.pid, h.fd) for h in held], server.port)
-
-    return StuckWatch(look)
 
 
 def require_process(server: Server, what: str):

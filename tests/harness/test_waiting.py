@@ -18,11 +18,12 @@ from pathlib import Path
 import psutil
 import pytest
 
+from conformance.harness import server as server_module
 from conformance.harness import sessions
 from conformance.harness.client import Client
 from conformance.harness.driver import Driver
 from conformance.harness.polling import wait_until
-from conformance.harness.server import Server
+from conformance.harness.server import SEEN_THIS_CHECK, Server
 from conformance.harness.sessions import close_watch
 from conformance.harness.waiting import (
     JVM_OWN,
@@ -454,3 +455,25 @@ def test_a_server_dying_of_a_step_is_told_from_one_back_in_accept(
         assert sessions.dies_of_it(server) is dies
         assert time.monotonic() - start < 30
         client.close()
+
+
+@pytest.mark.parametrize("late", [0, 3], ids=["keeps-in-accept", "closes-late"])
+def test_the_kit_waits_for_the_close_after_exit_only_while_the_server_can_close(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, late: int
+) -> None:
+    """Server.ended: after `exit` and its reply, a server back in accept() that keeps the
+    connection is not waited for (with a grace of a minute, on any machine), and the check
+    then knows it does not close after `exit`; one that sleeps first is waited for."""
+    monkeypatch.setattr(server_module, "CLOSE_AFTER_EXIT_WAIT", 60.0)
+    SEEN_THIS_CHECK.forget()
+    source = KEEPER.replace("LATE", repr(late)).replace("ZOMBIE", "False")
+    try:
+        with script_server(tmp_path, source) as server:
+            client = server.connect("A")
+            start = time.monotonic()
+            client.end()
+            waited = time.monotonic() - start
+            assert SEEN_THIS_CHECK.closes_after_exit is bool(late)
+            assert waited < 30 if not late else waited >= late - 0.5
+    finally:
+        SEEN_THIS_CHECK.forget()
