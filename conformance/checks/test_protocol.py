@@ -16,6 +16,7 @@ from hypothesis import strategies as st
 from conformance import protocols
 from conformance.checks.hypothesis_profiles import run_given
 from conformance.harness import Client, Server, Violation, fail, show, wait_until
+from conformance.harness.processes import RunDelays
 from conformance.harness.scenario_steps import scenario_server
 from conformance.harness.sessions import session
 from conformance.harness.timeouts import ANSWER_TIMEOUT, QUIET_PERIOD
@@ -168,7 +169,7 @@ def _hold_until_stalled(server: Server, sender: threading.Thread, sent: list[int
     was only waiting for a CPU is waited for, so a busy machine does not cut the hold short."""
     proc = server.process
     last, since = sent[0], time.monotonic()
-    delays = proc.run_delays() if proc is not None else {}
+    delays = proc.run_delays() if proc is not None else RunDelays(0.0)
 
     def may_read() -> bool:
         nonlocal last, since, delays
@@ -177,7 +178,7 @@ def _hold_until_stalled(server: Server, sender: threading.Thread, sent: list[int
         if sent[0] != last or time.monotonic() - since < HOLD_STALL:
             if sent[0] != last:
                 last, since = sent[0], time.monotonic()
-                delays = proc.run_delays() if proc is not None else {}
+                delays = proc.run_delays() if proc is not None else RunDelays(0.0)
             return False
         if proc is not None and proc.starved_since(delays) >= HOLD_STALL / 2:
             since, delays = time.monotonic(), proc.run_delays()  # starved: hold on

@@ -12,7 +12,7 @@ import contextlib
 import os
 import time
 from collections.abc import Callable, Collection
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import psutil
@@ -278,19 +278,54 @@ class ServerProcess:
             return None
         return sum(run for run, _, _ in self.thread_times().values())
 
-    def run_delays(self) -> dict[int, int]:
-        """Nanoseconds each thread of the server tree has waited, runnable, for a CPU (the
-        run queue: schedstat's second field), by thread id; empty without schedstat."""
+    def run_delays(self) -> RunDelays:
+        """What each thread of the server tree has waited, runnable, for a CPU (the run
+        queue: schedstat's second field) and run, now; empty without schedstat."""
+        at = time.monotonic()
         if not _HAS_SCHEDSTAT:
-            return {}
-        return {tid: wait for (_, tid), (_, wait, _) in self.thread_times().items()}
+            return RunDelays(at)
+        times = self.thread_times()
+        return RunDelays(
+            at,
+            {tid: wait for (_, tid), (_, wait, _) in times.items()},
+            {tid: run for (_, tid), (run, _, _) in times.items()},
+            frozenset(tid for pid, tid in times if _thread_state(pid, tid) == "R"),
+        )
 
-    def starved_since(self, before: dict[int, int]) -> float:
+    def starved_since(self, before: RunDelays) -> float:
         """The longest any one thread of the server tree waited for a CPU since `before`
         (run_delays()), in seconds; a thread born since counts from its birth. Time the
-        server could not run is the machine's, not the server's."""
+        server could not run is the machine's, not the server's.
+
+        The kernel records a wait when it ends, as the thread gets a CPU: a thread runnable
+        since `before` that has not had one since (a child forked or woken on a machine
+        that gives it no turn for seconds) shows none of its wait. One still runnable that
+        neither ran nor got a turn over UNSEEN_LOOK more is taken to have waited since
+        `before`, less the time it ran.
+        """
         now = self.run_delays()
-        return max((ns - before.get(tid, 0) for tid, ns in now.items()), default=0) / 1e9
+        longest = (
+            max((ns - before.waited.get(tid, 0) for tid, ns in now.waited.items()), default=0) / 1e9
+        )
+        window = now.at - before.at
+
+        def unrecorded(tid: int) -> float:
+            return window - (now.ran.get(tid, 0) - before.ran.get(tid, 0)) / 1e9
+
+        suspects = [tid for tid in now.runnable if unrecorded(tid) > longest]
+        if not suspects:
+            return longest
+        time.sleep(UNSEEN_LOOK)
+        later = self.run_delays()
+        for tid in suspects:
+            waiting = (
+                tid in later.runnable
+                and later.waited.get(tid) == now.waited.get(tid)
+                and later.ran.get(tid) == now.ran.get(tid)
+            )
+            if waiting:
+                longest = max(longest, unrecorded(tid))
+        return longest
 
     def cpu_share(self, window: float) -> float:
         """Fraction of one core the server tree used over the next `window` seconds.
@@ -343,6 +378,31 @@ def process_cpu(pid: int) -> float | None:
     except GONE:
         return None
     return times.user + times.system
+
+
+@dataclass(frozen=True)
+class RunDelays:
+    """The server tree's threads at one moment (`ServerProcess.run_delays`), by thread id:
+    nanoseconds waited on the run queue and run, and which are runnable (state R)."""
+
+    at: float
+    waited: dict[int, int] = field(default_factory=dict)
+    ran: dict[int, int] = field(default_factory=dict)
+    runnable: frozenset[int] = frozenset()
+
+
+#: starved_since: how long a runnable thread that seems never to get a CPU is watched.
+UNSEEN_LOOK = 0.02
+
+
+def _thread_state(pid: int, tid: int) -> str:
+    """The state letter of one thread (R, S, D, Z...), '' once it is gone."""
+    try:
+        with open(f"/proc/{pid}/task/{tid}/stat", "rb") as f:
+            stat = f.read()
+    except OSError:
+        return ""
+    return stat[stat.rfind(b")") + 2 : stat.rfind(b")") + 3].decode()
 
 
 #: cpu_share's early look: a tree using less than IDLE_SHARE of a core for IDLE_LOOK s is idle.

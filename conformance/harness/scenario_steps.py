@@ -17,7 +17,12 @@ from conformance.harness.client import Client, end_session_on
 from conformance.harness.failure import Violation, fail, show
 from conformance.harness.model import running_threads, settled_count
 from conformance.harness.polling import wait_until
-from conformance.harness.processes import ServerProcess, SocketInfo, holders_of_connection
+from conformance.harness.processes import (
+    RunDelays,
+    ServerProcess,
+    SocketInfo,
+    holders_of_connection,
+)
 from conformance.harness.server import (
     LAUNCH_AHEAD,
     THREADED,
@@ -70,7 +75,7 @@ def send(server: Server, client: Client, data: bytes) -> None:
     except Violation as exc:  # EPIPE or ECONNRESET: the server had ended the session
         raise SessionClosed(exc.expected, exc.actual, exc.did) from None
     proc = server.process
-    delays = proc.run_delays() if proc is not None else {}
+    delays = proc.run_delays() if proc is not None else RunDelays(0.0)
     received, status = client.read_reply(data, REPLY_TIMEOUT)
     starved = 0.0
     if status == "timeout" and not received and proc is not None:
@@ -107,7 +112,7 @@ MAX_STARVED = 5 * REPLY_TIMEOUT
 
 
 def _wait_out_starvation(
-    client: Client, data: bytes, proc: ServerProcess, delays: dict[int, int]
+    client: Client, data: bytes, proc: ServerProcess, delays: RunDelays
 ) -> tuple[bytes, str, float]:
     """The deadline counts the server's own time, not the time it waited on the run queue
     of a busy machine (schedstat): wait again for as long as it was kept from running, while

@@ -75,6 +75,52 @@ def test_starved_since_tells_waiting_for_a_cpu_from_sleeping() -> None:
             p.wait(5)
 
 
+class _Clock:
+    def __init__(self) -> None:
+        self.now = 100.0
+
+    def monotonic(self) -> float:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        self.now += seconds
+
+
+@pytest.mark.parametrize(
+    ("state", "runs", "starved"),
+    [("R", False, True), ("S", False, False), ("R", True, False)],
+    ids=["runnable-never-run", "asleep", "running"],
+)
+def test_a_wait_the_kernel_has_not_recorded_yet_counts(
+    monkeypatch: pytest.MonkeyPatch, state: str, runs: bool, starved: bool
+) -> None:
+    """starved_since: schedstat records a wait only once the thread gets a CPU. A thread
+    runnable for the whole second since `before` that got no turn (a session's child that
+    a busy machine, a JVM beside it, left unscheduled for over a second: a false FDL-1 on
+    busy_child) waited that second; one asleep did not, nor one that ran all along."""
+    import os
+
+    from conformance.harness import processes
+
+    clock = _Clock()
+    monkeypatch.setattr(processes, "time", clock)
+    monkeypatch.setattr(processes, "_HAS_SCHEDSTAT", True)
+    monkeypatch.setattr(processes, "_thread_state", lambda pid, tid: state)
+    proc = processes.ServerProcess(os.getpid())
+    ran = {"ns": 5_000_000}
+
+    def thread_times() -> dict[tuple[int, int], tuple[int, int, int]]:
+        return {(1, 7): (ran["ns"], 3_000_000, 2)}  # its recorded wait never grows
+
+    monkeypatch.setattr(proc, "thread_times", thread_times)
+    before = proc.run_delays()
+    clock.sleep(1.0)
+    if runs:
+        ran["ns"] += 1_000_000_000
+    got = proc.starved_since(before)
+    assert (got >= 0.9) is starved, got
+
+
 def test_a_reparented_grandchild_is_still_the_servers() -> None:
     """Stevens' double fork: the grandchild's parent exits at once and someone else adopts
     it, but it carries the launch's token, so it is one of the server's processes (and no

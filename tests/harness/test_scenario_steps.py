@@ -16,7 +16,7 @@ from typing import cast
 import pytest
 
 from conformance.harness.client import Client
-from conformance.harness.processes import ServerProcess
+from conformance.harness.processes import RunDelays, ServerProcess
 from conformance.harness.scenario_steps import (
     MAX_STARVED,
     STARVED,
@@ -47,13 +47,15 @@ class Starved:
         self.per_look = per_look
         self.looks = 0
 
-    def starved_since(self, before: dict[int, int]) -> float:
+    def starved_since(self, before: RunDelays) -> float:
         self.looks += 1
         return self.per_look * self.looks
 
 
 def _wait(client: SilentClient, proc: Starved) -> tuple[bytes, str, float]:
-    return _wait_out_starvation(cast(Client, client), b"msg", cast(ServerProcess, proc), {})
+    return _wait_out_starvation(
+        cast(Client, client), b"msg", cast(ServerProcess, proc), RunDelays(0.0)
+    )
 
 
 def test_a_sleeping_server_gets_no_more_time() -> None:
