@@ -127,6 +127,7 @@ def test_replies_go_to_their_own_connection(server: Server) -> None:
             [adapter.wrap(b"msg-%d" % r)] * len(everyone),
             within,
             hopeless=hopeless,
+            ends_on_extra=True,
         )
         for i, data in got.items():
             totals[i] += len(data)

@@ -14,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import math
 import selectors
+import socket
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -205,6 +206,7 @@ def round_trip_all(
     timeout: float,
     together: bool = False,
     hopeless: Callable[[Client], bool] | None = None,
+    ends_on_extra: bool = False,
 ) -> tuple[dict[int, bytes], list[int]]:
     """Send one message on every client, then gather replies with selectors until `timeout`.
 
@@ -217,6 +219,9 @@ def round_trip_all(
     `hopeless`: asked once, of a client still waiting after REPLY_TIMEOUT, whether the server
     shows that no reply can come (where its threads wait: Client.silence); if so, the wait
     ends there instead of at `timeout`.
+    `ends_on_extra`: the wait also ends once a client that has its reply has more bytes
+    waiting (looked at every EXTRA_LOOK s): a reply beyond the one asked for, that is, another
+    client's (ISO-2's failure, whatever else comes).
     """
     with paused((server.stoppable() or []) if together else []):
         for client, payload in zip(clients, payloads):
@@ -233,6 +238,7 @@ def round_trip_all(
     waits = [LATER_REPLIES.wait(client, timeout) for client in clients]
     deadlines = [start + wait for wait in waits]
     ask_at = start + REPLY_TIMEOUT if hopeless is not None else math.inf
+    answered: set[int] = set()
     try:
         pending = set(range(len(clients)))
         while pending:
@@ -241,12 +247,16 @@ def round_trip_all(
                 ask_at = math.inf
                 if hopeless(clients[min(pending)]):  # type: ignore[misc]
                     deadlines = [min(d, now) for d in deadlines]
+            if ends_on_extra and any(_has_more(clients[i]) for i in answered):
+                deadlines = [min(d, now) for d in deadlines]
             for i in [i for i in pending if deadlines[i] <= now]:
                 pending.discard(i)
                 sel.unregister(clients[i].sock)
             if not pending:
                 break
             soonest = min(ask_at, *(deadlines[i] for i in pending))
+            if ends_on_extra and answered:
+                soonest = min(soonest, now + EXTRA_LOOK)
             for key, _ in sel.select(timeout=max(0.0, soonest - now)):
                 i = key.data
                 try:
@@ -263,6 +273,7 @@ def round_trip_all(
                 if adapter.complete(payloads[i], got[i]):
                     pending.discard(i)
                     sel.unregister(clients[i].sock)
+                    answered.add(i)
     finally:
         sel.close()
         for client in clients:
@@ -275,6 +286,20 @@ def round_trip_all(
     for i in set(range(len(clients))) - set(silent):
         clients[i].replies += 1
     return got, silent
+
+
+#: round_trip_all(ends_on_extra=True): how often the answered clients are looked at.
+EXTRA_LOOK = 0.05
+
+
+def _has_more(client: Client) -> bool:
+    """Bytes are waiting on `client`'s socket (non-blocking here), unread."""
+    try:
+        return bool(client.sock.recv(1, socket.MSG_PEEK))
+    except (BlockingIOError, InterruptedError):
+        return False
+    except OSError:
+        return False
 
 
 def require_process(server: Server, what: str):
