@@ -331,13 +331,16 @@ DEATH_GRACE = 0.2
 
 def dies_of_it(server: Server) -> bool:
     """Whether a server that failed a step is dying of it: waited for up to DEATH_GRACE, and
-    less once every thread of it waits for a new client (waiting.at_rest, seen at two looks
-    STUCK_FOR apart): a server back in accept() is not dying of the step before. A hypothesis
-    scenario that fails is run again and again while it is shrunk, with this wait each time."""
+    less once every thread of it waits for a client (waiting.at_rest, reads included, seen
+    at two looks STUCK_FOR apart): a server back in accept() or recv() is not dying of the
+    step before. A hypothesis scenario that fails is run again and again while it is shrunk,
+    with this wait each time."""
     proc = server.process
 
     def rest() -> str | None:
-        return "at rest" if proc is not None and at_rest(proc.tree_pids(), server.port) else None
+        if proc is None or not at_rest(proc.tree_pids(), server.port, reads=True):
+            return None
+        return "at rest"
 
     resting = StuckWatch(rest)
     wait_until(lambda: not server.alive() or resting(), DEATH_GRACE)

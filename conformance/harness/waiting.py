@@ -351,18 +351,25 @@ def _zombie_of(pid: int, parents: set[int]) -> bool:
         return False
 
 
-def at_rest(pids: list[int], server_port: int) -> bool:
+def at_rest(pids: list[int], server_port: int, reads: bool = False) -> bool:
     """Whether nothing but a client can make the server do anything now: every thread of
     `pids` waits, with no timeout, in accept() on the listening socket, in a multiplexer
     (poll, select, epoll) holding no timer, or aside (wait(), pause(), a futex), and no
     process of the server has a zombie child to be signalled about. What it holds then stays
-    as it is until the kit connects."""
+    as it is until the kit connects. `reads`: a thread blocked reading one of its clients'
+    connections waits for a client too (for whether the server is dying: it is not)."""
     if not pids or not syscalls.known_machine():
         return False
     if any(_zombie_of(pid, set(pids)) for pid in pids):
         return False
     return all(
-        wait is not None and (wait.accepts or wait.aside or wait.waits_for_clients)
+        wait is not None
+        and (
+            wait.accepts
+            or wait.aside
+            or wait.waits_for_clients
+            or (reads and wait.reads is not None)
+        )
         for _, _, wait in _each_wait(pids, server_port, {})
     )
 

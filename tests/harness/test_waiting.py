@@ -427,28 +427,31 @@ def test_at_rest_only_when_nothing_but_a_client_can_wake_the_server(
     assert seen is rests
 
 
-#: After a client's message: back to accept(), or dying 0.1 s later (port argv[1]).
+#: After a client's message: dying 0.1 s later, back to accept(), or reading the client
+#: again (port argv[1]).
 AFTER_STEP = """
 import os, socket, sys, time
 s = socket.create_server(("127.0.0.1", int(sys.argv[1])))
 c = s.accept()[0]
 c.recv(16)
-if DIES:
+if THEN == "dies":
     time.sleep(0.1)
     os._exit(1)
-s.accept()
+c.recv(16) if THEN == "reads" else s.accept()
 """
 
 
-@pytest.mark.parametrize("dies", [True, False])
+@pytest.mark.parametrize("then", ["dies", "accepts", "reads"])
 def test_a_server_dying_of_a_step_is_told_from_one_back_in_accept(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, dies: bool
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, then: str
 ) -> None:
-    """sessions.dies_of_it: the wait for a death ends early only for a server at rest; one
-    that is still busy with the step (here asleep before it exits) is waited for. With a
-    grace of a minute, the one at rest is not waited for it, on any machine."""
+    """sessions.dies_of_it: the wait for a death ends early only for a server waiting for a
+    client (in accept(), or reading one); one still busy with the step (here asleep before
+    it exits) is waited for. With a grace of a minute, the others are not waited for it, on
+    any machine."""
     monkeypatch.setattr(sessions, "DEATH_GRACE", 60.0)
-    with script_server(tmp_path, AFTER_STEP.replace("DIES", repr(dies))) as server:
+    dies = then == "dies"
+    with script_server(tmp_path, AFTER_STEP.replace("THEN", repr(then))) as server:
         client = server.connect("A")
         client.send(b"hello")
         start = time.monotonic()
