@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import signal
+import socket
 from collections.abc import Callable
 
 import pytest
@@ -98,9 +99,11 @@ def _sessions_survive(
         for m in range(0 if server.one_reply else MESSAGES):
             received += client.request(_payload(server, s * MESSAGES + m), cause=cause)
             received += _wait_here(client, pause, poke)
+        ended = False
         if count_replies and s == sessions - 1 and not server.one_reply:
-            _expect_no_extra_reply(server, client, received)
-        client.end()
+            ended = _expect_no_extra_reply(server, client, received)
+        if not ended:
+            client.end()
     expect_alive(server, why, cause)
 
 
@@ -111,23 +114,31 @@ EXTRA_REPLY_CAUSE = (
 )
 
 
-def _expect_no_extra_reply(server: Server, client, received: bytes) -> None:
+def _expect_no_extra_reply(server: Server, client, received: bytes) -> bool:
     """Send `exit` and read up to the server's close: one reply per message, and one more.
 
     A server that takes a failed recv() for a message answers it: the reply comes on top
     of the real ones (and a client that reads whatever has arrived takes two for one).
     Counted once every reply is in (at the close, or after EOF_TIMEOUT), so how fast they
     came does not matter. Protocols without an exit request (echo) have nothing to count.
+    Returns whether it ended the session (it sent `exit`).
     """
     __tracebackhide__ = True
     exit_request = server.adapter.exit_request
     if exit_request is None:
-        return
+        return False
     client.send(exit_request)
-    data, _ = client.read_until_eof(EOF_TIMEOUT, stuck=close_watch(server, client))
-    # The session is over: `Client.end` would send `exit` again.
+    data, closed = client.read_until_eof(EOF_TIMEOUT, stuck=close_watch(server, client))
+    # The session is over, and ended as `Server.ended` ends one (`Client.end` would send
+    # `exit` again): closed at once after the server's close; else our EOF, and the close
+    # deferred, so a server that writes on is never killed by SIGPIPE here.
     client.ended_by_exit = True
-    client.close()
+    if closed:
+        client.close()
+    else:
+        with contextlib.suppress(OSError):
+            client.sock.shutdown(socket.SHUT_WR)
+        server.defer_close(client)
     got = received + data
     reply = server.adapter.expected_reply(exit_request)
     # Replies known in advance (`OK!!!`) carry no framing: count them by length.
@@ -140,6 +151,7 @@ def _expect_no_extra_reply(server: Server, client, received: bytes) -> None:
             did=client.transcript.tail(),
             cause=EXTRA_REPLY_CAUSE,
         )
+    return True
 
 
 @requirement("EINTR-1")
