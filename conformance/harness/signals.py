@@ -155,6 +155,7 @@ def injected_eintr(
             raise StraceUnavailable(f"strace could not attach (ptrace not allowed?): {why[0]}")
         yield tracer
     finally:
+        _asleep_for_detach(pid)
         _stop_tracer(tracer)
 
 
@@ -204,6 +205,48 @@ def blocks(pid: int, fd: int, path: str | None = None) -> bool | None:
     except (OSError, ValueError):
         return None
     return None
+
+
+#: How long strace's detach waits for the tracees to be asleep in a system call.
+DETACH_QUIET = 1.0
+
+
+def _asleep_for_detach(pid: int) -> None:
+    """Wait (at most DETACH_QUIET) until every thread of `pid`'s tree sleeps in a system call
+    (state S or D) at two looks 20 ms apart. A call strace fails with EINTR never sleeps: it
+    stops at its entry (state t) and returns at once. Detached there, between the entry,
+    whose call number strace replaced, and the exit, where it sets the error, the call
+    returns ENOSYS, which no server can be asked to survive: the fork reference's accept()
+    once did, under load, as its last session's child exited and SIGCHLD set it calling
+    accept() again and again. A server asleep has no such call in flight."""
+    proc = ServerProcess(pid)
+
+    def asleep() -> bool:
+        for member in proc.tree_pids():
+            try:
+                tids = os.listdir(f"/proc/{member}/task")
+            except OSError:
+                continue
+            for tid in tids:
+                try:
+                    with open(f"/proc/{member}/task/{tid}/stat", "rb") as f:
+                        stat = f.read()
+                except OSError:
+                    continue
+                if stat[stat.rfind(b")") + 2 : stat.rfind(b")") + 3] not in (b"S", b"D"):
+                    return False
+        return True
+
+    looks: list[float] = []
+
+    def twice() -> bool:
+        if not asleep():
+            looks.clear()
+            return False
+        looks.append(time.monotonic())
+        return looks[-1] - looks[0] >= 0.02
+
+    wait_until(twice, DETACH_QUIET)
 
 
 def _stop_tracer(tracer: subprocess.Popen[bytes]) -> None:
