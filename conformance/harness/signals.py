@@ -212,29 +212,29 @@ DETACH_QUIET = 1.0
 
 
 def _asleep_for_detach(pid: int) -> None:
-    """Wait (at most DETACH_QUIET) until every thread of `pid`'s tree sleeps in a system call
-    (state S or D) at two looks 20 ms apart. A call strace fails with EINTR never sleeps: it
-    stops at its entry (state t) and returns at once. Detached there, between the entry,
-    whose call number strace replaced, and the exit, where it sets the error, the call
-    returns ENOSYS, which no server can be asked to survive: the fork reference's accept()
-    once did, under load, as its last session's child exited and SIGCHLD set it calling
-    accept() again and again. A server asleep has no such call in flight."""
-    proc = ServerProcess(pid)
+    """Wait (at most DETACH_QUIET) until every thread of the server's main process `pid`
+    sleeps in a system call (state S or D) at two looks 20 ms apart. A call strace fails
+    with EINTR never sleeps: it stops at its entry (state t) and returns at once. Detached
+    there, between the entry, whose call number strace replaced, and the exit, where it sets
+    the error, the call returns ENOSYS, which no server can be asked to survive: the fork
+    reference's accept() once did, under load, as its last session's child exited and
+    SIGCHLD set it calling accept() again and again. A main process asleep has no such call
+    in flight. (Its children's sessions are over by then, and a child of an ended session
+    may spin for ever: waiting for it would cost the whole second.)"""
 
     def asleep() -> bool:
-        for member in proc.tree_pids():
+        try:
+            tids = os.listdir(f"/proc/{pid}/task")
+        except OSError:
+            return True
+        for tid in tids:
             try:
-                tids = os.listdir(f"/proc/{member}/task")
+                with open(f"/proc/{pid}/task/{tid}/stat", "rb") as f:
+                    stat = f.read()
             except OSError:
                 continue
-            for tid in tids:
-                try:
-                    with open(f"/proc/{member}/task/{tid}/stat", "rb") as f:
-                        stat = f.read()
-                except OSError:
-                    continue
-                if stat[stat.rfind(b")") + 2 : stat.rfind(b")") + 3] not in (b"S", b"D"):
-                    return False
+            if stat[stat.rfind(b")") + 2 : stat.rfind(b")") + 3] not in (b"S", b"D"):
+                return False
         return True
 
     looks: list[float] = []
