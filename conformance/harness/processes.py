@@ -221,16 +221,7 @@ class ServerProcess:
                 tids = os.listdir(f"/proc/{pid}/task")
             except OSError:
                 continue
-            for tid in tids:
-                try:
-                    with open(f"/proc/{pid}/task/{tid}/stat", "rb") as f:
-                        stat = f.read()
-                except OSError:
-                    continue
-                # The state follows the command name, which is in parentheses and may hold
-                # spaces or parentheses itself: look after the last ')'.
-                if stat[stat.rfind(b")") + 2 : stat.rfind(b")") + 3] == b"R":
-                    count += 1
+            count += sum(thread_state(pid, int(tid)) == "R" for tid in tids)
         return count
 
     def fd_count(self) -> int:
@@ -289,7 +280,7 @@ class ServerProcess:
             at,
             {tid: wait for (_, tid), (_, wait, _) in times.items()},
             {tid: run for (_, tid), (run, _, _) in times.items()},
-            frozenset(tid for pid, tid in times if _thread_state(pid, tid) == "R"),
+            frozenset(tid for pid, tid in times if thread_state(pid, tid) == "R"),
         )
 
     def starved_since(self, before: RunDelays) -> float:
@@ -395,13 +386,15 @@ class RunDelays:
 UNSEEN_LOOK = 0.02
 
 
-def _thread_state(pid: int, tid: int) -> str:
-    """The state letter of one thread (R, S, D, Z...), '' once it is gone."""
+def thread_state(pid: int, tid: int) -> str:
+    """The state letter of one thread (R, S, D, t, Z...), '' once it is gone."""
     try:
         with open(f"/proc/{pid}/task/{tid}/stat", "rb") as f:
             stat = f.read()
     except OSError:
         return ""
+    # The state follows the command name, which is in parentheses and may hold spaces or
+    # parentheses itself: look after the last ')'.
     return stat[stat.rfind(b")") + 2 : stat.rfind(b")") + 3].decode()
 
 

@@ -21,7 +21,7 @@ from collections.abc import Iterator
 
 from conformance.harness import syscalls
 from conformance.harness.polling import wait_until
-from conformance.harness.processes import ServerProcess
+from conformance.harness.processes import ServerProcess, thread_state
 from conformance.harness.timeouts import KILL_WAIT, LOOPBACK_TIMEOUT, STOP_GRACE
 
 STORM_SIGNALS = (signal.SIGCHLD, signal.SIGWINCH, signal.SIGURG)
@@ -227,15 +227,7 @@ def _asleep_for_detach(pid: int) -> None:
             tids = os.listdir(f"/proc/{pid}/task")
         except OSError:
             return True
-        for tid in tids:
-            try:
-                with open(f"/proc/{pid}/task/{tid}/stat", "rb") as f:
-                    stat = f.read()
-            except OSError:
-                continue
-            if stat[stat.rfind(b")") + 2 : stat.rfind(b")") + 3] not in (b"S", b"D"):
-                return False
-        return True
+        return all(thread_state(pid, int(tid)) in ("S", "D", "") for tid in tids)
 
     looks: list[float] = []
 

@@ -75,17 +75,6 @@ def test_starved_since_tells_waiting_for_a_cpu_from_sleeping() -> None:
             p.wait(5)
 
 
-class _Clock:
-    def __init__(self) -> None:
-        self.now = 100.0
-
-    def monotonic(self) -> float:
-        return self.now
-
-    def sleep(self, seconds: float) -> None:
-        self.now += seconds
-
-
 @pytest.mark.parametrize(
     ("state", "runs", "starved"),
     [("R", False, True), ("S", False, False), ("R", True, False)],
@@ -101,11 +90,12 @@ def test_a_wait_the_kernel_has_not_recorded_yet_counts(
     import os
 
     from conformance.harness import processes
+    from tests.harness.test_busy import FakeClock
 
-    clock = _Clock()
+    clock = FakeClock()
     monkeypatch.setattr(processes, "time", clock)
     monkeypatch.setattr(processes, "_HAS_SCHEDSTAT", True)
-    monkeypatch.setattr(processes, "_thread_state", lambda pid, tid: state)
+    monkeypatch.setattr(processes, "thread_state", lambda pid, tid: state)
     proc = processes.ServerProcess(os.getpid())
     ran = {"ns": 5_000_000}
 
