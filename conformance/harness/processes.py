@@ -280,7 +280,7 @@ class ServerProcess:
             at,
             {tid: wait for (_, tid), (_, wait, _) in times.items()},
             {tid: run for (_, tid), (run, _, _) in times.items()},
-            frozenset(tid for pid, tid in times if thread_state(pid, tid) == "R"),
+            {tid: pid for pid, tid in times},
         )
 
     def starved_since(self, before: RunDelays) -> float:
@@ -303,14 +303,18 @@ class ServerProcess:
         def unrecorded(tid: int) -> float:
             return window - (now.ran.get(tid, 0) - before.ran.get(tid, 0)) / 1e9
 
-        suspects = [tid for tid in now.runnable if unrecorded(tid) > longest]
+        suspects = [
+            tid
+            for tid, pid in now.pids.items()
+            if unrecorded(tid) > longest and thread_state(pid, tid) == "R"
+        ]
         if not suspects:
             return longest
         time.sleep(UNSEEN_LOOK)
         later = self.run_delays()
         for tid in suspects:
             waiting = (
-                tid in later.runnable
+                thread_state(now.pids[tid], tid) == "R"
                 and later.waited.get(tid) == now.waited.get(tid)
                 and later.ran.get(tid) == now.ran.get(tid)
             )
@@ -374,12 +378,12 @@ def process_cpu(pid: int) -> float | None:
 @dataclass(frozen=True)
 class RunDelays:
     """The server tree's threads at one moment (`ServerProcess.run_delays`), by thread id:
-    nanoseconds waited on the run queue and run, and which are runnable (state R)."""
+    nanoseconds waited on the run queue and run, and the process of each."""
 
     at: float
     waited: dict[int, int] = field(default_factory=dict)
     ran: dict[int, int] = field(default_factory=dict)
-    runnable: frozenset[int] = frozenset()
+    pids: dict[int, int] = field(default_factory=dict)
 
 
 #: starved_since: how long a runnable thread that seems never to get a CPU is watched.
