@@ -216,11 +216,11 @@ def _asleep_for_detach(pid: int) -> None:
     sleeps in a system call (state S or D) at two looks 20 ms apart. A call strace fails
     with EINTR never sleeps: it stops at its entry (state t) and returns at once. Detached
     there, between the entry, whose call number strace replaced, and the exit, where it sets
-    the error, the call returns ENOSYS, which no server can be asked to survive: the fork
-    reference's accept() once did, under load, as its last session's child exited and
-    SIGCHLD set it calling accept() again and again. A main process asleep has no such call
-    in flight. (Its children's sessions are over by then, and a child of an ended session
-    may spin for ever: waiting for it would cost the whole second.)"""
+    the error, the call returns ENOSYS, which no server can be asked to survive. A fork
+    server is most exposed when a child exits at the end of the check: SIGCHLD sets its
+    accept() going round, each second call failed by strace. A main process asleep has no
+    such call in flight. (Its children's sessions are over by then, and a child of an ended
+    session may spin for ever: waiting for it would cost the whole second.)"""
 
     def asleep() -> bool:
         try:
