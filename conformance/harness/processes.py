@@ -17,7 +17,13 @@ from typing import Any
 
 import psutil
 
-from conformance.harness.sockdiag import holds_any, listening_inodes, socket_fds, tcp_sockets
+from conformance.harness.sockdiag import (
+    holds_any,
+    listening_inodes,
+    socket_fds,
+    tcp_sockets,
+    unaccepted,
+)
 
 #: The environment variable the launcher marks every process it starts with (its value is
 #: one launch's token); defined here, below the launcher, so the process views can read it.
@@ -614,6 +620,16 @@ def holders_of_connection(
             ):
                 found.append(info)
     return found
+
+
+def awaits_accept(client_addr: tuple[str, int], server_port: int) -> bool:
+    """Whether the connection from `client_addr` waits in the server's accept queue: no
+    process holds it yet, and one will once the server takes it. False where the kernel
+    cannot be asked (sock_diag)."""
+    return any(
+        s.remote[1] == client_addr[1] and _same_host(s.remote[0], client_addr[0])
+        for s in unaccepted(server_port) or []
+    )
 
 
 def listeners_of(pid: int, port: int) -> list[SocketInfo]:

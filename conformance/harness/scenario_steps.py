@@ -21,6 +21,7 @@ from conformance.harness.processes import (
     RunDelays,
     ServerProcess,
     SocketInfo,
+    awaits_accept,
     holders_of_connection,
 )
 from conformance.harness.server import (
@@ -33,7 +34,13 @@ from conformance.harness.server import (
 )
 from conformance.harness.signals import STORM_SIGNALS
 from conformance.harness.timeouts import REPLY_TIMEOUT, SETTLE_TIMEOUT
-from conformance.harness.waiting import StuckWatch, at_rest, cannot_close
+from conformance.harness.waiting import (
+    StuckWatch,
+    at_rest,
+    cannot_close,
+    takes_clients,
+    where_it_waits,
+)
 
 BURST_SIGNALS = 30
 #: Descriptors a server may open lazily on first use (an epoll fd, a log file).
@@ -259,8 +266,24 @@ def descriptors_bounded(
         )
     )
 
+    # A connection the server has yet to accept() is held by no process, but will be once
+    # it is taken (a busy machine may keep the server from it for a while): it is not
+    # released until then, unless the server takes no client now (a serial server in
+    # another session), and then there is nothing of it to judge.
+    elsewhere = StuckWatch(
+        lambda: (
+            None
+            if takes_clients(proc.tree_pids(recent=True), server.port)
+            else "takes no client now"
+        )
+    )
+
+    def queued() -> bool:
+        waiting = any(awaits_accept(addr, server.port) for addr in ended)
+        return waiting and not (elsewhere.evidence or elsewhere())
+
     def released() -> bool:
-        return not kept() and proc.fd_count() <= bound
+        return not kept() and proc.fd_count() <= bound and not queued()
 
     delays = proc.run_delays()
     wait_until(lambda: released() or stuck(), SETTLE_TIMEOUT)
@@ -286,13 +309,15 @@ def descriptors_bounded(
         )
     else:
         actual = f"{count} open descriptors"
+    clients = {c.local_address[1]: c.name for c in server.clients}
+    waits = where_it_waits(sorted({h.pid for h in held}), server.port, clients)
     fail(
         f"within {SETTLE_TIMEOUT:.1f} s of any step, no descriptor for an ended session and at "
         f"most {bound} open descriptors ({baseline} at start + {open_sessions} open "
         f"session(s) + {DESCRIPTOR_SLACK})",
         actual,
         did=server.transcript.tail(),
-        evidence=[stuck.evidence] if stuck.evidence else [],
+        evidence=[stuck.evidence] if stuck.evidence else [f"Holder:   {w.line}" for w in waits],
         cause=cause,
     )
 

@@ -77,9 +77,23 @@ def listen_backlog(port: int) -> int | None:
     return min(s.wqueue for s in found) if found else None
 
 
-def tcp_sockets(port: int, states: int = CONNECTED) -> list[DiagSocket] | None:
+#: The states of a connection the kernel completed and accept() has not taken yet.
+UNACCEPTED = (1 << 1) | (1 << 8)  # ESTABLISHED, CLOSE_WAIT (the client already closed)
+
+
+def unaccepted(port: int) -> list[DiagSocket] | None:
+    """The connections to `port` that wait in a listener's accept queue; None if we cannot
+    ask. A socket gets its inode when accept() takes it, and keeps it until its last
+    descriptor is closed: one without, ESTABLISHED or CLOSE_WAIT, was never taken (one
+    closed since is in FIN_WAIT, LAST_ACK or CLOSING, or gone)."""
+    found = tcp_sockets(port, UNACCEPTED, held=False)
+    return None if found is None else [s for s in found if not s.inode]
+
+
+def tcp_sockets(port: int, states: int = CONNECTED, held: bool = True) -> list[DiagSocket] | None:
     """The TCP sockets (IPv4 and IPv6) whose local port is `port`, in one of `states` (a
-    bit mask of TCP states), that a process may hold (inode not 0); None if we cannot ask."""
+    bit mask of TCP states), that a process may hold (inode not 0; `held` False: also those
+    no process holds); None if we cannot ask."""
     found: list[DiagSocket] = []
     try:
         with socket.socket(socket.AF_NETLINK, socket.SOCK_DGRAM, NETLINK_SOCK_DIAG) as nl:
@@ -91,14 +105,14 @@ def tcp_sockets(port: int, states: int = CONNECTED) -> list[DiagSocket] | None:
                     _HEADER.pack(_HEADER.size + len(body), SOCK_DIAG_BY_FAMILY, flags, seq, 0)
                     + body
                 )
-                if not _collect(nl, port, found):
+                if not _collect(nl, port, found, held):
                     return None
     except (OSError, AttributeError):  # no AF_NETLINK here, or sock_diag not permitted
         return None
     return found
 
 
-def _collect(nl: socket.socket, port: int, found: list[DiagSocket]) -> bool:
+def _collect(nl: socket.socket, port: int, found: list[DiagSocket], held: bool) -> bool:
     """Read one dump's replies into `found`; False if the kernel answered with an error."""
     while True:
         data = nl.recv(1 << 16)
@@ -114,7 +128,7 @@ def _collect(nl: socket.socket, port: int, found: list[DiagSocket]) -> bool:
                     data, offset + _HEADER.size
                 )
                 rqueue, wqueue, inode = rest[3], rest[4], rest[-1]
-                if int.from_bytes(sport, "big") == port and inode:
+                if int.from_bytes(sport, "big") == port and (inode or not held):
                     size = 4 if family == socket.AF_INET else 16
                     found.append(
                         DiagSocket(

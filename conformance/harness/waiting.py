@@ -340,6 +340,20 @@ def cannot_close(pids: list[int], held: Iterable[tuple[int, int]], server_port: 
     )
 
 
+def takes_clients(pids: list[int], server_port: int) -> bool:
+    """Whether a thread of `pids` may take a new client before a client does something:
+    unless every one reads one of the server's client connections (a serial server in
+    another session) or waits aside (for a free slot of its pool, for a child) with no
+    timeout, one may (one in accept(), in a multiplexer, running, asleep for a time), or
+    /proc cannot say."""
+    if not syscalls.known_machine():
+        return True
+    return not all(
+        wait is not None and (wait.reads is not None or wait.aside)
+        for _, _, wait in _each_wait(pids, server_port, {})
+    )
+
+
 def _zombie_of(pid: int, parents: set[int]) -> bool:
     """A zombie whose parent is one of `parents`: its SIGCHLD is theirs to handle. A double
     fork's grandchild is the kit's (a subreaper) once orphaned, and wakes no server."""
