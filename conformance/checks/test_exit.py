@@ -10,7 +10,7 @@ import pytest
 
 from conformance.harness import Server, busy, fail, show, wait_until
 from conformance.harness.launcher import LaunchError, restart_on_port
-from conformance.harness.lingering import SpinWatch
+from conformance.harness.lingering import SPUN_CPU, SpinWatch
 from conformance.harness.model import (
     GROWTH_ROUND,
     GROWTH_SESSIONS,
@@ -260,13 +260,28 @@ def test_ended_sessions_free_their_process_or_thread(server: Server) -> None:
     # and more sessions tell the rest.
     watch = SpinWatch()
 
-    def spin() -> bool:
+    def spinners() -> set[int]:
         extra = set(proc.live_descendants()) - base_children
-        return bool(extra & server.spinners) or watch.all_spinning(extra)
+        known = extra & server.spinners
+        return known or (extra if watch.all_spinning(extra) else set())
 
-    wait_until(lambda: settled() or spin(), SETTLE_TIMEOUT)
+    _, spun = wait_until(lambda: settled() or spinners(), SETTLE_TIMEOUT)
     ok = settled()
     extra = sorted(set(proc.live_descendants()) - base_children)
+    if not ok and isinstance(spun, set) and spun:
+        # Children that run on after their sessions are no pool's idle workers: no more
+        # sessions are needed to tell (each would add a spinner to the machine).
+        shown = sorted(spun)[:SPINNERS_SHOWN]
+        fail(
+            f"within {SETTLE_TIMEOUT:.1f} s of the sessions' end, their children gone, or "
+            "kept idle by a pool",
+            f"{len(extra)} extra child process(es) still running {extra}; {len(spun)} of them "
+            f"spin: each used {SPUN_CPU} s of CPU or more after its session ended",
+            did=server.transcript.tail(),
+            cause="the process serving a session must end with it: in a fork server the "
+            "child calls _exit(0) after closing the connection, instead of looping on",
+            threads=[ThreadRef(p, p, f"pid {p}: a child left after its session") for p in shown],
+        )
     if not ok and extra:
         # Children stayed: workers of a pool the server was still starting when the count
         # began (a prefork server listens before its last worker is forked), or children

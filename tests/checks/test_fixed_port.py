@@ -26,6 +26,7 @@ import pytest
 from conformance.harness.ports import free_port
 from tests.conftest import kit
 from tests.servers.fixed import FIXED, MULTI_DEFECT, FixedServer, build, find
+from tests.servers.zoo import FAST_PROFILE
 
 #: Hypothesis errors that mean the kit's examples misbehaved, not the server: a flaky example
 #: (the same input passed once and failed once) or a strategy that could not generate.
@@ -40,14 +41,14 @@ KIT_TIMEOUT = 900.0
 
 
 def _case(server: FixedServer, profile: str) -> object:
-    """One run. In the README's test command: the first run (the default-profile one when
-    the server has one, else the quick one) of each server that only a fixed port has (the
-    correct designs, the missing SO_REUSEADDR, the defects that interact); the single
-    defects of the others are the zoo's with {port} (test_matrix's fast tier), so their
-    fixed-port runs, and every second run, come with --full-matrix (tests/conftest.py)."""
-    first = "default" if server.in_default_profile else "quick"
+    """One run. In the README's test command: the quick run, as the zoo's fast tier
+    (zoo.FAST_PROFILE), of each server that only a fixed port has (the correct designs, the
+    missing SO_REUSEADDR, the defects that interact); the single defects of the others are
+    the zoo's with {port} (test_matrix's fast tier), so their fixed-port runs, and the
+    default-profile runs (more examples, so more instances started on the port one after
+    another), come with --full-matrix (tests/conftest.py)."""
     fast = server.defect is None or server.name in MULTI_DEFECT or not server.expected_failures
-    marks = () if profile == first and fast else pytest.mark.full_matrix
+    marks = () if profile == FAST_PROFILE and fast else pytest.mark.full_matrix
     return pytest.param(server, profile, id=f"{server.id}-{profile}", marks=marks)
 
 

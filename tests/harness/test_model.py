@@ -229,11 +229,43 @@ def test_prefork_workers_started_during_the_sessions_are_not_left_behind(
         assert len(server.process.live_descendants()) == 4  # the pool grew, and passed
 
 
-def test_children_that_never_exit_fail_exit_4_with_their_growth(
+#: Fork per connection; each child, its session over, sleeps for good instead of exiting.
+SLEEPY_CHILDREN = """
+import os, signal, socket, sys, time
+signal.signal(signal.SIGCHLD, signal.SIG_IGN)
+s = socket.create_server(("127.0.0.1", int(sys.argv[1])))
+while True:
+    c = s.accept()[0]
+    if os.fork() == 0:
+        s.close()
+        while m := c.recv(1024):
+            c.sendall(b"OK!!!")
+            if m == b"exit":
+                break
+        c.close()
+        time.sleep(600)
+        os._exit(0)
+    c.close()
+"""
+
+
+def test_children_that_never_exit_fail_exit_4_with_their_growth(tmp_path: Path) -> None:
+    """The other way: a fork server whose children stay after their sessions, asleep, adds
+    one per session however many sessions run, and EXIT-4 says so with the counts."""
+    from conformance.checks.test_exit import test_ended_sessions_free_their_process_or_thread
+
+    with script_server(tmp_path, SLEEPY_CHILDREN) as server, pytest.raises(Violation) as failure:
+        test_ended_sessions_free_their_process_or_thread(server)
+    actual = failure.value.actual
+    assert "extra child process(es) still running" in actual
+    assert "live child processes after 0/6/12/18 sessions: " in actual
+
+
+def test_children_that_spin_fail_exit_4_without_more_sessions(
     request: pytest.FixtureRequest,
 ) -> None:
-    """The other way: a fork server whose children stay after their sessions adds one per
-    session however many sessions run, and EXIT-4 says so with the counts."""
+    """Children that spin after their sessions are no pool's: EXIT-4 fails on the six
+    sessions it ran, naming them, without running more (each would spin on a core)."""
     from conformance.checks.test_exit import test_ended_sessions_free_their_process_or_thread
 
     server = find("c-busy_child-ok")
@@ -241,9 +273,12 @@ def test_children_that_never_exit_fail_exit_4_with_their_growth(
         handle.model = "fork"
         with pytest.raises(Violation) as failure:
             test_ended_sessions_free_their_process_or_thread(handle)
+        assert handle.process is not None
+        left = len(handle.process.live_descendants())
     actual = failure.value.actual
-    assert "extra child process(es) still running" in actual
-    assert "live child processes after 0/6/12/18 sessions: " in actual
+    assert "6 extra child process(es) still running" in actual, actual
+    assert "spin: each used 0.2 s of CPU or more after its session ended" in actual, actual
+    assert left == 7  # the warm-up session's child and the six sessions': no more ran
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -125,8 +125,10 @@ def test_adapter_passes_a_correct_server(
 def test_adapter_catches_a_planted_defect(
     tmp_path: Path, protocol: str, model: str, defect: str, breaks: str
 ) -> None:
-    doc = run(tmp_path, protocol, model, defect)
-    assert breaks in failed(doc), doc["stdout"]
+    """The requirement the defect breaks, alone: the correct server's whole run above shows
+    every other check speaks the protocol through the adapter."""
+    doc = run(tmp_path, protocol, model, defect, "--requirement", breaks)
+    assert failed(doc) == {breaks}, doc["stdout"]
     assert doc["exit"] == 1
 
 
