@@ -408,6 +408,16 @@ def thread_state(pid: int, tid: int) -> str:
     return stat[stat.rfind(b")") + 2 : stat.rfind(b")") + 3].decode()
 
 
+def at_work(pid: int) -> bool:
+    """Whether a thread of process `pid` runs or waits for a CPU (R), or sleeps in the
+    kernel without waiting for anything outside it (D: a page fault, a disk read)."""
+    try:
+        tids = os.listdir(f"/proc/{pid}/task")
+    except OSError:
+        return False
+    return any(thread_state(pid, int(tid)) in ("R", "D") for tid in tids)
+
+
 #: cpu_share's early look: a tree using less than IDLE_SHARE of a core for IDLE_LOOK s is idle.
 IDLE_LOOK = 0.1
 IDLE_SHARE = 0.02
