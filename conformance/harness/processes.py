@@ -408,6 +408,21 @@ def thread_state(pid: int, tid: int) -> str:
     return stat[stat.rfind(b")") + 2 : stat.rfind(b")") + 3].decode()
 
 
+def longest_run_queue_wait(pids: list[int]) -> float:
+    """The longest any one thread of `pids` has waited, runnable, for a CPU since it was
+    born (schedstat's second field), in seconds; 0 without schedstat."""
+    longest = 0
+    for pid in pids:
+        with contextlib.suppress(OSError):
+            for tid in os.listdir(f"/proc/{pid}/task"):
+                with (
+                    contextlib.suppress(OSError, ValueError, IndexError),
+                    open(f"/proc/{pid}/task/{tid}/schedstat") as f,
+                ):
+                    longest = max(longest, int(f.read().split()[1]))
+    return longest / 1e9
+
+
 def at_work(pid: int) -> bool:
     """Whether a thread of process `pid` runs or waits for a CPU (R), or sleeps in the
     kernel without waiting for anything outside it (D: a page fault, a disk read)."""

@@ -170,3 +170,41 @@ def test_adopted_processes_that_die_after_the_stop_are_reaped(
         return not any(psutil.pid_exists(pid) for pid in workers)
 
     assert wait_until(reaped, 5)[0], [psutil.Process(p).status() for p in workers]
+
+
+#: Listens after LATE s (`{port}` is argv[1]), then waits.
+LATE_LISTENER = (
+    "import socket,sys,time;time.sleep(LATE);"
+    "s=socket.create_server(('127.0.0.1',int(sys.argv[1])));time.sleep(60)"
+)
+
+
+@pytest.mark.parametrize(("late", "starved", "ready"), [(1.5, 3.0, True), (1.5, 0.0, False)])
+def test_a_launch_gets_back_the_time_the_machine_kept_it_from_a_cpu(
+    monkeypatch: pytest.MonkeyPatch, late: float, starved: float, ready: bool
+) -> None:
+    """The ready timeout counts the server's time: one that waited on the run queue (here
+    said to, by the stand-in) gets that time again, and one that did not gets none."""
+    from conformance.harness import launcher
+
+    monkeypatch.setattr(launcher, "longest_run_queue_wait", lambda pids: starved)
+    code = LATE_LISTENER.replace("LATE", str(late))
+    command = f"{sys.executable} -S -c {shlex.quote(code)} {{port}}"
+    if ready:
+        launch(command, ready_timeout=1.0).stop()
+        return
+    with pytest.raises(LaunchError, match=r"within 1 s\.") as info:
+        launch(command, ready_timeout=1.0)
+    assert info.value.kind == "never-listened"
+
+
+def test_a_launch_starved_for_ever_still_fails_in_bounded_time(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from conformance.harness import launcher
+
+    monkeypatch.setattr(launcher, "longest_run_queue_wait", lambda pids: 100.0)
+    code = LATE_LISTENER.replace("LATE", "60")
+    command = f"{sys.executable} -S -c {shlex.quote(code)} {{port}}"
+    with pytest.raises(LaunchError, match=r"within 1 s \(and 1\.0 s more: the machine kept"):
+        launch(command, ready_timeout=1.0)
