@@ -231,6 +231,23 @@ def test_client_reset_leaves_server_running(server: Server, repeats) -> None:
     expect_alive(server, "after clients reset their connections", RESET_CAUSE)
 
 
+def _children_left(server: Server, kept: str, actual: str, pids: list[int], how: str = "") -> None:
+    """EXIT-4's failure for children that stay after their sessions (`kept`: how a pool
+    would keep them instead), showing where the first few are."""
+    __tracebackhide__ = True
+    fail(
+        f"within {SETTLE_TIMEOUT:.1f} s of the sessions' end, their children gone, or {kept}",
+        actual,
+        did=server.transcript.tail(),
+        cause="the process serving a session must end with it: in a fork server the child "
+        f"calls _exit(0) after closing the connection{how}",
+        threads=[
+            ThreadRef(p, p, f"pid {p}: a child left after its session")
+            for p in pids[:SPINNERS_SHOWN]
+        ],
+    )
+
+
 @requirement("EXIT-4")
 def test_ended_sessions_free_their_process_or_thread(server: Server) -> None:
     """After sessions end (by `exit` and by EOF), their children/threads go, CPU goes idle.
@@ -286,16 +303,13 @@ def test_ended_sessions_free_their_process_or_thread(server: Server) -> None:
     if spun:
         # Children that run on after their sessions are no pool's idle workers: no more
         # sessions are needed to tell (each would add a spinner to the machine).
-        shown = sorted(spun)[:SPINNERS_SHOWN]
-        fail(
-            f"within {SETTLE_TIMEOUT:.1f} s of the sessions' end, their children gone, or "
+        _children_left(
+            server,
             "kept idle by a pool",
             f"{len(extra)} extra child process(es) still running {extra}; {len(spun)} of them "
             f"spin: each used {SPUN_CPU} s of CPU or more after its session ended",
-            did=server.transcript.tail(),
-            cause="the process serving a session must end with it: in a fork server the "
-            "child calls _exit(0) after closing the connection, instead of looping on",
-            threads=[ThreadRef(p, p, f"pid {p}: a child left after its session") for p in shown],
+            sorted(spun),
+            ", instead of looping on",
         )
     if not ok and extra:
         # Children stayed: workers of a pool the server was still starting when the count
@@ -311,17 +325,13 @@ def test_ended_sessions_free_their_process_or_thread(server: Server) -> None:
         )
         expect_alive(server, "after sessions one after another")
         if not growth.stopped:
-            left = [pid for pid in extra if is_running(pid)][:SPINNERS_SHOWN]
-            fail(
-                f"within {SETTLE_TIMEOUT:.1f} s of the sessions' end, their children gone, or "
+            _children_left(
+                server,
                 f"kept by a pool that stops growing (at most {ROUND_SLACK} more over "
                 f"{CHILD_GROWTH_ROUND} sessions)",
                 f"{len(extra)} extra child process(es) still running {extra}; more sessions "
                 f"one after another added more: {growth.describe()}",
-                did=server.transcript.tail(),
-                cause="the process serving a session must end with it: in a fork server the "
-                "child calls _exit(0) after closing the connection",
-                threads=[ThreadRef(p, p, f"pid {p}: a child left after its session") for p in left],
+                [pid for pid in extra if is_running(pid)],
             )
         ok, _ = wait_until(lambda: proc.thread_count() <= base_threads, SETTLE_TIMEOUT)
     if not ok:
