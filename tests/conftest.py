@@ -108,7 +108,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         FULL_MATRIX,
         action="store_true",
         help="also run the tests marked full_matrix: every zoo server at every profile, the "
-        "references at thorough, the real servers (the README says what each command proves)",
+        "references at thorough, the real servers, the fork bombs graded for real (the README "
+        "says what each command proves)",
     )
 
 

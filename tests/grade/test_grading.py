@@ -331,6 +331,7 @@ def test_parallel_grading_gives_the_same_scores_and_resumes(tmp_path: Path) -> N
 @needs_cc
 @needs_root
 @pytest.mark.slow
+@pytest.mark.full_matrix  # its 512 processes take the CPU from every test beside it
 def test_fork_bomb_and_log_flood_are_contained(tmp_path: Path) -> None:
     config = (CLASS / "grading.toml").read_text().replace("file_size_mb = 8", "file_size_mb = 1")
     subs = _class(tmp_path, ["grace", "heidi"], config)

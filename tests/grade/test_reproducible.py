@@ -240,6 +240,7 @@ def test_whole_points_are_written_as_integers() -> None:
 @needs_cc
 @needs_root
 @pytest.mark.slow
+@pytest.mark.full_matrix  # its 512 processes take the CPU from every test beside it
 def test_the_fork_bomb_scores_zero_with_a_reason_in_every_test(tmp_path: Path) -> None:
     """Without the policy grace passes CONC-3 (64 connects succeed before the bomb matters)
     whenever the watchdog is too slow to stop her: one point on a quiet machine, none on a
