@@ -13,12 +13,14 @@ results.json, Autolab's last line); `grade` (conformance/grade/) does that for a
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import signal
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -141,7 +143,8 @@ def run(ns: argparse.Namespace) -> int:
         ns.json_report = str(Path(scratch.name) / "report.json")
     observer = _Observer()
     started = time.monotonic()
-    code = int(pytest.main(pytest_args(ns), plugins=[observer]))
+    with _private_basetemp(ns.pytest_args) as basetemp:
+        code = int(pytest.main(pytest_args(ns) + basetemp, plugins=[observer]))
     if observer.interrupted:
         return INTERRUPTED_EXIT
     if graded:
@@ -153,6 +156,23 @@ def run(ns: argparse.Namespace) -> int:
     if code in (pytest.ExitCode.USAGE_ERROR, pytest.ExitCode.NO_TESTS_COLLECTED):
         return USAGE_EXIT
     return code
+
+
+@contextlib.contextmanager
+def _private_basetemp(extra: list[str]) -> Iterator[list[str]]:
+    """`--basetemp` in a directory of this run's own, removed after it (unless the pytest
+    arguments name one).
+
+    Without it, pytest numbers a directory under /tmp/pytest-of-USER for every session and,
+    at its end, deletes all but the newest three there: every run of the kit deleted the
+    user's own pytest sessions' directories (and, in the kit's own tests, some 200 runs
+    deleted each other's and the suite's old ones, a quarter of a short run's CPU).
+    """
+    if any(arg == "--basetemp" or arg.startswith("--basetemp=") for arg in extra):
+        yield []
+        return
+    with tempfile.TemporaryDirectory(prefix="conformance-run-") as parent:
+        yield ["--basetemp", str(Path(parent) / "tmp")]
 
 
 def _write_grades(ns: argparse.Namespace, code: int, elapsed: float) -> None:

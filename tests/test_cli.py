@@ -115,6 +115,31 @@ def test_bad_exclusions_file(tmp_path: Path) -> None:
 
 
 # -- runs that work --------------------------------------------------------------------------------
+def test_a_run_leaves_the_users_pytest_directories_alone(tmp_path: Path) -> None:
+    """pytest keeps the newest three sessions' directories under $TMPDIR/pytest-of-USER and
+    deletes the rest when a session ends; the kit's run, a pytest session of its own, must
+    touch none of the user's (it works in a directory of its own, removed after it)."""
+    temp = tmp_path / "tmp"
+    mine = [temp / "pytest-of-someone" / f"pytest-{n}" for n in range(1, 6)]
+    for directory in mine:
+        directory.mkdir(parents=True)
+        (directory / "kept.txt").write_text("a user's session\n")
+    result = kit(
+        "run",
+        "--server",
+        "fork",
+        "--profile",
+        "quick",
+        "--requirement",
+        "EINTR-3",  # the check that writes in its tmp_path
+        env={"TMPDIR": str(temp), "USER": "someone", "LOGNAME": "someone"},
+    )
+    assert result.returncode in (0, 1), result.stdout + result.stderr
+    assert all((d / "kept.txt").exists() for d in mine)
+    assert sorted(p.name for p in temp.iterdir()) == ["pytest-of-someone"]
+    assert sorted(p.name for p in (temp / "pytest-of-someone").iterdir()) == [d.name for d in mine]
+
+
 def test_passing_run_writes_a_valid_report(tmp_path: Path) -> None:
     out = tmp_path / "r.json"
     excl = tmp_path / "excl.txt"
