@@ -29,6 +29,7 @@ from pathlib import Path
 import psutil
 import pytest
 
+from conformance.harness.polling import wait_until
 from tests.conftest import ROOT, kit
 
 CLASS = ROOT / "examples" / "class"
@@ -142,13 +143,24 @@ def test_leftovers_outlive_the_submission_but_not_a_kill_of_the_launched_pid(wor
         start_new_session=True,
     ) as proc:
         assert proc.wait(RUN_TIMEOUT) == 0
-        group = [p for p in psutil.process_iter(["cmdline"]) if _in_group(p, proc.pid)]
-        names = sorted(" ".join(filter(None, p.info["cmdline"])) for p in group)
-        assert names == ["conformance-sandbox-init", "sleep 60"], "both still running"
+
+        def group() -> list[psutil.Process]:
+            return [p for p in psutil.process_iter(["cmdline"]) if _in_group(p, proc.pid)]
+
+        def names() -> list[str]:
+            return sorted(" ".join(filter(None, p.info["cmdline"])) for p in group())
+
+        # The shell's child may not have exec'd sleep yet when the shell exits: look until it
+        # has (it then shows as `sleep 60`), not once.
+        both, _ = wait_until(
+            lambda: names() == ["conformance-sandbox-init", "sleep 60"], RUN_TIMEOUT
+        )
+        assert both, f"both still running, not {names()}"
+        members = group()
         os.killpg(proc.pid, signal.SIGKILL)  # the init is in the group: the namespace ends
         # The init outlived the launched pid, so this process (a subreaper) adopted it: the
         # wait reaps it.
-        _, alive = psutil.wait_procs(group, timeout=RUN_TIMEOUT)
+        _, alive = psutil.wait_procs(members, timeout=RUN_TIMEOUT)
         assert not alive
 
 
