@@ -124,16 +124,9 @@ def test_a_run_leaves_the_users_pytest_directories_alone(tmp_path: Path) -> None
     for directory in mine:
         directory.mkdir(parents=True)
         (directory / "kept.txt").write_text("a user's session\n")
-    result = kit(
-        "run",
-        "--server",
-        "fork",
-        "--profile",
-        "quick",
-        "--requirement",
-        "EINTR-3",  # the check that writes in its tmp_path
-        env={"TMPDIR": str(temp), "USER": "someone", "LOGNAME": "someone"},
-    )
+    user = {"TMPDIR": str(temp), "USER": "someone", "LOGNAME": "someone"}
+    # EINTR-3 is the check that writes in its tmp_path.
+    result = kit("run", "--server=fork", "--profile=quick", "--requirement=EINTR-3", env=user)
     assert result.returncode in (0, 1), result.stdout + result.stderr
     assert all((d / "kept.txt").exists() for d in mine)
     assert sorted(p.name for p in temp.iterdir()) == ["pytest-of-someone"]
