@@ -252,17 +252,7 @@ class ServerProcess:
         """Every thread of the server tree, by (pid, tid): (ns on a CPU, ns waiting on the run
         queue for one, time slices run), the three fields of /proc/PID/task/TID/schedstat.
         Empty without schedstat."""
-        times: dict[tuple[int, int], tuple[int, int, int]] = {}
-        for pid in self.tree_pids(recent=True):
-            with contextlib.suppress(OSError):
-                for tid in os.listdir(f"/proc/{pid}/task"):
-                    with (
-                        contextlib.suppress(OSError, ValueError, IndexError),
-                        open(f"/proc/{pid}/task/{tid}/schedstat") as f,
-                    ):
-                        fields = f.read().split()
-                        times[(pid, int(tid))] = (int(fields[0]), int(fields[1]), int(fields[2]))
-        return times
+        return schedstats(self.tree_pids(recent=True))
 
     def cpu_ns(self) -> int | None:
         """Nanoseconds on a CPU of every thread of the server and its live descendants.
@@ -408,10 +398,11 @@ def thread_state(pid: int, tid: int) -> str:
     return stat[stat.rfind(b")") + 2 : stat.rfind(b")") + 3].decode()
 
 
-def longest_run_queue_wait(pids: list[int]) -> float:
-    """The longest any one thread of `pids` has waited, runnable, for a CPU since it was
-    born (schedstat's second field), in seconds; 0 without schedstat."""
-    longest = 0
+def schedstats(pids: list[int]) -> dict[tuple[int, int], tuple[int, int, int]]:
+    """Every thread of `pids`, by (pid, tid): the three fields of its
+    /proc/PID/task/TID/schedstat (ns on a CPU, ns waiting on the run queue, time slices).
+    Empty without schedstat."""
+    times: dict[tuple[int, int], tuple[int, int, int]] = {}
     for pid in pids:
         with contextlib.suppress(OSError):
             for tid in os.listdir(f"/proc/{pid}/task"):
@@ -419,8 +410,15 @@ def longest_run_queue_wait(pids: list[int]) -> float:
                     contextlib.suppress(OSError, ValueError, IndexError),
                     open(f"/proc/{pid}/task/{tid}/schedstat") as f,
                 ):
-                    longest = max(longest, int(f.read().split()[1]))
-    return longest / 1e9
+                    fields = f.read().split()
+                    times[(pid, int(tid))] = (int(fields[0]), int(fields[1]), int(fields[2]))
+    return times
+
+
+def longest_run_queue_wait(pids: list[int]) -> float:
+    """The longest any one thread of `pids` has waited, runnable, for a CPU since it was
+    born (schedstat's second field), in seconds; 0 without schedstat."""
+    return max((wait for _, wait, _ in schedstats(pids).values()), default=0) / 1e9
 
 
 def at_work(pid: int) -> bool:
